@@ -1,0 +1,34 @@
+"""The real faster-whisper model (tiny.en, int8, from its package) on real recorded speech."""
+
+import pytest
+
+from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
+from voice.wer import corpus_wer
+
+pytestmark = pytest.mark.models
+
+
+def test_wer_on_real_speech_at_16khz(asr_model, real_recordings):
+    pairs = []
+    for path, reference in real_recordings.values():
+        transcript = asr_model.transcribe(read_audio(path, ASR_RATE), ASR_RATE)
+        assert 0.0 < transcript.confidence <= 1.0
+        pairs.append((reference, transcript.text))
+    assert corpus_wer(pairs) <= 0.08, pairs
+
+
+def test_wer_on_real_speech_after_the_telephone_round_trip(asr_model, real_recordings):
+    """8 kHz mu-law, as the caller's audio reaches us from Twilio."""
+    pairs = []
+    for path, reference in real_recordings.values():
+        line_audio = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+        transcript = asr_model.transcribe(line_audio, TELEPHONE_RATE)
+        pairs.append((reference, transcript.text))
+    assert corpus_wer(pairs) <= 0.15, pairs
+
+
+def test_silence_gives_an_empty_or_unconfident_transcript(asr_model):
+    import numpy as np
+
+    transcript = asr_model.transcribe(np.zeros(TELEPHONE_RATE * 2, dtype=np.float32), TELEPHONE_RATE)
+    assert transcript.is_empty or transcript.no_speech > 0.5 or transcript.confidence < 0.5

@@ -1,0 +1,57 @@
+import numpy as np
+
+from voice.codecs import (
+    TELEPHONE_RATE,
+    float_to_pcm16,
+    read_audio,
+    telephone_round_trip,
+    ulaw_decode,
+    ulaw_encode,
+)
+from voice.vad import Endpointer, SpeechStarted, UtteranceEnded
+
+FRAME = 160
+
+
+def _run(endpointer: Endpointer, audio: np.ndarray) -> list:
+    pcm = ulaw_decode(ulaw_encode(float_to_pcm16(audio)))
+    pcm = np.concatenate([pcm, np.zeros((-len(pcm)) % FRAME, dtype=np.int16)])
+    events = []
+    for i in range(0, len(pcm), FRAME):
+        events += endpointer.feed(pcm[i : i + FRAME], at_ms=i // 8)
+    return events
+
+
+def _endpointer(**overrides) -> Endpointer:
+    params = {"aggressiveness": 2, "end_silence_ms": 600, "min_speech_ms": 200, "max_utterance_s": 20.0}
+    return Endpointer(**(params | overrides))
+
+
+def test_speech_between_silences_is_one_utterance_with_its_end_time(real_recordings):
+    path, _ = real_recordings["ps_goforward"]
+    speech = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    silence = np.zeros(TELEPHONE_RATE, dtype=np.float32)
+    events = _run(_endpointer(), np.concatenate([silence, speech, silence]))
+    starts = [e for e in events if isinstance(e, SpeechStarted)]
+    ends = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert len(starts) == len(ends) == 1
+    # Speech begins after the leading second of silence and ends before the trailing one.
+    assert 1000 <= starts[0].at_ms < 1000 + len(speech) / 8
+    assert starts[0].at_ms < ends[0].speech_end_ms <= 1000 + len(speech) / 8 + 20
+    assert not ends[0].truncated
+    assert len(ends[0].pcm) / TELEPHONE_RATE > 1.0
+
+
+def test_silence_and_low_noise_make_no_utterance():
+    rng = np.random.default_rng(0)
+    quiet = (rng.standard_normal(TELEPHONE_RATE * 3) * 0.001).astype(np.float32)
+    assert _run(_endpointer(), quiet) == []
+
+
+def test_long_speech_is_cut_at_the_maximum_utterance_length(real_recordings):
+    path, _ = real_recordings["jfk"]
+    speech = read_audio(path, TELEPHONE_RATE)
+    events = _run(_endpointer(max_utterance_s=3.0), speech)
+    ends = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert ends and ends[0].truncated
+    assert len(ends[0].pcm) <= 3.0 * TELEPHONE_RATE + FRAME * 15

@@ -1,0 +1,61 @@
+"""The ASR engine Protocol, its capabilities and its result type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from helpline.settings import AsrSettings
+
+
+class AsrError(RuntimeError):
+    """Recognition failed; ``retryable`` says whether the same audio may succeed on a second try."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class AsrCapabilities:
+    streaming_partials: bool
+    word_confidences: bool
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A final transcript. ``confidence`` is in [0, 1]; ``no_speech`` is the engine's belief that it heard no speech."""
+
+    text: str
+    confidence: float
+    language: str
+    audio_s: float
+    words: tuple[Word, ...] = field(default=())
+    no_speech: float = 0.0
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.text.strip()
+
+
+class AsrEngine(Protocol):
+    """A loaded recognizer. ``transcribe`` blocks: callers run it off the event loop (asyncio.to_thread)."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[AsrCapabilities]
+
+    def __init__(self, settings: AsrSettings) -> None: ...
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+        """Transcribe float32 mono audio at any sample rate."""
+        ...

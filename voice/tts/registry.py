@@ -1,0 +1,71 @@
+"""Name -> TTS engine registry (duplicates refused) and the fallback chain."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from voice.tts.base import Speech, TtsError
+
+if TYPE_CHECKING:
+    from helpline.settings import TtsSettings
+    from voice.tts.base import TtsEngine
+
+log = logging.getLogger(__name__)
+
+TTS_ENGINES: dict[str, type[TtsEngine]] = {}
+FALLBACK_ENGINE = "espeak"
+
+E = TypeVar("E")
+
+
+def register_tts(cls: E) -> E:
+    name = cls.name  # type: ignore[attr-defined]
+    if name in TTS_ENGINES:
+        raise ValueError(f"TTS engine {name!r} is registered twice")
+    TTS_ENGINES[name] = cls  # type: ignore[assignment]
+    return cls
+
+
+class FallbackTts:
+    """Speaks with the primary engine and, when it fails, with the fallback, so a reply is never silent."""
+
+    name: ClassVar[str] = "fallback"
+
+    def __init__(self, primary: TtsEngine, fallback: TtsEngine | None):
+        self.primary = primary
+        self.fallback = fallback
+
+    def synthesize(self, text: str) -> Speech:
+        try:
+            return self.primary.synthesize(text)
+        except TtsError:
+            if self.fallback is None:
+                raise
+            log.exception("TTS engine %s failed; speaking with %s", self.primary.name, self.fallback.name)
+            return self.fallback.synthesize(text)
+
+
+def _load_builtin_engines() -> None:
+    import voice.tts.espeak  # noqa: F401
+    import voice.tts.piper  # noqa: F401
+
+
+def _build(name: str, settings: TtsSettings) -> TtsEngine:
+    try:
+        return TTS_ENGINES[name](settings)
+    except KeyError:
+        raise ValueError(f"unknown TTS engine {name!r}; registered: {', '.join(sorted(TTS_ENGINES))}") from None
+
+
+def create_tts(settings: TtsSettings) -> FallbackTts:
+    """The configured engine, backed by espeak-ng where that is installed and is not already the primary."""
+    _load_builtin_engines()
+    primary = _build(settings.engine, settings)
+    fallback = None
+    if settings.engine != FALLBACK_ENGINE:
+        try:
+            fallback = _build(FALLBACK_ENGINE, settings)
+        except TtsError as e:
+            log.warning("no TTS fallback: %s", e)
+    return FallbackTts(primary, fallback)

@@ -1,0 +1,103 @@
+"""Endpointing: WebRTC VAD over 20 ms telephone frames, cutting the caller's audio into utterances."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from voice.codecs import FRAME_MS, TELEPHONE_RATE
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The caller started speaking; ``at_ms`` is stream time of the first voiced frame."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True)
+class UtteranceEnded:
+    """One complete utterance: int16 PCM at 8 kHz, with stream times of speech start and of the last voiced frame."""
+
+    pcm: np.ndarray
+    started_ms: int
+    speech_end_ms: int
+    truncated: bool  # cut at the maximum utterance length rather than by silence
+
+
+VadEvent = SpeechStarted | UtteranceEnded
+
+
+class Endpointer:
+    """Feeds 20 ms PCM16 frames through WebRTC VAD and reports utterance starts and ends.
+
+    Speech starts once ``min_speech_ms`` of the last 300 ms is voiced (so single clicks do not count); it ends after
+    ``end_silence_ms`` of unvoiced frames, or at ``max_utterance_s``. A short pre-roll keeps the first syllable.
+    """
+
+    PREROLL_MS = 300
+
+    def __init__(self, aggressiveness: int, end_silence_ms: int, min_speech_ms: int, max_utterance_s: float):
+        self._vad = webrtcvad.Vad(aggressiveness)
+        self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
+        self._min_speech_frames = max(1, min_speech_ms // FRAME_MS)
+        self._max_frames = int(max_utterance_s * 1000 // FRAME_MS)
+        self._window: deque[tuple[np.ndarray, bool]] = deque(maxlen=self.PREROLL_MS // FRAME_MS)
+        self._utterance: list[np.ndarray] = []
+        self._in_speech = False
+        self._silent_run = 0
+        self._last_voiced_ms = 0
+        self._started_ms = 0
+        self._clock_ms = 0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._in_speech
+
+    def reset(self) -> None:
+        """Forget any partial utterance (for example audio heard while the assistant was not listening)."""
+        self._window.clear()
+        self._utterance = []
+        self._in_speech = False
+        self._silent_run = 0
+
+    def feed(self, pcm: np.ndarray, at_ms: int | None = None) -> list[VadEvent]:
+        """Feed one 20 ms frame of 8 kHz int16 audio (``at_ms``: its stream time, if the transport has one)."""
+        if len(pcm) != TELEPHONE_RATE * FRAME_MS // 1000:
+            raise ValueError(f"endpointer frames must be {FRAME_MS} ms at {TELEPHONE_RATE} Hz, got {len(pcm)} samples")
+        now = self._clock_ms if at_ms is None else at_ms
+        self._clock_ms = now + FRAME_MS
+        voiced = self._vad.is_speech(pcm.astype(np.int16).tobytes(), TELEPHONE_RATE)
+        if not self._in_speech:
+            self._window.append((pcm, voiced))
+            if sum(v for _, v in self._window) < self._min_speech_frames:
+                return []
+            self._in_speech = True
+            self._utterance = [f for f, _ in self._window]
+            first_voiced = next(i for i, (_, v) in enumerate(self._window) if v)
+            self._started_ms = now - (len(self._window) - 1 - first_voiced) * FRAME_MS
+            self._last_voiced_ms = now
+            self._silent_run = 0
+            self._window.clear()
+            return [SpeechStarted(self._started_ms)]
+        self._utterance.append(pcm)
+        if voiced:
+            self._silent_run = 0
+            self._last_voiced_ms = now
+        else:
+            self._silent_run += 1
+        too_long = len(self._utterance) >= self._max_frames
+        if self._silent_run < self._end_silence_frames and not too_long:
+            return []
+        keep = len(self._utterance) - self._silent_run + min(self._silent_run, 5)  # keep 100 ms of the tail
+        event = UtteranceEnded(
+            pcm=np.concatenate(self._utterance[:keep]),
+            started_ms=self._started_ms,
+            speech_end_ms=self._last_voiced_ms + FRAME_MS,
+            truncated=too_long and self._silent_run < self._end_silence_frames,
+        )
+        self.reset()
+        return [event]
