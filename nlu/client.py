@@ -1,0 +1,143 @@
+"""The one boundary to dialogue: text + sender id + call metadata in, bot messages and the decision out.
+
+Talks to the Rasa server over HTTP: the REST channel for the turn, then the tracker for what NLU understood.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+DECISION_KINDS = ("answer", "route", "smalltalk")
+
+
+class NluUnavailable(RuntimeError):
+    """The Rasa server did not answer (down, slow or broken). The caller must still be helped: route to a person."""
+
+
+@dataclass(frozen=True)
+class DialogueTurn:
+    """What the dialogue made of one caller turn."""
+
+    text: str
+    intent: str
+    confidence: float
+    intent_ranking: tuple[tuple[str, float], ...]
+    entities: tuple[dict[str, Any], ...]
+    replies: tuple[str, ...]
+    decision: str
+    details: dict[str, Any] = field(default_factory=dict)  # custom payload of the deciding message
+    latency_ms: float = 0.0
+
+    @property
+    def reply(self) -> str:
+        return " ".join(self.replies)
+
+    @property
+    def decision_kind(self) -> str:
+        return self.decision.split(":", 1)[0]
+
+    @property
+    def decision_target(self) -> str:
+        return self.decision.split(":", 1)[1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "intent": self.intent,
+            "confidence": round(self.confidence, 4),
+            "intent_ranking": [{"name": n, "confidence": round(c, 4)} for n, c in self.intent_ranking],
+            "entities": list(self.entities),
+            "decision": self.decision,
+            "reply": self.reply,
+            "nlu_latency_ms": round(self.latency_ms, 1),
+        }
+
+
+def decision_from(messages: list[dict[str, Any]], intent: str) -> tuple[str, dict[str, Any]]:
+    """The turn's decision: the last decision a bot message carried; else small talk named by the intent."""
+    decision, details = "", {}
+    for message in messages:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get("decision"), str):
+            kind = custom["decision"].split(":", 1)[0]
+            if kind in DECISION_KINDS:
+                decision, details = custom["decision"], custom
+    if not decision:
+        decision = f"smalltalk:{intent if intent and intent != 'nlu_fallback' else 'out_of_scope'}"
+    return decision, details
+
+
+class RasaClient:
+    """Async client for one Rasa server. Reuse one instance (it pools connections)."""
+
+    def __init__(self, base_url: str, timeout_s: float):
+        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self._http.post(path, json=body, params=params)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise NluUnavailable(f"Rasa {path} failed: {e!r}") from e
+
+    async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self._http.get(path, params=params)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise NluUnavailable(f"Rasa {path} failed: {e!r}") from e
+
+    async def is_ready(self) -> bool:
+        """True once the server answers and has a model loaded."""
+        try:
+            status = await self._get("/status")
+        except NluUnavailable:
+            return False
+        return bool(status.get("model_file"))
+
+    async def say(self, action: str, sender_id: str) -> list[str]:
+        """Run a response/action for the conversation (the call greeting) and return the texts it said."""
+        # Rasa executes actions only for a conversation it knows; reading the tracker creates it.
+        await self._get(f"/conversations/{sender_id}/tracker", params={"include_events": "NONE"})
+        params = {"include_events": "NONE", "output_channel": "collector"}
+        result = await self._post(f"/conversations/{sender_id}/execute", {"name": action}, params=params)
+        # Then listen, as after any bot turn: rules only match a user turn that follows action_listen.
+        await self._post(f"/conversations/{sender_id}/execute", {"name": "action_listen"}, params=params)
+        return [m["text"] for m in result.get("messages", []) if m.get("text")]
+
+    async def respond(self, text: str, sender_id: str, metadata: dict[str, Any]) -> DialogueTurn:
+        """One caller turn through NLU and dialogue."""
+        started = time.perf_counter()
+        messages = await self._post(
+            "/webhooks/rest/webhook", {"sender": sender_id, "message": text, "metadata": metadata}
+        )
+        tracker = await self._get(f"/conversations/{sender_id}/tracker", params={"include_events": "NONE"})
+        latest = tracker.get("latest_message") or {}
+        intent = (latest.get("intent") or {}).get("name") or ""
+        confidence = float((latest.get("intent") or {}).get("confidence") or 0.0)
+        ranking = tuple((r["name"], float(r["confidence"])) for r in latest.get("intent_ranking") or [])
+        entities = tuple(
+            {k: e.get(k) for k in ("entity", "value", "start", "end", "confidence_entity") if k in e}
+            for e in latest.get("entities") or []
+        )
+        decision, details = decision_from(messages, intent)
+        return DialogueTurn(
+            text=text,
+            intent=intent,
+            confidence=confidence,
+            intent_ranking=ranking,
+            entities=entities,
+            replies=tuple(m["text"] for m in messages if m.get("text")),
+            decision=decision,
+            details=details,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
