@@ -1,0 +1,196 @@
+"""The `helpline` command: serve, call, ask, train, demo (and `gateway`, which `serve` runs as a child)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from helpline.settings import Settings, load_settings
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"helpline: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
+    """Run only the gateway (uvicorn) in this process."""
+    import uvicorn
+
+    from telephony.gateway import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.gateway.host,
+        port=settings.gateway.port,
+        log_level=settings.log_level.lower(),
+        ws_max_size=1 << 20,
+    )
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.services import ServiceError, Stack
+
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    stack = Stack(settings)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with stack:
+            print(
+                f"Helpline is up. Twilio voice webhook: {settings.public_base_url}/twilio/voice  "
+                f"(gateway on {settings.gateway_url}). Ctrl-C stops everything.",
+                flush=True,
+            )
+            while not stop:
+                dead = stack.dead()
+                if dead:
+                    for process in dead:
+                        print(f"{process.name} died:\n{process.tail()}", file=sys.stderr)
+                    return 1
+                time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    except ServiceError as e:
+        return _fail(str(e), 1)
+    print("stopped", flush=True)
+    return 0
+
+
+def _read_caller_audio(paths: list[Path]) -> list:  # type: ignore[type-arg]
+    from voice.codecs import TELEPHONE_RATE, read_audio
+
+    return [read_audio(path, TELEPHONE_RATE) for path in paths]
+
+
+def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
+    from telephony.softphone import Softphone, SoftphoneError, dumps, format_turns
+    from voice.codecs import AudioFileError
+
+    try:
+        audio = _read_caller_audio(args.audio)
+    except AudioFileError as e:
+        return _fail(str(e))
+    try:
+        result = asyncio.run(Softphone(settings, speed=args.speed).call(audio)).as_dict()
+    except (SoftphoneError, OSError) as e:
+        return _fail(f"call failed: {e} (is `helpline serve` running on {settings.gateway_url}?)", 1)
+    print(dumps(result) if args.json else format_turns(result))
+    return 0
+
+
+async def _ask(settings: Settings, text: str) -> dict[str, object]:
+    from nlu.client import RasaClient
+
+    rasa = RasaClient(settings.rasa.url, settings.rasa.timeout_s)
+    try:
+        turn = await rasa.respond(text, f"ask-{uuid.uuid4().hex}", {"channel": "cli"})
+    finally:
+        await rasa.aclose()
+    return turn.as_dict()
+
+
+MAX_ASK_CHARS = 2000
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from nlu.client import NluUnavailable
+
+    text = " ".join(args.text).strip()
+    if not text:
+        return _fail("nothing to ask: give the caller's words as text")
+    if len(text) > MAX_ASK_CHARS:
+        return _fail(f"text is {len(text)} characters; at most {MAX_ASK_CHARS} (a caller's turn, not a document)")
+    try:
+        result = asyncio.run(_ask(settings, text))
+    except NluUnavailable as e:
+        return _fail(f"the Rasa server at {settings.rasa.url} did not answer ({e}); start it with `helpline serve`", 1)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(f"intent:   {result['intent']} ({result['confidence']:.2f})")
+        print(f"decision: {result['decision']}")
+        print(f"reply:    {result['reply']}")
+    return 0
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.training import TrainingError, train
+
+    try:
+        train(settings, force=args.force)
+    except TrainingError as e:
+        return _fail(str(e), 1)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.demo import run_demo
+
+    return run_demo(settings, speed=args.speed, as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="helpline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="start Rasa, the action server and the gateway; Ctrl-C stops all")
+    sub.add_parser("gateway", help="run only the gateway (what `serve` starts)")
+
+    call = sub.add_parser("call", help="play recorded caller turns into the running gateway, like a phone call")
+    call.add_argument("audio", nargs="+", type=Path, help="one audio file per caller turn (any format, any rate)")
+    call.add_argument("--speed", type=float, default=1.0, help="play this many times faster than real time")
+    call.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ask = sub.add_parser("ask", help="the assistant's decision for typed text (needs the Rasa server)")
+    ask.add_argument("text", nargs="+")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    train = sub.add_parser("train", help="train the Rasa model if the training data changed")
+    train.add_argument("--force", action="store_true", help="train even if a model for this data exists")
+
+    demo = sub.add_parser("demo", help="start everything, place a demo call end to end, stop everything")
+    demo.add_argument("--speed", type=float, default=1.0)
+    demo.add_argument("--json", action="store_true")
+    return parser
+
+
+COMMANDS = {
+    "serve": cmd_serve,
+    "gateway": cmd_gateway,
+    "call": cmd_call,
+    "ask": cmd_ask,
+    "train": cmd_train,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "speed", 1.0) <= 0:
+        return _fail("--speed must be positive")
+    try:
+        settings = load_settings()
+    except ValueError as e:
+        return _fail(f"invalid settings: {e}")
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return COMMANDS[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

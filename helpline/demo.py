@@ -1,0 +1,56 @@
+"""The main job: start everything, place one call from a synthesised caller, print every turn, stop everything."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from helpline.services import ServiceError, Stack
+from helpline.settings import Settings, TtsSettings
+
+# A caller with one question the assistant answers and one matter for an expert.
+DEMO_CALLER_TURNS = (
+    "Hi. When will my child allowance be paid this month?",
+    "Okay. I also want to appeal the decision on my sickness benefit.",
+)
+
+
+def synthesise_caller(texts: tuple[str, ...], out_dir: Path) -> list[Path]:
+    """Caller turns spoken by Piper, a little slower than the assistant, saved as WAV files to replay."""
+    from voice.tts.piper import PiperTts
+
+    voice = PiperTts(TtsSettings(length_scale=1.1))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, text in enumerate(texts, 1):
+        speech = voice.synthesize(text)
+        path = out_dir / f"caller-turn-{i}.wav"
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(speech.sample_rate)
+            wav.writeframes(np.asarray(speech.pcm, dtype=np.int16).tobytes())
+        paths.append(path)
+    return paths
+
+
+def run_demo(settings: Settings, speed: float = 1.0, as_json: bool = False) -> int:
+    from telephony.softphone import Softphone, format_turns
+    from voice.codecs import TELEPHONE_RATE, read_audio
+
+    paths = synthesise_caller(DEMO_CALLER_TURNS, settings.data_dir / "demo")
+    print(f"demo caller turns: {', '.join(str(p) for p in paths)}", flush=True)
+    try:
+        with Stack(settings):
+            audio = [read_audio(p, TELEPHONE_RATE) for p in paths]
+            result = asyncio.run(Softphone(settings, speed=speed).call(audio)).as_dict()
+    except ServiceError as e:
+        print(f"helpline: demo failed: {e}")
+        return 1
+    print(json.dumps(result, ensure_ascii=False) if as_json else format_turns(result), flush=True)
+    print(f"replay it yourself: `helpline serve`, then `helpline call {' '.join(str(p) for p in paths)}`")
+    return 0

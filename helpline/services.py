@@ -1,0 +1,215 @@
+"""Starting, health-checking and stopping the product's processes: Rasa server, action server, gateway."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from helpline.settings import REPO_ROOT, Settings
+from helpline.training import model_path, rasa_environment, rasa_executable, train
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(RuntimeError):
+    """A service did not start or died."""
+
+
+@dataclass
+class ManagedProcess:
+    """A child process in its own process group, with its output in a log file."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    health: Callable[[], bool]
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                self.command, cwd=REPO_ROOT, env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM the whole group, then SIGKILL whatever is left after ``timeout_s``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0f s; killing it", self.name, timeout_s)
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+
+
+def _http_ok(url: str, check: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200) -> Callable[[], bool]:
+    def probe() -> bool:
+        try:
+            return check(httpx.get(url, timeout=2))
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+class Stack:
+    """The running product: Rasa server + action server (+ the gateway), started healthy, stopped cleanly.
+
+    Use as a context manager. ``with_gateway=False`` starts only the dialogue side (tests run the gateway apart).
+    """
+
+    def __init__(self, settings: Settings, with_gateway: bool = True, ensure_model: bool = True):
+        self.settings = settings
+        self.with_gateway = with_gateway
+        self.ensure_model = ensure_model
+        self.processes: list[ManagedProcess] = []
+
+    def _build(self) -> list[ManagedProcess]:
+        s = self.settings
+        logs = s.data_dir / "logs"
+        env = rasa_environment(s)
+        rasa = str(rasa_executable(s))
+        endpoints = write_rasa_endpoints(s)
+        processes = [
+            ManagedProcess(
+                "action server",
+                [rasa, "run", "actions", "--actions", "dialogues.actions", "-p", str(s.rasa.actions_port)],
+                env,
+                logs / "actions.log",
+                _http_ok(f"{s.rasa.actions_url}/health"),
+            ),
+            ManagedProcess(
+                "rasa server",
+                [
+                    rasa,
+                    "run",
+                    "--enable-api",
+                    "-i",
+                    s.rasa.host,
+                    "-p",
+                    str(s.rasa.port),
+                    "-m",
+                    str(model_path(s)),
+                    "--endpoints",
+                    str(endpoints),
+                    "--credentials",
+                    str(endpoints.with_name("credentials.yml")),
+                ],
+                env,
+                logs / "rasa.log",
+                _http_ok(
+                    f"{s.rasa.url}/status",
+                    lambda r: r.status_code == 200 and bool(r.json().get("model_file")),
+                ),
+            ),  # fmt: skip
+        ]
+        if self.with_gateway:
+            processes.append(
+                ManagedProcess(
+                    "gateway",
+                    [sys.executable, "-m", "helpline.cli", "gateway"],
+                    dict(os.environ) | settings_environment(s),
+                    logs / "gateway.log",
+                    _http_ok(f"{s.gateway_url}/healthz"),
+                )
+            )
+        return processes
+
+    def start(self) -> None:
+        if self.ensure_model:
+            train(self.settings)
+        elif not model_path(self.settings).exists():
+            raise ServiceError("no Rasa model for the current training data: run `helpline train`")
+        self.processes = self._build()
+        for process in self.processes:
+            print(f"starting {process.name} (log: {process.log_path})", flush=True)
+            process.start()
+        self.wait_healthy(self.settings.rasa.startup_timeout_s)
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = list(self.processes)
+        started = time.monotonic()
+        while pending:
+            for process in list(pending):
+                if not process.alive:
+                    raise ServiceError(f"{process.name} exited during start-up:\n{process.tail()}")
+                if process.health():
+                    print(f"{process.name} is ready ({time.monotonic() - started:.0f} s)", flush=True)
+                    pending.remove(process)
+            if time.monotonic() > deadline:
+                names = ", ".join(p.name for p in pending)
+                raise ServiceError(f"not healthy after {timeout_s:.0f} s: {names}")
+            time.sleep(0.5)
+
+    def dead(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if not p.alive]
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            if process.alive:
+                print(f"stopping {process.name}", flush=True)
+            process.stop()
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def write_rasa_endpoints(settings: Settings) -> Path:
+    """Rasa's endpoints.yml and credentials.yml, generated from Settings so ports live in one place."""
+    run_dir = settings.runtime_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    endpoints = run_dir / "endpoints.yml"
+    endpoints.write_text(f"action_endpoint:\n  url: {settings.rasa.actions_url}/webhook\n")
+    (run_dir / "credentials.yml").write_text("rest:\n")
+    return endpoints
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as HELPLINE_* variables, so a child process agrees with this one exactly."""
+    env: dict[str, str] = {}
+    for key, value in settings.model_dump(mode="json", exclude={"twilio"}).items():
+        if isinstance(value, dict):
+            env.update({f"HELPLINE_{key}__{k}".upper(): str(v) for k, v in value.items() if v is not None})
+        elif value is not None:
+            env[f"HELPLINE_{key}".upper()] = str(value)
+    env["HELPLINE_TWILIO__AUTH_TOKEN"] = settings.twilio_auth_token
+    env["HELPLINE_TWILIO__VALIDATE_SIGNATURES"] = str(settings.twilio.validate_signatures).lower()
+    return env

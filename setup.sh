@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One command on a fresh machine: installs everything Helpline needs, then places a demo call end to end.
+#   ./setup.sh            install (idempotent) + demo call
+#   ./setup.sh --no-demo  install only (what ./test.sh and CI use)
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+DEMO=1
+[ "${1:-}" = "--no-demo" ] && DEMO=0
+START=$(date +%s)
+step() { printf '\n[setup %4ss] %s\n' "$(( $(date +%s) - START ))" "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+find_python() {  # find_python 3.11 -> a python of that minor version, from PATH or pyenv
+  local want=$1 candidate
+  for candidate in "python$want" "$HOME"/.pyenv/versions/"$want".*/bin/python; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$want'.split('.'))))" 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+PY311=$(find_python 3.11) || die "Python 3.11 is needed for Helpline: install it (pyenv install 3.11 or apt-get install python3.11) and run again."
+PY310=$(find_python 3.10) || die "Python 3.10 is needed for Rasa 3.6: install it (pyenv install 3.10.13 or apt-get install python3.10 python3.10-venv) and run again."
+
+# System packages: espeak-ng is the fallback voice (the product still speaks with Piper without it).
+if ! command -v espeak-ng >/dev/null 2>&1; then
+  step "installing espeak-ng (fallback voice) from Debian"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) \
+      || echo "setup: could not install espeak-ng; continuing without the fallback voice"
+  else
+    echo "setup: espeak-ng missing and not root: 'sudo apt-get install espeak-ng' adds the fallback voice"
+  fi
+fi
+
+# The product venv (Python 3.11): the package, its ASR model package and Piper voice package.
+HASH=$(cat pyproject.toml | sha256sum | cut -c1-16)
+if ! stamp_ok .venv/.helpline-stamp "$HASH"; then
+  step "creating .venv (Python 3.11) and installing Helpline with faster-whisper, Piper and their models"
+  [ -x .venv/bin/python ] || "$PY311" -m venv .venv
+  .venv/bin/python -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
+  .venv/bin/python -m pip install --progress-bar on -e ".[dev]" 2>&1 | grep -v "^WARNING: Location"
+  echo "$HASH" > .venv/.helpline-stamp
+else
+  step ".venv is up to date"
+fi
+
+# The Rasa venv (Python 3.10), every package pinned by the lock file (an unpinned install backtracks).
+HASH=$(sha256sum nlu/rasa-requirements.lock | cut -c1-16)
+if ! stamp_ok .venv-rasa/.helpline-stamp "$HASH"; then
+  step "creating .venv-rasa (Python 3.10) and installing Rasa 3.6.21 from nlu/rasa-requirements.lock (1-2 min)"
+  [ -x .venv-rasa/bin/python ] || "$PY310" -m venv .venv-rasa
+  .venv-rasa/bin/python -m pip install --progress-bar on --no-deps -r nlu/rasa-requirements.lock 2>&1 \
+    | grep -v "^WARNING: Location" | grep -v "^Requirement already satisfied"
+  echo "$HASH" > .venv-rasa/.helpline-stamp
+else
+  step ".venv-rasa is up to date"
+fi
+
+step "checking the packaged models load"
+.venv/bin/python - <<'PY'
+from helpline.settings import AsrSettings, TtsSettings
+from voice.asr import create_asr
+from voice.tts import create_tts
+create_asr(AsrSettings())
+print("ASR model: faster-whisper tiny.en (int8) loads")
+tts = create_tts(TtsSettings())
+print(f"TTS voice: {tts.primary.name} loads; fallback: {tts.fallback.name if tts.fallback else 'none'}")
+PY
+
+step "training the Rasa model if the training data changed"
+RASA_TELEMETRY_ENABLED=false .venv/bin/helpline train
+
+step "installed in $(( $(date +%s) - START )) s"
+if [ "$DEMO" = 1 ]; then
+  step "demo call: starting Rasa, the action server and the gateway, then calling in"
+  .venv/bin/helpline demo
+fi

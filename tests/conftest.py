@@ -1,0 +1,70 @@
+"""Shared fixtures. The real Rasa server, action server and gateway start once per test session."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from helpline.settings import Settings
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REAL_AUDIO = SHARED / "audio" / "real"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def real_recordings() -> dict[str, tuple[Path, str]]:
+    """stem -> (audio file, reference transcript) from ../shared/audio/real; never copied into the repo."""
+    if not REAL_AUDIO.is_dir():
+        pytest.fail(f"real speech recordings not found at {REAL_AUDIO}")
+    refs = json.loads((REAL_AUDIO / "refs.json").read_text())
+    found = {}
+    for stem, text in refs.items():
+        matches = [p for p in REAL_AUDIO.glob(f"{stem}.*") if p.suffix in (".wav", ".flac")]
+        assert matches, f"no audio for {stem}"
+        found[stem] = (matches[0], text)
+    return found
+
+
+@pytest.fixture(scope="session")
+def test_settings() -> Settings:
+    """Repo data directory (the trained model lives there) but ports of our own, so a running `serve` is left alone."""
+    return Settings(
+        gateway={"port": free_port()},  # type: ignore[arg-type]
+        rasa={"port": free_port(), "actions_port": free_port()},  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(test_settings: Settings) -> Iterator[Settings]:
+    """Rasa server + action server + gateway, real processes on loopback, for the whole session."""
+    from helpline.services import Stack
+
+    with Stack(test_settings, ensure_model=False):
+        yield test_settings
+
+
+@pytest.fixture(scope="session")
+def asr_model():  # type: ignore[no-untyped-def]
+    from helpline.settings import AsrSettings
+    from voice.asr import create_asr
+
+    return create_asr(AsrSettings())
+
+
+@pytest.fixture(scope="session")
+def caller_voice():  # type: ignore[no-untyped-def]
+    """Piper, a little slower than the assistant: the voice of simulated callers."""
+    from helpline.settings import TtsSettings
+    from voice.tts.piper import PiperTts
+
+    return PiperTts(TtsSettings(length_scale=1.1))

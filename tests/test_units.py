@@ -1,0 +1,86 @@
+"""Pure units: payment calendar, decisions, WER normaliser, phone masking, settings."""
+
+from datetime import date
+
+import pytest
+
+from dialogues.payment_calendar import (
+    easter_sunday,
+    next_payment_day,
+    payment_day,
+    public_holidays,
+    spoken_date,
+)
+from helpline.settings import Settings
+from nlu.client import decision_from
+from telephony.session import mask_phone_number
+from voice.wer import normalize, wer
+
+
+@pytest.mark.parametrize(
+    "year, expected", [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5))]
+)
+def test_easter(year, expected):
+    assert easter_sunday(year) == expected
+
+
+def test_payment_day_moves_to_previous_banking_day():
+    assert payment_day(2026, 11, 25) == date(2026, 11, 25)  # a Wednesday
+    assert payment_day(2026, 10, 25) == date(2026, 10, 23)  # Sunday -> Friday
+    assert payment_day(2026, 12, 25) == date(2026, 12, 23)  # Christmas Day, and the 24th is a holiday eve
+    assert payment_day(2026, 12, 20) == date(2026, 12, 18)  # child allowance: Sunday -> Friday
+    assert date(2026, 6, 19) in public_holidays(2026)  # midsummer eve is a Friday in 19-25 June
+
+
+def test_next_payment_day_rolls_over_the_year():
+    assert next_payment_day(date(2026, 12, 24)) == date(2027, 1, 25)
+    assert next_payment_day(date(2026, 11, 25)) == date(2026, 11, 25)
+    assert spoken_date(date(2026, 11, 23)) == "Monday the 23rd of November"
+    assert spoken_date(date(2026, 11, 11)) == "Wednesday the 11th of November"
+
+
+def test_decision_comes_from_the_last_decision_payload():
+    messages = [
+        {"text": "Most benefits..."},
+        {"custom": {"decision": "answer:payment_dates", "topic": "payment_dates"}},
+        {"text": "Anything else?"},
+    ]
+    assert decision_from(messages, "ask_payment_dates") == (
+        "answer:payment_dates",
+        {"decision": "answer:payment_dates", "topic": "payment_dates"},
+    )
+    assert decision_from([{"text": "Hi"}], "greet")[0] == "smalltalk:greet"
+    assert decision_from([], "nlu_fallback")[0] == "smalltalk:out_of_scope"
+    # A payload with a decision of an unknown kind is ignored rather than trusted.
+    assert decision_from([{"custom": {"decision": "launch:rocket"}}], "thanks")[0] == "smalltalk:thanks"
+
+
+def test_wer_normaliser_makes_spoken_and_written_forms_equal():
+    assert normalize("Go forward 10 meters.") == ["go", "forward", "ten", "meters"]
+    assert normalize("Mr. John") == ["mister", "john"]
+    assert wer("one zero zero zero one nine oh two one oh", "1,0001 90210") == 0.0
+    assert wer("rather cold hearted and", "rather coldhearted and") == 0.0
+    assert wer("ask not what", "ask what") == pytest.approx(1 / 3)
+
+
+def test_phone_numbers_are_masked():
+    assert mask_phone_number("+46701234567") == "+46*******67"
+    assert "1234" not in mask_phone_number("0701234567")
+    assert mask_phone_number("") == ""
+
+
+def test_settings_parse_env_booleans_and_nesting(monkeypatch):
+    monkeypatch.setenv("HELPLINE_TWILIO__VALIDATE_SIGNATURES", "false")
+    monkeypatch.setenv("HELPLINE_GATEWAY__PORT", "9090")
+    monkeypatch.setenv("HELPLINE_VAD__END_SILENCE_MS", "650")
+    settings = Settings()
+    assert settings.twilio.validate_signatures is False
+    assert settings.gateway.port == 9090
+    assert settings.vad.end_silence_ms == 640  # rounded down to whole 20 ms frames
+    assert settings.gateway.host == "127.0.0.1"  # loopback by default
+
+
+def test_settings_reject_bad_values(monkeypatch):
+    monkeypatch.setenv("HELPLINE_GATEWAY__PORT", "99999")
+    with pytest.raises(ValueError):
+        Settings()
