@@ -86,7 +86,7 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(str(e))
     try:
         result = asyncio.run(Softphone(settings, speed=args.speed).call(audio)).as_dict()
-    except (SoftphoneError, OSError) as e:
+    except SoftphoneError as e:
         return _fail(f"call failed: {e} (is `helpline serve` running on {settings.gateway_url}?)", 1)
     print(dumps(result) if args.json else format_turns(result))
     return 0

@@ -126,8 +126,11 @@ class Softphone:
             "Direction": "inbound",
         }
         headers = {"X-Twilio-Signature": self._validator.compute_signature(url, params)}
-        async with httpx.AsyncClient(timeout=10) as http:
-            response = await http.post(self._local(url), data=params, headers=headers)
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(self._local(url), data=params, headers=headers)
+        except httpx.HTTPError as e:
+            raise SoftphoneError(f"cannot reach the gateway at {self._local(url)}: {e!r}") from e
         if response.status_code != 200:
             raise SoftphoneError(f"voice webhook answered {response.status_code}: {response.text[:200]}")
         stream = ET.fromstring(response.text).find("./Connect/Stream")
@@ -160,6 +163,8 @@ class Softphone:
             websocket = await websockets.connect(local_ws, additional_headers={"X-Twilio-Signature": signature})
         except websockets.InvalidStatus as e:
             raise SoftphoneError(f"media stream refused: HTTP {e.response.status_code}") from e
+        except (OSError, websockets.InvalidHandshake) as e:
+            raise SoftphoneError(f"cannot open the media stream {local_ws}: {e!r}") from e
         async with websocket:
             hung_up_by, sent_at = await self._converse(
                 websocket, stream_sid, call_sid, parameters, turns_audio, stray_messages
