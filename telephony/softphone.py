@@ -221,6 +221,7 @@ class Softphone:
                 if playback.items:
                     playback.items.pop(0)
                     quiet = 0
+                    waited = 0  # the assistant is talking: the caller waits however long the reply is
                 else:
                     quiet += 1
                 # The caller's side of the line.
