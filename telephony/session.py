@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from helpline.redaction import redact_text
 from helpline.settings import Settings
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
@@ -25,7 +25,6 @@ from voice.vad import Endpointer, UtteranceEnded
 log = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
-GREETING_ACTION = "utter_call_greeting"
 
 
 @dataclass(frozen=True)
@@ -157,8 +156,12 @@ class CallSession:
         """The stream ended (caller hung up, or we finished). Stop work and settle the outcome."""
         if self._dialogue_task is not None:
             self._dialogue_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            try:
                 await asyncio.wait_for(self._dialogue_task, timeout=5)
+            except (asyncio.CancelledError, TimeoutError):
+                pass
+            except Exception:  # e.g. a send to a socket the caller already closed: the record still gets settled
+                log.exception("call %s: the dialogue task failed while the call ended", self.call_sid)
         for event in self._pending_marks.values():
             event.set()
         if not self.record.outcome:
@@ -199,7 +202,7 @@ class CallSession:
 
     async def _greet(self) -> None:
         try:
-            texts = await self._rasa.say(GREETING_ACTION, self.call_sid)
+            texts = await self._rasa.start_call(self.call_sid)
         except NluUnavailable as e:
             log.error("call %s: dialogue unavailable at call start: %s", self.call_sid, e)
             await self._fault_handoff("dialogue server unavailable at call start", None)
@@ -223,7 +226,9 @@ class CallSession:
             turn.error = f"asr: {e}"
             await self._fault_handoff("speech recognition failed", turn)
             return
-        turn.transcript, turn.asr_confidence = transcript.text, transcript.confidence
+        # What we keep is redacted; Rasa gets the words as heard (its extractor needs the number, and its
+        # tracker store redacts before writing).
+        turn.transcript, turn.asr_confidence = redact_text(transcript.text), transcript.confidence
         if transcript.is_empty:
             log.info("call %s: turn %d: no words recognised; waiting for more", self.call_sid, turn.index)
             turn.decision = "none"
