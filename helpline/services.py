@@ -197,7 +197,15 @@ def write_rasa_endpoints(settings: Settings) -> Path:
     run_dir = settings.runtime_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = run_dir / "endpoints.yml"
-    endpoints.write_text(f"action_endpoint:\n  url: {settings.rasa.actions_url}/webhook\n")
+    # Conversations live in a redacting SQL tracker store: no identity number is persisted, and a hot-reloaded
+    # model continues the calls in progress (a new agent reads the same trackers).
+    endpoints.write_text(
+        f"action_endpoint:\n  url: {settings.rasa.actions_url}/webhook\n"
+        "tracker_store:\n"
+        "  type: dialogues.tracker_store.RedactingSQLTrackerStore\n"
+        "  dialect: sqlite\n"
+        f"  db: {settings.data_dir / f'rasa-trackers-{settings.rasa.port}.db'}\n"
+    )
     (run_dir / "credentials.yml").write_text("rest:\n")
     return endpoints
 
