@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from dialogues.payment_calendar import CHILD_ALLOWANCE_PAY_DAY, next_payment_day, spoken_date
@@ -45,14 +45,78 @@ def answer_text(topic: str, today: date) -> str:
 
 
 def route(dispatcher: CollectingDispatcher, queue: str, reason: str, intent: str) -> list[EventType]:
-    dispatcher.utter_message(
-        text=(
+    urgent = intent in ROUTING.get("urgent", [])
+    if urgent:
+        text = (
+            "I'm sorry you're going through this. I'm putting you through to a person right away, "
+            "ahead of the queue. Please stay on the line."
+        )
+    else:
+        text = (
             f"I'm putting you through to {QUEUE_PHRASES.get(queue, 'one of my colleagues')} now. "
             "They will see what you have told me, so you won't need to repeat it. Please hold."
-        ),
-        json_message={"decision": f"route:{queue}", "queue": queue, "reason": reason, "intent": intent},
+        )
+    dispatcher.utter_message(
+        text=text,
+        json_message={
+            "decision": f"route:{queue}",
+            "queue": queue,
+            "reason": reason,
+            "intent": intent,
+            "urgent": urgent,
+        },
     )
-    return [SlotSet("routed_queue", queue)]
+    return [SlotSet("routed_queue", queue), SlotSet("clarify_intent", None), SlotSet("clarify_alternative", None)]
+
+
+def answer(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
+    """Answer the topic of ``intent`` and ask whether there is anything else."""
+    topic = ROUTING["answers"][intent]
+    dispatcher.utter_message(
+        text=answer_text(topic, date.today()), json_message={"decision": f"answer:{topic}", "topic": topic}
+    )
+    return [SlotSet("failed_understandings", 0), SlotSet("clarify_intent", None), SlotSet("clarify_alternative", None)]
+
+
+def act_on(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
+    """Do what the routing table says for ``intent``: answer its topic or route to its queue."""
+    if intent in ROUTING["answers"]:
+        # As after any answer, the next step is "anything else?" (so a "no" then ends the call, by rule).
+        return answer(dispatcher, intent) + [FollowupAction("utter_anything_else")]
+    queue = ROUTING["routes"].get(intent, ROUTING["fallback_queue"])
+    return route(dispatcher, queue, f"intent {intent} (confirmed by the caller)", intent)
+
+
+def ask_which(dispatcher: CollectingDispatcher, intent: str, alternative: str | None) -> list[EventType]:
+    dispatcher.utter_message(
+        text=f"Just to be sure I understood: is your call about {ROUTING['describe'][intent]}? Please say yes or no.",
+        json_message={"decision": f"clarify:{intent}", "alternative": alternative},
+    )
+    return [SlotSet("clarify_intent", intent), SlotSet("clarify_alternative", alternative)]
+
+
+def not_understood(
+    dispatcher: CollectingDispatcher, tracker: Tracker, response: str | None = None
+) -> list[EventType]:
+    """A turn the assistant cannot help with: say what it can do (``response``, else a generic text). After
+    ``max_failed_understandings`` such turns in a row, route to a person."""
+    failures = int(tracker.get_slot("failed_understandings") or 0) + 1
+    if failures >= int(ROUTING["max_failed_understandings"]):
+        events = route(
+            dispatcher, ROUTING["fallback_queue"], f"not understood {failures} times in a row", "nlu_fallback"
+        )
+        return events + [SlotSet("failed_understandings", 0)]
+    if response:
+        dispatcher.utter_message(response=response)
+    else:
+        dispatcher.utter_message(
+            text=(
+                "Sorry, I didn't quite understand. You can ask me about payment dates, opening hours, applications, "
+                'documents or logging in, or say "a person" to talk to someone.'
+            ),
+            json_message={"decision": "smalltalk:out_of_scope"},
+        )
+    return [SlotSet("failed_understandings", failures)]
 
 
 class ActionAnswerTopic(Action):
@@ -83,28 +147,56 @@ class ActionRouteCall(Action):
 
 
 class ActionHandleFallback(Action):
-    """First failure: say what the assistant can do. After ``max_failed_understandings``: route to a person."""
+    """Not understood. When two intents are close, ask which one the caller meant (don't guess); otherwise
+    say what the assistant can do, and after repeated failures route to a person."""
 
     def name(self) -> str:
         return "action_handle_fallback"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        failures = int(tracker.get_slot("failed_understandings") or 0) + 1
-        if failures >= int(ROUTING["max_failed_understandings"]):
-            return route(
-                dispatcher,
-                ROUTING["fallback_queue"],
-                f"not understood {failures} times in a row",
-                "nlu_fallback",
-            ) + [SlotSet("failed_understandings", 0)]
-        dispatcher.utter_message(
-            text=(
-                "Sorry, I didn't quite understand. You can ask me about payment dates, opening hours, applications, "
-                'documents or logging in, or say "a person" to talk to someone.'
-            ),
-            json_message={"decision": "smalltalk:out_of_scope"},
-        )
-        return [SlotSet("failed_understandings", failures)]
+        ranking = [
+            r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in ROUTING["describe"]
+        ]
+        if len(ranking) >= 2:
+            first, second = ranking[0], ranking[1]
+            close = first["confidence"] - second["confidence"] < float(ROUTING["clarify_margin"])
+            if close and first["confidence"] >= float(ROUTING["clarify_min_confidence"]):
+                return ask_which(dispatcher, first["name"], second["name"])
+        return not_understood(dispatcher, tracker)
+
+
+class ActionResolveClarification(Action):
+    """The caller's yes or no to "is your call about ...?"."""
+
+    def name(self) -> str:
+        return "action_resolve_clarification"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        pending = tracker.get_slot("clarify_intent")
+        alternative = tracker.get_slot("clarify_alternative")
+        said_yes = _latest_intent(tracker) == "affirm"
+        if pending and said_yes:
+            return act_on(dispatcher, pending)
+        if pending and alternative:
+            return ask_which(dispatcher, alternative, None)
+        if pending:
+            events = [SlotSet("clarify_intent", None), SlotSet("clarify_alternative", None)]
+            return events + not_understood(dispatcher, tracker)
+        # A yes or no after a plain "didn't understand": invite the question again.
+        dispatcher.utter_message(response="utter_affirm" if said_yes else "utter_deny")
+        return []
+
+
+class ActionOutOfScope(Action):
+    """Something the assistant does not handle: say what it can do; repeated, it routes to a person."""
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+    def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        return not_understood(dispatcher, tracker, response="utter_out_of_scope")
 
 
 class ActionRepeat(Action):

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-DECISION_KINDS = ("answer", "route", "smalltalk")
+DECISION_KINDS = ("answer", "route", "smalltalk", "clarify")
 
 
 class NluUnavailable(RuntimeError):
@@ -104,14 +104,13 @@ class RasaClient:
             return False
         return bool(status.get("model_file"))
 
-    async def say(self, action: str, sender_id: str) -> list[str]:
-        """Run a response/action for the conversation (the call greeting) and return the texts it said."""
-        # Rasa executes actions only for a conversation it knows; reading the tracker creates it.
-        await self._get(f"/conversations/{sender_id}/tracker", params={"include_events": "NONE"})
-        params = {"include_events": "NONE", "output_channel": "collector"}
-        result = await self._post(f"/conversations/{sender_id}/execute", {"name": action}, params=params)
-        # Then listen, as after any bot turn: rules only match a user turn that follows action_listen.
-        await self._post(f"/conversations/{sender_id}/execute", {"name": "action_listen"}, params=params)
+    async def start_call(self, sender_id: str, intent: str = "call_start") -> list[str]:
+        """Open the conversation with the intent that starts a call; returns what the assistant says first."""
+        result = await self._post(
+            f"/conversations/{sender_id}/trigger_intent",
+            {"name": intent, "entities": {}},
+            params={"include_events": "NONE", "output_channel": "collector"},
+        )
         return [m["text"] for m in result.get("messages", []) if m.get("text")]
 
     async def respond(self, text: str, sender_id: str, metadata: dict[str, Any]) -> DialogueTurn:

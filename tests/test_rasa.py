@@ -55,5 +55,41 @@ async def test_two_failed_understandings_route_to_general(rasa):
 
 
 async def test_call_greeting_says_it_is_an_automated_assistant(rasa):
-    texts = await rasa.say("utter_call_greeting", "test-greeting")
+    texts = await rasa.start_call("test-greeting")
     assert any("automated assistant" in t for t in texts)
+
+
+async def test_distress_is_routed_at_once_and_flagged_urgent(rasa):
+    turn = await rasa.respond("please help me i really can't go on anymore", "test-distress", {})
+    assert turn.decision == "route:general"
+    assert turn.details["urgent"] is True
+
+
+async def test_personal_identity_number_is_extracted_but_never_stored(rasa, stack):
+    import httpx
+
+    sender = "test-personnummer"
+    turn = await rasa.respond("i want to appeal my decision my personal number is 811218-9876", sender, {})
+    assert turn.decision == "route:appeals"
+    assert {"entity": "personal_id", "value": "personnummer"} in [
+        {"entity": e["entity"], "value": e["value"]} for e in turn.entities
+    ]
+    async with httpx.AsyncClient() as http:
+        tracker = (await http.get(f"{stack.rasa.url}/conversations/{sender}/tracker")).json()
+    texts = [e.get("text") or "" for e in tracker["events"] if e["event"] == "user"]
+    assert texts and all("9876" not in t for t in texts)
+    assert any("[personnummer]" in t for t in texts)
+
+
+async def test_model_hot_reload_keeps_conversations_in_progress(rasa, stack):
+    """The running server loads a model again mid-conversation; the conversation's state survives."""
+    from helpline.trainer import reload_model
+    from helpline.training import model_path
+
+    sender = "test-hot-reload"
+    first = await rasa.respond("zxq plorb wibble", sender, {})
+    assert first.decision == "smalltalk:out_of_scope"
+    reload_model(stack, model_path(stack))
+    second = await rasa.respond("flarn greeble zop", sender, {})
+    # Only a conversation that remembers the first failure routes on the second.
+    assert second.decision == "route:general"
