@@ -1,0 +1,125 @@
+"""Custom Rasa NLU components (loaded by the Rasa server from this repo; Python 3.10 with Rasa 3.6 only)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.constants import TOKENS_NAMES
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
+from rasa.nlu.tokenizers.tokenizer import Tokenizer
+from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, FEATURE_TYPE_SEQUENCE, TEXT
+from rasa.shared.nlu.training_data.features import Features
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from nlu.personnummer import find_personal_ids
+from nlu.sentence_encoder import SentenceEncoder
+
+ENTITY = "personal_id"
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class PersonnummerExtractor(GraphComponent, EntityExtractorMixin):
+    """Extracts checksum-valid Swedish personal identity / coordination numbers as entity ``personal_id``.
+
+    The entity value is only the kind ("personnummer" / "samordningsnummer"): the number itself is never put
+    into an entity or slot, so it cannot end up in the tracker's slots, logs or a handoff packet.
+    """
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> PersonnummerExtractor:
+        return cls()
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            text = message.get("text") or ""
+            entities = [
+                {
+                    "entity": ENTITY,
+                    "value": found.kind,
+                    "start": found.start,
+                    "end": found.end,
+                    "confidence": 1.0,
+                    "extractor": self.__class__.__name__,
+                }
+                for found in find_personal_ids(text)
+            ]
+            if entities:
+                message.set("entities", message.get("entities", []) + entities, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
+class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
+    """Dense features from a pretrained sentence encoder (all-MiniLM-L6-v2, shipped as a package, run in numpy).
+
+    Sparse n-gram features only know the words of the training examples; these let DIET recognise a caller's
+    paraphrase ("when does the money land in my account") of what it was trained on ("when will i get paid").
+    """
+
+    _encoder: ClassVar[SentenceEncoder | None] = None
+
+    @classmethod
+    def required_components(cls) -> list[type]:
+        return [Tokenizer]
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {**DenseFeaturizer.get_default_config()}
+
+    def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
+        super().__init__(execution_context.node_name, config)
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> SentenceEncoderFeaturizer:
+        return cls(config, execution_context)
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        """Nothing to validate: the encoder has no options."""
+
+    @classmethod
+    def encoder(cls) -> SentenceEncoder:
+        if cls._encoder is None:  # the weights load once per process
+            cls._encoder = SentenceEncoder()
+        return cls._encoder
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            self._featurize(message)
+        return messages
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        self.process(training_data.training_examples)
+        return training_data
+
+    def _featurize(self, message: Message) -> None:
+        tokens = message.get(TOKENS_NAMES[TEXT])
+        text = message.get(TEXT)
+        if not tokens or not text:
+            return
+        sequence, sentence = self.encoder().token_features(text, [(t.start, t.end) for t in tokens])
+        alias = self._config["alias"]
+        message.add_features(Features(sequence, FEATURE_TYPE_SEQUENCE, TEXT, alias))
+        message.add_features(Features(np.expand_dims(sentence, 0), FEATURE_TYPE_SENTENCE, TEXT, alias))

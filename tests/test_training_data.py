@@ -1,0 +1,60 @@
+"""The training data as a trainer maintains it: coverage of DOMAIN.md ids and held-out data kept apart."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from helpline.spoken_test import heldout_examples
+from helpline.trainer import HELDOUT_NLU, load_routing
+
+ROOT = Path(__file__).resolve().parents[1]
+DOMAIN_IDS = {
+    "topics": {
+        "payment_dates", "opening_hours", "apply_parental_benefit", "apply_sickness_benefit",
+        "apply_housing_allowance", "child_allowance", "required_documents", "report_change", "processing_times",
+        "login_help",
+    },
+    "queues": {"family", "sickness", "housing", "appeals", "payments_debt", "fraud", "general"},
+    "smalltalk": {"greet", "goodbye", "thanks", "affirm", "deny", "repeat", "bot_challenge", "out_of_scope"},
+}  # fmt: skip
+
+
+def training_examples() -> dict[str, list[str]]:
+    examples: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "nlu" / "data").glob("*.yml")):
+        for block in yaml.safe_load(path.read_text())["nlu"]:
+            if "intent" in block:
+                for line in block["examples"].splitlines():
+                    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- ").strip())
+                    if text:
+                        examples.setdefault(block["intent"], []).append(text.lower())
+    return examples
+
+
+def test_routing_table_uses_exactly_the_domain_ids():
+    routing = load_routing()
+    assert set(routing["answers"].values()) == DOMAIN_IDS["topics"]
+    assert set(routing["routes"].values()) == DOMAIN_IDS["queues"]
+    assert set(routing["smalltalk"].values()) == DOMAIN_IDS["smalltalk"]
+    assert routing["fallback_queue"] == "general"
+
+
+def test_every_routed_intent_has_at_least_25_training_examples():
+    routing = load_routing()
+    examples = training_examples()
+    intents = set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"])
+    short = {i: len(examples.get(i, [])) for i in intents if len(examples.get(i, [])) < 25}
+    assert not short, short
+
+
+def test_heldout_turns_never_appear_in_training_data():
+    training = {t for texts in training_examples().values() for t in texts}
+    copied = [text for _, text in heldout_examples(HELDOUT_NLU) if text.lower() in training]
+    assert not copied, copied
+
+
+def test_every_intent_has_heldout_turns():
+    routing = load_routing()
+    heldout = {intent for intent, _ in heldout_examples(HELDOUT_NLU)}
+    assert set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"]) <= heldout
