@@ -130,13 +130,39 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.trainer import reload_model
     from helpline.training import TrainingError, train
 
     try:
-        train(settings, force=args.force)
+        model = train(settings, force=args.force)
+        if args.reload:
+            reload_model(settings, model)
+            print(f"the running Rasa server now uses {model.name}; calls in progress go on", flush=True)
     except TrainingError as e:
         return _fail(str(e), 1)
     return 0
+
+
+def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from helpline import trainer
+    from helpline.training import TrainingError
+
+    if args.nlu_command == "validate":
+        return 0 if trainer.validate(settings) == 0 else 1
+    try:
+        if args.spoken:
+            from helpline.spoken_test import spoken_heldout
+
+            nlu_data = spoken_heldout(settings)
+            report = trainer.test(settings, nlu_data=nlu_data, with_stories=False)
+        else:
+            report = trainer.test(settings)
+    except TrainingError as e:
+        return _fail(str(e), 1)
+    print(json.dumps(report.as_dict()) if args.json else report.format(), flush=True)
+    return 0 if report.passed or args.spoken else 1
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -163,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the Rasa model if the training data changed")
     train.add_argument("--force", action="store_true", help="train even if a model for this data exists")
+    train.add_argument("--reload", action="store_true", help="then load it into the running Rasa server")
+
+    nlu = sub.add_parser("nlu", help="the NLU trainer's tools (Rasa's own, on our data)")
+    nlu_sub = nlu.add_subparsers(dest="nlu_command", required=True)
+    nlu_sub.add_parser("validate", help="rasa data validate: domain, training data, stories")
+    nlu_test = nlu_sub.add_parser("test", help="test on held-out turns and test stories; enforce the quality gates")
+    nlu_test.add_argument(
+        "--spoken",
+        action="store_true",
+        help="the held-out turns spoken (Piper), sent down the phone line and transcribed",
+    )
+    nlu_test.add_argument("--json", action="store_true")
 
     demo = sub.add_parser("demo", help="start everything, place a demo call end to end, stop everything")
     demo.add_argument("--speed", type=float, default=1.0)
@@ -176,6 +214,7 @@ COMMANDS = {
     "call": cmd_call,
     "ask": cmd_ask,
     "train": cmd_train,
+    "nlu": cmd_nlu,
     "demo": cmd_demo,
 }
 
@@ -189,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         return _fail(f"invalid settings: {e}")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the call report
     return COMMANDS[args.command](settings, args)
 
 
