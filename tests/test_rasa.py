@@ -93,3 +93,63 @@ async def test_model_hot_reload_keeps_conversations_in_progress(rasa, stack):
     second = await rasa.respond("flarn greeble zop", sender, {})
     # Only a conversation that remembers the first failure routes on the second.
     assert second.decision == "route:general"
+
+
+def _run_action(stack, action: str, intent: str, ranking: list[tuple[str, float]], slots: dict) -> dict:
+    """Call the real action server the way Rasa does, with a tracker whose NLU result we choose."""
+    import httpx
+
+    tracker = {
+        "sender_id": "test-action-server",
+        "slots": {"failed_understandings": 0, "clarify_intent": None, "clarify_alternative": None} | slots,
+        "latest_message": {
+            "text": "...",
+            "intent": {"name": intent, "confidence": ranking[0][1]},
+            "intent_ranking": [{"name": n, "confidence": c} for n, c in ranking],
+            "entities": [],
+        },
+        "events": [],
+        "paused": False,
+        "followup_action": None,
+        "active_loop": {},
+        "latest_action_name": "action_listen",
+    }
+    body = {
+        "next_action": action,
+        "sender_id": "test-action-server",
+        "tracker": tracker,
+        "domain": {},
+        "version": "3.6.2",
+    }
+    response = httpx.post(f"{stack.rasa.actions_url}/webhook", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def test_close_intents_make_the_assistant_ask_instead_of_guessing(stack):
+    ranking = [("nlu_fallback", 0.45), ("ask_processing_times", 0.38), ("appeal_decision", 0.33), ("greet", 0.1)]
+    result = _run_action(stack, "action_handle_fallback", "nlu_fallback", ranking, {})
+    [message] = [r for r in result["responses"] if r.get("text")]
+    assert message["custom"]["decision"] == "clarify:ask_processing_times"
+    assert "how long a decision takes" in message["text"]
+    slots = {e["name"]: e["value"] for e in result["events"] if e["event"] == "slot"}
+    assert slots == {"clarify_intent": "ask_processing_times", "clarify_alternative": "appeal_decision"}
+
+
+def test_no_to_the_first_guess_asks_about_the_second_and_yes_acts_on_it(stack):
+    pending = {"clarify_intent": "ask_processing_times", "clarify_alternative": "appeal_decision"}
+    after_no = _run_action(stack, "action_resolve_clarification", "deny", [("deny", 0.98)], pending)
+    [question] = [r for r in after_no["responses"] if r.get("text")]
+    assert question["custom"]["decision"] == "clarify:appeal_decision"
+    after_yes = _run_action(
+        stack, "action_resolve_clarification", "affirm", [("affirm", 0.97)], {"clarify_intent": "appeal_decision"}
+    )
+    [routing] = [r for r in after_yes["responses"] if r.get("text")]
+    assert routing["custom"]["decision"] == "route:appeals"
+
+
+def test_a_weak_guess_without_a_close_rival_counts_as_not_understood(stack):
+    ranking = [("nlu_fallback", 0.45), ("ask_login_help", 0.41), ("greet", 0.05)]
+    result = _run_action(stack, "action_handle_fallback", "nlu_fallback", ranking, {})
+    [message] = [r for r in result["responses"] if r.get("text")]
+    assert message["custom"]["decision"] == "smalltalk:out_of_scope"
