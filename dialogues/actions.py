@@ -95,9 +95,7 @@ def ask_which(dispatcher: CollectingDispatcher, intent: str, alternative: str | 
     return [SlotSet("clarify_intent", intent), SlotSet("clarify_alternative", alternative)]
 
 
-def not_understood(
-    dispatcher: CollectingDispatcher, tracker: Tracker, response: str | None = None
-) -> list[EventType]:
+def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker, response: str | None = None) -> list[EventType]:
     """A turn the assistant cannot help with: say what it can do (``response``, else a generic text). After
     ``max_failed_understandings`` such turns in a row, route to a person."""
     failures = int(tracker.get_slot("failed_understandings") or 0) + 1
@@ -193,9 +191,7 @@ class ActionOutOfScope(Action):
     def name(self) -> str:
         return "action_out_of_scope"
 
-    def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         return not_understood(dispatcher, tracker, response="utter_out_of_scope")
 
 

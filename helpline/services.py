@@ -152,6 +152,19 @@ class Stack:
             print(f"starting {process.name} (log: {process.log_path})", flush=True)
             process.start()
         self.wait_healthy(self.settings.rasa.startup_timeout_s)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """One message before the first caller: Rasa traces its TensorFlow graphs (NLU and dialogue policy) on
+        the first message, about a second that no caller should wait."""
+        try:
+            httpx.post(
+                f"{self.settings.rasa.url}/webhooks/rest/webhook",
+                json={"sender": "helpline-warm-up", "message": "hello"},
+                timeout=60,
+            )
+        except httpx.HTTPError as e:
+            log.warning("Rasa warm-up parse failed: %r", e)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

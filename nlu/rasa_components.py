@@ -84,6 +84,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
         super().__init__(execution_context.node_name, config)
+        self.encoder()  # load the weights with the model, not on a caller's first turn
 
     @classmethod
     def create(
