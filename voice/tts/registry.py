@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar
 
+from voice.registry import Registry
 from voice.tts.base import Speech, TtsError
 
 if TYPE_CHECKING:
@@ -13,18 +14,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TTS_ENGINES: dict[str, type[TtsEngine]] = {}
+TTS_REGISTRY: Registry[TtsEngine] = Registry("TTS")
+TTS_ENGINES = TTS_REGISTRY.engines
+register_tts = TTS_REGISTRY.register
 FALLBACK_ENGINE = "espeak"
-
-E = TypeVar("E")
-
-
-def register_tts(cls: E) -> E:
-    name = cls.name  # type: ignore[attr-defined]
-    if name in TTS_ENGINES:
-        raise ValueError(f"TTS engine {name!r} is registered twice")
-    TTS_ENGINES[name] = cls  # type: ignore[assignment]
-    return cls
 
 
 class FallbackTts:
@@ -51,21 +44,14 @@ def _load_builtin_engines() -> None:
     import voice.tts.piper  # noqa: F401
 
 
-def _build(name: str, settings: TtsSettings) -> TtsEngine:
-    try:
-        return TTS_ENGINES[name](settings)
-    except KeyError:
-        raise ValueError(f"unknown TTS engine {name!r}; registered: {', '.join(sorted(TTS_ENGINES))}") from None
-
-
 def create_tts(settings: TtsSettings) -> FallbackTts:
     """The configured engine, backed by espeak-ng where that is installed and is not already the primary."""
     _load_builtin_engines()
-    primary = _build(settings.engine, settings)
+    primary = TTS_REGISTRY.get(settings.engine)(settings)
     fallback = None
     if settings.engine != FALLBACK_ENGINE:
         try:
-            fallback = _build(FALLBACK_ENGINE, settings)
+            fallback = TTS_REGISTRY.get(FALLBACK_ENGINE)(settings)
         except TtsError as e:
             log.warning("no TTS fallback: %s", e)
     return FallbackTts(primary, fallback)
