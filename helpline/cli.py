@@ -151,6 +151,12 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.nlu_command == "validate":
         return 0 if trainer.validate(settings) == 0 else 1
+    if args.nlu_command == "asr-variants":
+        from helpline.spoken_test import asr_variants
+
+        path = asr_variants(settings, args.per_intent)
+        print(f"wrote {path}: review it, then `helpline train`", flush=True)
+        return 0
     try:
         if args.spoken:
             from helpline.spoken_test import spoken_heldout
@@ -201,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="the held-out turns spoken (Piper), sent down the phone line and transcribed",
     )
     nlu_test.add_argument("--json", action="store_true")
+    variants = nlu_sub.add_parser(
+        "asr-variants", help="write nlu/data/asr_variants.yml: training sentences as the ASR mishears them"
+    )
+    variants.add_argument("--per-intent", type=int, default=6, help="training sentences spoken per intent")
 
     demo = sub.add_parser("demo", help="start everything, place a demo call end to end, stop everything")
     demo.add_argument("--speed", type=float, default=1.0)

@@ -1,6 +1,10 @@
-"""The held-out turns as a caller would say them: spoken by Piper, sent down the 8 kHz mu-law line, transcribed by
-the configured ASR engine. The transcripts become a Rasa NLU test file, so `rasa test nlu` scores what the
-assistant really receives on the phone."""
+"""Turns as the assistant hears them on the phone: spoken by Piper, sent down the 8 kHz mu-law line, transcribed by
+the configured ASR engine.
+
+- `helpline nlu test --spoken`: the held-out turns, transcribed, become a Rasa NLU test file, so `rasa test nlu`
+  scores what the assistant really receives.
+- `helpline nlu asr-variants`: training sentences as the ASR mishears them become reviewed training examples.
+"""
 
 from __future__ import annotations
 
@@ -9,41 +13,92 @@ from pathlib import Path
 
 import yaml
 
-from helpline.settings import Settings, TtsSettings
+from helpline.settings import REPO_ROOT, Settings, TtsSettings
 from helpline.trainer import HELDOUT_NLU
 from voice.asr import create_asr
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample, telephone_round_trip
 from voice.tts.piper import PiperTts
+from voice.wer import normalize
+
+ASR_VARIANTS = REPO_ROOT / "nlu" / "data" / "asr_variants.yml"
+
+
+def block_texts(block: dict[str, str]) -> list[str]:
+    """The texts of one Rasa NLU intent block, without entity annotations."""
+    texts = []
+    for line in block["examples"].splitlines():
+        text = line.strip().removeprefix("- ").strip()
+        if text:
+            texts.append(re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text))
+    return texts
 
 
 def heldout_examples(path: Path = HELDOUT_NLU) -> list[tuple[str, str]]:
-    """(intent, text) pairs of a Rasa NLU file without entity annotations."""
-    pairs = []
-    for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-        for line in block["examples"].splitlines():
-            text = line.strip().removeprefix("- ").strip()
-            if text:
-                pairs.append((block["intent"], re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text)))
-    return pairs
+    """(intent, text) pairs of a Rasa NLU file, without entity annotations."""
+    blocks = yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]
+    return [(b["intent"], text) for b in blocks if "intent" in b for text in block_texts(b)]
 
 
-def spoken_heldout(settings: Settings) -> Path:
+def transcribe_spoken(settings: Settings, pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """(intent, text, transcript): each text spoken by Piper, sent down the phone line and transcribed."""
     voice = PiperTts(TtsSettings(length_scale=1.1))
     asr = create_asr(settings.asr)
-    by_intent: dict[str, list[str]] = {}
-    pairs = heldout_examples()
+    out = []
     for i, (intent, text) in enumerate(pairs, 1):
         speech = voice.synthesize(text)
         line = telephone_round_trip(
             resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE), TELEPHONE_RATE
         )
-        transcript = asr.transcribe(line, TELEPHONE_RATE).text
         # Brackets and parentheses would read as entity annotations in Rasa's format.
-        by_intent.setdefault(intent, []).append(re.sub(r"[\[\]()]", " ", transcript).strip() or "silence")
+        transcript = re.sub(r"[\[\]()]", " ", asr.transcribe(line, TELEPHONE_RATE).text).strip()
+        out.append((intent, text, transcript))
         if i % 25 == 0:
-            print(f"spoken and transcribed {i}/{len(pairs)} held-out turns", flush=True)
-    out = settings.data_dir / "reports" / "spoken-heldout.yml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    blocks = [{"intent": intent, "examples": "".join(f"- {t}\n" for t in texts)} for intent, texts in by_intent.items()]
-    out.write_text(yaml.safe_dump({"version": "3.1", "nlu": blocks}, sort_keys=False, allow_unicode=True))
+            print(f"spoken and transcribed {i}/{len(pairs)} turns", flush=True)
     return out
+
+
+def write_nlu_file(path: Path, examples: list[tuple[str, str]], header: str = "") -> Path:
+    by_intent: dict[str, list[str]] = {}
+    for intent, text in examples:
+        by_intent.setdefault(intent, []).append(text)
+    blocks = [{"intent": i, "examples": "".join(f"- {t}\n" for t in texts)} for i, texts in by_intent.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump({"version": "3.1", "nlu": blocks}, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def spoken_heldout(settings: Settings) -> Path:
+    """The held-out turns as the assistant hears them on the phone, as a Rasa NLU test file."""
+    spoken = transcribe_spoken(settings, heldout_examples())
+    return write_nlu_file(
+        settings.data_dir / "reports" / "spoken-heldout.yml", [(i, t or "silence") for i, _, t in spoken]
+    )
+
+
+def asr_variants(settings: Settings, per_intent: int) -> Path:
+    """Training examples as our ASR mishears them on the phone.
+
+    ``per_intent`` training sentences of each intent (four words or more) are spoken, sent down the line and
+    transcribed; each transcript that differs from its sentence becomes a training example, in the lower-case,
+    unpunctuated form the NLU receives. A trainer reviews the file before training on it.
+    """
+    chosen: dict[str, list[str]] = {}
+    for path in sorted((REPO_ROOT / "nlu" / "data").glob("*.yml")):
+        if path == ASR_VARIANTS:
+            continue
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            if "intent" not in block:
+                continue
+            texts = chosen.setdefault(block["intent"], [])
+            texts += [t for t in block_texts(block) if len(t.split()) >= 4][: per_intent - len(texts)]
+    pairs = [(intent, text) for intent, texts in chosen.items() for text in texts]
+    variants = [
+        (intent, " ".join(normalize(transcript)))
+        for intent, text, transcript in transcribe_spoken(settings, pairs)
+        if normalize(transcript) and normalize(transcript) != normalize(text)
+    ]
+    header = (
+        "# Generated by `helpline nlu asr-variants`: training sentences as our ASR heard them on the phone line\n"
+        "# (Piper voice, 8 kHz mu-law, faster-whisper). Reviewed by a trainer; regenerate after an ASR change.\n"
+    )
+    return write_nlu_file(ASR_VARIANTS, variants, header)
