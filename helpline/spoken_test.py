@@ -58,12 +58,15 @@ def transcribe_spoken(settings: Settings, pairs: list[tuple[str, str]]) -> list[
 
 
 def write_nlu_file(path: Path, examples: list[tuple[str, str]], header: str = "") -> Path:
+    """A Rasa NLU file in the block style trainers read and edit."""
     by_intent: dict[str, list[str]] = {}
     for intent, text in examples:
-        by_intent.setdefault(intent, []).append(text)
-    blocks = [{"intent": i, "examples": "".join(f"- {t}\n" for t in texts)} for i, texts in by_intent.items()]
+        by_intent.setdefault(intent, []).append(" ".join(text.split()))
+    lines = [header + 'version: "3.1"', "nlu:"]
+    for intent, texts in by_intent.items():
+        lines += [f"- intent: {intent}", "  examples: |", *[f"    - {t}" for t in texts], ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump({"version": "3.1", "nlu": blocks}, sort_keys=False, allow_unicode=True))
+    path.write_text("\n".join(lines))
     return path
 
 
@@ -92,8 +95,9 @@ def asr_variants(settings: Settings, per_intent: int) -> Path:
             texts = chosen.setdefault(block["intent"], [])
             texts += [t for t in block_texts(block) if len(t.split()) >= 4][: per_intent - len(texts)]
     pairs = [(intent, text) for intent, texts in chosen.items() for text in texts]
+    # Kept as transcribed (that is what the NLU receives), where the words differ from what was said.
     variants = [
-        (intent, " ".join(normalize(transcript)))
+        (intent, transcript)
         for intent, text, transcript in transcribe_spoken(settings, pairs)
         if normalize(transcript) and normalize(transcript) != normalize(text)
     ]

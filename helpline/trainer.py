@@ -32,9 +32,11 @@ HELDOUT_NLU = REPO_ROOT / "nlu" / "heldout" / "nlu.yml"
 TEST_STORIES = REPO_ROOT / "dialogues" / "tests" / "test_stories.yml"
 ROUTING_TABLE = REPO_ROOT / "dialogues" / "routing.yml"
 
-# Quality gates (issue #4): CI fails when the model falls below them.
+# Quality gates (issue #4): CI fails when the model falls below them on the held-out text turns.
 GATE_MACRO_F1 = 0.95
 GATE_ROUTING = 0.95
+# Target for the same turns spoken and transcribed (measured and reported, not a CI gate).
+SPOKEN_TARGET = 0.90
 
 
 @dataclass
@@ -48,11 +50,16 @@ class QualityReport:
     stories_failed: int
     worst_confusions: list[tuple[str, str, int]]
     report_dir: str
+    gate_macro_f1: float = GATE_MACRO_F1
+    gate_routing: float = GATE_ROUTING
+    condition: str = "held-out text turns"
 
     @property
     def passed(self) -> bool:
         return (
-            self.intent_macro_f1 >= GATE_MACRO_F1 and self.routing_accuracy >= GATE_ROUTING and self.stories_failed == 0
+            self.intent_macro_f1 >= self.gate_macro_f1
+            and self.routing_accuracy >= self.gate_routing
+            and self.stories_failed == 0
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -63,13 +70,18 @@ class QualityReport:
             return "pass" if ok else "FAIL"
 
         lines = [
-            f"held-out turns: {self.examples}   intent accuracy {self.intent_accuracy:.3f}",
-            f"  intent macro-F1     {self.intent_macro_f1:.3f}  (gate >= {GATE_MACRO_F1})  "
-            f"{mark(self.intent_macro_f1 >= GATE_MACRO_F1)}",
-            f"  routing decision    {self.routing_accuracy:.3f}  (gate >= {GATE_ROUTING}, "
-            f"{self.routing_examples} topic/queue turns)  {mark(self.routing_accuracy >= GATE_ROUTING)}",
-            f"  test stories        {self.stories - self.stories_failed}/{self.stories} pass  "
-            f"{mark(self.stories_failed == 0)}",
+            f"{self.condition}: {self.examples}   intent accuracy {self.intent_accuracy:.3f}",
+            f"  intent macro-F1     {self.intent_macro_f1:.3f}  (>= {self.gate_macro_f1})  "
+            f"{mark(self.intent_macro_f1 >= self.gate_macro_f1)}",
+            f"  routing decision    {self.routing_accuracy:.3f}  (>= {self.gate_routing}, "
+            f"{self.routing_examples} topic/queue turns)  {mark(self.routing_accuracy >= self.gate_routing)}",
+        ]
+        if self.stories:
+            lines.append(
+                f"  test stories        {self.stories - self.stories_failed}/{self.stories} pass  "
+                f"{mark(self.stories_failed == 0)}"
+            )
+        lines += [
             "  most confused (true -> predicted, count): "
             + (", ".join(f"{t} -> {p} ({n})" for t, p, n in self.worst_confusions) or "none"),
             f"reports, confusion matrix: {self.report_dir}",
@@ -145,7 +157,7 @@ def score_stories(report_dir: Path) -> tuple[int, int]:
     return stories, len((failed or {}).get("stories") or [])
 
 
-def test(settings: Settings, nlu_data: Path = HELDOUT_NLU, with_stories: bool = True) -> QualityReport:
+def test(settings: Settings, nlu_data: Path = HELDOUT_NLU, spoken: bool = False) -> QualityReport:
     """Run Rasa's tests of the current model on held-out data; write reports; return the scores."""
     model = model_path(settings)
     if not model.exists():
@@ -157,7 +169,7 @@ def test(settings: Settings, nlu_data: Path = HELDOUT_NLU, with_stories: bool = 
     if code != 0:
         raise TrainingError(f"rasa test nlu failed (exit {code})")
     stories, stories_failed = 0, 0
-    if with_stories:
+    if not spoken:
         code = _rasa(settings, "test", "core", "--stories", str(TEST_STORIES), "--model", str(model),
                      "--out", str(core_out))  # fmt: skip
         if code != 0:
@@ -167,7 +179,10 @@ def test(settings: Settings, nlu_data: Path = HELDOUT_NLU, with_stories: bool = 
     report = QualityReport(
         examples, accuracy, macro_f1, routed, routing_accuracy, stories, stories_failed, worst, str(out)
     )
-    (out / "summary.json").write_text(json.dumps(report.as_dict(), indent=2))
+    if spoken:
+        report.gate_macro_f1 = report.gate_routing = SPOKEN_TARGET
+        report.condition = "held-out turns spoken, sent down the phone line and transcribed"
+    (out / ("summary-spoken.json" if spoken else "summary.json")).write_text(json.dumps(report.as_dict(), indent=2))
     return report
 
 
