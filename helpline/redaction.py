@@ -35,3 +35,13 @@ def redact_text(text: str) -> str:
     ]
     text = _replace_spans(text, cards)
     return _PHONE.sub(lambda m: "[phone number]" if 8 <= len(re.sub(r"\D", "", m.group(0))) <= 13 else m.group(0), text)
+
+
+def mask_phone_number(number: str) -> str:
+    """A caller's number for the record: the country prefix and the last two digits, enough to recognise a repeat
+    caller by eye but not to dial."""
+    digits = [c for c in number if c.isdigit()]
+    if len(digits) < 6:
+        return "*" * len(digits)
+    prefix = "+" + "".join(digits[:2]) if number.startswith("+") else "".join(digits[:2])
+    return prefix + "*" * (len(digits) - 4) + "".join(digits[-2:])

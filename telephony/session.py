@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from helpline.redaction import redact_text
+from helpline.redaction import mask_phone_number, redact_text
 from helpline.settings import Settings
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
-from telephony.twilio_media import Start, clear_message, mark_message, media_message
+from telephony.twilio_media import Start, mark_message, media_message
 from voice.asr import AsrEngine, AsrError, Transcript
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
 from voice.tts import TtsError
@@ -93,15 +93,6 @@ class CallRecord:
             "malformed_messages": self.malformed_messages,
             "turns": [vars(t) for t in self.turns],
         }
-
-
-def mask_phone_number(number: str) -> str:
-    """Keep the country prefix and the last two digits: enough to recognise, not to dial."""
-    digits = [c for c in number if c.isdigit()]
-    if len(digits) < 6:
-        return "*" * len(digits)
-    prefix = "+" + "".join(digits[:2]) if number.startswith("+") else "".join(digits[:2])
-    return prefix + "*" * (len(digits) - 4) + "".join(digits[-2:])
 
 
 def now_iso() -> str:
@@ -313,9 +304,6 @@ class CallSession:
             await self._send(media_message(self.stream_sid, frame))
         await self._send(mark_message(self.stream_sid, mark))
         await played.wait()
-
-    async def clear_playback(self) -> None:
-        await self._send(clear_message(self.stream_sid))
 
     # --- ending the bot part ---------------------------------------------------------------------------------
 

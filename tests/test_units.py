@@ -11,9 +11,9 @@ from dialogues.payment_calendar import (
     public_holidays,
     spoken_date,
 )
+from helpline.redaction import mask_phone_number
 from helpline.settings import Settings
 from nlu.client import decision_from
-from telephony.session import mask_phone_number
 from voice.wer import normalize, wer
 
 

@@ -27,7 +27,7 @@ def packaged_whisper_model() -> Path:
 class FasterWhisperAsr:
     name: ClassVar[str] = "faster_whisper"
     capabilities: ClassVar[AsrCapabilities] = AsrCapabilities(
-        streaming_partials=False, word_confidences=True, languages=("en",)
+        streaming_partials=False, word_confidences=False, languages=("en",)
     )
 
     def __init__(self, settings: AsrSettings) -> None:
