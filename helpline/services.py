@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -226,11 +228,15 @@ def write_rasa_endpoints(settings: Settings) -> Path:
 def settings_environment(settings: Settings) -> dict[str, str]:
     """Every setting as HELPLINE_* variables, so a child process agrees with this one exactly."""
     env: dict[str, str] = {}
+
+    def text(value: Any) -> str:  # lists and objects travel as JSON, which is how pydantic-settings reads them
+        return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
     for key, value in settings.model_dump(mode="json", exclude={"twilio"}).items():
         if isinstance(value, dict):
-            env.update({f"HELPLINE_{key}__{k}".upper(): str(v) for k, v in value.items() if v is not None})
+            env.update({f"HELPLINE_{key}__{k}".upper(): text(v) for k, v in value.items() if v is not None})
         elif value is not None:
-            env[f"HELPLINE_{key}".upper()] = str(value)
+            env[f"HELPLINE_{key}".upper()] = text(value)
     env["HELPLINE_TWILIO__AUTH_TOKEN"] = settings.twilio_auth_token
     env["HELPLINE_TWILIO__VALIDATE_SIGNATURES"] = str(settings.twilio.validate_signatures).lower()
     return env

@@ -50,6 +50,8 @@ class AsrSettings(BaseModel):
     # Parallel transcriptions one loaded model serves (faster-whisper num_workers).
     workers: int = Field(2, ge=1)
     language: str = "en"
+    # Per-word confidences (passed to Rasa as message metadata); faster-whisper aligns words for them.
+    word_confidences: bool = True
 
 
 class TtsSettings(BaseModel):
@@ -74,6 +76,28 @@ class VadSettings(BaseModel):
         return max(20, (value // 20) * 20)
 
 
+class TurnTakingSettings(BaseModel):
+    """How the assistant shares the line with the caller: no-input, barge-in, confirmation, keypad."""
+
+    # Silence after the assistant finished speaking before it counts as "no input" (stream time).
+    no_input_timeout_s: float = Field(7.0, ge=1.0, le=60.0)
+    # Consecutive no-inputs: the first gets a reprompt, the second the keypad menu, this many route to a person.
+    no_input_max: int = Field(3, ge=1, le=10)
+    barge_in: bool = True
+    # Voiced speech over an interruptible prompt that stops it (a backchannel such as "mm" is shorter).
+    barge_in_min_speech_ms: int = Field(500, ge=100, le=3000)
+    # With an engine that gives partial results: non-backchannel words heard that stop a prompt sooner.
+    barge_in_min_words: int = Field(2, ge=1, le=10)
+    # Said over the assistant, these alone are listening noises, not a turn: the assistant carries on.
+    backchannels: tuple[str, ...] = (
+        "mm", "mhm", "hm", "hmm", "uh", "huh", "uh-huh", "um", "ah", "aha", "oh",
+        "yeah", "yes", "yep", "ok", "okay", "right", "sure", "alright", "i", "see",
+    )  # fmt: skip
+    # A transcript whose ASR confidence is under this is read back ("Did you say ...?") before acting on it.
+    confirm_below_confidence: float = Field(0.45, ge=0.0, le=1.0)
+    keypad: bool = True
+
+
 class TwilioSettings(BaseModel):
     # None: a random development token kept in the data directory (see Settings.twilio_auth_token).
     auth_token: SecretStr | None = None
@@ -92,6 +116,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = AsrSettings()
     tts: TtsSettings = TtsSettings()
     vad: VadSettings = VadSettings()
+    turn_taking: TurnTakingSettings = TurnTakingSettings()
     twilio: TwilioSettings = TwilioSettings()
 
     @property

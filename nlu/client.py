@@ -113,6 +113,12 @@ class RasaClient:
         )
         return [m["text"] for m in result.get("messages", []) if m.get("text")]
 
+    async def parse(self, text: str) -> tuple[str, float]:
+        """NLU only (no conversation changes): the intent of ``text`` and its confidence."""
+        result = await self._post("/model/parse", {"text": text})
+        intent = result.get("intent") or {}
+        return str(intent.get("name") or ""), float(intent.get("confidence") or 0.0)
+
     async def respond(self, text: str, sender_id: str, metadata: dict[str, Any]) -> DialogueTurn:
         """One caller turn through NLU and dialogue."""
         started = time.perf_counter()

@@ -20,6 +20,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from helpline.settings import Settings
 from nlu.client import RasaClient
 from telephony import prompts
+from telephony.keypad import KeypadMenu
 from telephony.session import CallRecord, CallSession
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
@@ -55,6 +56,7 @@ class Runtime:
     apology_audio: bytes
     validator: RequestValidator
     calls: OrderedDict[str, CallRecord]
+    keypad: KeypadMenu | None = None
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record
@@ -84,6 +86,7 @@ def build_runtime(settings: Settings) -> Runtime:
         apology_audio=apology,
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
+        keypad=KeypadMenu.load() if settings.turn_taking.keypad else None,
     )
 
 
@@ -237,7 +240,9 @@ class MediaStreamHandler:
             )
             return False
         rt = self._runtime
-        self._session = CallSession(start, rt.settings, rt.asr, rt.tts, rt.rasa, rt.apology_audio, self._send)
+        self._session = CallSession(
+            start, rt.settings, rt.asr, rt.tts, rt.rasa, rt.apology_audio, self._send, keypad=rt.keypad
+        )
         rt.keep(self._session.record)
         self._session.begin()
         self._session_started.set()

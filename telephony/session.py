@@ -1,4 +1,13 @@
-"""One phone call: caller audio -> VAD -> ASR -> dialogue -> TTS -> audio back, and the call's record."""
+"""One phone call: caller audio -> VAD -> ASR -> dialogue -> TTS -> audio back, and the call's record.
+
+Turn-taking is the session's own business, so it works whatever the dialogue server does:
+- barge-in: speech over an interruptible prompt stops it at once (Twilio ``clear``); per-sentence marks tell what the
+  caller really heard; listening noises ("mm", "yeah") said over a prompt are not a turn, and a prompt they stopped
+  carries on where it was cut;
+- no input: a reprompt, then the keypad menu, then a person;
+- the keypad menu at any time (a key is handled as the intent it stands for);
+- a transcript the recogniser is unsure of is read back ("Did you say ...?") before the assistant acts on it.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +23,20 @@ from helpline.redaction import mask_phone_number, redact_text
 from helpline.settings import Settings
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
-from telephony.twilio_media import Start, mark_message, media_message
+from telephony.keypad import KeypadMenu
+from telephony.twilio_media import Start, clear_message, mark_message, media_message
 from voice.asr import AsrEngine, AsrError, Transcript
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
 from voice.tts import TtsError
 from voice.tts.base import split_sentences
 from voice.tts.registry import FallbackTts
-from voice.vad import Endpointer, UtteranceEnded
+from voice.vad import Endpointer, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
+FALLBACK_QUEUE = "general"  # DOMAIN.md: explicit requests, anything not understood, any fault
+MAX_PENDING_INPUTS = 16  # beyond this, key presses are dropped (a flood must not queue minutes of work)
 
 
 @dataclass(frozen=True)
@@ -38,11 +50,12 @@ class HandoffRequested:
 
 @dataclass
 class TurnRecord:
-    """One caller utterance and what the assistant did with it."""
+    """One caller turn (spoken, or a key press) and what the assistant did with it."""
 
     index: int
     speech_started_ms: int
-    speech_end_ms: int  # stream time of the caller's last voiced frame
+    speech_end_ms: int  # stream time of the caller's last voiced frame (of the key press for keypad turns)
+    input: str = "speech"  # "speech" | "keypad"
     transcript: str = ""
     asr_confidence: float = 0.0
     intent: str = ""
@@ -56,6 +69,9 @@ class TurnRecord:
     tts_ms: float = 0.0
     # From the endpoint decision (end of speech + configured silence) to the first reply frame sent.
     response_ms: float = 0.0
+    barged_in: bool = False  # this turn's speech stopped the assistant mid-prompt
+    confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
+    interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it
     error: str = ""
 
 
@@ -66,7 +82,8 @@ class CallRecord:
     caller: str  # masked
     started_at: str
     turns: list[TurnRecord] = field(default_factory=list)
-    said: list[str] = field(default_factory=list)  # everything the assistant said, in order
+    said: list[str] = field(default_factory=list)  # everything the caller heard the assistant say, in order
+    events: list[dict[str, Any]] = field(default_factory=list)  # turn-taking: barge-ins, no-input, keys ...
     outcome: str = ""
     answered_topics: list[str] = field(default_factory=list)
     handoff: HandoffRequested | None = None
@@ -83,6 +100,7 @@ class CallRecord:
             "outcome": self.outcome,
             "answered_topics": self.answered_topics,
             "said": self.said,
+            "events": self.events,
             "handoff": None
             if self.handoff is None
             else {
@@ -99,11 +117,69 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+@dataclass
+class Prompt:
+    """One thing the assistant says, as Twilio plays it. Each sentence is followed by a mark; a mark that comes back
+    before any ``clear`` means the caller heard that sentence whole."""
+
+    kind: str
+    sentences: list[str]
+    interruptible: bool
+    protected: int = 0  # sentences that must be heard before barge-in is allowed (the greeting's disclosure)
+    turn: TurnRecord | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    sentence_ms: list[int] = field(default_factory=list)  # audio length of each sentence sent
+    heard: int = 0  # sentences played whole
+    final_mark: str | None = None
+    started_ms: int | None = None  # stream time the first frame was sent
+    last_mark_ms: int | None = None  # stream time the latest mark came back
+    interrupted: dict[str, Any] | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self.started_ms is not None and not self.finished.is_set()
+
+    def may_barge_in(self) -> bool:
+        return self.interruptible and self.playing and self.interrupted is None and self.heard >= self.protected
+
+    @property
+    def heard_text(self) -> str:
+        return " ".join(self.sentences[: self.heard])
+
+    @property
+    def unheard_text(self) -> str:
+        return " ".join(self.sentences[self.heard :])
+
+
+@dataclass(frozen=True)
+class SpeechInput:
+    utterance: UtteranceEnded
+    endpoint_at: float  # perf_counter() when the endpointer decided the utterance was over
+    over: Prompt | None  # the prompt that was playing when the caller started speaking
+    barged_in: bool  # the caller's speech stopped that prompt
+
+
+@dataclass(frozen=True)
+class KeyInput:
+    key: str
+    at_ms: int
+    at: float
+
+
+@dataclass(frozen=True)
+class NoInput:
+    since_ms: int
+
+
+CallerInput = SpeechInput | KeyInput | NoInput
+
+
 class CallSession:
     """Runs one call. The gateway feeds it inbound events; it sends media/mark/clear through ``send``.
 
-    Utterances are processed one at a time by the session's own dialogue task, so audio keeps flowing while
-    the assistant thinks. Any fault (ASR, Rasa, TTS) ends in an apology and a handoff to ``general``.
+    Inputs (utterances, key presses, no-input timeouts) are handled one at a time by the session's own dialogue task,
+    so audio keeps flowing while the assistant thinks. Any fault (ASR, Rasa, TTS) ends in an apology and a handoff to
+    ``general``.
     """
 
     def __init__(
@@ -115,20 +191,33 @@ class CallSession:
         rasa: RasaClient,
         apology_audio: bytes,
         send: SendText,
+        keypad: KeypadMenu | None = None,
     ):
         self._settings = settings
+        self._policy = settings.turn_taking
         self._asr = asr
         self._tts = tts
         self._rasa = rasa
         self._apology_audio = apology_audio
-        self._send = send
+        self._send_raw = send
+        self._send_lock = asyncio.Lock()
+        self._keypad = keypad if settings.turn_taking.keypad else None
+        self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
         self.stream_sid = start.stream_sid
         self.call_sid = start.call_sid
         vad = settings.vad
         self._endpointer = Endpointer(vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s)
-        self._utterances: asyncio.Queue[tuple[UtteranceEnded, float]] = asyncio.Queue()
-        self._pending_marks: dict[str, asyncio.Event] = {}
-        self._mark_seq = 0
+        self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
+        self._marks: dict[str, tuple[Prompt, int]] = {}
+        self._prompt_seq = 0
+        self._prompt: Prompt | None = None  # what the assistant is saying now
+        self._speech_over: Prompt | None = None  # the prompt the current utterance started over
+        self._barged_in = False
+        self._stream_ms = 0
+        self._listening_since_ms: int | None = None
+        self._no_inputs = 0
+        self._unconfirmed: tuple[str, TurnRecord] | None = None  # transcript read back, awaiting yes or no
+        self._background: set[asyncio.Task[None]] = set()
         self._dialogue_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
         self.record = CallRecord(
@@ -145,37 +234,112 @@ class CallSession:
 
     async def close(self, outcome_if_open: str = "abandoned") -> None:
         """The stream ended (caller hung up, or we finished). Stop work and settle the outcome."""
-        if self._dialogue_task is not None:
-            self._dialogue_task.cancel()
+        for task in [self._dialogue_task, *self._background]:
+            if task is None:
+                continue
+            task.cancel()
             try:
-                await asyncio.wait_for(self._dialogue_task, timeout=5)
+                await asyncio.wait_for(task, timeout=5)
             except (asyncio.CancelledError, TimeoutError):
                 pass
             except Exception:  # e.g. a send to a socket the caller already closed: the record still gets settled
-                log.exception("call %s: the dialogue task failed while the call ended", self.call_sid)
-        for event in self._pending_marks.values():
-            event.set()
+                log.exception("call %s: a task failed while the call ended", self.call_sid)
+        for prompt, _ in self._marks.values():
+            prompt.finished.set()
         if not self.record.outcome:
             last = self.record.answered_topics[-1] if self.record.answered_topics else None
             self.record.outcome = f"answered:{last}" if last else outcome_if_open
         self.record.ended_at = now_iso()
         self.finished.set()
 
-    # --- inbound events --------------------------------------------------------------------------------------
+    def _event(self, kind: str, **details: Any) -> None:
+        self.record.events.append({"at_ms": self._stream_ms, "kind": kind, **details})
+
+    # --- inbound events (called by the gateway's reader; never block) ----------------------------------------
 
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
-        pcm = ulaw_decode(mulaw)
-        for event in self._endpointer.feed(pcm, at_ms=timestamp_ms):
-            if isinstance(event, UtteranceEnded):
-                self._utterances.put_nowait((event, time.perf_counter()))
+        self._stream_ms = timestamp_ms
+        for event in self._endpointer.feed(ulaw_decode(mulaw), at_ms=timestamp_ms):
+            if isinstance(event, SpeechStarted):
+                self._speech_over = self._prompt if self._prompt is not None and self._prompt.playing else None
+                self._barged_in = False
+                self._listening_since_ms = None
+            elif isinstance(event, UtteranceEnded):
+                self._inputs.put_nowait(SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in))
+                self._speech_over, self._barged_in = None, False
+        if self._endpointer.in_speech:
+            prompt = self._prompt
+            if (
+                self._policy.barge_in
+                and prompt is not None
+                and prompt is self._speech_over
+                and prompt.may_barge_in()
+                and self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms
+            ):
+                self._barged_in = True
+                self._interrupt(prompt, cause="speech")
+        elif (
+            self._listening_since_ms is not None
+            and timestamp_ms - self._listening_since_ms >= self._policy.no_input_timeout_s * 1000
+        ):
+            self._inputs.put_nowait(NoInput(self._listening_since_ms))
+            self._listening_since_ms = None
 
     def on_mark(self, name: str) -> None:
-        event = self._pending_marks.pop(name, None)
-        if event is not None:
-            event.set()
+        entry = self._marks.pop(name, None)
+        if entry is None:
+            return
+        prompt, index = entry
+        if prompt.interrupted is None:  # marks Twilio returns after a clear were not heard
+            prompt.heard = max(prompt.heard, index + 1)
+            prompt.last_mark_ms = self._stream_ms
+        if name == prompt.final_mark:
+            prompt.finished.set()
 
     def on_dtmf(self, digit: str) -> None:
-        log.info("call %s: DTMF %s (keypad menu not enabled)", self.call_sid, digit)
+        if self._keypad is None:
+            log.info("call %s: key %s ignored (keypad menu disabled)", self.call_sid, digit)
+            return
+        if self._inputs.qsize() >= MAX_PENDING_INPUTS:
+            self._event("key_dropped", key=digit)
+            log.warning("call %s: key %s dropped: %d inputs already waiting", self.call_sid, digit, MAX_PENDING_INPUTS)
+            return
+        self._listening_since_ms = None
+        prompt = self._prompt
+        if prompt is not None and prompt.interruptible and prompt.playing and prompt.interrupted is None:
+            self._interrupt(prompt, cause="key")
+        self._inputs.put_nowait(KeyInput(digit, self._stream_ms, time.perf_counter()))
+
+    def _interrupt(self, prompt: Prompt, cause: str) -> None:
+        """Stop the prompt now: Twilio drops what it has buffered; what was heard is what the marks said."""
+        in_progress = prompt.heard
+        fraction = 0.0
+        if in_progress < len(prompt.sentence_ms) and prompt.sentence_ms[in_progress] > 0:
+            since = prompt.last_mark_ms if prompt.last_mark_ms is not None else prompt.started_ms or 0
+            fraction = min(1.0, max(0.0, (self._stream_ms - since) / prompt.sentence_ms[in_progress]))
+        prompt.interrupted = {
+            "cause": cause,
+            "at_ms": self._stream_ms,
+            "heard": prompt.heard_text,
+            "unheard": prompt.unheard_text,
+            # How far into the sentence that was cut the caller got, estimated from stream time since the last mark.
+            "cut_sentence_heard_fraction": round(fraction, 2),
+        }
+        prompt.finished.set()
+        if prompt.turn is not None:
+            prompt.turn.interrupted = prompt.interrupted
+        self._event("barge_in", prompt=prompt.kind, **prompt.interrupted)
+        log.info("call %s: %s stopped the %s prompt", self.call_sid, cause, prompt.kind)
+        self._spawn(self._send(clear_message(self.stream_sid)))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _send(self, text: str) -> None:
+        async with self._send_lock:
+            await self._send_raw(text)
 
     # --- the dialogue task -----------------------------------------------------------------------------------
 
@@ -183,13 +347,26 @@ class CallSession:
         try:
             await self._greet()
             while not self.finished.is_set():
-                utterance, endpoint_at = await self._utterances.get()
-                await self._handle_utterance(utterance, endpoint_at)
+                item = await self._next_input()
+                if isinstance(item, NoInput):
+                    await self._on_no_input(item)
+                elif isinstance(item, KeyInput):
+                    await self._on_key(item)
+                else:
+                    await self._on_speech(item)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("call %s: unexpected fault", self.call_sid)
             await self._fault_handoff("unexpected fault in the call session", None)
+
+    async def _next_input(self) -> CallerInput:
+        """The next input; while none is waiting, the no-input clock runs (in stream time, from now)."""
+        if self._inputs.empty() and not self._endpointer.in_speech:
+            self._listening_since_ms = self._stream_ms
+        item = await self._inputs.get()
+        self._listening_since_ms = None
+        return item
 
     async def _greet(self) -> None:
         try:
@@ -198,42 +375,141 @@ class CallSession:
             log.error("call %s: dialogue unavailable at call start: %s", self.call_sid, e)
             await self._fault_handoff("dialogue server unavailable at call start", None)
             return
-        await self._speak(" ".join(texts) or prompts.FALLBACK_GREETING, mark=f"greeting-{self.call_sid}")
+        # The first sentence says the caller is talking to an automated assistant: it is always heard whole.
+        await self._speak(" ".join(texts) or prompts.FALLBACK_GREETING, kind="greeting", protected=1)
 
-    async def _handle_utterance(self, utterance: UtteranceEnded, endpoint_at: float) -> None:
-        turn = TurnRecord(
-            index=len(self.record.turns) + 1,
-            speech_started_ms=utterance.started_ms,
-            speech_end_ms=utterance.speech_end_ms,
-        )
-        self.record.turns.append(turn)
+    async def _on_no_input(self, item: NoInput) -> None:
+        if not self._inputs.empty() or self._endpointer.in_speech:
+            return  # the caller spoke or pressed a key meanwhile
+        self._no_inputs += 1
+        self._event("no_input", count=self._no_inputs, since_ms=item.since_ms)
+        log.info("call %s: no input (%d in a row)", self.call_sid, self._no_inputs)
+        if self._no_inputs >= self._policy.no_input_max:
+            await self._speak(prompts.NO_INPUT_HANDOFF, kind="no-input", interruptible=False)
+            self._hand_off(FALLBACK_QUEUE, "no input from the caller", None)
+        elif self._no_inputs == 1 or self._keypad is None:
+            await self._speak(prompts.NO_INPUT_REPROMPT, kind="reprompt")
+        else:
+            await self._speak(f"{prompts.NO_INPUT_KEYPAD} {self._keypad.menu_text()}", kind="menu")
+
+    async def _on_key(self, item: KeyInput) -> None:
+        assert self._keypad is not None
+        self._no_inputs = 0
+        self._unconfirmed = None
+        self._event("key", key=item.key)
+        if item.key == self._keypad.repeat_key:
+            await self._speak(self._keypad.menu_text(), kind="menu")
+            return
+        intent = self._keypad.intent_for(item.key)
+        if intent is None:
+            await self._speak(f"{prompts.KEY_NOT_IN_MENU} {self._keypad.menu_text()}", kind="menu")
+            return
+        turn = self._new_turn(item.at_ms, item.at_ms, input="keypad")
+        turn.transcript = f"[key {item.key}]"
+        turn.asr_confidence = 1.0
+        await self._converse(turn, f"/{intent}", {"input": "keypad", "key": item.key}, item.at)
+
+    async def _on_speech(self, item: SpeechInput) -> None:
+        utterance = item.utterance
         try:
             t0 = time.perf_counter()
             audio = pcm16_to_float(utterance.pcm)
             transcript: Transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE)
-            turn.asr_ms = (time.perf_counter() - t0) * 1000
+            asr_ms = (time.perf_counter() - t0) * 1000
         except AsrError as e:
             log.error("call %s: ASR failed: %s", self.call_sid, e)
+            turn = self._new_turn(utterance.started_ms, utterance.speech_end_ms)
             turn.error = f"asr: {e}"
             await self._fault_handoff("speech recognition failed", turn)
             return
+        if transcript.is_empty:
+            self._event("no_words", started_ms=utterance.started_ms, speech_end_ms=utterance.speech_end_ms)
+            log.info("call %s: no words recognised in %d ms of audio", self.call_sid, len(utterance.pcm) // 8)
+            if item.barged_in and item.over is not None:
+                await self._resume(item.over)
+            return
+        if item.over is not None and self._is_backchannel(transcript.text):
+            # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
+            self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)
+            if item.barged_in:
+                await self._resume(item.over)
+            return
+        self._no_inputs = 0
+        turn = self._new_turn(utterance.started_ms, utterance.speech_end_ms)
+        turn.asr_ms, turn.barged_in = asr_ms, item.barged_in
         # What we keep is redacted; Rasa gets the words as heard (its extractor needs the number, and its
         # tracker store redacts before writing).
         turn.transcript, turn.asr_confidence = redact_text(transcript.text), transcript.confidence
-        if transcript.is_empty:
-            log.info("call %s: turn %d: no words recognised; waiting for more", self.call_sid, turn.index)
-            turn.decision = "none"
+        metadata = {"input": "speech", "asr": self._asr_metadata(transcript)}
+        if self._unconfirmed is not None:
+            await self._on_confirmation_answer(turn, transcript, metadata, item.endpoint_at)
             return
+        if transcript.confidence < self._policy.confirm_below_confidence:
+            self._unconfirmed = (transcript.text, turn)
+            turn.decision = "confirm:asr"
+            turn.reply = prompts.CONFIRM.format(text=transcript.text.strip().rstrip(".?!"))
+            self._event("confirm_asked", turn=turn.index, asr_confidence=transcript.confidence)
+            await self._speak(turn.reply, kind="confirm", turn=turn, endpoint_at=item.endpoint_at)
+            return
+        await self._converse(turn, transcript.text, metadata, item.endpoint_at)
+
+    async def _on_confirmation_answer(
+        self, turn: TurnRecord, transcript: Transcript, metadata: dict[str, Any], endpoint_at: float
+    ) -> None:
+        """The caller answers "Did you say ...?": yes -> act on what was read back; no -> ask again; anything else
+        is a new request (read back no more than once in a row)."""
+        held_text, held_turn = self._unconfirmed or ("", turn)
+        self._unconfirmed = None
+        try:
+            answer, _ = await self._rasa.parse(transcript.text)
+        except NluUnavailable as e:
+            turn.error = f"nlu: {e}"
+            await self._fault_handoff("dialogue server unavailable", turn)
+            return
+        self._event("confirm_answered", turn=held_turn.index, answer=answer)
+        if answer == "affirm":
+            turn.confirms_turn = held_turn.index
+            metadata = {**metadata, "confirmed": True, "asr": {**metadata["asr"], "confirmed_by_caller": True}}
+            await self._converse(turn, held_text, metadata, endpoint_at)
+        elif answer == "deny":
+            turn.decision, turn.reply = "confirm:denied", prompts.CONFIRM_DENIED
+            await self._speak(turn.reply, kind="confirm", turn=turn, endpoint_at=endpoint_at)
+        else:
+            await self._converse(turn, transcript.text, metadata, endpoint_at)
+
+    def _new_turn(self, started_ms: int, end_ms: int, input: str = "speech") -> TurnRecord:
+        turn = TurnRecord(
+            index=len(self.record.turns) + 1, speech_started_ms=started_ms, speech_end_ms=end_ms, input=input
+        )
+        self.record.turns.append(turn)
+        return turn
+
+    def _is_backchannel(self, text: str) -> bool:
+        words = [w.strip(".,!?;:'\"").lower() for w in text.replace("-", " - ").split()]
+        words = [w for w in words if w and w != "-"]
+        return bool(words) and all(w in self._backchannels for w in words)
+
+    def _asr_metadata(self, transcript: Transcript) -> dict[str, Any]:
+        return {
+            "engine": self._settings.asr.engine,
+            "confidence": transcript.confidence,
+            "no_speech": transcript.no_speech,
+            "words": [{"word": w.text, "confidence": round(w.confidence, 3)} for w in transcript.words],
+            "alternatives": [{"text": a.text, "confidence": round(a.confidence, 3)} for a in transcript.alternatives],
+        }
+
+    async def _converse(self, turn: TurnRecord, text: str, extra: dict[str, Any], endpoint_at: float) -> None:
+        """One turn through the dialogue server, then the reply spoken and the decision carried out."""
         metadata = {
             "channel": "twilio_voice",
             "call_sid": self.call_sid,
             "stream_sid": self.stream_sid,
             "caller": self.record.caller,
             "turn": turn.index,
-            "asr": {"engine": self._settings.asr.engine, "confidence": transcript.confidence},
+            **extra,
         }
         try:
-            result: DialogueTurn = await self._rasa.respond(transcript.text, self.call_sid, metadata)
+            result: DialogueTurn = await self._rasa.respond(text, self.call_sid, metadata)
         except NluUnavailable as e:
             log.error("call %s: dialogue failed: %s", self.call_sid, e)
             turn.error = f"nlu: {e}"
@@ -254,8 +530,11 @@ class CallSession:
         )
         if result.decision_kind == "answer":
             self.record.answered_topics.append(result.decision_target)
-        await self._speak(result.reply, mark=f"turn-{turn.index}", turn=turn, endpoint_at=endpoint_at)
-        if result.decision_kind == "route":
+        routing = result.decision_kind == "route"
+        await self._speak(
+            result.reply, kind=f"turn-{turn.index}", turn=turn, endpoint_at=endpoint_at, interruptible=not routing
+        )
+        if routing:
             self._hand_off(result.decision_target, str(result.details.get("reason") or result.intent), turn)
         elif result.decision == "smalltalk:goodbye":
             self.finished.set()
@@ -263,47 +542,88 @@ class CallSession:
     # --- speaking --------------------------------------------------------------------------------------------
 
     async def _speak(
-        self, text: str, mark: str, turn: TurnRecord | None = None, endpoint_at: float | None = None
-    ) -> None:
-        """Synthesise ``text`` sentence by sentence, sending each as soon as it is ready (the first sentence
-        plays while the rest is synthesised), then wait until Twilio reports it all played (the mark comes back)."""
-        sentences = split_sentences(text)
-        if not sentences:
-            return
-        played = asyncio.Event()
-        self._pending_marks[mark] = played
-        first_frame_sent = False
-        for sentence in sentences:
-            t0 = time.perf_counter()
-            try:
-                speech = await asyncio.to_thread(self._tts.synthesize, sentence)
-                audio = speech.to_telephone()
-            except TtsError as e:
-                log.error("call %s: every TTS engine failed: %s", self.call_sid, e)
-                self._pending_marks.pop(mark, None)
+        self,
+        text: str,
+        kind: str,
+        turn: TurnRecord | None = None,
+        endpoint_at: float | None = None,
+        interruptible: bool = True,
+        protected: int = 0,
+    ) -> Prompt:
+        """Synthesise ``text`` sentence by sentence, sending each as soon as it is ready (the first sentence plays
+        while the rest is synthesised), with a mark after each; return when Twilio has played it all or the caller
+        interrupted it."""
+        prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
+        if not prompt.sentences:
+            return prompt
+        self._prompt = prompt
+        try:
+            for index, sentence in enumerate(prompt.sentences):
+                if prompt.interrupted is not None:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    speech = await asyncio.to_thread(self._tts.synthesize, sentence)
+                    audio = speech.to_telephone()
+                except TtsError as e:
+                    log.error("call %s: every TTS engine failed: %s", self.call_sid, e)
+                    if turn is not None:
+                        turn.error = f"tts: {e}"
+                    prompt.finished.set()
+                    self._prompt = None
+                    await self._fault_handoff("speech synthesis failed", turn)
+                    return prompt
                 if turn is not None:
-                    turn.error = f"tts: {e}"
-                await self._fault_handoff("speech synthesis failed", turn)
-                return
-            if turn is not None:
-                turn.tts_ms += (time.perf_counter() - t0) * 1000
-            for frame in frames(audio):
-                await self._send(media_message(self.stream_sid, frame))
-                if not first_frame_sent and turn is not None and endpoint_at is not None:
-                    turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
-                first_frame_sent = True
-        await self._send(mark_message(self.stream_sid, mark))
-        self.record.said.append(text)
-        await played.wait()
+                    turn.tts_ms += (time.perf_counter() - t0) * 1000
+                await self._send_sentence(prompt, index, audio, turn, endpoint_at)
+            await prompt.finished.wait()  # the last mark came back, or the caller interrupted
+        finally:
+            if self._prompt is prompt:
+                self._prompt = None
+        said = prompt.heard_text if prompt.interrupted is not None else text
+        if said:
+            self.record.said.append(said)
+        return prompt
 
-    async def _play(self, mulaw: bytes, mark: str) -> None:
-        """Send ready audio, then wait until it played."""
-        played = asyncio.Event()
-        self._pending_marks[mark] = played
-        for frame in frames(mulaw):
-            await self._send(media_message(self.stream_sid, frame))
-        await self._send(mark_message(self.stream_sid, mark))
-        await played.wait()
+    async def _send_sentence(
+        self, prompt: Prompt, index: int, audio: bytes, turn: TurnRecord | None = None, endpoint_at: float | None = None
+    ) -> None:
+        self._prompt_seq += 1
+        mark = f"{prompt.kind}.{self._prompt_seq}"
+        if index == len(prompt.sentences) - 1:
+            mark += ".end"  # the prompt's last sentence: its echo means the caller heard it all
+            prompt.final_mark = mark
+        self._marks[mark] = (prompt, index)
+        prompt.sentence_ms.append(len(audio) // (TELEPHONE_RATE // 1000))
+        async with self._send_lock:
+            for frame in frames(audio):
+                if prompt.interrupted is not None:
+                    self._marks.pop(mark, None)
+                    return
+                await self._send_raw(media_message(self.stream_sid, frame))
+                if prompt.started_ms is None:
+                    prompt.started_ms = self._stream_ms
+                    if turn is not None and endpoint_at is not None:
+                        turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
+            await self._send_raw(mark_message(self.stream_sid, mark))
+
+    async def _resume(self, prompt: Prompt) -> None:
+        """A listening noise stopped a prompt: carry on from the sentence that was cut."""
+        rest = prompt.unheard_text
+        if rest:
+            self._event("resumed", prompt=prompt.kind)
+            await self._speak(rest, kind=f"{prompt.kind}-resumed", turn=None, interruptible=prompt.interruptible)
+
+    async def _play(self, mulaw: bytes, kind: str) -> None:
+        """Send ready audio (never interruptible), then wait until it played."""
+        prompt = Prompt(kind, [kind], interruptible=False)
+        self._prompt = prompt
+        try:
+            await self._send_sentence(prompt, 0, mulaw)
+            await prompt.finished.wait()
+        finally:
+            if self._prompt is prompt:
+                self._prompt = None
 
     # --- ending the bot part ---------------------------------------------------------------------------------
 
@@ -329,8 +649,9 @@ class CallSession:
         """Never leave the caller in silence: apologise (pre-synthesised audio) and route to a person."""
         if self.finished.is_set():
             return
-        self._mark_seq += 1
-        await self._play(self._apology_audio, mark=f"apology-{self._mark_seq}")
+        if self._prompt is not None and self._prompt.playing:
+            self._interrupt(self._prompt, cause="fault")
+        await self._play(self._apology_audio, kind="apology")
         self.record.said.append(prompts.APOLOGY)
-        self._hand_off("general", reason, turn)
+        self._hand_off(FALLBACK_QUEUE, reason, turn)
         self.record.outcome = "failed"

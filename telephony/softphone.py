@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from telephony.gateway import voice_webhook_url
 from telephony.twilio_media import (
     Outbound,
     connected_message,
+    dtmf_message,
     inbound_media_message,
     mark_echo_message,
     parse_outbound,
@@ -59,6 +61,38 @@ class CallerAudio:
         return cls(frames=chunks, last_voiced=voiced[-1] if voiced else len(chunks) - 1)
 
 
+@dataclass(frozen=True)
+class Say:
+    """The caller says this (float32 mono, 8 kHz): after the assistant's reply, or over it after ``barge_in_after_s``
+    seconds of the assistant's speech."""
+
+    audio: np.ndarray
+    barge_in_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Press:
+    """The caller presses these keys (DTMF), after the assistant's reply or over it."""
+
+    keys: str
+    barge_in_after_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    """The caller says nothing while the assistant says ``prompts`` more things (no-input handling)."""
+
+    prompts: int = 1
+
+
+CallerAction = Say | Press | Silence
+
+
+def is_final_mark(name: str) -> bool:
+    """The gateway names the mark after a prompt's last sentence ``<prompt>.<n>.end``."""
+    return name.endswith(".end")
+
+
 @dataclass
 class _Playback:
     """The Twilio side's outbound buffer: audio frames and marks in the order received."""
@@ -67,6 +101,8 @@ class _Playback:
     received_frames: list[float] = field(default_factory=list)  # wall time of each media frame received
     last_activity: float = 0.0
     marks_echoed: list[tuple[str, float]] = field(default_factory=list)
+    clears: int = 0  # clear messages received (the assistant stopped its own playback)
+    cleared_marks: set[str] = field(default_factory=set)  # returned by a clear: their audio never played
 
 
 @dataclass
@@ -76,6 +112,7 @@ class SoftphoneResult:
     turns: list[dict[str, Any]]
     hung_up_by: str
     speed: float
+    clears_received: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         deciding: dict[str, Any] = next(
@@ -91,6 +128,9 @@ class SoftphoneResult:
             "greeting": (self.record.get("said") or [""])[0],
             "handoff": self.record.get("handoff"),
             "hung_up_by": self.hung_up_by,
+            "events": self.record.get("events", []),
+            "said": self.record.get("said", []),
+            "clears_received": self.clears_received,
             "speed": self.speed,
             "turns": self.turns,
         }
@@ -146,9 +186,9 @@ class Softphone:
         return public_url.replace(base, local, 1) if public_url.startswith(base) else public_url
 
     async def call(
-        self, caller_turns: list[np.ndarray], stray_messages: tuple[str | bytes, ...] = ()
+        self, caller_turns: Sequence[np.ndarray | CallerAction], stray_messages: tuple[str | bytes, ...] = ()
     ) -> SoftphoneResult:
-        """Place one call: greeting, then each caller turn after the assistant's previous reply has played.
+        """Place one call: greeting, then each caller action (audio alone means ``Say``) in turn.
 
         ``stray_messages`` are sent raw right after ``start``: a line-noise test of the gateway's robustness.
         """
@@ -158,7 +198,7 @@ class Softphone:
         signature = self._validator.compute_signature(stream_url, {})
         local_ws = self._local(stream_url.replace("wss://", "https://").replace("ws://", "http://"))
         local_ws = local_ws.replace("https://", "wss://").replace("http://", "ws://")
-        turns_audio = [CallerAudio.from_audio(a) for a in caller_turns]
+        actions = [Say(a) if isinstance(a, np.ndarray) else a for a in caller_turns]
         try:
             websocket = await websockets.connect(local_ws, additional_headers={"X-Twilio-Signature": signature})
         except websockets.InvalidStatus as e:
@@ -167,7 +207,7 @@ class Softphone:
             raise SoftphoneError(f"cannot open the media stream {local_ws}: {e!r}") from e
         async with websocket:
             hung_up_by, sent_at = await self._converse(
-                websocket, stream_sid, call_sid, parameters, turns_audio, stray_messages
+                websocket, stream_sid, call_sid, parameters, actions, stray_messages
             )
         record = await self._fetch_record(call_sid)
         return SoftphoneResult(
@@ -176,6 +216,7 @@ class Softphone:
             turns=self._merge_turns(record, sent_at, self._playback),
             hung_up_by=hung_up_by,
             speed=self._speed,
+            clears_received=self._playback.clears,
         )
 
     async def _converse(
@@ -184,9 +225,12 @@ class Softphone:
         stream_sid: str,
         call_sid: str,
         parameters: dict[str, str],
-        turns_audio: list[CallerAudio],
+        actions: list[CallerAction],
         stray_messages: tuple[str | bytes, ...],
     ) -> tuple[str, dict[int, float]]:
+        """Plays Twilio's side in 20 ms ticks: one frame of the assistant's audio "played" and one caller frame sent
+        per tick. Each caller action waits for its cue: the end of an assistant prompt (its final mark played, then a
+        short quiet), or, to barge in, a given length of assistant speech since the caller's last action."""
         seq = 1
         await ws.send(connected_message())
         await ws.send(start_message(seq, stream_sid, call_sid, ACCOUNT_SID, parameters))
@@ -199,10 +243,14 @@ class Softphone:
         loop = asyncio.get_running_loop()
         t_start = loop.time()
         tick = 0
-        turn_index = -1  # -1: waiting for the greeting
-        position = 0  # frame within the current caller turn; None-like -1 when not speaking
-        speaking = False
-        marks_at_turn_end = 0
+        index = -1  # the action under way; -1: none yet
+        active: CallerAction | None = None
+        speech: CallerAudio | None = None
+        position = 0  # frame within the caller's speech, or key within the key presses
+        silence_until = 0  # prompts finished that end a Silence
+        prompts_finished = 0  # prompts the assistant finished (final marks played)
+        prompts_at_action = 0  # ... when the caller's last Say/Press ended
+        played_since_action = 0  # assistant frames played since then
         quiet = 0
         waited = 0
         hung_up_by = "caller"
@@ -218,32 +266,51 @@ class Softphone:
                     seq += 1
                     await ws.send(mark_echo_message(seq, stream_sid, name))
                     playback.marks_echoed.append((name, time.perf_counter()))
+                    prompts_finished += is_final_mark(name) and name not in playback.cleared_marks
                 if playback.items:
                     playback.items.pop(0)
+                    played_since_action += 1
                     quiet = 0
                     waited = 0  # the assistant is talking: the caller waits however long the reply is
                 else:
                     quiet += 1
-                # The caller's side of the line.
                 timestamp = tick * FRAME_MS
-                if speaking:
-                    current = turns_audio[turn_index]
-                    payload = current.frames[position]
+                payload = SILENCE_FRAME
+                if active is None:
+                    waited += 1
+                    upcoming = actions[index + 1] if index + 1 < len(actions) else None
+                    barge_in_after = getattr(upcoming, "barge_in_after_s", None)
+                    if barge_in_after is not None:
+                        cue = played_since_action * FRAME_MS >= barge_in_after * 1000
+                    else:
+                        cue = prompts_finished > prompts_at_action and quiet >= self._quiet_ticks
+                    if cue or waited >= self._reply_timeout_ticks:
+                        index += 1
+                        if upcoming is None:
+                            break
+                        active, position, waited = upcoming, 0, 0
+                        if isinstance(upcoming, Say):
+                            speech = CallerAudio.from_audio(upcoming.audio)
+                        elif isinstance(upcoming, Silence):
+                            silence_until = prompts_finished + upcoming.prompts
+                if isinstance(active, Say):
+                    assert speech is not None
+                    payload = speech.frames[position]
                     sent_at[timestamp] = time.perf_counter()
                     position += 1
-                    if position == len(current.frames):
-                        speaking = False
-                        marks_at_turn_end = len(playback.marks_echoed)
-                        waited = 0
-                else:
-                    payload = SILENCE_FRAME
+                    if position == len(speech.frames):
+                        active, prompts_at_action, played_since_action = None, prompts_finished, 0
+                elif isinstance(active, Press):
+                    seq += 1
+                    await ws.send(dtmf_message(seq, stream_sid, active.keys[position]))
+                    sent_at[timestamp] = time.perf_counter()
+                    position += 1
+                    if position == len(active.keys):
+                        active, prompts_at_action, played_since_action = None, prompts_finished, 0
+                elif isinstance(active, Silence):
                     waited += 1
-                    replied = len(playback.marks_echoed) > marks_at_turn_end
-                    if (replied and quiet >= self._quiet_ticks) or waited >= self._reply_timeout_ticks:
-                        turn_index += 1
-                        if turn_index >= len(turns_audio):
-                            break
-                        speaking, position = True, 0
+                    if prompts_finished >= silence_until or waited >= self._reply_timeout_ticks * active.prompts:
+                        active, waited = None, 0
                 seq += 1
                 await ws.send(inbound_media_message(seq, stream_sid, tick + 1, timestamp, payload))
                 tick += 1
@@ -272,8 +339,10 @@ class Softphone:
             elif message.event == "mark":
                 playback.items.append(message.name)
             elif message.event == "clear":
+                playback.clears += 1
                 # Twilio drops the buffered audio and sends back the marks it held.
                 playback.items = [item for item in playback.items if isinstance(item, str)]
+                playback.cleared_marks.update(item for item in playback.items if isinstance(item, str))
 
     async def _fetch_record(self, call_sid: str) -> dict[str, Any]:
         """The gateway's record of the call (transcripts, intents, decisions); waits until the call is closed."""
@@ -290,8 +359,11 @@ class Softphone:
     def _merge_turns(record: dict[str, Any], sent_at: dict[int, float], playback: _Playback) -> list[dict[str, Any]]:
         turns = []
         for turn in record.get("turns", []):
-            last_voiced_ts = turn["speech_end_ms"] - FRAME_MS
-            speech_end_wall = sent_at.get(last_voiced_ts)
+            # The caller's last voiced frame; for a key press, the last thing sent before the gateway saw it.
+            speech_end_wall = sent_at.get(turn["speech_end_ms"] - FRAME_MS)
+            if speech_end_wall is None:
+                earlier = [ts for ts in sent_at if ts <= turn["speech_end_ms"] + FRAME_MS]
+                speech_end_wall = sent_at[max(earlier)] if earlier else None
             first_reply = None
             if speech_end_wall is not None:
                 first_reply = next((t for t in playback.received_frames if t > speech_end_wall), None)
@@ -302,6 +374,7 @@ class Softphone:
                 reply_frames = sum(1 for t in playback.received_frames if first_reply <= t < until)
             turns.append(
                 {
+                    "input": turn["input"],
                     "transcript": turn["transcript"],
                     "asr_confidence": turn["asr_confidence"],
                     "intent": turn["intent"],
@@ -310,6 +383,8 @@ class Softphone:
                     "decision": turn["decision"],
                     "reply": turn["reply"],
                     "error": turn["error"],
+                    "barged_in": turn["barged_in"],
+                    "interrupted": turn["interrupted"],
                     "latency_ms": None
                     if first_reply is None or speech_end_wall is None
                     else round((first_reply - speech_end_wall) * 1000, 1),

@@ -27,6 +27,11 @@ def test_asr_engine_transcribes_real_speech_from_the_phone_line(name, real_recor
     )
     assert wer(reference, transcript.text) <= 0.2
     assert 0.0 <= transcript.confidence <= 1.0 and transcript.audio_s > 3
+    if engine.capabilities.word_confidences:
+        assert " ".join(w.text for w in transcript.words) == " ".join(transcript.text.split())
+        assert all(0.0 <= w.confidence <= 1.0 for w in transcript.words)
+    for alternative in transcript.alternatives:
+        assert alternative.text != transcript.text and 0.0 <= alternative.confidence <= 1.0
 
 
 @pytest.mark.models

@@ -84,3 +84,33 @@ def test_settings_reject_bad_values(monkeypatch):
     monkeypatch.setenv("HELPLINE_GATEWAY__PORT", "99999")
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_keypad_menu_from_the_routing_table_is_read_out_in_order(tmp_path):
+    from telephony.keypad import KeypadMenu
+
+    menu = KeypadMenu.load()
+    assert menu.intent_for("1") == "ask_payment_dates" and menu.intent_for("0") == "request_human"
+    assert menu.intent_for("#") is None
+    text = menu.menu_text()
+    assert text.startswith("For when benefits are paid, press 1. For our opening hours, press 2.")
+    assert text.endswith("To talk to a person, press 0. To hear this again, press star.")
+    bad = tmp_path / "routing.yml"
+    bad.write_text('answers: {ask_x: x}\nroutes: {}\nkeypad: {"1": ask_y}\n')
+    with pytest.raises(ValueError, match="neither answered nor routed"):
+        KeypadMenu.load(bad)
+    bad.write_text('answers: {ask_x: x}\nroutes: {}\nkeypad: {"A": ask_x}\n')
+    with pytest.raises(ValueError, match="not a phone key"):
+        KeypadMenu.load(bad)
+
+
+def test_settings_travel_to_child_processes_intact(monkeypatch):
+    """A child process (the gateway under `helpline serve`) must read back exactly these settings."""
+    from helpline.services import settings_environment
+
+    settings = Settings(turn_taking={"backchannels": ("mm", "yeah"), "no_input_timeout_s": 4.5})  # type: ignore[arg-type]
+    for key, value in settings_environment(settings).items():
+        monkeypatch.setenv(key, value)
+    again = Settings()
+    assert again.turn_taking == settings.turn_taking
+    assert again.asr == settings.asr and again.vad == settings.vad

@@ -55,3 +55,18 @@ def test_long_speech_is_cut_at_the_maximum_utterance_length(real_recordings):
     ends = [e for e in events if isinstance(e, UtteranceEnded)]
     assert ends and ends[0].truncated
     assert len(ends[0].pcm) <= 3.0 * TELEPHONE_RATE + FRAME * 15
+
+
+def test_voiced_time_grows_with_speech_and_is_zero_between_utterances(real_recordings):
+    """What the barge-in policy weighs: voiced audio in the utterance under way."""
+    path, _ = real_recordings["ps_goforward"]
+    speech = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    pcm = ulaw_decode(ulaw_encode(float_to_pcm16(np.concatenate([np.zeros(TELEPHONE_RATE, np.float32), speech]))))
+    endpointer = _endpointer()
+    seen = []
+    for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        endpointer.feed(pcm[i : i + FRAME], at_ms=i // 8)
+        seen.append(endpointer.voiced_ms)
+    assert seen[: TELEPHONE_RATE // FRAME] == [0] * (TELEPHONE_RATE // FRAME)  # the leading second of silence
+    assert max(seen) >= 500
+    assert all(b >= a for a, b in zip(seen, seen[1:], strict=False) if b)  # never shrinks within an utterance

@@ -49,6 +49,7 @@ class Endpointer:
         self._utterance: list[np.ndarray] = []
         self._in_speech = False
         self._silent_run = 0
+        self._voiced_frames = 0
         self._last_voiced_ms = 0
         self._started_ms = 0
         self._clock_ms = 0
@@ -57,12 +58,18 @@ class Endpointer:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def voiced_ms(self) -> int:
+        """Voiced audio in the utterance under way (0 when none is): what a barge-in policy weighs."""
+        return self._voiced_frames * FRAME_MS if self._in_speech else 0
+
     def reset(self) -> None:
         """Forget any partial utterance (for example audio heard while the assistant was not listening)."""
         self._window.clear()
         self._utterance = []
         self._in_speech = False
         self._silent_run = 0
+        self._voiced_frames = 0
 
     def feed(self, pcm: np.ndarray, at_ms: int | None = None) -> list[VadEvent]:
         """Feed one 20 ms frame of 8 kHz int16 audio (``at_ms``: its stream time, if the transport has one)."""
@@ -77,6 +84,7 @@ class Endpointer:
                 return []
             self._in_speech = True
             self._utterance = [f for f, _ in self._window]
+            self._voiced_frames = sum(v for _, v in self._window)
             first_voiced = next(i for i, (_, v) in enumerate(self._window) if v)
             self._started_ms = now - (len(self._window) - 1 - first_voiced) * FRAME_MS
             self._last_voiced_ms = now
@@ -86,6 +94,7 @@ class Endpointer:
         self._utterance.append(pcm)
         if voiced:
             self._silent_run = 0
+            self._voiced_frames += 1
             self._last_voiced_ms = now
         else:
             self._silent_run += 1

@@ -33,6 +33,14 @@ class Word:
 
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """A runner-up transcript (n-best list entry) with its confidence in [0, 1]."""
+
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class Transcript:
     """A final transcript. ``confidence`` is in [0, 1]; ``no_speech`` is the engine's belief that it heard no speech."""
 
@@ -42,6 +50,7 @@ class Transcript:
     audio_s: float
     words: tuple[Word, ...] = field(default=())
     no_speech: float = 0.0
+    alternatives: tuple[Hypothesis, ...] = field(default=())  # n-best after the best, most likely first
 
     @property
     def is_empty(self) -> bool:

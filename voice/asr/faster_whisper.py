@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Transcript
+from voice.asr.base import AsrCapabilities, AsrError, Transcript, Word
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 
@@ -27,7 +27,7 @@ def packaged_whisper_model() -> Path:
 class FasterWhisperAsr:
     name: ClassVar[str] = "faster_whisper"
     capabilities: ClassVar[AsrCapabilities] = AsrCapabilities(
-        streaming_partials=False, word_confidences=False, languages=("en",)
+        streaming_partials=False, word_confidences=True, languages=("en",)
     )
 
     def __init__(self, settings: AsrSettings) -> None:
@@ -54,6 +54,7 @@ class FasterWhisperAsr:
                 beam_size=self._settings.beam_size,
                 condition_on_previous_text=False,
                 vad_filter=False,
+                word_timestamps=self._settings.word_confidences,
             )
             # The segments are a lazy generator: the decoding happens here, in the caller's (worker) thread.
             segments = list(segments)
@@ -66,10 +67,17 @@ class FasterWhisperAsr:
         weights = [max(1, len(s.tokens)) for s in segments]
         avg_logprob = sum(s.avg_logprob * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
         no_speech = max(s.no_speech_prob for s in segments)
+        words = tuple(
+            Word(w.word.strip(), round(float(w.probability), 3))
+            for s in segments
+            for w in (s.words or ())
+            if w.word.strip()
+        )
         return Transcript(
             text=text,
             confidence=round(min(1.0, math.exp(avg_logprob)), 3),
             language=info.language,
             audio_s=len(audio16) / ASR_RATE,
+            words=words,
             no_speech=round(no_speech, 3),
         )

@@ -1,0 +1,59 @@
+"""The keypad (DTMF) menu: which key means which intent, and how the menu is read out.
+
+The mapping lives in the routing table (dialogues/routing.yml, ``keypad``), next to the intents it names, so a
+trainer changes menu and routing in one place. A key press becomes the intent itself (Rasa's ``/intent`` message),
+so it is answered or routed exactly as the spoken request would be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from helpline.settings import REPO_ROOT
+
+ROUTING_FILE = REPO_ROOT / "dialogues" / "routing.yml"
+KEYS = "0123456789*#"
+SPOKEN_KEYS = {"*": "star", "#": "hash"}
+
+
+@dataclass(frozen=True)
+class KeypadMenu:
+    keys: dict[str, str]  # key -> intent, in menu order
+    repeat_key: str
+    descriptions: dict[str, str]  # intent -> how the assistant names it
+
+    @classmethod
+    def load(cls, path: Path = ROUTING_FILE) -> KeypadMenu:
+        table: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        keys = {str(k): str(v) for k, v in (table.get("keypad") or {}).items()}
+        repeat_key = str(table.get("keypad_repeat", "*"))
+        known = set(table.get("answers", {})) | set(table.get("routes", {}))
+        for key, intent in keys.items():
+            if key not in KEYS:
+                raise ValueError(f"{path}: keypad key {key!r} is not a phone key")
+            if intent not in known:
+                raise ValueError(f"{path}: keypad key {key} names {intent!r}, which is neither answered nor routed")
+        if repeat_key in keys:
+            raise ValueError(f"{path}: keypad_repeat {repeat_key!r} is also a menu key")
+        return cls(keys=keys, repeat_key=repeat_key, descriptions=dict(table.get("describe", {})))
+
+    def intent_for(self, key: str) -> str | None:
+        return self.keys.get(key)
+
+    def menu_text(self) -> str:
+        """The menu as the assistant says it: option first, then its key (callers need not remember a number while
+        listening for their option), the person last, then how to hear it again."""
+        sentences = [
+            f"For {self.descriptions.get(i, i.replace('_', ' '))}, press {SPOKEN_KEYS.get(k, k)}."
+            for k, i in self.keys.items()
+            if i != "request_human"
+        ]
+        sentences += [
+            f"To talk to a person, press {SPOKEN_KEYS.get(k, k)}." for k, i in self.keys.items() if i == "request_human"
+        ]
+        sentences.append(f"To hear this again, press {SPOKEN_KEYS.get(self.repeat_key, self.repeat_key)}.")
+        return " ".join(sentences)

@@ -1,0 +1,162 @@
+"""Turn-taking on the phone line, through the real gateway, ASR, Rasa and TTS: barge-in, listening noises, the
+keypad menu, no-input handling and reading back an uncertain transcript. The softphone speaks Twilio's protocol and
+plays the caller: it talks over the assistant, presses keys or stays silent on cue."""
+
+import os
+import sys
+import time
+
+import pytest
+
+from helpline.services import ManagedProcess, _http_ok, settings_environment
+from telephony.keypad import KeypadMenu
+from telephony.softphone import Press, Say, Silence, Softphone
+from tests.conftest import free_port
+from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+
+pytestmark = [pytest.mark.rasa, pytest.mark.models]
+
+SPEED = 3.0
+
+
+def spoken(voice, text):
+    speech = voice.synthesize(text)
+    return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
+
+
+def kinds(result, kind):
+    return [e for e in result["events"] if e["kind"] == kind]
+
+
+async def test_caller_interrupting_an_answer_stops_it_and_is_heard(stack, caller_voice):
+    result = (
+        await Softphone(stack, speed=SPEED).call(
+            [
+                Say(spoken(caller_voice, "When is the child allowance paid out?")),
+                Say(spoken(caller_voice, "Sorry, can I talk to a person instead?"), barge_in_after_s=2.0),
+            ]
+        )
+    ).as_dict()
+    first, second = [t for t in result["turns"] if t["transcript"]]
+    assert first["decision"] == "answer:payment_dates"
+    # The answer was cut: Twilio was told to drop its buffer, and the record knows what the caller did not hear.
+    assert result["clears_received"] >= 1
+    assert first["interrupted"]["cause"] == "speech"
+    assert first["interrupted"]["unheard"]
+    assert first["reply"].endswith(first["interrupted"]["unheard"])
+    assert first["reply"] not in result["said"]  # only what was heard counts as said
+    [barge_in] = kinds(result, "barge_in")
+    assert barge_in["prompt"] == "turn-1"
+    # The interruption itself is the next turn, acted on at once.
+    assert second["barged_in"] is True
+    assert second["decision"] == "route:general"
+    assert result["outcome"] == "routed:general"
+
+
+async def test_listening_noises_over_the_assistant_are_not_a_turn(stack, caller_voice):
+    result = (
+        await Softphone(stack, speed=SPEED).call(
+            [
+                Say(spoken(caller_voice, "When is the child allowance paid out?")),
+                Say(spoken(caller_voice, "Yeah, okay."), barge_in_after_s=1.5),
+            ]
+        )
+    ).as_dict()
+    turns = [t for t in result["turns"] if t["transcript"]]
+    assert [t["decision"] for t in turns] == ["answer:payment_dates"]
+    [noise] = kinds(result, "backchannel")
+    assert "yeah" in noise["text"].lower()
+    if noise["stopped_prompt"]:  # long enough to stop the answer: it carried on where it was cut
+        assert kinds(result, "resumed")
+        assert result["said"][-1] == turns[0]["interrupted"]["unheard"]
+    # Either way the caller heard the whole answer.
+    assert "twentieth" in " ".join(result["said"])
+    assert result["outcome"] == "answered:payment_dates"
+
+
+async def test_keypad_menu_answers_routes_and_repeats(stack, caller_voice):
+    menu = KeypadMenu.load()
+    result = (
+        await Softphone(stack, speed=SPEED).call(
+            [Press("1"), Press("*", barge_in_after_s=1.0), Press("#"), Press("0")]
+        )
+    ).as_dict()
+    turns = result["turns"]
+    assert [t["input"] for t in turns] == ["keypad", "keypad"]
+    assert turns[0]["decision"] == "answer:payment_dates" and turns[0]["transcript"] == "[key 1]"
+    assert turns[0]["interrupted"]["cause"] == "key"  # star pressed over the answer stopped it
+    assert menu.menu_text() in result["said"]  # star: the menu
+    assert any(s.startswith("Sorry, that key is not in the menu.") for s in result["said"])  # hash: not a menu key
+    assert turns[1]["decision"] == "route:general"
+    assert [e["key"] for e in kinds(result, "key")] == ["1", "*", "#", "0"]
+    assert result["outcome"] == "routed:general"
+
+
+async def test_silence_gets_a_reprompt_then_the_keypad_menu(stack):
+    result = (await Softphone(stack, speed=4.0).call([Silence(prompts=2), Press("5")])).as_dict()
+    assert [e["count"] for e in kinds(result, "no_input")] == [1, 2]
+    assert any("didn't hear anything" in s for s in result["said"])
+    assert any("use your keypad" in s and "press 1." in s for s in result["said"])
+    [turn] = result["turns"]
+    assert turn["decision"] == "answer:apply_housing_allowance"
+
+
+async def test_a_silent_line_is_put_through_to_a_person(stack):
+    result = (await Softphone(stack, speed=4.0).call([Silence(prompts=3)])).as_dict()
+    assert [e["count"] for e in kinds(result, "no_input")] == [1, 2, 3]
+    assert result["outcome"] == "routed:general"
+    assert result["handoff"]["reason"] == "no input from the caller"
+    assert result["hung_up_by"] == "assistant"
+
+
+@pytest.fixture(scope="module")
+def confirming_gateway(stack):
+    """A second gateway on the same Rasa that reads back every transcript (confirmation threshold 1.0)."""
+    settings = stack.model_copy(
+        update={
+            "gateway": stack.gateway.model_copy(update={"port": free_port()}),
+            "turn_taking": stack.turn_taking.model_copy(update={"confirm_below_confidence": 1.0}),
+        }
+    )
+    process = ManagedProcess(
+        "confirming gateway",
+        [sys.executable, "-m", "helpline.cli", "gateway"],
+        dict(os.environ) | settings_environment(settings),
+        settings.data_dir / "logs" / "gateway-confirming.log",
+        _http_ok(f"{settings.gateway_url}/healthz"),
+    )
+    process.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not process.health():
+            assert process.alive and time.monotonic() < deadline, process.tail()
+            time.sleep(0.5)
+        yield settings
+    finally:
+        process.stop()
+
+
+async def test_uncertain_transcript_is_read_back_and_acted_on_when_confirmed(confirming_gateway, caller_voice):
+    result = (
+        await Softphone(confirming_gateway, speed=SPEED).call(
+            [spoken(caller_voice, "How do I apply for housing allowance?"), spoken(caller_voice, "Yes, that's right.")]
+        )
+    ).as_dict()
+    asked, confirmed = result["turns"]
+    assert asked["decision"] == "confirm:asr"
+    assert asked["reply"].startswith("I think you said") and "housing allowance" in asked["reply"].lower()
+    assert confirmed["decision"] == "answer:apply_housing_allowance"
+    assert result["outcome"] == "answered:apply_housing_allowance"
+
+
+async def test_uncertain_transcript_denied_is_asked_again(confirming_gateway, caller_voice):
+    result = (
+        await Softphone(confirming_gateway, speed=SPEED).call(
+            [spoken(caller_voice, "How do I apply for housing allowance?"), spoken(caller_voice, "No, that's wrong.")]
+        )
+    ).as_dict()
+    asked, denied = result["turns"]
+    assert asked["decision"] == "confirm:asr"
+    assert denied["decision"] == "confirm:denied"
+    assert "say it again" in denied["reply"] or "tell me again" in denied["reply"]
+    assert result["outcome"] == "abandoned"  # the caller hung up without saying it again
