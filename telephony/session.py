@@ -23,7 +23,7 @@ from helpline.redaction import mask_phone_number, redact_text
 from helpline.settings import Settings
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
-from telephony.keypad import KeypadMenu
+from telephony.routing import KeypadMenu
 from telephony.twilio_media import Start, clear_message, mark_message, media_message
 from voice.asr import AsrEngine, AsrError, Transcript
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
@@ -192,6 +192,7 @@ class CallSession:
         apology_audio: bytes,
         send: SendText,
         keypad: KeypadMenu | None = None,
+        smalltalk: frozenset[str] = frozenset(),
     ):
         self._settings = settings
         self._policy = settings.turn_taking
@@ -202,6 +203,7 @@ class CallSession:
         self._send_raw = send
         self._send_lock = asyncio.Lock()
         self._keypad = keypad if settings.turn_taking.keypad else None
+        self._smalltalk = smalltalk
         self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
         self.stream_sid = start.stream_sid
         self.call_sid = start.call_sid
@@ -444,7 +446,9 @@ class CallSession:
         if self._unconfirmed is not None:
             await self._on_confirmation_answer(turn, transcript, metadata, item.endpoint_at)
             return
-        if transcript.confidence < self._policy.confirm_below_confidence:
+        if transcript.confidence < self._policy.confirm_below_confidence and await self._worth_reading_back(
+            transcript.text, turn
+        ):
             self._unconfirmed = (transcript.text, turn)
             turn.decision = "confirm:asr"
             turn.reply = prompts.CONFIRM.format(text=transcript.text.strip().rstrip(".?!"))
@@ -452,6 +456,15 @@ class CallSession:
             await self._speak(turn.reply, kind="confirm", turn=turn, endpoint_at=item.endpoint_at)
             return
         await self._converse(turn, transcript.text, metadata, item.endpoint_at)
+
+    async def _worth_reading_back(self, text: str, turn: TurnRecord) -> bool:
+        """An uncertain transcript is read back unless it is small talk ("hello", "no"): a wrong guess there costs
+        less than the question. Asks NLU only; the conversation is not touched."""
+        try:
+            intent, _ = await self._rasa.parse(text)
+        except NluUnavailable:
+            return False  # the dialogue turn that follows meets the same fault and handles it
+        return intent not in self._smalltalk
 
     async def _on_confirmation_answer(
         self, turn: TurnRecord, transcript: Transcript, metadata: dict[str, Any], endpoint_at: float

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from helpline.services import ManagedProcess, _http_ok, settings_environment
-from telephony.keypad import KeypadMenu
+from telephony.routing import KeypadMenu
 from telephony.softphone import Press, Say, Silence, Softphone
 from tests.conftest import free_port
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
@@ -77,9 +77,7 @@ async def test_listening_noises_over_the_assistant_are_not_a_turn(stack, caller_
 async def test_keypad_menu_answers_routes_and_repeats(stack, caller_voice):
     menu = KeypadMenu.load()
     result = (
-        await Softphone(stack, speed=SPEED).call(
-            [Press("1"), Press("*", barge_in_after_s=1.0), Press("#"), Press("0")]
-        )
+        await Softphone(stack, speed=SPEED).call([Press("1"), Press("*", barge_in_after_s=1.0), Press("#"), Press("0")])
     ).as_dict()
     turns = result["turns"]
     assert [t["input"] for t in turns] == ["keypad", "keypad"]

@@ -87,7 +87,7 @@ def test_settings_reject_bad_values(monkeypatch):
 
 
 def test_keypad_menu_from_the_routing_table_is_read_out_in_order(tmp_path):
-    from telephony.keypad import KeypadMenu
+    from telephony.routing import KeypadMenu
 
     menu = KeypadMenu.load()
     assert menu.intent_for("1") == "ask_payment_dates" and menu.intent_for("0") == "request_human"

@@ -1,8 +1,8 @@
-"""The keypad (DTMF) menu: which key means which intent, and how the menu is read out.
+"""What the gateway reads from the routing table (dialogues/routing.yml): the keypad menu and the small-talk intents.
 
-The mapping lives in the routing table (dialogues/routing.yml, ``keypad``), next to the intents it names, so a
-trainer changes menu and routing in one place. A key press becomes the intent itself (Rasa's ``/intent`` message),
-so it is answered or routed exactly as the spoken request would be.
+The keypad (DTMF) menu says which key means which intent and how the menu is read out. It lives in the routing table
+next to the intents it names, so a trainer changes menu and routing in one place. A key press becomes the intent
+itself (Rasa's ``/intent`` message), so it is answered or routed exactly as the spoken request would be.
 """
 
 from __future__ import annotations
@@ -57,3 +57,9 @@ class KeypadMenu:
         ]
         sentences.append(f"To hear this again, press {SPOKEN_KEYS.get(self.repeat_key, self.repeat_key)}.")
         return " ".join(sentences)
+
+
+def smalltalk_intents(path: Path = ROUTING_FILE) -> frozenset[str]:
+    """Intents that are small talk (greet, thanks, yes, no ...): not worth reading back when heard uncertainly."""
+    table: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return frozenset(table.get("smalltalk", {}))
