@@ -69,11 +69,14 @@ class VadSettings(BaseModel):
     # Voiced audio needed before an utterance counts as started (filters clicks and line noise).
     min_speech_ms: int = Field(200, ge=20, le=2000)
     max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
+    # After this much silence inside an utterance, recognition starts on what was said so far; if the silence lasts
+    # until end_silence_ms, that result is used (the recogniser's time hides in the end-of-speech wait). 0: off.
+    speculate_after_ms: int = Field(300, ge=0, le=5000)
 
-    @field_validator("end_silence_ms", "min_speech_ms")
+    @field_validator("end_silence_ms", "min_speech_ms", "speculate_after_ms")
     @classmethod
     def _multiple_of_frame(cls, value: int) -> int:
-        return max(20, (value // 20) * 20)
+        return 0 if value == 0 else max(20, (value // 20) * 20)
 
 
 class TurnTakingSettings(BaseModel):

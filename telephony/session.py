@@ -30,7 +30,7 @@ from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
 from voice.tts import TtsError
 from voice.tts.base import split_sentences
 from voice.tts.registry import FallbackTts
-from voice.vad import Endpointer, SpeechStarted, UtteranceEnded
+from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class CallRecord:
     handoff: HandoffRequested | None = None
     ended_at: str = ""
     malformed_messages: int = 0
+    speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
+    speculations_used: int = 0  # ... and those whose pause was the end of the utterance
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +111,7 @@ class CallRecord:
                 "context": self.handoff.context,
             },
             "malformed_messages": self.malformed_messages,
+            "speculations": {"started": self.speculations_started, "used": self.speculations_used},
             "turns": [vars(t) for t in self.turns],
         }
 
@@ -157,6 +160,7 @@ class SpeechInput:
     endpoint_at: float  # perf_counter() when the endpointer decided the utterance was over
     over: Prompt | None  # the prompt that was playing when the caller started speaking
     barged_in: bool  # the caller's speech stopped that prompt
+    transcript: asyncio.Future[Transcript] | None = None  # recognition started at the pause before the end
 
 
 @dataclass(frozen=True)
@@ -208,7 +212,10 @@ class CallSession:
         self.stream_sid = start.stream_sid
         self.call_sid = start.call_sid
         vad = settings.vad
-        self._endpointer = Endpointer(vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s)
+        self._endpointer = Endpointer(
+            vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, vad.speculate_after_ms
+        )
+        self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
         self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
         self._marks: dict[str, tuple[Prompt, int]] = {}
         self._prompt_seq = 0
@@ -266,8 +273,12 @@ class CallSession:
                 self._speech_over = self._prompt if self._prompt is not None and self._prompt.playing else None
                 self._barged_in = False
                 self._listening_since_ms = None
+            elif isinstance(event, SpeechPaused):
+                self._speculate(event)
             elif isinstance(event, UtteranceEnded):
-                self._inputs.put_nowait(SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in))
+                self._inputs.put_nowait(
+                    SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in, self._speculated(event))
+                )
                 self._speech_over, self._barged_in = None, False
         if self._endpointer.in_speech:
             prompt = self._prompt
@@ -286,6 +297,26 @@ class CallSession:
         ):
             self._inputs.put_nowait(NoInput(self._listening_since_ms))
             self._listening_since_ms = None
+
+    def _speculate(self, pause: SpeechPaused) -> None:
+        """Start recognising what was said so far; the end of the utterance may well be this pause."""
+        future = asyncio.ensure_future(
+            asyncio.to_thread(self._asr.transcribe, pcm16_to_float(pause.pcm), TELEPHONE_RATE)
+        )
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is met when it is used
+        self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
+        self.record.speculations_started += 1
+
+    def _speculated(self, utterance: UtteranceEnded) -> asyncio.Future[Transcript] | None:
+        """The speculative recognition of exactly this utterance, if one was started (the caller did not go on)."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is None:
+            return None
+        key, future = speculation
+        if key != (utterance.started_ms, utterance.speech_end_ms, len(utterance.pcm)):
+            return None  # the caller spoke again after the pause: that work is wasted
+        self.record.speculations_used += 1
+        return future
 
     def on_mark(self, name: str) -> None:
         entry = self._marks.pop(name, None)
@@ -415,9 +446,12 @@ class CallSession:
         utterance = item.utterance
         try:
             t0 = time.perf_counter()
-            audio = pcm16_to_float(utterance.pcm)
-            transcript: Transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE)
-            asr_ms = (time.perf_counter() - t0) * 1000
+            if item.transcript is not None:
+                transcript = await item.transcript
+            else:
+                audio = pcm16_to_float(utterance.pcm)
+                transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE)
+            asr_ms = (time.perf_counter() - t0) * 1000  # after the endpoint: what the caller waited for
         except AsrError as e:
             log.error("call %s: ASR failed: %s", self.call_sid, e)
             turn = self._new_turn(utterance.started_ms, utterance.speech_end_ms)
@@ -576,8 +610,7 @@ class CallSession:
                     break
                 t0 = time.perf_counter()
                 try:
-                    speech = await asyncio.to_thread(self._tts.synthesize, sentence)
-                    audio = speech.to_telephone()
+                    audio = await asyncio.to_thread(self._tts.telephone, sentence)
                 except TtsError as e:
                     log.error("call %s: every TTS engine failed: %s", self.call_sid, e)
                     if turn is not None:

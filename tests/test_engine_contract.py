@@ -9,7 +9,7 @@ from voice.asr.registry import ASR_REGISTRY
 from voice.codecs import TELEPHONE_RATE, read_audio, telephone_round_trip
 from voice.registry import Registry
 from voice.tts import TTS_ENGINES, create_tts
-from voice.tts.base import split_sentences
+from voice.tts.base import TtsError, split_sentences
 from voice.wer import wer
 
 create_asr(AsrSettings())  # imports the built-in engines, filling the registries
@@ -73,3 +73,21 @@ def test_sentences_are_split_for_streaming_synthesis():
         "How can I help?",
         "Say 'a person'!",
     ]
+
+
+@pytest.mark.models
+def test_repeated_sentences_are_not_synthesised_again_and_a_failing_voice_falls_back():
+    from voice.tts.espeak import EspeakTts
+    from voice.tts.piper import PiperTts
+    from voice.tts.registry import FallbackTts
+
+    voice = FallbackTts(PiperTts(TtsSettings()), None)
+    first = voice.telephone("Please hold.")
+    assert voice.telephone("Please hold.") is first  # the same audio, from the cache
+    # A primary that really fails (espeak-ng has no such voice): the fallback speaks, and nothing is cached.
+    broken = FallbackTts(EspeakTts(TtsSettings(espeak_voice="zzqq")), PiperTts(TtsSettings()))
+    rescued = broken.telephone("Please hold.")
+    assert len(rescued) > TELEPHONE_RATE // 2
+    assert broken.telephone("Please hold.") is not rescued
+    with pytest.raises(TtsError):
+        FallbackTts(EspeakTts(TtsSettings(espeak_voice="zzqq")), None).telephone("Please hold.")

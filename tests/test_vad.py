@@ -8,7 +8,7 @@ from voice.codecs import (
     ulaw_decode,
     ulaw_encode,
 )
-from voice.vad import Endpointer, SpeechStarted, UtteranceEnded
+from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 FRAME = 160
 
@@ -70,3 +70,24 @@ def test_voiced_time_grows_with_speech_and_is_zero_between_utterances(real_recor
     assert seen[: TELEPHONE_RATE // FRAME] == [0] * (TELEPHONE_RATE // FRAME)  # the leading second of silence
     assert max(seen) >= 500
     assert all(b >= a for a, b in zip(seen, seen[1:], strict=False) if b)  # never shrinks within an utterance
+
+
+def test_a_pause_offers_exactly_the_audio_the_end_of_the_utterance_will_carry(real_recordings):
+    """Speculative recognition starts at the pause; its input must be the final utterance's, sample for sample."""
+    path, _ = real_recordings["ps_goforward"]
+    speech = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    silence = np.zeros(TELEPHONE_RATE, dtype=np.float32)
+    events = _run(_endpointer(pause_ms=300), np.concatenate([silence, speech, silence]))
+    pauses = [e for e in events if isinstance(e, SpeechPaused)]
+    [end] = [e for e in events if isinstance(e, UtteranceEnded)]
+    last = pauses[-1]
+    assert (last.started_ms, last.speech_end_ms) == (end.started_ms, end.speech_end_ms)
+    assert np.array_equal(last.pcm, end.pcm)
+    # Speech that goes on after a pause makes a longer utterance than the pause offered.
+    twice = np.concatenate([silence, speech, silence[:3200], speech, silence, silence, silence])
+    events = _run(_endpointer(pause_ms=300, end_silence_ms=2000), twice)
+    pauses = [e for e in events if isinstance(e, SpeechPaused)]
+    [end] = [e for e in events if isinstance(e, UtteranceEnded)]
+    assert len(pauses) >= 2 and len(pauses[0].pcm) < len(end.pcm)
+    unpaused = _run(_endpointer(pause_ms=0), np.concatenate([silence, speech, silence]))
+    assert not any(isinstance(e, SpeechPaused) for e in unpaused)

@@ -28,7 +28,17 @@ class UtteranceEnded:
     truncated: bool  # cut at the maximum utterance length rather than by silence
 
 
-VadEvent = SpeechStarted | UtteranceEnded
+@dataclass(frozen=True)
+class SpeechPaused:
+    """The caller has been silent for the pause time inside an utterance: ``pcm`` is exactly what ``UtteranceEnded``
+    will carry if the silence goes on to the end of the utterance, so recognition can start now (speculatively)."""
+
+    pcm: np.ndarray
+    started_ms: int
+    speech_end_ms: int
+
+
+VadEvent = SpeechStarted | SpeechPaused | UtteranceEnded
 
 
 class Endpointer:
@@ -40,9 +50,20 @@ class Endpointer:
 
     PREROLL_MS = 300
 
-    def __init__(self, aggressiveness: int, end_silence_ms: int, min_speech_ms: int, max_utterance_s: float):
+    TAIL_FRAMES = 5  # 100 ms of silence kept after the last voiced frame
+
+    def __init__(
+        self,
+        aggressiveness: int,
+        end_silence_ms: int,
+        min_speech_ms: int,
+        max_utterance_s: float,
+        pause_ms: int = 0,
+    ):
         self._vad = webrtcvad.Vad(aggressiveness)
         self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
+        # 0: no SpeechPaused events. Otherwise they come after this much silence, before the utterance ends.
+        self._pause_frames = pause_ms // FRAME_MS if 0 < pause_ms < end_silence_ms else 0
         self._min_speech_frames = max(1, min_speech_ms // FRAME_MS)
         self._max_frames = int(max_utterance_s * 1000 // FRAME_MS)
         self._window: deque[tuple[np.ndarray, bool]] = deque(maxlen=self.PREROLL_MS // FRAME_MS)
@@ -100,13 +121,19 @@ class Endpointer:
             self._silent_run += 1
         too_long = len(self._utterance) >= self._max_frames
         if self._silent_run < self._end_silence_frames and not too_long:
+            if self._pause_frames and self._silent_run == self._pause_frames:
+                return [SpeechPaused(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS)]
             return []
-        keep = len(self._utterance) - self._silent_run + min(self._silent_run, 5)  # keep 100 ms of the tail
         event = UtteranceEnded(
-            pcm=np.concatenate(self._utterance[:keep]),
+            pcm=self._speech_so_far(),
             started_ms=self._started_ms,
             speech_end_ms=self._last_voiced_ms + FRAME_MS,
             truncated=too_long and self._silent_run < self._end_silence_frames,
         )
         self.reset()
         return [event]
+
+    def _speech_so_far(self) -> np.ndarray:
+        """The utterance up to its last voiced frame, plus a short tail of the silence after it."""
+        keep = len(self._utterance) - self._silent_run + min(self._silent_run, self.TAIL_FRAMES)
+        return np.concatenate(self._utterance[:keep])

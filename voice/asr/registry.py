@@ -15,11 +15,11 @@ ASR_ENGINES = ASR_REGISTRY.engines
 register_asr = ASR_REGISTRY.register
 
 
-def _load_builtin_engines() -> None:
+def load_builtin_engines() -> None:
     import voice.asr.faster_whisper  # noqa: F401
 
 
 def create_asr(settings: AsrSettings) -> AsrEngine:
     """Build the engine named in settings; a clear error names the registered ones."""
-    _load_builtin_engines()
+    load_builtin_engines()
     return ASR_REGISTRY.get(settings.engine)(settings)

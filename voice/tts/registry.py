@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, ClassVar
 
 from voice.registry import Registry
@@ -25,9 +27,33 @@ class FallbackTts:
 
     name: ClassVar[str] = "fallback"
 
-    def __init__(self, primary: TtsEngine, fallback: TtsEngine | None):
+    def __init__(self, primary: TtsEngine, fallback: TtsEngine | None, cache_size: int = 512):
         self.primary = primary
         self.fallback = fallback
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    def telephone(self, text: str) -> bytes:
+        """``text`` as 8 kHz mu-law. Answers repeat call after call, so what the primary voice said is kept
+        (least recently used out): a repeated sentence costs no synthesis. Fallback speech is not kept."""
+        with self._lock:
+            audio = self._cache.get(text)
+            if audio is not None:
+                self._cache.move_to_end(text)
+                return audio
+        try:
+            audio = self.primary.synthesize(text).to_telephone()
+        except TtsError:
+            if self.fallback is None:
+                raise
+            log.exception("TTS engine %s failed; speaking with %s", self.primary.name, self.fallback.name)
+            return self.fallback.synthesize(text).to_telephone()
+        with self._lock:
+            self._cache[text] = audio
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return audio
 
     def synthesize(self, text: str) -> Speech:
         try:

@@ -1,0 +1,201 @@
+"""Voice benchmark: ASR accuracy and speed per engine, response latency, and how many simultaneous calls one machine
+holds.
+
+    .venv/bin/python bench/voice.py [asr] [latency] [capacity]    (all three when none is named)
+        asr:      WER and real-time factor per registered ASR engine on ../shared/audio/real, at 16 kHz and after
+                  the 8 kHz mu-law phone line
+        latency:  --calls N simulated calls one after another through the real stack (gateway, Rasa, actions,
+                  TTS): end of caller speech -> first reply audio, p50/p95, with and without the end-of-speech silence
+        capacity: --levels 1,5,10,15,20 simultaneous calls (real time, two caller turns each); p95 latency per level
+                  and the most calls held with p95 under --target-ms (end-of-speech silence excluded)
+
+Callers are synthesised by Piper (a slower voice than the assistant's). The softphones run in this process, on the
+same two cores as the product: the machine under test also carries the calls' far ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from helpline.services import Stack
+from helpline.settings import Settings, TtsSettings, load_settings
+from telephony.softphone import Softphone
+from voice.asr import ASR_ENGINES, create_asr
+from voice.asr.registry import load_builtin_engines
+from voice.codecs import ASR_RATE, TELEPHONE_RATE, pcm16_to_float, read_audio, resample, telephone_round_trip
+from voice.tts.piper import PiperTts
+from voice.wer import corpus_wer
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "audio" / "real"
+
+CALLERS = (
+    ("When will my parental benefit be paid this month?", "Okay, what are your opening hours?"),
+    ("What are your opening hours?", "How do I report a new bank account?"),
+    ("How do I apply for housing allowance?", "Thank you, goodbye."),
+    ("How do I report a new bank account?", "Which documents do I need to send?"),
+    ("I can't log in to the website with my e-ID.", "How long does a decision take?"),
+)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
+    refs = json.loads((REAL / "refs.json").read_text())
+    files = {stem: next(p for p in REAL.glob(f"{stem}.*") if p.suffix in (".wav", ".flac")) for stem in refs}
+    audio_by_rate = {}
+    for rate in (ASR_RATE, TELEPHONE_RATE):
+        audio = {stem: read_audio(path, rate) for stem, path in files.items()}
+        if rate == TELEPHONE_RATE:
+            audio = {stem: telephone_round_trip(a, rate) for stem, a in audio.items()}
+        audio_by_rate[rate] = audio
+    total_s = sum(len(a) for a in audio_by_rate[ASR_RATE].values()) / ASR_RATE
+    print(f"\n== ASR: {len(files)} real recordings, {total_s:.0f} s")
+    print(f"{'engine':<28}{'condition':<20}{'WER':>7}{'RTF (CPU)':>11}{'CPU s/utt':>11}")
+    for name in engines:
+        try:
+            engine = create_asr(settings.asr.model_copy(update={"engine": name}))
+        except Exception as e:  # an engine whose model is not installed is reported, not fatal
+            print(f"{name:<28}not available: {e}")
+            continue
+        label = f"{name} ({settings.asr.compute_type})" if name == "faster_whisper" else name
+        for condition, rate in (("16 kHz", ASR_RATE), ("8 kHz mu-law line", TELEPHONE_RATE)):
+            pairs, cpu, seconds = [], 0.0, 0.0
+            for stem, audio in audio_by_rate[rate].items():
+                best = float("inf")
+                for _ in range(repeat):
+                    t0 = time.process_time()
+                    transcript = engine.transcribe(audio, rate)
+                    best = min(best, time.process_time() - t0)
+                pairs.append((refs[stem], transcript.text))
+                cpu += best
+                seconds += len(audio) / rate
+            print(f"{label:<28}{condition:<20}{corpus_wer(pairs):>7.3f}{cpu / seconds:>11.3f}{cpu / len(pairs):>11.2f}")
+
+
+def caller_audio() -> list[tuple[np.ndarray, ...]]:
+    voice = PiperTts(TtsSettings(length_scale=1.1))
+
+    def spoken(text: str) -> np.ndarray:
+        speech = voice.synthesize(text)
+        return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
+
+    return [tuple(spoken(t) for t in turns) for turns in CALLERS]
+
+
+async def place_calls(settings: Settings, callers: list[tuple[np.ndarray, ...]], n: int, at_once: int) -> list[dict]:
+    """``n`` calls, ``at_once`` at a time, each started within a second of the previous one (callers do not all
+    dial on the same millisecond)."""
+    semaphore = asyncio.Semaphore(at_once)
+    rng = random.Random(7)
+
+    async def one(i: int) -> dict:
+        await asyncio.sleep(rng.uniform(0, 1.0) * (i % at_once))
+        async with semaphore:
+            try:
+                return (await Softphone(settings).call(list(callers[i % len(callers)]))).as_dict()
+            except Exception as e:  # a dropped call is a result here, not a crash of the benchmark
+                return {"error": repr(e), "turns": [], "outcome": "dropped"}
+
+    return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def summarise(results: list[dict], silence_ms: int) -> dict:
+    turns = [t for r in results for t in r["turns"] if t.get("transcript")]
+    latency = [t["latency_ms"] for t in turns if t["latency_ms"] is not None]
+    net = [v - silence_ms for v in latency]
+    return {
+        "calls": len(results),
+        "dropped": sum(1 for r in results if r.get("outcome") in ("dropped", "failed")),
+        "turns": len(turns),
+        "unanswered_turns": sum(1 for t in turns if t["latency_ms"] is None or t["error"]),
+        "p50": percentile(net, 50),
+        "p95": percentile(net, 95),
+        "p99": percentile(net, 99),
+        "p95_with_silence": percentile(latency, 95),
+        "asr_ms": statistics.mean(t["server"]["asr_ms"] for t in turns) if turns else float("nan"),
+        "nlu_ms": statistics.mean(t["server"]["nlu_ms"] for t in turns) if turns else float("nan"),
+        "tts_ms": statistics.mean(t["server"]["tts_ms"] for t in turns) if turns else float("nan"),
+        "speculations": [r.get("speculations") for r in results],
+    }
+
+
+def bench_latency(settings: Settings, callers: list[tuple[np.ndarray, ...]], calls: int) -> None:
+    silence = settings.vad.end_silence_ms
+    s = summarise(asyncio.run(place_calls(settings, callers, calls, 1)), silence)
+    print(f"\n== Response latency: {s['calls']} calls one after another, {s['turns']} caller turns")
+    print(
+        f"end of caller speech -> first reply audio, without the {silence} ms end-of-speech silence: "
+        f"p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, p99 {s['p99']:.0f} ms "
+        f"(with it: p95 {s['p95_with_silence']:.0f} ms)"
+    )
+    print(
+        f"server, after the endpoint: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, "
+        f"TTS {s['tts_ms']:.0f} ms (means)"
+    )
+    print(f"unanswered turns {s['unanswered_turns']}, dropped calls {s['dropped']}")
+
+
+def bench_capacity(
+    settings: Settings, callers: list[tuple[np.ndarray, ...]], levels: list[int], target_ms: float
+) -> None:
+    silence = settings.vad.end_silence_ms
+    print(f"\n== Capacity: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech silence excluded)")
+    print(
+        f"{'calls':>6}{'turns':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'ASR ms':>8}{'dropped':>9}{'unanswered':>12}"
+    )
+    held = 0
+    for level in levels:
+        s = summarise(asyncio.run(place_calls(settings, callers, level, level)), silence)
+        ok = s["p95"] <= target_ms and s["dropped"] == 0 and s["unanswered_turns"] == 0
+        held = level if ok else held
+        print(
+            f"{level:>6}{s['turns']:>7}{s['p50']:>8.0f}{s['p95']:>8.0f}{s['p99']:>8.0f}{s['asr_ms']:>8.0f}"
+            f"{s['dropped']:>9}{s['unanswered_turns']:>12}{'' if ok else '  over target'}"
+        )
+    print(f"calls held with p95 <= {target_ms:.0f} ms: {held} (on {len(os.sched_getaffinity(0))} cores)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("parts", nargs="*", help="asr, latency, capacity (default: all)")
+    parser.add_argument("--engines", default=",".join(sorted(ASR_ENGINES)) or "faster_whisper")
+    parser.add_argument("--repeat", type=int, default=2, help="ASR timing repetitions per file (best kept)")
+    parser.add_argument("--calls", type=int, default=20, help="calls for the latency part")
+    parser.add_argument("--levels", default="1,5,10,15,20", help="simultaneous calls to try, ascending")
+    parser.add_argument("--target-ms", type=float, default=1000.0)
+    args = parser.parse_args()
+    parts = args.parts or ["asr", "latency", "capacity"]
+    unknown = set(parts) - {"asr", "latency", "capacity"}
+    if unknown:
+        parser.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+    settings = load_settings()
+    print(
+        f"settings: ASR {settings.asr.engine} {settings.asr.compute_type} beam {settings.asr.beam_size} "
+        f"threads {settings.asr.cpu_threads} workers {settings.asr.workers}; end-of-speech silence "
+        f"{settings.vad.end_silence_ms} ms, speculative ASR after {settings.vad.speculate_after_ms} ms"
+    )
+    if "asr" in parts:
+        bench_asr(settings, [e for e in args.engines.split(",") if e], args.repeat)
+    if "latency" in parts or "capacity" in parts:
+        callers = caller_audio()
+        with Stack(settings):
+            if "latency" in parts:
+                bench_latency(settings, callers, args.calls)
+            if "capacity" in parts:
+                bench_capacity(settings, callers, [int(x) for x in args.levels.split(",")], args.target_ms)
+
+
+if __name__ == "__main__":
+    load_builtin_engines()  # the registry lists every engine before the argument defaults are read
+    main()
