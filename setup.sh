@@ -40,10 +40,12 @@ fi
 # The product venv (Python 3.11): the package, its ASR model package and Piper voice package.
 HASH=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if ! stamp_ok .venv/.helpline-stamp "$HASH"; then
-  step "creating .venv (Python 3.11) and installing Helpline with faster-whisper, Piper and their models"
+  step "creating .venv (Python 3.11) and installing Helpline with faster-whisper, Piper, Vosk, openai-whisper (PyTorch CPU) and their models"
   [ -x .venv/bin/python ] || "$PY311" -m venv .venv
   .venv/bin/python -m pip install --quiet --upgrade "pip>=24" 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -m pip install --progress-bar on -e ".[dev]" 2>&1 | grep -v "^WARNING: Location"
+  .venv/bin/python -m pip install --progress-bar on -e ".[dev,vosk,openai-whisper]" 2>&1 | grep -v "^WARNING: Location"
+  # openai-whisper without triton (its GPU kernels; this is a CPU product): the other dependencies come from the extra.
+  .venv/bin/python -m pip install --progress-bar on --no-deps "openai-whisper==20250625" 2>&1 | grep -v "^WARNING: Location"
   echo "$HASH" > .venv/.helpline-stamp
 else
   step ".venv is up to date"
@@ -71,6 +73,9 @@ print("ASR model: faster-whisper tiny.en (int8) loads")
 tts = create_tts(TtsSettings())
 print(f"TTS voice: {tts.primary.name} loads; fallback: {tts.fallback.name if tts.fallback else 'none'}")
 PY
+
+step "making the openai-whisper checkpoint from the packaged Whisper model (once)"
+.venv/bin/helpline models
 
 step "training the Rasa model if the training data changed"
 RASA_TELEMETRY_ENABLED=false .venv/bin/helpline train

@@ -15,6 +15,13 @@ same two cores as the product: the machine under test also carries the calls' fa
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and this file is named like the product's `voice`
+# package: drop the folder so `import voice` finds the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import asyncio
 import json
@@ -22,7 +29,6 @@ import os
 import random
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -126,7 +132,8 @@ def summarise(results: list[dict], silence_ms: int) -> dict:
         "asr_ms": statistics.mean(t["server"]["asr_ms"] for t in turns) if turns else float("nan"),
         "nlu_ms": statistics.mean(t["server"]["nlu_ms"] for t in turns) if turns else float("nan"),
         "tts_ms": statistics.mean(t["server"]["tts_ms"] for t in turns) if turns else float("nan"),
-        "speculations": [r.get("speculations") for r in results],
+        "speculated": sum((r.get("speculations") or {}).get("started", 0) for r in results),
+        "speculation_used": sum((r.get("speculations") or {}).get("used", 0) for r in results),
     }
 
 
@@ -144,6 +151,7 @@ def bench_latency(settings: Settings, callers: list[tuple[np.ndarray, ...]], cal
         f"TTS {s['tts_ms']:.0f} ms (means)"
     )
     print(f"unanswered turns {s['unanswered_turns']}, dropped calls {s['dropped']}")
+    print(f"speculative recognitions: {s['speculated']} started, {s['speculation_used']} used")
 
 
 def bench_capacity(

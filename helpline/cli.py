@@ -171,6 +171,25 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
+    """Make the openai-whisper checkpoint from the packaged CTranslate2 Whisper model (once; --force remakes it)."""
+    from voice.asr.faster_whisper import packaged_whisper_model
+    from voice.asr.whisper_checkpoint import CheckpointError, convert, openai_checkpoint_path
+
+    out = openai_checkpoint_path(settings.models_dir)
+    if out.exists() and not args.force:
+        print(f"openai-whisper checkpoint is up to date: {out}")
+        return 0
+    try:
+        convert(packaged_whisper_model(), out)
+    except ImportError:
+        return _fail("PyTorch is not installed in this venv: ./setup.sh installs it")
+    except (CheckpointError, OSError) as e:
+        return _fail(f"cannot make the openai-whisper checkpoint: {e}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB) from {packaged_whisper_model()}")
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from helpline.demo import run_demo
 
@@ -212,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     variants.add_argument("--per-intent", type=int, default=6, help="training sentences spoken per intent")
 
+    models = sub.add_parser("models", help="make the openai-whisper checkpoint from the packaged Whisper model")
+    models.add_argument("--force", action="store_true", help="remake it even if it exists")
+
     demo = sub.add_parser("demo", help="start everything, place a demo call end to end, stop everything")
     demo.add_argument("--speed", type=float, default=1.0)
     demo.add_argument("--json", action="store_true")
@@ -225,6 +247,7 @@ COMMANDS = {
     "ask": cmd_ask,
     "train": cmd_train,
     "nlu": cmd_nlu,
+    "models": cmd_models,
     "demo": cmd_demo,
 }
 

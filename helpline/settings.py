@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,8 @@ class AsrSettings(BaseModel):
     language: str = "en"
     # Per-word confidences (passed to Rasa as message metadata); faster-whisper aligns words for them.
     word_confidences: bool = True
+    # Hypotheses asked of engines that give an n-best list (Vosk); passed to Rasa as metadata.
+    nbest: int = Field(1, ge=1, le=10)
 
 
 class TtsSettings(BaseModel):
@@ -122,6 +124,15 @@ class Settings(BaseSettings):
     vad: VadSettings = VadSettings()
     turn_taking: TurnTakingSettings = TurnTakingSettings()
     twilio: TwilioSettings = TwilioSettings()
+
+    @model_validator(mode="after")
+    def _default_openai_whisper_checkpoint(self) -> Settings:
+        """openai-whisper reads the checkpoint `helpline models` writes in the data directory, unless told otherwise."""
+        if self.asr.engine == "openai_whisper" and self.asr.model_path is None:
+            from voice.asr.whisper_checkpoint import openai_checkpoint_path
+
+            self.asr = self.asr.model_copy(update={"model_path": openai_checkpoint_path(self.models_dir)})
+        return self
 
     @property
     def models_dir(self) -> Path:

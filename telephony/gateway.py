@@ -20,7 +20,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from helpline.settings import Settings
 from nlu.client import RasaClient
 from telephony import prompts
-from telephony.routing import KeypadMenu, smalltalk_intents
+from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
 from telephony.session import CallRecord, CallSession
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
@@ -35,7 +35,8 @@ from telephony.twilio_media import (
     parse_inbound,
 )
 from voice.asr import AsrEngine, create_asr
-from voice.tts import create_tts
+from voice.tts import TtsError, create_tts
+from voice.tts.base import split_sentences
 from voice.tts.registry import FallbackTts
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,19 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
+def prewarm_voice(runtime: Runtime) -> None:
+    """Synthesise every fixed sentence into the voice's cache (prompts, menu, answers, responses)."""
+    texts = [runtime.keypad.menu_text()] if runtime.keypad else []
+    texts += [getattr(prompts, name) for name in dir(prompts) if name.isupper() and "{" not in getattr(prompts, name)]
+    sentences = {*fixed_sentences(), *(s for text in texts for s in split_sentences(text))}
+    for sentence in sorted(sentences):
+        try:
+            runtime.tts.telephone(sentence)
+        except TtsError as e:  # the call will meet it again and fall back; nothing to do here
+            log.warning("could not synthesise %r in advance: %s", sentence, e)
+    log.info("voice cache warm: %d sentences", len(sentences))
+
+
 def _is_loopback(host: str | None) -> bool:
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
@@ -108,12 +122,15 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             app.state.runtime = await asyncio.to_thread(build_runtime, settings)
         else:
             app.state.runtime = runtime
+        # The fixed sentences are synthesised once, in the background: a first caller should not wait for Piper.
+        prewarm = asyncio.create_task(asyncio.to_thread(prewarm_voice, app.state.runtime))
         log.info(
             "gateway ready: voice webhook %s, media stream %s",
             voice_webhook_url(settings),
             media_stream_url(settings),
         )
         yield
+        prewarm.cancel()
         if runtime is None:
             await app.state.runtime.rasa.aclose()
 

@@ -10,3 +10,7 @@ NO_INPUT_HANDOFF = "I can't hear you, so I'm putting you through to one of my co
 KEY_NOT_IN_MENU = "Sorry, that key is not in the menu."
 CONFIRM = 'I think you said: "{text}". Is that right?'
 CONFIRM_DENIED = "Sorry about that. Please tell me again, in a few words."
+
+# The words that tell the caller they are talking to a machine (DOMAIN.md): the greeting cannot be interrupted
+# before the sentence that says them has been heard.
+DISCLOSURE = "automated assistant"

@@ -16,6 +16,8 @@ import yaml
 from helpline.settings import REPO_ROOT
 
 ROUTING_FILE = REPO_ROOT / "dialogues" / "routing.yml"
+ANSWERS_FILE = REPO_ROOT / "dialogues" / "answers.yml"
+DOMAIN_FILE = REPO_ROOT / "dialogues" / "domain.yml"
 KEYS = "0123456789*#"
 SPOKEN_KEYS = {"*": "star", "#": "hash"}
 
@@ -63,3 +65,16 @@ def smalltalk_intents(path: Path = ROUTING_FILE) -> frozenset[str]:
     """Intents that are small talk (greet, thanks, yes, no ...): not worth reading back when heard uncertainly."""
     table: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
     return frozenset(table.get("smalltalk", {}))
+
+
+def fixed_sentences() -> list[str]:
+    """Every sentence the assistant says the same way each time: the answers and responses (without the parts the
+    action server fills in, such as the next payment date). The gateway synthesises them once at start-up."""
+    texts = [str(t) for t in (yaml.safe_load(ANSWERS_FILE.read_text(encoding="utf-8")) or {}).values()]
+    domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8")) or {}
+    for variants in (domain.get("responses") or {}).values():
+        texts += [str(v["text"]) for v in variants if isinstance(v, dict) and v.get("text")]
+    from voice.tts.base import split_sentences
+
+    sentences = {s for text in texts for s in split_sentences(" ".join(text.split())) if "{" not in s}
+    return sorted(sentences)

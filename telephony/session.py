@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from helpline.redaction import mask_phone_number, redact_text
 from helpline.settings import Settings
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
@@ -26,6 +28,7 @@ from telephony import prompts
 from telephony.routing import KeypadMenu
 from telephony.twilio_media import Start, clear_message, mark_message, media_message
 from voice.asr import AsrEngine, AsrError, Transcript
+from voice.asr.base import StreamingAsrEngine, TranscriptStream
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
 from voice.tts import TtsError
 from voice.tts.base import split_sentences
@@ -216,6 +219,11 @@ class CallSession:
             vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, vad.speculate_after_ms
         )
         self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
+        # Engines with partial results recognise while the caller speaks (no speculation needed then).
+        self._streaming: StreamingAsrEngine | None = asr if asr.capabilities.streaming_partials else None  # type: ignore[assignment]
+        self._stream: TranscriptStream | None = None
+        self._stream_fed: asyncio.Future[None] | None = None  # the last chunk handed to the stream
+        self._stream_pending: list[np.ndarray] = []
         self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
         self._marks: dict[str, tuple[Prompt, int]] = {}
         self._prompt_seq = 0
@@ -268,18 +276,29 @@ class CallSession:
 
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
         self._stream_ms = timestamp_ms
-        for event in self._endpointer.feed(ulaw_decode(mulaw), at_ms=timestamp_ms):
+        pcm = ulaw_decode(mulaw)
+        for event in self._endpointer.feed(pcm, at_ms=timestamp_ms):
             if isinstance(event, SpeechStarted):
                 self._speech_over = self._prompt if self._prompt is not None and self._prompt.playing else None
                 self._barged_in = False
                 self._listening_since_ms = None
+                if self._streaming is not None:
+                    self._stream = self._streaming.stream(TELEPHONE_RATE)
+                    self._stream_fed = None
+                    self._stream_pending = [self._endpointer.utterance_so_far()]
             elif isinstance(event, SpeechPaused):
-                self._speculate(event)
+                if self._streaming is None:
+                    self._speculate(event)
             elif isinstance(event, UtteranceEnded):
+                transcript = self._stream_final() if self._stream is not None else self._speculated(event)
                 self._inputs.put_nowait(
-                    SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in, self._speculated(event))
+                    SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in, transcript)
                 )
                 self._speech_over, self._barged_in = None, False
+        if self._stream is not None and self._endpointer.in_speech:
+            self._stream_pending.append(pcm)
+            if sum(len(c) for c in self._stream_pending) >= TELEPHONE_RATE // 10:  # 100 ms at a time
+                self._stream_feed()
         if self._endpointer.in_speech:
             prompt = self._prompt
             if (
@@ -290,13 +309,60 @@ class CallSession:
                 and self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms
             ):
                 self._barged_in = True
-                self._interrupt(prompt, cause="speech")
+                self._interrupt(prompt, cause="speech", by="speech_ms")
         elif (
             self._listening_since_ms is not None
             and timestamp_ms - self._listening_since_ms >= self._policy.no_input_timeout_s * 1000
         ):
             self._inputs.put_nowait(NoInput(self._listening_since_ms))
             self._listening_since_ms = None
+
+    def _stream_feed(self) -> None:
+        """Hand the audio gathered since the last chunk to the streaming recogniser, in order, off the event loop."""
+        stream, previous = self._stream, self._stream_fed
+        chunk = np.concatenate(self._stream_pending)
+        self._stream_pending = []
+        assert stream is not None
+
+        async def feed() -> None:
+            if previous is not None:
+                await previous
+            words = await asyncio.to_thread(stream.accept, chunk)
+            if stream is self._stream:
+                self._on_partial(words)
+
+        self._stream_fed = asyncio.ensure_future(feed())
+
+    def _stream_final(self) -> asyncio.Future[Transcript]:
+        """The streaming recogniser's final result for the utterance that just ended."""
+        if self._stream_pending:
+            self._stream_feed()
+        stream, fed = self._stream, self._stream_fed
+        self._stream, self._stream_fed = None, None
+        assert stream is not None
+
+        async def final() -> Transcript:
+            if fed is not None:
+                await fed
+            return await asyncio.to_thread(stream.finish)
+
+        future = asyncio.ensure_future(final())
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is met when it is used
+        return future
+
+    def _on_partial(self, words: str) -> None:
+        """Real words over an interruptible prompt stop it, before the speech-length rule would."""
+        real_words = sum(1 for w in words.split() if not self._is_backchannel(w))
+        prompt = self._prompt
+        if (
+            self._policy.barge_in
+            and prompt is not None
+            and prompt is self._speech_over
+            and prompt.may_barge_in()
+            and real_words >= self._policy.barge_in_min_words
+        ):
+            self._barged_in = True
+            self._interrupt(prompt, cause="speech", by="words")
 
     def _speculate(self, pause: SpeechPaused) -> None:
         """Start recognising what was said so far; the end of the utterance may well be this pause."""
@@ -343,7 +409,7 @@ class CallSession:
             self._interrupt(prompt, cause="key")
         self._inputs.put_nowait(KeyInput(digit, self._stream_ms, time.perf_counter()))
 
-    def _interrupt(self, prompt: Prompt, cause: str) -> None:
+    def _interrupt(self, prompt: Prompt, cause: str, by: str = "") -> None:
         """Stop the prompt now: Twilio drops what it has buffered; what was heard is what the marks said."""
         in_progress = prompt.heard
         fraction = 0.0
@@ -352,6 +418,7 @@ class CallSession:
             fraction = min(1.0, max(0.0, (self._stream_ms - since) / prompt.sentence_ms[in_progress]))
         prompt.interrupted = {
             "cause": cause,
+            "by": by or cause,  # for speech: "speech_ms" (voiced length) or "words" (partial recognition)
             "at_ms": self._stream_ms,
             "heard": prompt.heard_text,
             "unheard": prompt.unheard_text,
@@ -408,8 +475,11 @@ class CallSession:
             log.error("call %s: dialogue unavailable at call start: %s", self.call_sid, e)
             await self._fault_handoff("dialogue server unavailable at call start", None)
             return
-        # The first sentence says the caller is talking to an automated assistant: it is always heard whole.
-        await self._speak(" ".join(texts) or prompts.FALLBACK_GREETING, kind="greeting", protected=1)
+        # The sentence saying the caller is talking to an automated assistant is always heard whole.
+        text = " ".join(texts) or prompts.FALLBACK_GREETING
+        sentences = split_sentences(text)
+        protected = 1 + max((i for i, t in enumerate(sentences) if prompts.DISCLOSURE in t.lower()), default=0)
+        await self._speak(text, kind="greeting", protected=protected)
 
     async def _on_no_input(self, item: NoInput) -> None:
         if not self._inputs.empty() or self._endpointer.in_speech:

@@ -130,6 +130,7 @@ class SoftphoneResult:
             "hung_up_by": self.hung_up_by,
             "events": self.record.get("events", []),
             "said": self.record.get("said", []),
+            "speculations": self.record.get("speculations", {}),
             "clears_received": self.clears_received,
             "speed": self.speed,
             "turns": self.turns,

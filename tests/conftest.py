@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -68,3 +73,30 @@ def caller_voice():  # type: ignore[no-untyped-def]
     from voice.tts.piper import PiperTts
 
     return PiperTts(TtsSettings(length_scale=1.1))
+
+
+@contextlib.contextmanager
+def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> Iterator[Settings]:
+    """A second gateway process on the session's Rasa, with some settings sections changed (e.g. the ASR engine)."""
+    from helpline.services import ManagedProcess, _http_ok, settings_environment
+
+    update: dict[str, Any] = {"gateway": stack.gateway.model_copy(update={"port": free_port()})}
+    for name, changes in sections.items():
+        update[name] = getattr(stack, name).model_copy(update=changes)
+    settings = stack.model_copy(update=update)
+    process = ManagedProcess(
+        f"{label} gateway",
+        [sys.executable, "-m", "helpline.cli", "gateway"],
+        dict(os.environ) | settings_environment(settings),
+        settings.data_dir / "logs" / f"gateway-{label}.log",
+        _http_ok(f"{settings.gateway_url}/healthz"),
+    )
+    process.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not process.health():
+            assert process.alive and time.monotonic() < deadline, process.tail()
+            time.sleep(0.5)
+        yield settings
+    finally:
+        process.stop()

@@ -2,16 +2,11 @@
 keypad menu, no-input handling and reading back an uncertain transcript. The softphone speaks Twilio's protocol and
 plays the caller: it talks over the assistant, presses keys or stays silent on cue."""
 
-import os
-import sys
-import time
-
 import pytest
 
-from helpline.services import ManagedProcess, _http_ok, settings_environment
 from telephony.routing import KeypadMenu
 from telephony.softphone import Press, Say, Silence, Softphone
-from tests.conftest import free_port
+from tests.conftest import extra_gateway
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
@@ -110,28 +105,8 @@ async def test_a_silent_line_is_put_through_to_a_person(stack):
 @pytest.fixture(scope="module")
 def confirming_gateway(stack):
     """A second gateway on the same Rasa that reads back every transcript (confirmation threshold 1.0)."""
-    settings = stack.model_copy(
-        update={
-            "gateway": stack.gateway.model_copy(update={"port": free_port()}),
-            "turn_taking": stack.turn_taking.model_copy(update={"confirm_below_confidence": 1.0}),
-        }
-    )
-    process = ManagedProcess(
-        "confirming gateway",
-        [sys.executable, "-m", "helpline.cli", "gateway"],
-        dict(os.environ) | settings_environment(settings),
-        settings.data_dir / "logs" / "gateway-confirming.log",
-        _http_ok(f"{settings.gateway_url}/healthz"),
-    )
-    process.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not process.health():
-            assert process.alive and time.monotonic() < deadline, process.tail()
-            time.sleep(0.5)
+    with extra_gateway(stack, "confirming", turn_taking={"confirm_below_confidence": 1.0}) as settings:
         yield settings
-    finally:
-        process.stop()
 
 
 async def test_uncertain_transcript_is_read_back_and_acted_on_when_confirmed(confirming_gateway, caller_voice):
@@ -158,3 +133,32 @@ async def test_uncertain_transcript_denied_is_asked_again(confirming_gateway, ca
     assert denied["decision"] == "confirm:denied"
     assert "say it again" in denied["reply"] or "tell me again" in denied["reply"]
     assert result["outcome"] == "abandoned"  # the caller hung up without saying it again
+
+
+@pytest.fixture(scope="module")
+def vosk_gateway(stack):
+    """A gateway recognising with Vosk (the packaged Korean model), whose partial results stop a prompt: speech length
+    alone would need 3 s here, so only recognised words can barge in."""
+    from voice.asr.vosk import packaged_korean_model
+
+    with extra_gateway(
+        stack,
+        "vosk",
+        asr={"engine": "vosk", "model_path": packaged_korean_model()},
+        turn_taking={"barge_in_min_speech_ms": 3000},
+    ) as settings:
+        yield settings
+
+
+async def test_streaming_partials_stop_a_prompt_as_soon_as_words_are_recognised(vosk_gateway):
+    from tests.test_engine_contract import korean_speech
+
+    korean = korean_speech("안녕하세요. 오늘 날씨가 좋습니다. 감사합니다.")
+    result = (await Softphone(vosk_gateway, speed=SPEED).call([Say(korean, barge_in_after_s=7.0)])).as_dict()
+    [barge_in] = kinds(result, "barge_in")
+    assert barge_in["prompt"] == "greeting" and barge_in["by"] == "words"
+    assert "automated assistant" in barge_in["heard"]  # the disclosure is never cut
+    [turn] = [t for t in result["turns"] if t["transcript"]]
+    assert turn["barged_in"] is True
+    assert any("\uac00" <= ch <= "\ud7a3" for ch in turn["transcript"])  # the final result came from the stream
+    assert result["clears_received"] == 1

@@ -79,6 +79,12 @@ class Endpointer:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    def utterance_so_far(self) -> np.ndarray:
+        """The audio of the utterance under way, pre-roll included (empty when none is)."""
+        if not self._in_speech or not self._utterance:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate(self._utterance)
+
     @property
     def voiced_ms(self) -> int:
         """Voiced audio in the utterance under way (0 when none is): what a barge-in policy weighs."""

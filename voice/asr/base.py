@@ -68,3 +68,17 @@ class AsrEngine(Protocol):
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
         """Transcribe float32 mono audio at any sample rate."""
         ...
+
+
+class TranscriptStream(Protocol):
+    """One utterance recognised while it is spoken (engines with ``streaming_partials``)."""
+
+    def accept(self, pcm16: np.ndarray) -> str:
+        """Feed int16 audio; returns the words recognised so far."""
+        ...
+
+    def finish(self) -> Transcript: ...
+
+
+class StreamingAsrEngine(AsrEngine, Protocol):
+    def stream(self, sample_rate: int) -> TranscriptStream: ...

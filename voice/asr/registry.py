@@ -17,6 +17,8 @@ register_asr = ASR_REGISTRY.register
 
 def load_builtin_engines() -> None:
     import voice.asr.faster_whisper  # noqa: F401
+    import voice.asr.openai_whisper  # noqa: F401
+    import voice.asr.vosk  # noqa: F401
 
 
 def create_asr(settings: AsrSettings) -> AsrEngine:

@@ -1,0 +1,93 @@
+"""openai-whisper (PyTorch) batch recognizer, on a checkpoint made from the packaged CTranslate2 model.
+
+An optional engine: PyTorch is large, and faster-whisper runs the same weights faster. It is here for deployments that
+standardise on PyTorch and as a reference implementation: with the same weights, decoding options and float32
+arithmetic its transcripts match faster-whisper's. ``helpline models`` writes the checkpoint
+(voice/asr/whisper_checkpoint.py); ``HELPLINE_ASR__MODEL_PATH`` may point at another one.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from voice.asr.base import AsrCapabilities, AsrError, Transcript, Word
+from voice.asr.registry import register_asr
+from voice.codecs import ASR_RATE, resample
+
+if TYPE_CHECKING:
+    from helpline.settings import AsrSettings
+
+# The decoding faster-whisper uses in voice/asr/faster_whisper.py, in openai-whisper's terms.
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+@register_asr
+class OpenAiWhisperAsr:
+    name: ClassVar[str] = "openai_whisper"
+    capabilities: ClassVar[AsrCapabilities] = AsrCapabilities(
+        streaming_partials=False, word_confidences=True, languages=("en",)
+    )
+
+    def __init__(self, settings: AsrSettings) -> None:
+        try:
+            import torch
+            from whisper.model import ModelDimensions, Whisper
+        except ImportError as e:
+            raise AsrError(
+                "openai-whisper is not installed: ./setup.sh installs it (PyTorch CPU and openai-whisper)"
+            ) from e
+        path = settings.model_path
+        if path is None or not Path(path).is_file():
+            raise AsrError(f"no openai-whisper checkpoint at {path}: run `helpline models` to make it")
+        self._settings = settings
+        checkpoint: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
+        model = Whisper(ModelDimensions(**checkpoint["dims"]))
+        model.load_state_dict(checkpoint["model_state_dict"])
+        if checkpoint.get("alignment_heads"):
+            model.set_alignment_heads(checkpoint["alignment_heads"])
+        self._model = model.float().eval()
+        if settings.cpu_threads:
+            torch.set_num_threads(settings.cpu_threads)
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+        import whisper
+
+        audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
+        try:
+            result = whisper.transcribe(
+                self._model,
+                audio16,
+                language=self._settings.language,
+                temperature=TEMPERATURES,
+                beam_size=self._settings.beam_size if self._settings.beam_size > 1 else None,
+                condition_on_previous_text=False,
+                word_timestamps=self._settings.word_confidences,
+                fp16=False,
+                verbose=None,
+            )
+        except (RuntimeError, ValueError) as e:
+            raise AsrError(f"openai-whisper failed: {e}", retryable=isinstance(e, RuntimeError)) from e
+        segments = result.get("segments", [])
+        audio_s = len(audio16) / ASR_RATE
+        if not segments:
+            return Transcript("", 0.0, result.get("language", self._settings.language), audio_s, no_speech=1.0)
+        weights = [max(1, len(s["tokens"])) for s in segments]
+        avg_logprob = sum(s["avg_logprob"] * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
+        words = tuple(
+            Word(w["word"].strip(), round(float(w["probability"]), 3))
+            for s in segments
+            for w in s.get("words", [])
+            if w["word"].strip()
+        )
+        return Transcript(
+            text=" ".join(s["text"].strip() for s in segments).strip(),
+            confidence=round(min(1.0, math.exp(avg_logprob)), 3),
+            language=result.get("language", self._settings.language),
+            audio_s=audio_s,
+            words=words,
+            no_speech=round(max(s["no_speech_prob"] for s in segments), 3),
+        )
