@@ -77,12 +77,12 @@ def main() -> None:
             env=env, check=True, stdout=sys.stderr, stderr=sys.stderr,
         )  # fmt: skip
         report = json.loads((work / "results" / "intent_report.json").read_text())
-    print(f"\n{'pipeline':<44}{'accuracy':>10}{'macro-F1':>10}")
+    print(f"\n{'pipeline':<52}{'accuracy':>10}{'macro-F1':>10}")
     print(
-        f"{'Helpline nlu/config.yml (this run)':<44}{report['accuracy']:>10.4f}{report['macro avg']['f1-score']:>10.4f}"
+        f"{'Helpline nlu/config.yml (this run)':<52}{report['accuracy']:>10.4f}{report['macro avg']['f1-score']:>10.4f}"
     )
     for name, accuracy in PUBLISHED.items():
-        print(f"{name + ' [published]':<44}{accuracy:>10.4f}{'-':>10}")
+        print(f"{name + ' [published]':<52}{accuracy:>10.4f}{'-':>10}")
     print(f"training time: {train_s / 60:.1f} min on {len(os.sched_getaffinity(0))} cores")
 
 

@@ -89,8 +89,9 @@ class TurnTakingSettings(BaseModel):
     # Consecutive no-inputs: the first gets a reprompt, the second the keypad menu, this many route to a person.
     no_input_max: int = Field(3, ge=1, le=10)
     barge_in: bool = True
-    # Voiced speech over an interruptible prompt that stops it (a backchannel such as "mm" is shorter).
-    barge_in_min_speech_ms: int = Field(500, ge=100, le=3000)
+    # Voiced speech over an interruptible prompt that stops it (a backchannel such as "mm" is shorter). With an engine
+    # that gives partial results, a very high value leaves barge-in to recognised words alone.
+    barge_in_min_speech_ms: int = Field(500, ge=100, le=60000)
     # With an engine that gives partial results: non-backchannel words heard that stop a prompt sooner.
     barge_in_min_words: int = Field(2, ge=1, le=10)
     # Said over the assistant, these alone are listening noises, not a turn: the assistant carries on.

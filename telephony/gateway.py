@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -59,6 +60,7 @@ class Runtime:
     calls: OrderedDict[str, CallRecord]
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
+    voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record
@@ -103,6 +105,7 @@ def prewarm_voice(runtime: Runtime) -> None:
             runtime.tts.telephone(sentence)
         except TtsError as e:  # the call will meet it again and fall back; nothing to do here
             log.warning("could not synthesise %r in advance: %s", sentence, e)
+    runtime.voice_warm.set()
     log.info("voice cache warm: %d sentences", len(sentences))
 
 
@@ -142,7 +145,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         runtime_ = rt(request)
-        return {"status": "ok", "asr": runtime_.settings.asr.engine, "tts": runtime_.tts.primary.name}
+        return {
+            "status": "ok",
+            "asr": runtime_.settings.asr.engine,
+            "tts": runtime_.tts.primary.name,
+            "voice_cache": "warm" if runtime_.voice_warm.is_set() else "warming",
+        }
 
     @app.post(VOICE_PATH)
     async def voice(request: Request) -> Response:

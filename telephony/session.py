@@ -354,6 +354,7 @@ class CallSession:
         """Real words over an interruptible prompt stop it, before the speech-length rule would."""
         real_words = sum(1 for w in words.split() if not self._is_backchannel(w))
         prompt = self._prompt
+        log.debug("call %s: partial %r (%d words) over %s", self.call_sid, words, real_words, prompt and prompt.kind)
         if (
             self._policy.barge_in
             and prompt is not None

@@ -94,7 +94,8 @@ def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> It
     process.start()
     try:
         deadline = time.monotonic() + 120
-        while not process.health():
+        warm = _http_ok(f"{settings.gateway_url}/healthz", lambda r: r.json().get("voice_cache") == "warm")
+        while not warm():  # healthy, and every fixed sentence synthesised: calls start on a quiet machine
             assert process.alive and time.monotonic() < deadline, process.tail()
             time.sleep(0.5)
         yield settings

@@ -137,15 +137,15 @@ async def test_uncertain_transcript_denied_is_asked_again(confirming_gateway, ca
 
 @pytest.fixture(scope="module")
 def vosk_gateway(stack):
-    """A gateway recognising with Vosk (the packaged Korean model), whose partial results stop a prompt: speech length
-    alone would need 3 s here, so only recognised words can barge in."""
+    """A gateway recognising with Vosk (the packaged Korean model), whose partial results stop a prompt: the speech
+    length rule is set out of reach, so only recognised words can barge in."""
     from voice.asr.vosk import packaged_korean_model
 
     with extra_gateway(
         stack,
         "vosk",
         asr={"engine": "vosk", "model_path": packaged_korean_model()},
-        turn_taking={"barge_in_min_speech_ms": 3000},
+        turn_taking={"barge_in_min_speech_ms": 60000},
     ) as settings:
         yield settings
 
@@ -154,7 +154,9 @@ async def test_streaming_partials_stop_a_prompt_as_soon_as_words_are_recognised(
     from tests.test_engine_contract import korean_speech
 
     korean = korean_speech("안녕하세요. 오늘 날씨가 좋습니다. 감사합니다.")
-    result = (await Softphone(vosk_gateway, speed=SPEED).call([Say(korean, barge_in_after_s=7.0)])).as_dict()
+    # In real time, as on the phone: the Korean model needs about 0.36 s of CPU per second of audio here, so audio
+    # played three times faster would leave the partial results lagging behind the speech.
+    result = (await Softphone(vosk_gateway, speed=1.0).call([Say(korean, barge_in_after_s=6.0)])).as_dict()
     [barge_in] = kinds(result, "barge_in")
     assert barge_in["prompt"] == "greeting" and barge_in["by"] == "words"
     assert "automated assistant" in barge_in["heard"]  # the disclosure is never cut
