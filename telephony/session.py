@@ -39,7 +39,22 @@ log = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
 FALLBACK_QUEUE = "general"  # DOMAIN.md: explicit requests, anything not understood, any fault
-MAX_PENDING_INPUTS = 16  # beyond this, key presses are dropped (a flood must not queue minutes of work)
+MAX_PENDING_INPUTS = 16
+# With a streaming recogniser, an utterance ends before the VAD's end silence once the line has been silent for half
+# of it and the recogniser is done: its own endpointer closed the segment, or its words stopped changing for this many
+# chunks (of 100 ms).
+STREAM_STABLE_CHUNKS = 3
+
+
+def stream_says_done(
+    words: str, segment_closed: bool, stable_chunks: int, silence_ms: int, end_silence_ms: int
+) -> bool:
+    """Endpointing from partial results: the caller has stopped and the recogniser has nothing more to add."""
+    if silence_ms < end_silence_ms // 2 or not words:
+        return False
+    return (
+        segment_closed or stable_chunks >= STREAM_STABLE_CHUNKS
+    )  # beyond this, key presses are dropped (a flood must not queue minutes of work)
 
 
 @dataclass(frozen=True)
@@ -94,6 +109,7 @@ class CallRecord:
     malformed_messages: int = 0
     speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
     speculations_used: int = 0  # ... and those whose pause was the end of the utterance
+    stream_endpoints: int = 0  # utterances ended by the streaming recogniser before the VAD's silence ran out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +131,7 @@ class CallRecord:
             },
             "malformed_messages": self.malformed_messages,
             "speculations": {"started": self.speculations_started, "used": self.speculations_used},
+            "stream_endpoints": self.stream_endpoints,
             "turns": [vars(t) for t in self.turns],
         }
 
@@ -224,6 +241,8 @@ class CallSession:
         self._stream: TranscriptStream | None = None
         self._stream_fed: asyncio.Future[None] | None = None  # the last chunk handed to the stream
         self._stream_pending: list[np.ndarray] = []
+        self._last_partial = ""
+        self._stable_chunks = 0  # chunks fed since the partial result last changed
         self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
         self._marks: dict[str, tuple[Prompt, int]] = {}
         self._prompt_seq = 0
@@ -284,17 +303,13 @@ class CallSession:
                 self._listening_since_ms = None
                 if self._streaming is not None:
                     self._stream = self._streaming.stream(TELEPHONE_RATE)
-                    self._stream_fed = None
+                    self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0
                     self._stream_pending = [self._endpointer.utterance_so_far()]
             elif isinstance(event, SpeechPaused):
                 if self._streaming is None:
                     self._speculate(event)
             elif isinstance(event, UtteranceEnded):
-                transcript = self._stream_final() if self._stream is not None else self._speculated(event)
-                self._inputs.put_nowait(
-                    SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in, transcript)
-                )
-                self._speech_over, self._barged_in = None, False
+                self._utterance_ended(event)
         if self._stream is not None and self._endpointer.in_speech:
             self._stream_pending.append(pcm)
             if sum(len(c) for c in self._stream_pending) >= TELEPHONE_RATE // 10:  # 100 ms at a time
@@ -317,6 +332,11 @@ class CallSession:
             self._inputs.put_nowait(NoInput(self._listening_since_ms))
             self._listening_since_ms = None
 
+    def _utterance_ended(self, event: UtteranceEnded) -> None:
+        transcript = self._stream_final() if self._stream is not None else self._speculated(event)
+        self._inputs.put_nowait(SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in, transcript))
+        self._speech_over, self._barged_in = None, False
+
     def _stream_feed(self) -> None:
         """Hand the audio gathered since the last chunk to the streaming recogniser, in order, off the event loop."""
         stream, previous = self._stream, self._stream_fed
@@ -330,6 +350,14 @@ class CallSession:
             words = await asyncio.to_thread(stream.accept, chunk)
             if stream is self._stream:
                 self._on_partial(words)
+                self._stable_chunks = self._stable_chunks + 1 if words == self._last_partial else 0
+                self._last_partial = words
+                silence, end_silence = self._endpointer.silence_ms, self._settings.vad.end_silence_ms
+                if stream_says_done(words, stream.segment_closed, self._stable_chunks, silence, end_silence):
+                    ended = self._endpointer.end_now()
+                    if ended is not None:
+                        self.record.stream_endpoints += 1
+                        self._utterance_ended(ended)
 
         self._stream_fed = asyncio.ensure_future(feed())
 

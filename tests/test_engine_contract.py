@@ -87,6 +87,13 @@ def test_asr_engine_transcribes_speech_from_the_phone_line(name, real_recordings
         partials = [stream.accept(pcm[i : i + step]) for i in range(0, len(pcm), step)]
         assert any(partials[: len(partials) // 2 + 1]), "no partial result before the end of the utterance"
         assert stream.finish().text == transcript.text
+        # Its own endpointer never closes a segment in the middle of the first phrase.
+        stream = engine.stream(TELEPHONE_RATE)  # type: ignore[attr-defined]
+        early = []
+        for i in range(0, len(pcm) // 3, step):
+            stream.accept(pcm[i : i + step])
+            early.append(stream.segment_closed)
+        assert not any(early)
 
 
 @pytest.mark.models

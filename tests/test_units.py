@@ -114,3 +114,14 @@ def test_settings_travel_to_child_processes_intact(monkeypatch):
     again = Settings()
     assert again.turn_taking == settings.turn_taking
     assert again.asr == settings.asr and again.vad == settings.vad
+
+
+def test_streaming_endpoint_needs_silence_words_and_a_recogniser_that_is_done():
+    from telephony.session import stream_says_done
+
+    end = 700  # the VAD's end-of-speech silence: the recogniser may end a turn after half of it
+    assert stream_says_done("two words", segment_closed=True, stable_chunks=0, silence_ms=360, end_silence_ms=end)
+    assert stream_says_done("two words", segment_closed=False, stable_chunks=3, silence_ms=400, end_silence_ms=end)
+    assert not stream_says_done("two words", False, stable_chunks=2, silence_ms=400, end_silence_ms=end)  # changing
+    assert not stream_says_done("two words", True, stable_chunks=5, silence_ms=300, end_silence_ms=end)  # not silent
+    assert not stream_says_done("", True, stable_chunks=5, silence_ms=800, end_silence_ms=end)  # nothing said

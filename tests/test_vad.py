@@ -91,3 +91,16 @@ def test_a_pause_offers_exactly_the_audio_the_end_of_the_utterance_will_carry(re
     assert len(pauses) >= 2 and len(pauses[0].pcm) < len(end.pcm)
     unpaused = _run(_endpointer(pause_ms=0), np.concatenate([silence, speech, silence]))
     assert not any(isinstance(e, SpeechPaused) for e in unpaused)
+
+
+def test_an_utterance_can_be_ended_early_by_another_endpointer(real_recordings):
+    path, _ = real_recordings["ps_goforward"]
+    speech = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    endpointer = _endpointer()
+    assert endpointer.end_now() is None  # nothing under way
+    events = _run(endpointer, np.concatenate([np.zeros(TELEPHONE_RATE, np.float32), speech, speech[:0]]))
+    assert endpointer.in_speech and endpointer.silence_ms < 600
+    ended = endpointer.end_now()
+    assert ended is not None and not endpointer.in_speech
+    assert ended.started_ms == next(e for e in events if isinstance(e, SpeechStarted)).at_ms
+    assert len(ended.pcm) / TELEPHONE_RATE > 1.0

@@ -139,6 +139,19 @@ class Endpointer:
         self.reset()
         return [event]
 
+    @property
+    def silence_ms(self) -> int:
+        """Silence since the last voiced frame of the utterance under way (0 when none is)."""
+        return self._silent_run * FRAME_MS if self._in_speech else 0
+
+    def end_now(self) -> UtteranceEnded | None:
+        """End the utterance under way at once (another endpointer, such as the recogniser's, decided it is over)."""
+        if not self._in_speech:
+            return None
+        event = UtteranceEnded(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, False)
+        self.reset()
+        return event
+
     def _speech_so_far(self) -> np.ndarray:
         """The utterance up to its last voiced frame, plus a short tail of the silence after it."""
         keep = len(self._utterance) - self._silent_run + min(self._silent_run, self.TAIL_FRAMES)

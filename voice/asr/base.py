@@ -79,6 +79,9 @@ class TranscriptStream(Protocol):
 
     def finish(self) -> Transcript: ...
 
+    # True when the last chunk fed closed a segment: the recogniser's own endpointer heard the speech stop.
+    segment_closed: bool
+
 
 class StreamingAsrEngine(AsrEngine, Protocol):
     def stream(self, sample_rate: int) -> TranscriptStream: ...

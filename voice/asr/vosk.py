@@ -62,11 +62,13 @@ class VoskStream:
         self._language = language
         self._samples = 0
         self._finals: list[dict[str, Any]] = []  # Kaldi's own endpointing may close segments mid-utterance
+        self.segment_closed = False  # the last chunk ended a segment: Kaldi's endpointer heard the speech stop
 
     def accept(self, pcm16: np.ndarray) -> str:
         """Feed int16 audio at the stream's rate; returns the words recognised so far (final segments + partial)."""
         self._samples += len(pcm16)
-        if self._recognizer.AcceptWaveform(pcm16.astype(np.int16).tobytes()):
+        self.segment_closed = bool(self._recognizer.AcceptWaveform(pcm16.astype(np.int16).tobytes()))
+        if self.segment_closed:
             self._finals.append(json.loads(self._recognizer.Result()))
             partial = ""
         else:
