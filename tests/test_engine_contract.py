@@ -10,7 +10,7 @@ from voice.codecs import TELEPHONE_RATE, read_audio, telephone_round_trip
 from voice.registry import Registry
 from voice.tts import TTS_ENGINES, create_tts
 from voice.tts.base import TtsError, split_sentences
-from voice.wer import wer
+from voice.wer import normalize, wer
 
 create_asr(AsrSettings())  # imports the built-in engines, filling the registries
 create_tts(TtsSettings())
@@ -94,6 +94,18 @@ def test_asr_engine_transcribes_speech_from_the_phone_line(name, real_recordings
             stream.accept(pcm[i : i + step])
             early.append(stream.segment_closed)
         assert not any(early)
+
+
+@pytest.mark.models
+def test_faster_whisper_gives_runners_up_when_asked(real_recordings):
+    path, reference = real_recordings["ps_librivox_0870"]
+    audio = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    transcript = create_asr(AsrSettings(nbest=4)).transcribe(audio, TELEPHONE_RATE)
+    assert wer(reference, transcript.text) <= 0.2
+    assert transcript.alternatives, "a beam of four found nothing but the best"
+    texts = [" ".join(normalize(a.text)) for a in transcript.alternatives]
+    assert len(set(texts)) == len(texts) and " ".join(normalize(transcript.text)) not in texts
+    assert all(wer(reference, a.text) <= 0.5 for a in transcript.alternatives)  # runners-up, not noise
 
 
 @pytest.mark.models

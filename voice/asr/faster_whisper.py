@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Transcript, Word
+from voice.asr.base import AsrCapabilities, AsrError, Hypothesis, Transcript, Word
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
+from voice.wer import normalize
 
 if TYPE_CHECKING:
     from helpline.settings import AsrSettings
@@ -73,6 +74,7 @@ class FasterWhisperAsr:
             for w in (s.words or ())
             if w.word.strip()
         )
+        alternatives = self._alternatives(audio16, text) if self._settings.nbest > 1 else ()
         return Transcript(
             text=text,
             confidence=round(min(1.0, math.exp(avg_logprob)), 3),
@@ -80,4 +82,39 @@ class FasterWhisperAsr:
             audio_s=len(audio16) / ASR_RATE,
             words=words,
             no_speech=round(no_speech, 3),
+            alternatives=alternatives,
         )
+
+    def _alternatives(self, audio16: np.ndarray, best: str) -> tuple[Hypothesis, ...]:
+        """The runners-up of a beam search over the utterance (one 30 s window: a caller's turn is shorter), for
+        n-best metadata. A second decoding, so it costs about one more recognition: only when ``nbest`` > 1."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model, n = self._model, self._settings.nbest
+        features = model.feature_extractor(audio16)[..., : model.feature_extractor.nb_max_frames]
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, "transcribe", self._settings.language)
+        try:
+            result = model.model.generate(
+                model.encode(pad_or_trim(features)),
+                [model.get_prompt(tokenizer, [], without_timestamps=True)],
+                beam_size=max(n, self._settings.beam_size),
+                num_hypotheses=n,
+                return_scores=True,
+                max_length=model.max_length,
+                suppress_blank=True,
+                suppress_tokens=list(get_suppressed_tokens(tokenizer, [-1]) or []),
+            )[0]
+        except (RuntimeError, ValueError) as e:
+            raise AsrError(f"faster-whisper n-best failed: {e}", retryable=True) from e
+        out: list[Hypothesis] = []
+        seen = {" ".join(normalize(best))}  # hypotheses that differ only in case or punctuation say nothing new
+        for tokens, score in zip(result.sequences_ids, result.scores, strict=True):
+            text = tokenizer.decode(tokens).strip()
+            words = " ".join(normalize(text))
+            if words and words not in seen:
+                seen.add(words)
+                # CTranslate2's score: the sum of token log-probabilities over the length (length penalty 1).
+                out.append(Hypothesis(text, round(min(1.0, math.exp(score)), 3)))
+        return tuple(out)
