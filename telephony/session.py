@@ -181,6 +181,7 @@ class SpeechInput:
     over: Prompt | None  # the prompt that was playing when the caller started speaking
     barged_in: bool  # the caller's speech stopped that prompt
     transcript: asyncio.Future[Transcript] | None = None  # recognition started at the pause before the end
+    over_sentence: int = 0  # the sentence of that prompt that was playing when the caller started
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ class CallSession:
         self._prompt_seq = 0
         self._prompt: Prompt | None = None  # what the assistant is saying now
         self._speech_over: Prompt | None = None  # the prompt the current utterance started over
+        self._speech_over_sentence = 0  # ... and which of its sentences was playing then
         self._barged_in = False
         self._stream_ms = 0
         self._listening_since_ms: int | None = None
@@ -299,6 +301,7 @@ class CallSession:
         for event in self._endpointer.feed(pcm, at_ms=timestamp_ms):
             if isinstance(event, SpeechStarted):
                 self._speech_over = self._prompt if self._prompt is not None and self._prompt.playing else None
+                self._speech_over_sentence = self._speech_over.heard if self._speech_over is not None else 0
                 self._barged_in = False
                 self._listening_since_ms = None
                 if self._streaming is not None:
@@ -334,7 +337,11 @@ class CallSession:
 
     def _utterance_ended(self, event: UtteranceEnded) -> None:
         transcript = self._stream_final() if self._stream is not None else self._speculated(event)
-        self._inputs.put_nowait(SpeechInput(event, time.perf_counter(), self._speech_over, self._barged_in, transcript))
+        self._inputs.put_nowait(
+            SpeechInput(
+                event, time.perf_counter(), self._speech_over, self._barged_in, transcript, self._speech_over_sentence
+            )
+        )
         self._speech_over, self._barged_in = None, False
 
     def _stream_feed(self) -> None:
@@ -563,10 +570,10 @@ class CallSession:
             if item.barged_in and item.over is not None:
                 await self._resume(item.over)
             return
-        if item.over is not None and self._is_backchannel(transcript.text):
+        if self._listening_noise(item, transcript.text):
             # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
             self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)
-            if item.barged_in:
+            if item.barged_in and item.over is not None:
                 await self._resume(item.over)
             return
         self._no_inputs = 0
@@ -629,6 +636,15 @@ class CallSession:
         )
         self.record.turns.append(turn)
         return turn
+
+    def _listening_noise(self, item: SpeechInput, text: str) -> bool:
+        """Backchannel words said over the assistant, before the prompt's last sentence: the caller is listening.
+        Over the last sentence (usually a question such as "anything else?") or over a read-back they are an
+        answer, and so a turn."""
+        prompt = item.over
+        if prompt is None or prompt.kind == "confirm" or item.over_sentence >= len(prompt.sentences) - 1:
+            return False
+        return self._is_backchannel(text)
 
     def _is_backchannel(self, text: str) -> bool:
         words = [w.strip(".,!?;:'\"").lower() for w in text.replace("-", " - ").split()]

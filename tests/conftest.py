@@ -46,6 +46,9 @@ def test_settings() -> Settings:
     return Settings(
         gateway={"port": free_port()},  # type: ignore[arg-type]
         rasa={"port": free_port(), "actions_port": free_port()},  # type: ignore[arg-type]
+        # Read-back has its own gateway in test_turn_taking; here a transcript whose ASR confidence happens to sit
+        # near the threshold must not turn another scenario into a read-back.
+        turn_taking={"confirm_below_confidence": 0.0},  # type: ignore[arg-type]
     )
 
 
