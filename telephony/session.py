@@ -298,6 +298,7 @@ class CallSession:
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
         self._stream_ms = timestamp_ms
         pcm = ulaw_decode(mulaw)
+        started = False
         for event in self._endpointer.feed(pcm, at_ms=timestamp_ms):
             if isinstance(event, SpeechStarted):
                 self._speech_over = self._prompt if self._prompt is not None and self._prompt.playing else None
@@ -307,13 +308,14 @@ class CallSession:
                 if self._streaming is not None:
                     self._stream = self._streaming.stream(TELEPHONE_RATE)
                     self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0
-                    self._stream_pending = [self._endpointer.utterance_so_far()]
+                    self._stream_pending = [self._endpointer.utterance_so_far()]  # this frame included
+                    started = True
             elif isinstance(event, SpeechPaused):
                 if self._streaming is None:
                     self._speculate(event)
             elif isinstance(event, UtteranceEnded):
                 self._utterance_ended(event)
-        if self._stream is not None and self._endpointer.in_speech:
+        if self._stream is not None and self._endpointer.in_speech and not started:
             self._stream_pending.append(pcm)
             if sum(len(c) for c in self._stream_pending) >= TELEPHONE_RATE // 10:  # 100 ms at a time
                 self._stream_feed()
