@@ -104,3 +104,11 @@ def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> It
         yield settings
     finally:
         process.stop()
+
+
+def spoken(voice: Any, text: str) -> Any:
+    """``text`` said by a synthetic caller, as float32 at 8 kHz (what a phone line carries)."""
+    from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+
+    speech = voice.synthesize(text)
+    return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)

@@ -14,17 +14,13 @@ from twilio.request_validator import RequestValidator
 
 from telephony.gateway import media_stream_url, voice_webhook_url
 from telephony.softphone import Softphone
-from voice.codecs import TELEPHONE_RATE, pcm16_to_float, read_audio, resample
+from tests.conftest import spoken
+from voice.codecs import TELEPHONE_RATE, read_audio
 from voice.wer import wer
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
 SPEED = 2.0  # faster than real time; the gateway sees the same frames, only sooner
-
-
-def spoken(voice, text):
-    speech = voice.synthesize(text)
-    return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
 
 
 async def test_call_with_a_complex_matter_is_routed_to_its_queue(stack, caller_voice):

@@ -6,17 +6,11 @@ import pytest
 
 from telephony.routing import KeypadMenu
 from telephony.softphone import Press, Say, Silence, Softphone
-from tests.conftest import extra_gateway
-from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+from tests.conftest import extra_gateway, spoken
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
 SPEED = 3.0
-
-
-def spoken(voice, text):
-    speech = voice.synthesize(text)
-    return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
 
 
 def kinds(result, kind):
