@@ -81,7 +81,7 @@ def voice_webhook_url(settings: Settings) -> str:
 def build_runtime(settings: Settings) -> Runtime:
     asr = create_asr(settings.asr)
     tts = create_tts(settings.tts)
-    apology = tts.synthesize(prompts.APOLOGY).to_telephone()
+    apology = tts.telephone(prompts.APOLOGY)
     return Runtime(
         settings=settings,
         asr=asr,

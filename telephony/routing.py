@@ -22,6 +22,10 @@ KEYS = "0123456789*#"
 SPOKEN_KEYS = {"*": "star", "#": "hash"}
 
 
+def read_routing_table(path: Path = ROUTING_FILE) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
 @dataclass(frozen=True)
 class KeypadMenu:
     keys: dict[str, str]  # key -> intent, in menu order
@@ -30,7 +34,7 @@ class KeypadMenu:
 
     @classmethod
     def load(cls, path: Path = ROUTING_FILE) -> KeypadMenu:
-        table: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+        table = read_routing_table(path)
         keys = {str(k): str(v) for k, v in (table.get("keypad") or {}).items()}
         repeat_key = str(table.get("keypad_repeat", "*"))
         known = set(table.get("answers", {})) | set(table.get("routes", {}))
@@ -63,8 +67,7 @@ class KeypadMenu:
 
 def smalltalk_intents(path: Path = ROUTING_FILE) -> frozenset[str]:
     """Intents that are small talk (greet, thanks, yes, no ...): not worth reading back when heard uncertainly."""
-    table: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return frozenset(table.get("smalltalk", {}))
+    return frozenset(read_routing_table(path).get("smalltalk", {}))
 
 
 def fixed_sentences() -> list[str]:

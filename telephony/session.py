@@ -12,9 +12,10 @@ Turn-taking is the session's own business, so it works whatever the dialogue ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +27,7 @@ from helpline.settings import Settings
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
 from telephony.routing import KeypadMenu
-from telephony.twilio_media import Start, clear_message, mark_message, media_message
+from telephony.twilio_media import FINAL_MARK_SUFFIX, Start, clear_message, mark_message, media_message
 from voice.asr import AsrEngine, AsrError, Transcript
 from voice.asr.base import StreamingAsrEngine, TranscriptStream
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
@@ -320,16 +321,8 @@ class CallSession:
             if sum(len(c) for c in self._stream_pending) >= TELEPHONE_RATE // 10:  # 100 ms at a time
                 self._stream_feed()
         if self._endpointer.in_speech:
-            prompt = self._prompt
-            if (
-                self._policy.barge_in
-                and prompt is not None
-                and prompt is self._speech_over
-                and prompt.may_barge_in()
-                and self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms
-            ):
-                self._barged_in = True
-                self._interrupt(prompt, cause="speech", by="speech_ms")
+            if self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms:
+                self._barge_in(by="speech_ms")
         elif (
             self._listening_since_ms is not None
             and timestamp_ms - self._listening_since_ms >= self._policy.no_input_timeout_s * 1000
@@ -390,17 +383,16 @@ class CallSession:
     def _on_partial(self, words: str) -> None:
         """Real words over an interruptible prompt stop it, before the speech-length rule would."""
         real_words = sum(1 for w in words.split() if not self._is_backchannel(w))
+        log.debug("call %s: partial %r (%d words)", self.call_sid, words, real_words)
+        if real_words >= self._policy.barge_in_min_words:
+            self._barge_in(by="words")
+
+    def _barge_in(self, by: str) -> None:
+        """The caller's speech stops the prompt it started over, if that prompt may be interrupted now."""
         prompt = self._prompt
-        log.debug("call %s: partial %r (%d words) over %s", self.call_sid, words, real_words, prompt and prompt.kind)
-        if (
-            self._policy.barge_in
-            and prompt is not None
-            and prompt is self._speech_over
-            and prompt.may_barge_in()
-            and real_words >= self._policy.barge_in_min_words
-        ):
+        if self._policy.barge_in and prompt is not None and prompt is self._speech_over and prompt.may_barge_in():
             self._barged_in = True
-            self._interrupt(prompt, cause="speech", by="words")
+            self._interrupt(prompt, cause="speech", by=by)
 
     def _speculate(self, pause: SpeechPaused) -> None:
         """Start recognising what was said so far; the end of the utterance may well be this pause."""
@@ -589,7 +581,7 @@ class CallSession:
             await self._on_confirmation_answer(turn, transcript, metadata, item.endpoint_at)
             return
         if transcript.confidence < self._policy.confirm_below_confidence and await self._worth_reading_back(
-            transcript.text, turn
+            transcript.text
         ):
             self._unconfirmed = (transcript.text, turn)
             turn.decision = "confirm:asr"
@@ -599,7 +591,7 @@ class CallSession:
             return
         await self._converse(turn, transcript.text, metadata, item.endpoint_at)
 
-    async def _worth_reading_back(self, text: str, turn: TurnRecord) -> bool:
+    async def _worth_reading_back(self, text: str) -> bool:
         """An uncertain transcript is read back unless it is small talk ("hello", "no"): a wrong guess there costs
         less than the question. Asks NLU only; the conversation is not touched."""
         try:
@@ -720,8 +712,7 @@ class CallSession:
         prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
         if not prompt.sentences:
             return prompt
-        self._prompt = prompt
-        try:
+        with self._playing(prompt):
             for index, sentence in enumerate(prompt.sentences):
                 if prompt.interrupted is not None:
                     break
@@ -733,16 +724,12 @@ class CallSession:
                     if turn is not None:
                         turn.error = f"tts: {e}"
                     prompt.finished.set()
-                    self._prompt = None
                     await self._fault_handoff("speech synthesis failed", turn)
                     return prompt
                 if turn is not None:
                     turn.tts_ms += (time.perf_counter() - t0) * 1000
                 await self._send_sentence(prompt, index, audio, turn, endpoint_at)
             await prompt.finished.wait()  # the last mark came back, or the caller interrupted
-        finally:
-            if self._prompt is prompt:
-                self._prompt = None
         said = prompt.heard_text if prompt.interrupted is not None else text
         if said:
             self.record.said.append(said)
@@ -754,7 +741,7 @@ class CallSession:
         self._prompt_seq += 1
         mark = f"{prompt.kind}.{self._prompt_seq}"
         if index == len(prompt.sentences) - 1:
-            mark += ".end"  # the prompt's last sentence: its echo means the caller heard it all
+            mark += FINAL_MARK_SUFFIX  # the prompt's last sentence: its echo means the caller heard it all
             prompt.final_mark = mark
         self._marks[mark] = (prompt, index)
         prompt.sentence_ms.append(len(audio) // (TELEPHONE_RATE // 1000))
@@ -780,10 +767,16 @@ class CallSession:
     async def _play(self, mulaw: bytes, kind: str) -> None:
         """Send ready audio (never interruptible), then wait until it played."""
         prompt = Prompt(kind, [kind], interruptible=False)
-        self._prompt = prompt
-        try:
+        with self._playing(prompt):
             await self._send_sentence(prompt, 0, mulaw)
             await prompt.finished.wait()
+
+    @contextlib.contextmanager
+    def _playing(self, prompt: Prompt) -> Iterator[None]:
+        """``prompt`` is what the assistant is saying (what barge-in and keys act on) until this block ends."""
+        self._prompt = prompt
+        try:
+            yield
         finally:
             if self._prompt is prompt:
                 self._prompt = None

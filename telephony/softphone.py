@@ -23,6 +23,7 @@ from twilio.request_validator import RequestValidator
 from helpline.settings import Settings
 from telephony.gateway import voice_webhook_url
 from telephony.twilio_media import (
+    FINAL_MARK_SUFFIX,
     Outbound,
     connected_message,
     dtmf_message,
@@ -89,8 +90,8 @@ CallerAction = Say | Press | Silence
 
 
 def is_final_mark(name: str) -> bool:
-    """The gateway names the mark after a prompt's last sentence ``<prompt>.<n>.end``."""
-    return name.endswith(".end")
+    """The mark the gateway sends after a prompt's last sentence."""
+    return name.endswith(FINAL_MARK_SUFFIX)
 
 
 @dataclass

@@ -130,14 +130,7 @@ class Endpointer:
             if self._pause_frames and self._silent_run == self._pause_frames:
                 return [SpeechPaused(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS)]
             return []
-        event = UtteranceEnded(
-            pcm=self._speech_so_far(),
-            started_ms=self._started_ms,
-            speech_end_ms=self._last_voiced_ms + FRAME_MS,
-            truncated=too_long and self._silent_run < self._end_silence_frames,
-        )
-        self.reset()
-        return [event]
+        return [self._end(truncated=too_long and self._silent_run < self._end_silence_frames)]
 
     @property
     def silence_ms(self) -> int:
@@ -146,9 +139,10 @@ class Endpointer:
 
     def end_now(self) -> UtteranceEnded | None:
         """End the utterance under way at once (another endpointer, such as the recogniser's, decided it is over)."""
-        if not self._in_speech:
-            return None
-        event = UtteranceEnded(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, False)
+        return self._end(truncated=False) if self._in_speech else None
+
+    def _end(self, truncated: bool) -> UtteranceEnded:
+        event = UtteranceEnded(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, truncated)
         self.reset()
         return event
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -30,6 +31,14 @@ class AsrCapabilities:
 class Word:
     text: str
     confidence: float
+
+
+def segments_confidence(segments: list[tuple[float, int]]) -> float:
+    """Whisper's confidence for a transcript made of segments (average token log-probability, token count): the
+    token-weighted mean log-probability, as a probability."""
+    weights = [max(1, tokens) for _, tokens in segments]
+    avg_logprob = sum(lp * w for (lp, _), w in zip(segments, weights, strict=True)) / sum(weights)
+    return round(min(1.0, math.exp(avg_logprob)), 3)
 
 
 @dataclass(frozen=True)

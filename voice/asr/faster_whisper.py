@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Hypothesis, Transcript, Word
+from voice.asr.base import AsrCapabilities, AsrError, Hypothesis, Transcript, Word, segments_confidence
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 from voice.wer import normalize
@@ -65,8 +65,6 @@ class FasterWhisperAsr:
         if not segments:
             return Transcript("", 0.0, info.language, len(audio16) / ASR_RATE, no_speech=1.0)
         # Length-weighted mean of per-token log-probabilities, as a probability.
-        weights = [max(1, len(s.tokens)) for s in segments]
-        avg_logprob = sum(s.avg_logprob * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
         no_speech = max(s.no_speech_prob for s in segments)
         words = tuple(
             Word(w.word.strip(), round(float(w.probability), 3))
@@ -77,7 +75,7 @@ class FasterWhisperAsr:
         alternatives = self._alternatives(audio16, text) if self._settings.nbest > 1 else ()
         return Transcript(
             text=text,
-            confidence=round(min(1.0, math.exp(avg_logprob)), 3),
+            confidence=segments_confidence([(s.avg_logprob, len(s.tokens)) for s in segments]),
             language=info.language,
             audio_s=len(audio16) / ASR_RATE,
             words=words,

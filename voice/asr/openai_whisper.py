@@ -8,13 +8,12 @@ arithmetic its transcripts match faster-whisper's. ``helpline models`` writes th
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Transcript, Word
+from voice.asr.base import AsrCapabilities, AsrError, Transcript, Word, segments_confidence
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 
@@ -75,8 +74,6 @@ class OpenAiWhisperAsr:
         audio_s = len(audio16) / ASR_RATE
         if not segments:
             return Transcript("", 0.0, result.get("language", self._settings.language), audio_s, no_speech=1.0)
-        weights = [max(1, len(s["tokens"])) for s in segments]
-        avg_logprob = sum(s["avg_logprob"] * w for s, w in zip(segments, weights, strict=True)) / sum(weights)
         words = tuple(
             Word(w["word"].strip(), round(float(w["probability"]), 3))
             for s in segments
@@ -85,7 +82,7 @@ class OpenAiWhisperAsr:
         )
         return Transcript(
             text=" ".join(s["text"].strip() for s in segments).strip(),
-            confidence=round(min(1.0, math.exp(avg_logprob)), 3),
+            confidence=segments_confidence([(s["avg_logprob"], len(s["tokens"])) for s in segments]),
             language=result.get("language", self._settings.language),
             audio_s=audio_s,
             words=words,

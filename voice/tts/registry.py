@@ -42,27 +42,24 @@ class FallbackTts:
             if audio is not None:
                 self._cache.move_to_end(text)
                 return audio
-        try:
-            audio = self.primary.synthesize(text).to_telephone()
-        except TtsError:
-            if self.fallback is None:
-                raise
-            log.exception("TTS engine %s failed; speaking with %s", self.primary.name, self.fallback.name)
-            return self.fallback.synthesize(text).to_telephone()
-        with self._lock:
-            self._cache[text] = audio
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        speech, by_primary = self._synthesize(text)
+        audio = speech.to_telephone()
+        if by_primary:
+            with self._lock:
+                self._cache[text] = audio
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
         return audio
 
-    def synthesize(self, text: str) -> Speech:
+    def _synthesize(self, text: str) -> tuple[Speech, bool]:
+        """The primary voice's speech, else the fallback's; and whether the primary spoke."""
         try:
-            return self.primary.synthesize(text)
+            return self.primary.synthesize(text), True
         except TtsError:
             if self.fallback is None:
                 raise
             log.exception("TTS engine %s failed; speaking with %s", self.primary.name, self.fallback.name)
-            return self.fallback.synthesize(text)
+            return self.fallback.synthesize(text), False
 
 
 def _load_builtin_engines() -> None:
