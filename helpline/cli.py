@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from helpline.redaction import RedactingFilter
 from helpline.settings import Settings, load_settings
 
 EXIT_USAGE = 2
@@ -32,6 +33,7 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.gateway.host,
         port=settings.gateway.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's loggers go through our (redacting) handlers
         ws_max_size=1 << 20,
     )
     return 0
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         return _fail(f"invalid settings: {e}")
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # log files are stored: nothing personal gets into them
+        handler.addFilter(RedactingFilter())
     # One line per request or per utterance drowns the call report.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)

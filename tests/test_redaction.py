@@ -2,7 +2,9 @@
 
 import pytest
 
-from helpline.redaction import redact_text
+import logging
+
+from helpline.redaction import RedactingFilter, redact_text
 from nlu.personnummer import classify, find_personal_ids, luhn_valid
 
 
@@ -62,3 +64,47 @@ def test_redaction_masks_identity_numbers_phone_email_and_cards():
 def test_redaction_keeps_amounts_dates_and_invalid_numbers():
     text = "i owe 12 000 kr since the 25th of may 2026, case 8112189875"
     assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pay it to SE45 5000 0000 0583 9825 7466 please",  # IBAN, mod-97 valid
+        "pay it to se4550000000058398257466 please",  # as ASR writes it
+        "pay it to GB82 WEST 1234 5698 7654 32 please",  # letters in the account part
+        "pay it to 8327-9, 123 456 789-0 please",  # Swedbank: five-digit clearing, ten-digit account
+        "pay it to 6000 123 456 789 please",  # clearing + account without a keyword
+        "my account number is 1234567 please",  # anything said after "account number"
+        "bankgiro 5050-1055 please",
+    ],
+)
+def test_bank_accounts_are_masked(text):
+    redacted = redact_text(text)
+    assert redacted.endswith(" please")  # the words around the number are kept
+    assert "[bank account]" in redacted
+    assert not any(ch.isdigit() for ch in redacted.replace("[bank account]", ""))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "iban SE45 5000 0000 0583 9825 7467",  # check digits wrong: not an IBAN
+        "it was paid on 2026-05-25, 12 500 kr",  # a date and an amount
+        "i have 3 children aged 4 7 and 9",
+        "the 2nd account 3 of 4 times",  # a small number after "account" is not an account number
+    ],
+)
+def test_not_bank_accounts_are_kept(text):
+    assert "[bank account]" not in redact_text(text)
+
+
+def test_log_records_are_redacted_before_they_are_written(caplog):
+    logger = logging.getLogger("helpline.test.redaction")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.info("caller said %r", "i am 811218-9876 and my account is 8327-9, 123 456 789-0")
+        logger.info("plain %s", "nothing personal here")
+    first, second = caplog.records
+    assert "811218-9876" not in first.getMessage() and "[personnummer]" in first.getMessage()
+    assert "[bank account]" in first.getMessage()
+    assert second.getMessage() == "plain nothing personal here"
