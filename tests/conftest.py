@@ -40,15 +40,37 @@ def real_recordings() -> dict[str, tuple[Path, str]]:
     return found
 
 
+TEST_ACCOUNT_SID = "AC" + "7e57" * 8
+
+
 @pytest.fixture(scope="session")
-def test_settings() -> Settings:
-    """Repo data directory (the trained model lives there) but ports of our own, so a running `serve` is left alone."""
+def twilio_standin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Twilio's REST API, stood in on loopback; the gateways of the test session redirect calls through it."""
+    from telephony.twilio_standin import TwilioStandIn
+
+    token = Settings(data_dir=tmp_path_factory.mktemp("twilio")).twilio_auth_token
+    with TwilioStandIn(TEST_ACCOUNT_SID, token) as standin:
+        yield standin
+
+
+@pytest.fixture(scope="session")
+def test_settings(twilio_standin: Any, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Repo data directory (the trained model lives there) but ports, a call store and a Twilio of our own, so a
+    running `serve` and its data are left alone."""
     return Settings(
         gateway={"port": free_port()},  # type: ignore[arg-type]
         rasa={"port": free_port(), "actions_port": free_port()},  # type: ignore[arg-type]
         # Read-back has its own gateway in test_turn_taking; here a transcript whose ASR confidence happens to sit
         # near the threshold must not turn another scenario into a read-back.
         turn_taking={"confirm_below_confidence": 0.0},  # type: ignore[arg-type]
+        twilio={  # type: ignore[arg-type]
+            "auth_token": twilio_standin.auth_token,
+            "account_sid": TEST_ACCOUNT_SID,
+            "api_base_url": twilio_standin.url,
+            "rest_timeout_s": 1.0,
+            "rest_backoff_s": 0.05,
+        },
+        database_url=f"sqlite:///{tmp_path_factory.mktemp('store') / 'helpline.db'}",
     )
 
 
@@ -112,3 +134,58 @@ def spoken(voice: Any, text: str) -> Any:
 
     speech = voice.synthesize(text)
     return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
+
+
+POSTGRES_ADMIN_URL = os.environ.get("HELPLINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_answers() -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _ensure_postgres() -> None:
+    """The machine's PostgreSQL server; started (as the machine notes say) if it has stopped."""
+    import subprocess
+
+    if _postgres_answers():
+        return
+    clusters = sorted(Path("/etc/postgresql").glob("*"))
+    if clusters:
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", clusters[-1].name, "main", "start"],
+            check=False,
+            capture_output=True,
+        )
+        for _ in range(30):
+            if _postgres_answers():
+                return
+            time.sleep(1)
+    pytest.fail(f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL} and could not be started")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty call store: a SQLite file, or a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    import uuid
+
+    import psycopg
+
+    _ensure_postgres()
+    name = f"helpline_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,71 @@
+"""The call store's tables. Everything written here is already redacted (transcripts, numbers, entity values)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Call(Base):
+    """One phone call: written when it starts, completed when it ends."""
+
+    __tablename__ = "calls"
+
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    caller: Mapped[str] = mapped_column(String(32))  # masked
+    # A keyed hash of the caller's full number: finds repeat callers without keeping the number.
+    caller_key: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(32), index=True)
+    handed_off_at: Mapped[datetime | None]
+    record: Mapped[dict[str, Any] | None]  # the session's call record (turns, events, latencies)
+    packet: Mapped[dict[str, Any] | None]  # the handoff packet, schema-validated
+
+
+class TaskEvent(Base):
+    """What happened to a routed call after the assistant: queued, accepted by an expert, completed ..."""
+
+    __tablename__ = "task_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    queue: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # created | accepted | completed | canceled | failed
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))  # taskrouter | dial | enqueue | gateway
+    task_sid: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(128))
+    # On a "completed" event: seconds the expert spent on the call (accepted -> completed, or the dialled leg's length).
+    handled_s: Mapped[float | None] = mapped_column(Float)
+    details: Mapped[dict[str, Any] | None]
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # supervisor | trainer | agent | admin
+    password_hash: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # the cookie's token is never stored
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

@@ -1,0 +1,206 @@
+"""The call store: calls, their handoff packets and what experts did with them. SQLite by default (a file in the
+data directory), PostgreSQL by URL; the schema is Alembic's (migrations in analytics/migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.orm import sessionmaker
+
+from analytics.models import Call, TaskEvent
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+REPEAT_WINDOW = timedelta(days=7)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_time(value: str | datetime) -> datetime:
+    """An aware datetime (SQLite gives back naive ones for what was written as UTC)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def create_db_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers (the dashboard) do not block the gateway's writes
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade_database(engine: Engine) -> None:
+    """Bring the schema to the newest migration (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+class CallStore:
+    """Synchronous; the gateway calls it from worker threads."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, upgrade: bool = True) -> CallStore:
+        engine = create_db_engine(url)
+        if upgrade:
+            upgrade_database(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- calls -------------------------------------------------------------------------------------------------
+
+    def call_started(self, call_sid: str, caller: str, caller_key: str, started_at: str | datetime) -> None:
+        with self.sessions.begin() as db:
+            if db.get(Call, call_sid) is None:
+                db.add(Call(call_sid=call_sid, caller=caller, caller_key=caller_key, started_at=parse_time(started_at)))
+
+    def call_ended(self, record: dict[str, Any]) -> None:
+        """Write the finished call's record; its row exists from the start (created here if that write was lost)."""
+        handoff = record.get("handoff") or {}
+        with self.sessions.begin() as db:
+            call = db.get(Call, record["call_sid"])
+            if call is None:
+                call = Call(
+                    call_sid=record["call_sid"],
+                    caller=record["caller"],
+                    caller_key="",
+                    started_at=parse_time(record["started_at"]),
+                )
+                db.add(call)
+            call.ended_at = parse_time(record["ended_at"]) if record.get("ended_at") else utcnow()
+            call.outcome = record.get("outcome") or None
+            call.queue = handoff.get("queue") or call.queue
+            call.record = record
+
+    def previous_calls(self, caller_key: str, call_sid: str, before: str | datetime) -> int:
+        """Calls from the same number in the 7 days before ``before`` (this call not counted)."""
+        if not caller_key:
+            return 0
+        moment = parse_time(before)
+        with self.sessions() as db:
+            return int(
+                db.scalar(
+                    select(func.count())
+                    .select_from(Call)
+                    .where(
+                        Call.caller_key == caller_key,
+                        Call.call_sid != call_sid,
+                        Call.started_at >= moment - REPEAT_WINDOW,
+                        Call.started_at < moment,
+                    )
+                )
+                or 0
+            )
+
+    def save_handoff(self, call_sid: str, packet: dict[str, Any]) -> None:
+        with self.sessions.begin() as db:
+            db.execute(
+                update(Call)
+                .where(Call.call_sid == call_sid)
+                .values(packet=packet, queue=packet["queue"], handed_off_at=parse_time(packet["handed_off_at"]))
+            )
+
+    def routed_calls(self, limit: int = 50) -> list[Call]:
+        """The latest calls handed to experts, newest first."""
+        with self.sessions() as db:
+            return list(
+                db.scalars(
+                    select(Call).where(Call.packet.is_not(None)).order_by(Call.handed_off_at.desc()).limit(limit)
+                )
+            )
+
+    def call(self, call_sid: str) -> Call | None:
+        with self.sessions() as db:
+            return db.get(Call, call_sid)
+
+    # --- what experts did --------------------------------------------------------------------------------------
+
+    def add_task_event(
+        self,
+        call_sid: str,
+        queue: str,
+        kind: str,
+        source: str,
+        at: datetime | None = None,
+        task_sid: str | None = None,
+        worker: str | None = None,
+        handled_s: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> TaskEvent:
+        """Record one event. A TaskRouter "completed" gets its handling time from the same task's "accepted"."""
+        at = at or utcnow()
+        with self.sessions.begin() as db:
+            if kind == "completed" and handled_s is None and task_sid:
+                accepted = db.scalar(
+                    select(func.min(TaskEvent.at)).where(TaskEvent.task_sid == task_sid, TaskEvent.kind == "accepted")
+                )
+                if accepted is not None:
+                    handled_s = max(0.0, (at - parse_time(accepted)).total_seconds())
+            row = TaskEvent(
+                call_sid=call_sid,
+                queue=queue,
+                kind=kind,
+                at=at,
+                source=source,
+                task_sid=task_sid,
+                worker=worker,
+                handled_s=handled_s,
+                details=details,
+            )
+            db.add(row)
+        return row
+
+    def task_events(self, call_sid: str) -> list[TaskEvent]:
+        with self.sessions() as db:
+            rows = db.scalars(
+                select(TaskEvent).where(TaskEvent.call_sid == call_sid).order_by(TaskEvent.at, TaskEvent.id)
+            )
+            return [self._fix(row) for row in rows]
+
+    @staticmethod
+    def _fix(row: TaskEvent) -> TaskEvent:
+        row.at = parse_time(row.at)
+        return row
+
+    def handling_by_queue(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Per queue: calls an expert completed, their mean and total handling time (seconds). Computed in SQL."""
+        query = (
+            select(
+                TaskEvent.queue,
+                func.count(func.distinct(TaskEvent.call_sid)).label("calls"),
+                func.avg(TaskEvent.handled_s).label("mean_s"),
+                func.sum(TaskEvent.handled_s).label("total_s"),
+            )
+            .where(TaskEvent.kind == "completed", TaskEvent.handled_s.is_not(None))
+            .group_by(TaskEvent.queue)
+            .order_by(TaskEvent.queue)
+        )
+        if since is not None:
+            query = query.where(TaskEvent.at >= since)
+        with self.sessions() as db:
+            return [
+                {"queue": q, "calls": int(n), "mean_s": round(float(m), 1), "total_s": round(float(t), 1)}
+                for q, n, m, t in db.execute(query)
+            ]

@@ -1,0 +1,161 @@
+"""The web pages served by the gateway: login/logout and the agent screen (the handoff packet of a routed call).
+
+Sessions are server-side (the cookie holds a random token; the store keeps its hash), expire, and every form
+carries a CSRF token: the session's own once logged in, a double-submit cookie on the login form.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from analytics.auth import Accounts, LoginFailed, SignedIn
+from analytics.store import CallStore, utcnow
+
+SESSION_COOKIE = "helpline_session"
+LOGIN_CSRF_COOKIE = "helpline_login_csrf"
+AGENT_ROLES = frozenset({"agent", "supervisor", "admin"})
+CALL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
+
+
+@dataclass
+class WebContext:
+    store: CallStore
+    accounts: Accounts
+    secure_cookies: bool  # set when the public URL is https
+
+
+def _web(request: Request) -> WebContext:
+    return request.app.state.web  # type: ignore[no-any-return]
+
+
+def _headers(response: Response) -> Response:
+    """Pages show personal data: never cached, never framed."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
+    return response
+
+
+def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    return _headers(templates.TemplateResponse(request, template, context, status_code=status_code))
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site (no open redirect to another host)."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/agent/calls"
+
+
+async def signed_in(request: Request) -> SignedIn | None:
+    return await asyncio.to_thread(_web(request).accounts.session, request.cookies.get(SESSION_COOKIE))
+
+
+async def _require(request: Request, roles: frozenset[str]) -> SignedIn | Response:
+    user = await signed_in(request)
+    if user is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if user.role not in roles:
+        return _page(
+            request, "message.html", 403, user=user, heading="Not allowed", message="Your role cannot open this page."
+        )
+    return user
+
+
+router = APIRouter()
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str = "/agent/calls") -> Response:
+    token = secrets.token_urlsafe(32)
+    response = _page(request, "login.html", csrf_token=token, next=_safe_next(next), error=None, user=None)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_web(request).secure_cookies, max_age=3600
+    )
+    return response
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+    csrf_token: Annotated[str, Form(max_length=128)],
+    next: Annotated[str, Form(max_length=512)] = "/agent/calls",
+) -> Response:
+    web = _web(request)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(expected, csrf_token):
+        raise HTTPException(status_code=403, detail="the login form expired; reload the page")
+    try:
+        token, user = await asyncio.to_thread(web.accounts.login, username, password)
+    except LoginFailed as e:
+        return _page(request, "login.html", 401, csrf_token=expected, next=_safe_next(next), error=str(e), user=None)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    max_age = int((user.expires_at - utcnow()).total_seconds())
+    response.set_cookie(
+        SESSION_COOKIE, token, httponly=True, samesite="strict", secure=web.secure_cookies, max_age=max_age
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf_token: Annotated[str, Form(max_length=128)]) -> Response:
+    user = await signed_in(request)
+    token = request.cookies.get(SESSION_COOKIE)
+    if user is None or token is None:
+        return RedirectResponse("/login", status_code=303)
+    if not hmac.compare_digest(user.csrf_token, csrf_token):
+        raise HTTPException(status_code=403, detail="invalid form token")
+    await asyncio.to_thread(_web(request).accounts.logout, token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+@router.get("/agent/calls", response_class=HTMLResponse)
+async def agent_calls(request: Request) -> Response:
+    user = await _require(request, AGENT_ROLES)
+    if isinstance(user, Response):
+        return user
+    rows = await asyncio.to_thread(_web(request).store.routed_calls)
+    calls = [
+        {
+            "call_sid": row.call_sid,
+            "queue": row.queue,
+            "caller": row.caller,
+            "handed_off_at": (row.packet or {}).get("handed_off_at", ""),
+            "summary": (row.packet or {}).get("summary", ""),
+            "flags": [name for name, on in ((row.packet or {}).get("flags") or {}).items() if on],
+        }
+        for row in rows
+    ]
+    return _page(request, "agent_calls.html", user=user, calls=calls)
+
+
+@router.get("/agent/calls/{call_id}", response_class=HTMLResponse)
+async def agent_call(request: Request, call_id: str) -> Response:
+    user = await _require(request, AGENT_ROLES)
+    if isinstance(user, Response):
+        return user
+    store = _web(request).store
+    row = await asyncio.to_thread(store.call, call_id) if re.match(CALL_ID_PATTERN, call_id) else None
+    if row is None or row.packet is None:
+        return _page(
+            request, "message.html", 404, user=user, heading="No such call", message="No routed call has this id."
+        )
+    events = await asyncio.to_thread(store.task_events, call_id)
+    return _page(request, "agent_call.html", user=user, packet=row.packet, events=events)

@@ -1,0 +1,104 @@
+"""The call store and logins, against SQLite and a real PostgreSQL server."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from analytics.auth import Accounts, LoginFailed, hash_password, verify_password
+from analytics.store import CallStore
+
+
+@pytest.fixture
+def store(store_url):
+    store = CallStore.open(store_url)
+    yield store
+    store.close()
+
+
+def test_migrations_create_the_schema_and_run_twice(store_url):
+    first = CallStore.open(store_url)
+    CallStore.open(store_url).close()  # a second start finds the schema current
+    tables = set(inspect(first.engine).get_table_names())
+    assert {"calls", "task_events", "users", "web_sessions", "alembic_version"} <= tables
+    first.close()
+
+
+def test_repeat_callers_are_counted_within_seven_days(store):
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    store.call_started("CA-old", "+46******67", "key-a", now - timedelta(days=8))
+    store.call_started("CA-recent", "+46******67", "key-a", now - timedelta(days=2))
+    store.call_started("CA-other", "+46******11", "key-b", now - timedelta(days=1))
+    store.call_started("CA-now", "+46******67", "key-a", now)
+    assert store.previous_calls("key-a", "CA-now", now) == 1
+    assert store.previous_calls("key-b", "CA-x", now) == 1
+    assert store.previous_calls("", "CA-now", now) == 0  # a withheld number is never a repeat caller
+
+
+def test_call_end_and_packet_are_kept(store):
+    store.call_started("CA1", "+46******67", "k", "2026-11-25T10:00:00+00:00")
+    packet = {"queue": "appeals", "handed_off_at": "2026-11-25T10:01:00+00:00", "summary": "About appealing."}
+    store.save_handoff("CA1", packet)
+    store.call_ended(
+        {"call_sid": "CA1", "caller": "+46******67", "started_at": "2026-11-25T10:00:00+00:00",
+         "ended_at": "2026-11-25T10:01:05+00:00", "outcome": "routed:appeals", "handoff": {"queue": "appeals"}}
+    )  # fmt: skip
+    call = store.call("CA1")
+    assert call.outcome == "routed:appeals" and call.queue == "appeals" and call.packet == packet
+    assert [c.call_sid for c in store.routed_calls()] == ["CA1"]
+
+
+def test_handling_time_per_call_and_per_queue(store):
+    t0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    for call, queue, task, seconds in (
+        ("CA1", "appeals", "WT1", 300),
+        ("CA2", "appeals", "WT2", 100),
+        ("CA3", "fraud", None, 60),
+    ):
+        if task:
+            store.add_task_event(call, queue, "created", "taskrouter", at=t0, task_sid=task)
+            store.add_task_event(call, queue, "accepted", "taskrouter", at=t0 + timedelta(seconds=20), task_sid=task)
+            done = store.add_task_event(
+                call, queue, "completed", "taskrouter", at=t0 + timedelta(seconds=20 + seconds), task_sid=task
+            )
+            assert done.handled_s == seconds
+        else:
+            store.add_task_event(call, queue, "completed", "dial", at=t0, handled_s=seconds)
+    assert store.handling_by_queue() == [
+        {"queue": "appeals", "calls": 2, "mean_s": 200.0, "total_s": 400.0},
+        {"queue": "fraud", "calls": 1, "mean_s": 60.0, "total_s": 60.0},
+    ]
+    assert [e.kind for e in store.task_events("CA1")] == ["created", "accepted", "completed"]
+
+
+def test_passwords_are_hashed_and_checked():
+    stored = hash_password("correct horse battery")
+    assert "correct" not in stored and stored.startswith("scrypt$")
+    assert verify_password("correct horse battery", stored)
+    assert not verify_password("correct horse batterY", stored)
+    assert not verify_password("anything", "not-a-hash")
+
+
+def test_login_sessions_expire_and_lock_out(store):
+    accounts = Accounts(store, session_ttl=timedelta(seconds=60), max_failures=3, lockout=timedelta(minutes=5))
+    accounts.add_user("anna", "agent", "a long passphrase")
+    with pytest.raises(ValueError, match="at least"):
+        accounts.add_user("bo", "agent", "short")
+    with pytest.raises(ValueError, match="unknown role"):
+        accounts.add_user("bo", "janitor", "a long passphrase")
+    with pytest.raises(ValueError, match="exists"):
+        accounts.add_user("anna", "admin", "a long passphrase")
+    token, user = accounts.login("anna", "a long passphrase")
+    assert user.role == "agent" and accounts.session(token).username == "anna"
+    assert accounts.session("forged-token") is None
+    accounts.logout(token)
+    assert accounts.session(token) is None
+    for _ in range(3):
+        with pytest.raises(LoginFailed, match="wrong user name or password"):
+            accounts.login("anna", "wrong passphrase!")
+    with pytest.raises(LoginFailed, match="locked"):
+        accounts.login("anna", "a long passphrase")  # even the right password, while locked
+    expired = Accounts(store, session_ttl=timedelta(seconds=-1))
+    accounts.add_user("carl", "supervisor", "another passphrase")
+    token, _ = expired.login("carl", "another passphrase")
+    assert expired.session(token) is None
