@@ -11,6 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
+from analytics.auth import ROLES
 from helpline.redaction import RedactingFilter
 from helpline.settings import Settings, load_settings
 
@@ -192,6 +193,39 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    """Accounts for the agent screen and the dashboard."""
+    import getpass
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from analytics.auth import Accounts
+    from analytics.store import CallStore
+
+    try:
+        store = CallStore.open(settings.database)
+    except SQLAlchemyError as e:
+        return _fail(f"cannot open the call store {settings.database}: {e}", code=1)
+    try:
+        if args.users_command == "list":
+            for username, role in Accounts(store).users():
+                print(f"{username}\t{role}")
+            return 0
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"password for {args.username}: ")
+            if getpass.getpass("again: ") != password:
+                return _fail("the passwords differ")
+        Accounts(store).add_user(args.username, args.role, password)
+    except ValueError as e:
+        return _fail(str(e))
+    finally:
+        store.close()
+    print(f"added {args.username} ({args.role})")
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from helpline.demo import run_demo
 
@@ -236,6 +270,14 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="make the openai-whisper checkpoint from the packaged Whisper model")
     models.add_argument("--force", action="store_true", help="remake it even if it exists")
 
+    users = sub.add_parser("users", help="accounts for the agent screen and dashboard")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add a user (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    users_sub.add_parser("list", help="user names and roles")
+
     demo = sub.add_parser("demo", help="start everything, place a demo call end to end, stop everything")
     demo.add_argument("--speed", type=float, default=1.0)
     demo.add_argument("--json", action="store_true")
@@ -250,6 +292,7 @@ COMMANDS = {
     "train": cmd_train,
     "nlu": cmd_nlu,
     "models": cmd_models,
+    "users": cmd_users,
     "demo": cmd_demo,
 }
 

@@ -7,6 +7,8 @@ bank accounts (IBAN with its mod-97 check; Swedish clearing + account numbers; a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 
@@ -20,7 +22,8 @@ _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4}){3,8}\b", re.IGNORECASE)
 # (A comma only after a Swedbank-style "8327-9," clearing number; elsewhere it separates numbers.)
 _DIGIT_RUN = re.compile(r"(?<![\w+])(?:\d{4}-\d, ?)?\d+(?: ?- ?\d+| \d+)*(?![\w])")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?!\d)")
-# A number said right after one of these words (matched against the text just before the number) is an account number, whatever its shape.
+# A number said right after one of these words is an account number, whatever its shape (matched against the text
+# just before the number).
 _ACCOUNT_WORDS = re.compile(
     r"\b(?:bank ?account|account|konto(?:nummer)?|bankgiro|plusgiro|clearing)(?: (?:number|no\.?|nr))?"
     r"(?: (?:is|was|it's|är))?[ :]*$",
@@ -61,7 +64,8 @@ def _iban_valid(candidate: str) -> bool:
 
 
 def _iban_prefix(candidate: str) -> str | None:
-    """The longest run of leading groups of ``candidate`` that is a valid IBAN ("SE45 5000 ... 7466 ok" -> up to 7466)."""
+    """The longest leading run of groups of ``candidate`` that is a valid IBAN ("SE45 5000 ... 7466 ok" -> "SE45 ...
+    7466")."""
     groups = candidate.split(" ")
     for end in range(len(groups), 0, -1):
         if _iban_valid(" ".join(groups[:end])):
@@ -111,3 +115,12 @@ def mask_phone_number(number: str) -> str:
         return "*" * len(digits)
     prefix = "+" + "".join(digits[:2]) if number.startswith("+") else "".join(digits[:2])
     return prefix + "*" * (len(digits) - 4) + "".join(digits[-2:])
+
+
+def caller_key(number: str, secret: str) -> str:
+    """A keyed hash of a caller's number: the same number gives the same key (repeat callers are recognised), and
+    the number cannot be read back from it. Empty for a withheld number."""
+    digits = "".join(c for c in number if c.isdigit())
+    if not digits:
+        return ""
+    return hmac.new(secret.encode(), digits.encode(), hashlib.sha256).hexdigest()

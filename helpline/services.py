@@ -232,11 +232,10 @@ def settings_environment(settings: Settings) -> dict[str, str]:
     def text(value: Any) -> str:  # lists and objects travel as JSON, which is how pydantic-settings reads them
         return json.dumps(value) if isinstance(value, list | dict) else str(value)
 
-    for key, value in settings.model_dump(mode="json", exclude={"twilio"}).items():
+    for key, value in settings.model_dump(mode="json", exclude={"twilio": {"auth_token"}}).items():
         if isinstance(value, dict):
             env.update({f"HELPLINE_{key}__{k}".upper(): text(v) for k, v in value.items() if v is not None})
         elif value is not None:
             env[f"HELPLINE_{key}".upper()] = text(value)
     env["HELPLINE_TWILIO__AUTH_TOKEN"] = settings.twilio_auth_token
-    env["HELPLINE_TWILIO__VALIDATE_SIGNATURES"] = str(settings.twilio.validate_signatures).lower()
     return env

@@ -109,6 +109,25 @@ class TwilioSettings(BaseModel):
     # None: a random development token kept in the data directory (see Settings.twilio_auth_token).
     auth_token: SecretStr | None = None
     validate_signatures: bool = True
+    # The account whose calls the gateway redirects to expert queues (REST call control). None: no REST calls; a
+    # routed call still reaches its queue when the media stream ends (the voice webhook's TwiML redirects it).
+    account_sid: str | None = Field(None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    # Twilio's REST API, or a stand-in of it (tests and the demo run one on loopback).
+    api_base_url: str = "https://api.twilio.com"
+    rest_timeout_s: float = Field(5.0, gt=0, le=60)
+    # Attempts to redirect a call to its queue (with exponential backoff) before it goes to the fallback number.
+    rest_attempts: int = Field(3, ge=1, le=10)
+    rest_backoff_s: float = Field(0.5, ge=0, le=30)
+    # How each expert queue is reached (TaskRouter workflow or a number to dial) and the fallback number.
+    queues_file: Path = REPO_ROOT / "telephony" / "queues.yml"
+
+
+class WebSettings(BaseModel):
+    """The agent screen and dashboard logins."""
+
+    session_hours: float = Field(8.0, gt=0, le=24 * 7)
+    login_max_failures: int = Field(5, ge=1, le=100)
+    lockout_minutes: float = Field(15.0, ge=0)
 
 
 class Settings(BaseSettings):
@@ -125,6 +144,9 @@ class Settings(BaseSettings):
     vad: VadSettings = VadSettings()
     turn_taking: TurnTakingSettings = TurnTakingSettings()
     twilio: TwilioSettings = TwilioSettings()
+    web: WebSettings = WebSettings()
+    # SQLAlchemy URL of the call store; None: SQLite in the data directory. PostgreSQL: postgresql+psycopg://...
+    database_url: str | None = None
 
     @model_validator(mode="after")
     def _default_openai_whisper_checkpoint(self) -> Settings:
@@ -152,17 +174,31 @@ class Settings(BaseSettings):
         """Base URL that Twilio uses for us: the configured public URL, else the local gateway."""
         return (self.gateway.public_url or self.gateway_url).rstrip("/")
 
-    @cached_property
-    def twilio_auth_token(self) -> str:
-        """The configured token or, for development, one random token kept (mode 0600) in the data directory."""
-        if self.twilio.auth_token is not None:
-            return self.twilio.auth_token.get_secret_value()
-        path = self.data_dir / "dev-twilio-auth-token"
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'helpline.db'}"
+
+    def _kept_secret(self, name: str) -> str:
+        """A random secret made once and kept (mode 0600) in the data directory."""
+        path = self.data_dir / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600)
             path.write_text(secrets.token_hex(16))
         return path.read_text().strip()
+
+    @cached_property
+    def twilio_auth_token(self) -> str:
+        """The configured token or, for development, one random token kept in the data directory."""
+        if self.twilio.auth_token is not None:
+            return self.twilio.auth_token.get_secret_value()
+        return self._kept_secret("dev-twilio-auth-token")
+
+    @cached_property
+    def caller_key_secret(self) -> str:
+        """Key of the hash that recognises a repeat caller without keeping the number (every gateway of a
+        deployment shares the data directory, or this file)."""
+        return self._kept_secret("caller-key-secret")
 
 
 def load_settings() -> Settings:

@@ -10,19 +10,28 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from analytics import web
+from analytics.auth import Accounts
+from analytics.store import CallStore
+from helpline.redaction import caller_key
 from helpline.settings import Settings
 from nlu.client import RasaClient
 from telephony import prompts
+from telephony.call_control import CallControl, QueueTable
+from telephony.handoff import RoutingVocabulary
 from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
 from telephony.session import CallRecord, CallSession
+from telephony.transfer import BadEvent, TransferUrls, hand_over, record_expert_event, transfer_twiml
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
     SUPPORTED_RATE,
@@ -44,6 +53,9 @@ log = logging.getLogger(__name__)
 
 MEDIA_PATH = "/twilio/media"
 VOICE_PATH = "/twilio/voice"
+HANDOFF_PATH = "/twilio/handoff"  # + /<call sid>: the TwiML that puts a call through to its queue
+EVENTS_PATH = "/twilio/events"  # TaskRouter event callbacks, <Enqueue>/<Dial> action callbacks
+AGENT_PATH = "/agent/calls"
 KEPT_CALL_RECORDS = 1000
 
 
@@ -58,6 +70,11 @@ class Runtime:
     apology_audio: bytes
     validator: RequestValidator
     calls: OrderedDict[str, CallRecord]
+    store: CallStore
+    accounts: Accounts
+    queue_table: QueueTable
+    vocabulary: RoutingVocabulary
+    call_control: CallControl | None = None  # None: no Twilio account configured (no REST call control)
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
@@ -78,11 +95,32 @@ def voice_webhook_url(settings: Settings) -> str:
     return settings.public_base_url + VOICE_PATH
 
 
+def public_url(settings: Settings, path: str) -> str:
+    return settings.public_base_url + path
+
+
 def build_runtime(settings: Settings) -> Runtime:
+    queue_table = QueueTable.load(settings.twilio.queues_file)  # a broken table stops the start, not a call
+    store = CallStore.open(settings.database)
+    web_settings = settings.web
+    accounts = Accounts(
+        store,
+        session_ttl=timedelta(hours=web_settings.session_hours),
+        max_failures=web_settings.login_max_failures,
+        lockout=timedelta(minutes=web_settings.lockout_minutes),
+    )
+    call_control = (
+        CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
+    )
     asr = create_asr(settings.asr)
     tts = create_tts(settings.tts)
     apology = tts.telephone(prompts.APOLOGY)
     return Runtime(
+        store=store,
+        accounts=accounts,
+        queue_table=queue_table,
+        vocabulary=RoutingVocabulary.load(),
+        call_control=call_control,
         settings=settings,
         asr=asr,
         tts=tts,
@@ -125,6 +163,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             app.state.runtime = await asyncio.to_thread(build_runtime, settings)
         else:
             app.state.runtime = runtime
+        app.state.web = web.WebContext(
+            app.state.runtime.store, app.state.runtime.accounts, settings.public_base_url.startswith("https:")
+        )
+        if app.state.runtime.call_control is None:
+            log.warning("no Twilio account configured: routed calls reach their queue when the media stream ends")
         # The fixed sentences are synthesised once, in the background: a first caller should not wait for Piper.
         prewarm = asyncio.create_task(asyncio.to_thread(prewarm_voice, app.state.runtime))
         log.info(
@@ -136,8 +179,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         prewarm.cancel()
         if runtime is None:
             await app.state.runtime.rasa.aclose()
+            app.state.runtime.store.close()
 
     app = FastAPI(title="Helpline gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.include_router(web.router)
 
     def rt(request: Request | WebSocket) -> Runtime:
         return request.app.state.runtime  # type: ignore[no-any-return]
@@ -152,26 +197,68 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "voice_cache": "warm" if runtime_.voice_warm.is_set() else "warming",
         }
 
-    @app.post(VOICE_PATH)
-    async def voice(request: Request) -> Response:
+    async def signed_form(request: Request, path: str) -> dict[str, str]:
+        """The form of a webhook from Twilio, or 403 when its signature (over our public URL) is missing or wrong."""
         runtime_ = rt(request)
         form = await request.form()
         params = {k: str(v) for k, v in form.items()}
-        url = voice_webhook_url(runtime_.settings)
+        url = public_url(runtime_.settings, path)
         if request.url.query:
             url = f"{url}?{request.url.query}"
         signature = request.headers.get("X-Twilio-Signature", "")
         if runtime_.settings.twilio.validate_signatures and not runtime_.validator.validate(url, params, signature):
-            log.warning("rejected voice webhook with a missing or wrong signature from %s", request.client)
+            log.warning("rejected %s with a missing or wrong signature from %s", path, request.client)
             raise HTTPException(status_code=403, detail="invalid Twilio signature")
+        return params
+
+    def twiml(text: str) -> Response:
+        return Response(content=text, media_type="application/xml")
+
+    @app.post(VOICE_PATH)
+    async def voice(request: Request) -> Response:
+        params = await signed_form(request, VOICE_PATH)
+        settings_ = rt(request).settings
         response = VoiceResponse()
         connect = Connect()
-        stream = connect.stream(url=media_stream_url(runtime_.settings))
+        stream = connect.stream(url=media_stream_url(settings_))
         for name, key in (("from", "From"), ("to", "To"), ("call_sid", "CallSid")):
             if params.get(key):
                 stream.parameter(name=name, value=params[key])
         response.append(connect)
-        return Response(content=str(response), media_type="application/xml")
+        # Twilio carries on here once the stream ends. A caller who hung up is gone; one still on the line is put
+        # through to wherever the assistant decided (or to a person if it could not), never dropped.
+        if params.get("CallSid"):
+            response.redirect(public_url(settings_, f"{HANDOFF_PATH}/{params['CallSid']}"), method="POST")
+        return twiml(str(response))
+
+    @app.post(HANDOFF_PATH + "/{call_sid}")
+    async def handoff(call_sid: str, request: Request) -> Response:
+        await signed_form(request, f"{HANDOFF_PATH}/{call_sid}")
+        runtime_ = rt(request)
+        events_url = public_url(runtime_.settings, EVENTS_PATH)
+        text = await asyncio.to_thread(
+            transfer_twiml, call_sid, runtime_.calls.get(call_sid), runtime_.store, runtime_.queue_table, events_url
+        )
+        return twiml(text)
+
+    @app.post(EVENTS_PATH)
+    async def events(request: Request) -> Response:
+        params = await signed_form(request, EVENTS_PATH)
+        runtime_ = rt(request)
+        events_url = public_url(runtime_.settings, EVENTS_PATH)
+        try:
+            text = await asyncio.to_thread(
+                record_expert_event,
+                runtime_.store,
+                runtime_.queue_table,
+                events_url,
+                dict(request.query_params),
+                params,
+            )
+        except BadEvent as e:
+            log.warning("rejected an event callback: %s", e)
+            raise HTTPException(status_code=400, detail=str(e)) from e
+        return twiml(text)
 
     @app.websocket(MEDIA_PATH)
     async def media(websocket: WebSocket) -> None:
@@ -190,10 +277,27 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def call_record(call_sid: str, request: Request) -> JSONResponse:
         if not _is_loopback(request.client.host if request.client else None):
             raise HTTPException(status_code=403, detail="call records are served on loopback only")
-        record = rt(request).calls.get(call_sid)
+        runtime_ = rt(request)
+        record = runtime_.calls.get(call_sid)
         if record is None:
             raise HTTPException(status_code=404, detail=f"no call {call_sid}")
-        return JSONResponse(record.as_dict())
+        events_ = await asyncio.to_thread(runtime_.store.task_events, call_sid)
+        return JSONResponse(
+            record.as_dict()
+            | {
+                "expert_events": [
+                    {"kind": e.kind, "at": e.at.isoformat(), "source": e.source, "handled_s": e.handled_s}
+                    for e in events_
+                ]
+            }
+        )
+
+    @app.get("/api/handling")
+    async def handling(request: Request) -> JSONResponse:
+        """Expert handling time per queue (accepted -> completed), from the call store."""
+        if not _is_loopback(request.client.host if request.client else None):
+            raise HTTPException(status_code=403, detail="served on loopback only")
+        return JSONResponse({"queues": await asyncio.to_thread(rt(request).store.handling_by_queue)})
 
     return app
 
@@ -207,23 +311,47 @@ class MediaStreamHandler:
         self._session: CallSession | None = None
         self._session_started = asyncio.Event()
         self._malformed = 0
+        self._caller_key = ""
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read(), name="media-reader")
         finisher = asyncio.create_task(self._wait_finished(), name="media-finisher")
+        bot_finished = False
         try:
-            await asyncio.wait({reader, finisher}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({reader, finisher}, return_when=asyncio.FIRST_COMPLETED)
+            bot_finished = finisher in done
         finally:
             for task in (reader, finisher):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.gather(reader, finisher, return_exceptions=True), timeout=5)
             if self._session is not None:
-                self._session.record.malformed_messages = self._malformed
-                await self._session.close()
-                log.info("call %s ended: %s", self._session.call_sid, self._session.record.outcome)
+                await self._end_call(self._session, bot_finished)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await self._ws.close()
+
+    async def _end_call(self, session: CallSession, bot_finished: bool) -> None:
+        """Settle the record; a routed call still on the line is moved to its queue before the stream closes (once
+        it closes, Twilio follows the voice webhook's redirect instead)."""
+        rt = self._runtime
+        record = session.record
+        record.malformed_messages = self._malformed
+        await session.close()
+        log.info("call %s ended: %s", session.call_sid, record.outcome)
+        if bot_finished and record.handoff is not None:
+            base = rt.settings.public_base_url
+            urls = TransferUrls(
+                handoff=f"{base}{HANDOFF_PATH}/{record.call_sid}",
+                events=f"{base}{EVENTS_PATH}",
+                agent=f"{base}{AGENT_PATH}/{record.call_sid}",
+            )
+            await hand_over(
+                record, self._caller_key, rt.store, rt.vocabulary, rt.call_control, rt.settings.asr.language, urls
+            )
+        try:
+            await asyncio.to_thread(rt.store.call_ended, record.as_dict())
+        except SQLAlchemyError as e:
+            log.error("call %s: record not stored: %s", record.call_sid, e)
 
     async def _wait_finished(self) -> None:
         """Ends when the session finished the bot part (handoff or goodbye); never before a session exists."""
@@ -253,10 +381,10 @@ class MediaStreamHandler:
             if isinstance(event, Stop):
                 return
             self._dispatch(event)
-            if self._session is None and isinstance(event, Start) and not self._start_session(event):
+            if self._session is None and isinstance(event, Start) and not await self._start_session(event):
                 return
 
-    def _start_session(self, start: Start) -> bool:
+    async def _start_session(self, start: Start) -> bool:
         if start.encoding != SUPPORTED_ENCODING or start.sample_rate != SUPPORTED_RATE or start.channels != 1:
             log.error(
                 "call %s: unsupported media format %s/%d/%d",
@@ -279,6 +407,14 @@ class MediaStreamHandler:
             smalltalk=rt.smalltalk,
         )
         rt.keep(self._session.record)
+        record = self._session.record
+        self._caller_key = caller_key(start.custom_parameters.get("from", ""), rt.settings.caller_key_secret)
+        try:  # written at once: a repeat caller is recognised even if this call ends badly
+            await asyncio.to_thread(
+                rt.store.call_started, record.call_sid, record.caller, self._caller_key, record.started_at
+            )
+        except SQLAlchemyError as e:
+            log.error("call %s: start not stored: %s", record.call_sid, e)
         self._session.begin()
         self._session_started.set()
         log.info("call %s started (stream %s)", start.call_sid, start.stream_sid)

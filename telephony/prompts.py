@@ -14,3 +14,5 @@ CONFIRM_DENIED = "Sorry about that. Please tell me again, in a few words."
 # The words that tell the caller they are talking to a machine (DOMAIN.md): the greeting cannot be interrupted
 # before the sentence that says them has been heard.
 DISCLOSURE = "automated assistant"
+# Said by Twilio (<Say>) when even the fallback number did not answer: the last thing before the line closes.
+LINES_BUSY = "I'm sorry, all our lines are busy right now. Please call again later. Goodbye."

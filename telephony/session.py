@@ -60,11 +60,14 @@ def stream_says_done(
 
 @dataclass(frozen=True)
 class HandoffRequested:
-    """The bot part of the call ends here; an expert queue takes over with this context."""
+    """The bot part of the call ends here; an expert queue takes over (the gateway builds the packet and moves the
+    call)."""
 
     queue: str
     reason: str
-    context: dict[str, Any]
+    turn: int | None  # the turn whose decision routed the call; None when no input or a fault did
+    fault: bool  # a fault of ours routed the call, not the caller's request
+    at: str
 
 
 @dataclass
@@ -106,6 +109,9 @@ class CallRecord:
     outcome: str = ""
     answered_topics: list[str] = field(default_factory=list)
     handoff: HandoffRequested | None = None
+    farewell: bool = False  # the bot part ended with the caller's goodbye (the call can be hung up)
+    packet: dict[str, Any] | None = None  # the handoff packet, once the gateway has built it
+    delivery: str = ""  # how the call reached its queue: queue | fallback | caller_gone | failed
     ended_at: str = ""
     malformed_messages: int = 0
     speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
@@ -123,13 +129,10 @@ class CallRecord:
             "answered_topics": self.answered_topics,
             "said": self.said,
             "events": self.events,
-            "handoff": None
-            if self.handoff is None
-            else {
-                "queue": self.handoff.queue,
-                "reason": self.handoff.reason,
-                "context": self.handoff.context,
-            },
+            "handoff": None if self.handoff is None else vars(self.handoff),
+            "farewell": self.farewell,
+            "packet": self.packet,
+            "delivery": self.delivery,
             "malformed_messages": self.malformed_messages,
             "speculations": {"started": self.speculations_started, "used": self.speculations_used},
             "stream_endpoints": self.stream_endpoints,
@@ -674,7 +677,8 @@ class CallSession:
         turn.nlu_ms = result.latency_ms
         turn.intent, turn.nlu_confidence = result.intent, result.confidence
         turn.intent_ranking = [{"name": n, "confidence": round(c, 4)} for n, c in result.intent_ranking[:5]]
-        turn.entities = list(result.entities)
+        # Entity values are the caller's words: a personal identity number is one.
+        turn.entities = [{**e, "value": redact_text(str(e.get("value", "")))} for e in result.entities]
         turn.decision, turn.reply = result.decision, result.reply
         log.info(
             "call %s: turn %d: intent=%s (%.2f) decision=%s",
@@ -693,6 +697,7 @@ class CallSession:
         if routing:
             self._hand_off(result.decision_target, str(result.details.get("reason") or result.intent), turn)
         elif result.decision == "smalltalk:goodbye":
+            self.record.farewell = True
             self.finished.set()
 
     # --- speaking --------------------------------------------------------------------------------------------
@@ -783,21 +788,11 @@ class CallSession:
 
     # --- ending the bot part ---------------------------------------------------------------------------------
 
-    def _hand_off(self, queue: str, reason: str, turn: TurnRecord | None) -> None:
-        context = {
-            "call_id": self.call_sid,
-            "caller": self.record.caller,
-            "queue": queue,
-            "reason": reason,
-            "transcript": [
-                {"turn": t.index, "text": t.transcript, "asr_confidence": t.asr_confidence} for t in self.record.turns
-            ],
-            "intent_ranking": turn.intent_ranking if turn else [],
-            "entities": turn.entities if turn else [],
-            "assistant_said": list(self.record.said),
-        }
-        self.record.handoff = HandoffRequested(queue=queue, reason=reason, context=context)
-        self.record.outcome = f"routed:{queue}"
+    def _hand_off(self, queue: str, reason: str, turn: TurnRecord | None, fault: bool = False) -> None:
+        self.record.handoff = HandoffRequested(
+            queue=queue, reason=reason, turn=turn.index if turn else None, fault=fault, at=now_iso()
+        )
+        self.record.outcome = "failed" if fault else f"routed:{queue}"
         log.info("call %s: handed off to queue %s (%s)", self.call_sid, queue, reason)
         self.finished.set()
 
@@ -809,5 +804,4 @@ class CallSession:
             self._interrupt(self._prompt, cause="fault")
         await self._play(self._apology_audio, kind="apology")
         self.record.said.append(prompts.APOLOGY)
-        self._hand_off(FALLBACK_QUEUE, reason, turn)
-        self.record.outcome = "failed"
+        self._hand_off(FALLBACK_QUEUE, reason, turn, fault=True)

@@ -128,6 +128,8 @@ class SoftphoneResult:
             "reply": deciding.get("reply", ""),
             "greeting": (self.record.get("said") or [""])[0],
             "handoff": self.record.get("handoff"),
+            "packet": self.record.get("packet"),
+            "delivery": self.record.get("delivery", ""),
             "hung_up_by": self.hung_up_by,
             "events": self.record.get("events", []),
             "said": self.record.get("said", []),
@@ -347,13 +349,15 @@ class Softphone:
                 playback.cleared_marks.update(item for item in playback.items if isinstance(item, str))
 
     async def _fetch_record(self, call_sid: str) -> dict[str, Any]:
-        """The gateway's record of the call (transcripts, intents, decisions); waits until the call is closed."""
+        """The gateway's record of the call (transcripts, intents, decisions); waits until the call is settled."""
         url = f"{self._settings.gateway_url}/api/calls/{call_sid}"
         async with httpx.AsyncClient(timeout=10) as http:
             for _ in range(100):
                 response = await http.get(url)
-                if response.status_code == 200 and response.json().get("ended_at"):
-                    return response.json()  # type: ignore[no-any-return]
+                record = response.json() if response.status_code == 200 else {}
+                # Ended, and a routed call's packet built and the call moved on to its queue.
+                if record.get("ended_at") and (record.get("handoff") is None or record.get("delivery")):
+                    return record  # type: ignore[no-any-return]
                 await asyncio.sleep(0.1)
         raise SoftphoneError(f"the gateway has no finished record of call {call_sid}")
 

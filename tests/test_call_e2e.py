@@ -35,7 +35,7 @@ async def test_call_with_a_complex_matter_is_routed_to_its_queue(stack, caller_v
     assert result["outcome"] == "routed:appeals"
     assert result["hung_up_by"] == "assistant"
     assert result["handoff"]["queue"] == "appeals"
-    assert result["handoff"]["context"]["transcript"][0]["text"] == turn["transcript"]
+    assert result["packet"]["transcript"][0]["text"] == turn["transcript"]
 
 
 async def test_two_turn_call_answers_then_ends(stack, caller_voice):

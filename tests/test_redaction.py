@@ -1,8 +1,8 @@
 """Personal identity numbers (checksum-validated) and other personal data are masked before anything is stored."""
 
-import pytest
-
 import logging
+
+import pytest
 
 from helpline.redaction import RedactingFilter, redact_text
 from nlu.personnummer import classify, find_personal_ids, luhn_valid
