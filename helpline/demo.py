@@ -38,19 +38,43 @@ def synthesise_caller(texts: tuple[str, ...], out_dir: Path) -> list[Path]:
     return paths
 
 
+DEMO_ACCOUNT_SID = "AC" + "de30" * 8
+
+
 def run_demo(settings: Settings, speed: float = 1.0, as_json: bool = False) -> int:
+    """The call goes through the real stack; Twilio's REST API is the loopback stand-in, so the routed turn ends
+    with the call redirected into the appeals queue with its packet, as it would on a real number."""
     from telephony.softphone import Softphone, format_turns
+    from telephony.twilio_standin import TwilioStandIn
     from voice.codecs import TELEPHONE_RATE, read_audio
 
     paths = synthesise_caller(DEMO_CALLER_TURNS, settings.data_dir / "demo")
     print(f"demo caller turns: {', '.join(str(p) for p in paths)}", flush=True)
     try:
-        with Stack(settings):
-            audio = [read_audio(p, TELEPHONE_RATE) for p in paths]
-            result = asyncio.run(Softphone(settings, speed=speed).call(audio)).as_dict()
-    except ServiceError as e:
+        with TwilioStandIn(DEMO_ACCOUNT_SID, settings.twilio_auth_token) as twilio:
+            settings = settings.model_copy(
+                update={
+                    "twilio": settings.twilio.model_copy(
+                        update={"account_sid": DEMO_ACCOUNT_SID, "api_base_url": twilio.url}
+                    )
+                }
+            )
+            with Stack(settings):
+                audio = [read_audio(p, TELEPHONE_RATE) for p in paths]
+                result = asyncio.run(Softphone(settings, speed=speed).call(audio)).as_dict()
+                redirect = twilio.wait_for_twiml(result["call_sid"]) if result.get("packet") else None
+    except (ServiceError, TimeoutError) as e:
         print(f"helpline: demo failed: {e}")
         return 1
-    print(json.dumps(result, ensure_ascii=False) if as_json else format_turns(result), flush=True)
+    if as_json:
+        print(json.dumps(result | {"twiml": redirect.fetched_twiml if redirect else None}, ensure_ascii=False))
+    else:
+        print(format_turns(result), flush=True)
+        if result.get("packet"):
+            packet = result["packet"]
+            print(f"\nhanded to queue {packet['queue']}: {packet['summary']}")
+            print(f"flags: {', '.join(k for k, v in packet['flags'].items() if v) or 'none'}")
+        if redirect is not None:
+            print(f"Twilio (stand-in) was asked to redirect the call and fetched this TwiML:\n{redirect.fetched_twiml}")
     print(f"replay it yourself: `helpline serve`, then `helpline call {' '.join(str(p) for p in paths)}`")
     return 0

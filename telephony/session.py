@@ -453,8 +453,8 @@ class CallSession:
             "cause": cause,
             "by": by or cause,  # for speech: "speech_ms" (voiced length) or "words" (partial recognition)
             "at_ms": self._stream_ms,
-            "heard": prompt.heard_text,
-            "unheard": prompt.unheard_text,
+            "heard": redact_text(prompt.heard_text),
+            "unheard": redact_text(prompt.unheard_text),
             # How far into the sentence that was cut the caller got, estimated from stream time since the last mark.
             "cut_sentence_heard_fraction": round(fraction, 2),
         }
@@ -588,9 +588,11 @@ class CallSession:
         ):
             self._unconfirmed = (transcript.text, turn)
             turn.decision = "confirm:asr"
-            turn.reply = prompts.CONFIRM.format(text=transcript.text.strip().rstrip(".?!"))
+            # The caller hears their own words back; the record keeps them redacted, as every transcript.
+            read_back = prompts.CONFIRM.format(text=transcript.text.strip().rstrip(".?!"))
+            turn.reply = redact_text(read_back)
             self._event("confirm_asked", turn=turn.index, asr_confidence=transcript.confidence)
-            await self._speak(turn.reply, kind="confirm", turn=turn, endpoint_at=item.endpoint_at)
+            await self._speak(read_back, kind="confirm", turn=turn, endpoint_at=item.endpoint_at)
             return
         await self._converse(turn, transcript.text, metadata, item.endpoint_at)
 
@@ -737,7 +739,7 @@ class CallSession:
             await prompt.finished.wait()  # the last mark came back, or the caller interrupted
         said = prompt.heard_text if prompt.interrupted is not None else text
         if said:
-            self.record.said.append(said)
+            self.record.said.append(redact_text(said))
         return prompt
 
     async def _send_sentence(
