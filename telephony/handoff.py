@@ -19,11 +19,12 @@ from telephony.routing import read_routing_table
 
 SCHEMA_FILE = Path(__file__).with_name("handoff_packet.schema.json")
 SCHEMA_VERSION = 1
-SUMMARY_QUOTES = 2  # caller sentences quoted in the summary
+SUMMARY_QUOTES = 2  # caller sentences quoted in the summary ...
+MIN_QUOTE_SALIENCE = 1.0  # ... among the turns that said something the assistant understood or tried to
 QUOTE_CHARS = 160
 # TaskRouter keeps task attributes small; the agent screen always has the whole packet.
 MAX_ATTRIBUTES_CHARS = 15_000
-ENTITY_NAMES = {"benefit_type": "benefit", "date": "date", "amount": "amount", "personal_id": "identity number"}
+ENTITY_NAMES = {"benefit_type": "benefit type", "date": "date", "amount": "amount", "personal_id": "identity number"}
 
 
 class PacketInvalid(ValueError):
@@ -139,6 +140,8 @@ def _salience(turn: dict[str, Any], routed_turn: int | None, vocabulary: Routing
     (benefit, dates, amounts), then other requests; small talk and key presses not at all."""
     if turn["input"] != "speech" or not turn["text"].strip() or turn["intent"] in vocabulary.smalltalk:
         return 0.0
+    if turn["decision"].startswith("confirm:"):
+        return 0.5  # a transcript read back as uncertain: the caller's confirmation or next turn says it better
     score = 1.0 + turn["intent_confidence"]
     if turn["turn"] == routed_turn:
         score += 3.0
@@ -156,9 +159,8 @@ def summarize(packet: dict[str, Any], vocabulary: RoutingVocabulary) -> str:
         (_salience({**t, "_entities": by_turn.get(t["turn"], [])}, routed_turn, vocabulary), t)
         for t in packet["transcript"]
     ]
-    quotes = sorted(
-        (t for s, t in sorted(scored, key=lambda x: -x[0])[:SUMMARY_QUOTES] if s > 0), key=lambda t: t["turn"]
-    )
+    best = sorted(scored, key=lambda x: -x[0])[:SUMMARY_QUOTES]
+    quotes = sorted((t for s, t in best if s >= MIN_QUOTE_SALIENCE), key=lambda t: t["turn"])
 
     parts = []
     if packet["flags"]["urgent"]:
@@ -173,10 +175,10 @@ def summarize(packet: dict[str, Any], vocabulary: RoutingVocabulary) -> str:
         said = " / ".join(f'"{_clip(t["text"])}"' for t in quotes)
         parts.append(f"Caller said: {said}.")
     details = list(
-        dict.fromkeys(f"{ENTITY_NAMES.get(e['entity'], e['entity'])} {e['value']}" for e in packet["entities"])
+        dict.fromkeys(f"{ENTITY_NAMES.get(e['entity'], e['entity'])}: {e['value']}" for e in packet["entities"])
     )
     if details:
-        parts.append("Details: " + ", ".join(details) + ".")
+        parts.append("Details: " + "; ".join(details) + ".")
     if packet["answered_topics"]:
         parts.append("Already answered: " + ", ".join(t.replace("_", " ") for t in packet["answered_topics"]) + ".")
     if packet["previous_calls_7d"]:

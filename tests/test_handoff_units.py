@@ -95,8 +95,15 @@ def test_summary_quotes_the_deciding_turn_and_details_but_not_small_talk():
     assert summary.startswith("About appealing a decision (93% sure).")
     assert "the decision on my sickness benefit" in summary
     assert '"hello"' not in summary
-    assert "benefit sickness benefit" in summary and "date 3rd of may" in summary
+    assert "Details: benefit type: sickness benefit; date: 3rd of may." in summary
     assert "Already answered: payment dates." in summary
+
+
+def test_summary_leaves_out_a_transcript_that_was_only_read_back():
+    record = routed_record()
+    record["turns"][1] |= {"decision": "confirm:asr", "intent": "", "nlu_confidence": 0.0, "transcript": "won more"}
+    summary = packet_for(record)["summary"]
+    assert "won more" not in summary and "the decision on my sickness benefit" in summary
 
 
 def test_distress_is_flagged_urgent_and_said_first():
