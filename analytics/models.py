@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -27,8 +27,30 @@ class Call(Base):
     outcome: Mapped[str | None] = mapped_column(String(64))
     queue: Mapped[str | None] = mapped_column(String(32), index=True)
     handed_off_at: Mapped[datetime | None]
+    # in_progress while a gateway holds the call; ended; interrupted when that gateway died before the call ended.
+    status: Mapped[str] = mapped_column(String(16), default="in_progress", index=True)
+    worker: Mapped[str] = mapped_column(String(128), default="")  # the gateway that holds (held) the call
     record: Mapped[dict[str, Any] | None]  # the session's call record (turns, events, latencies)
     packet: Mapped[dict[str, Any] | None]  # the handoff packet, schema-validated
+
+
+class Turn(Base):
+    """One caller turn, written as soon as the assistant has decided what to do with it."""
+
+    __tablename__ = "turns"
+
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime]  # when it was written
+    input: Mapped[str] = mapped_column(String(16))  # speech | keypad
+    transcript: Mapped[str] = mapped_column(Text, default="")  # redacted
+    asr_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    intent: Mapped[str] = mapped_column(String(64), default="", index=True)
+    nlu_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    decision: Mapped[str] = mapped_column(String(96), default="")
+    response_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any] | None]  # the whole turn record (ranking, entities, latencies, interruptions)
 
 
 class TaskEvent(Base):

@@ -12,7 +12,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.orm import sessionmaker
 
-from analytics.models import Call, TaskEvent
+from analytics.models import Call, TaskEvent, Turn
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 REPEAT_WINDOW = timedelta(days=7)
@@ -52,6 +52,23 @@ def upgrade_database(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def _turn_row(call_sid: str, turn: dict[str, Any]) -> Turn:
+    return Turn(
+        call_sid=call_sid,
+        index=int(turn["index"]),
+        at=utcnow(),
+        input=str(turn.get("input", "speech")),
+        transcript=str(turn.get("transcript", "")),
+        asr_confidence=float(turn.get("asr_confidence", 0.0)),
+        intent=str(turn.get("intent", ""))[:64],
+        nlu_confidence=float(turn.get("nlu_confidence", 0.0)),
+        decision=str(turn.get("decision", ""))[:96],
+        response_ms=float(turn.get("response_ms", 0.0)),
+        error=str(turn.get("error", "")),
+        details=turn,
+    )
+
+
 class CallStore:
     """Synchronous; the gateway calls it from worker threads."""
 
@@ -71,10 +88,37 @@ class CallStore:
 
     # --- calls -------------------------------------------------------------------------------------------------
 
-    def call_started(self, call_sid: str, caller: str, caller_key: str, started_at: str | datetime) -> None:
+    def call_started(
+        self, call_sid: str, caller: str, caller_key: str, started_at: str | datetime, worker: str = ""
+    ) -> None:
         with self.sessions.begin() as db:
             if db.get(Call, call_sid) is None:
-                db.add(Call(call_sid=call_sid, caller=caller, caller_key=caller_key, started_at=parse_time(started_at)))
+                db.add(
+                    Call(
+                        call_sid=call_sid,
+                        caller=caller,
+                        caller_key=caller_key,
+                        started_at=parse_time(started_at),
+                        status="in_progress",
+                        worker=worker,
+                    )
+                )
+
+    def save_turn(self, call_sid: str, turn: dict[str, Any]) -> None:
+        """Write (or rewrite) one turn of a call in progress."""
+        with self.sessions.begin() as db:
+            db.merge(_turn_row(call_sid, turn))
+
+    def mark_interrupted(self, worker: str) -> int:
+        """Calls this gateway held when it stopped without ending them: interrupted, and failed unless they had
+        already been handed to an expert. Returns how many."""
+        with self.sessions.begin() as db:
+            calls = db.scalars(select(Call).where(Call.status == "in_progress", Call.worker == worker)).all()
+            for call in calls:
+                call.status = "interrupted"
+                call.ended_at = utcnow()
+                call.outcome = f"routed:{call.queue}" if call.packet is not None and call.queue else "failed"
+            return len(calls)
 
     def call_ended(self, record: dict[str, Any]) -> None:
         """Write the finished call's record; its row exists from the start (created here if that write was lost)."""
@@ -93,6 +137,9 @@ class CallStore:
             call.outcome = record.get("outcome") or None
             call.queue = handoff.get("queue") or call.queue
             call.record = record
+            call.status = "ended"
+            for turn in record.get("turns") or []:  # each turn in its final state (interruptions, latencies)
+                db.merge(_turn_row(record["call_sid"], turn))
 
     def previous_calls(self, caller_key: str, call_sid: str, before: str | datetime) -> int:
         """Calls from the same number in the 7 days before ``before`` (this call not counted)."""
@@ -134,6 +181,10 @@ class CallStore:
     def call(self, call_sid: str) -> Call | None:
         with self.sessions() as db:
             return db.get(Call, call_sid)
+
+    def turns(self, call_sid: str) -> list[Turn]:
+        with self.sessions() as db:
+            return list(db.scalars(select(Turn).where(Turn.call_sid == call_sid).order_by(Turn.index)))
 
     # --- what experts did --------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -30,7 +31,7 @@ from telephony import prompts
 from telephony.call_control import CallControl, QueueTable
 from telephony.handoff import RoutingVocabulary
 from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
-from telephony.session import CallRecord, CallSession
+from telephony.session import CallRecord, CallSession, TurnRecord
 from telephony.transfer import BadEvent, TransferUrls, hand_over, record_expert_event, transfer_twiml
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
@@ -59,6 +60,41 @@ AGENT_PATH = "/agent/calls"
 KEPT_CALL_RECORDS = 1000
 
 
+class TurnWriter:
+    """Writes each decided turn to the call store at once, off the event loop and in order: a gateway that dies
+    mid-call loses no turn it had decided."""
+
+    def __init__(self, store: CallStore):
+        self._store = store
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="turn-writer")
+
+    def put(self, call_sid: str, turn: TurnRecord) -> None:
+        self._queue.put_nowait((call_sid, dict(vars(turn))))  # a snapshot: the turn changes as the call goes on
+
+    async def _run(self) -> None:
+        while True:
+            call_sid, turn = await self._queue.get()
+            try:
+                await asyncio.to_thread(self._store.save_turn, call_sid, turn)
+            except SQLAlchemyError as e:  # the call's end writes every turn again
+                log.error("call %s: turn %s not stored yet: %s", call_sid, turn.get("index"), e)
+            finally:
+                self._queue.task_done()
+
+    async def stop(self, timeout_s: float = 10) -> None:
+        if self._task is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout=timeout_s)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
 @dataclass
 class Runtime:
     """What the gateway process loads once and shares between calls."""
@@ -75,6 +111,8 @@ class Runtime:
     queue_table: QueueTable
     vocabulary: RoutingVocabulary
     call_control: CallControl | None = None  # None: no Twilio account configured (no REST call control)
+    worker: str = ""  # this gateway, as the call store knows it (host:port)
+    turn_writer: TurnWriter | None = None
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
@@ -121,6 +159,7 @@ def build_runtime(settings: Settings) -> Runtime:
         queue_table=queue_table,
         vocabulary=RoutingVocabulary.load(),
         call_control=call_control,
+        worker=f"{socket.gethostname()}:{settings.gateway.port}",
         settings=settings,
         asr=asr,
         tts=tts,
@@ -166,6 +205,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         app.state.web = web.WebContext(
             app.state.runtime.store, app.state.runtime.accounts, settings.public_base_url.startswith("https:")
         )
+        runtime_ = app.state.runtime
+        interrupted = await asyncio.to_thread(runtime_.store.mark_interrupted, runtime_.worker)
+        if interrupted:
+            log.warning("%d call(s) this gateway held when it last stopped were marked interrupted", interrupted)
+        runtime_.turn_writer = TurnWriter(runtime_.store)
+        runtime_.turn_writer.start()
         if app.state.runtime.call_control is None:
             log.warning("no Twilio account configured: routed calls reach their queue when the media stream ends")
         # The fixed sentences are synthesised once, in the background: a first caller should not wait for Piper.
@@ -177,6 +222,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
         yield
         prewarm.cancel()
+        await runtime_.turn_writer.stop()
         if runtime is None:
             await app.state.runtime.rasa.aclose()
             app.state.runtime.store.close()
@@ -405,13 +451,14 @@ class MediaStreamHandler:
             self._send,
             keypad=rt.keypad,
             smalltalk=rt.smalltalk,
+            on_turn=rt.turn_writer.put if rt.turn_writer is not None else None,
         )
         rt.keep(self._session.record)
         record = self._session.record
         self._caller_key = caller_key(start.custom_parameters.get("from", ""), rt.settings.caller_key_secret)
         try:  # written at once: a repeat caller is recognised even if this call ends badly
             await asyncio.to_thread(
-                rt.store.call_started, record.call_sid, record.caller, self._caller_key, record.started_at
+                rt.store.call_started, record.call_sid, record.caller, self._caller_key, record.started_at, rt.worker
             )
         except SQLAlchemyError as e:
             log.error("call %s: start not stored: %s", record.call_sid, e)

@@ -222,8 +222,10 @@ class CallSession:
         send: SendText,
         keypad: KeypadMenu | None = None,
         smalltalk: frozenset[str] = frozenset(),
+        on_turn: Callable[[str, TurnRecord], None] | None = None,
     ):
         self._settings = settings
+        self._on_turn = on_turn  # told of each turn once decided (the gateway writes it to the store at once)
         self._policy = settings.turn_taking
         self._asr = asr
         self._tts = tts
@@ -717,6 +719,8 @@ class CallSession:
         while the rest is synthesised), with a mark after each; return when Twilio has played it all or the caller
         interrupted it."""
         prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
+        if turn is not None:
+            self._turn_decided(turn)
         if not prompt.sentences:
             return prompt
         with self._playing(prompt):
@@ -798,10 +802,16 @@ class CallSession:
         log.info("call %s: handed off to queue %s (%s)", self.call_sid, queue, reason)
         self.finished.set()
 
+    def _turn_decided(self, turn: TurnRecord) -> None:
+        if self._on_turn is not None:
+            self._on_turn(self.call_sid, turn)
+
     async def _fault_handoff(self, reason: str, turn: TurnRecord | None) -> None:
         """Never leave the caller in silence: apologise (pre-synthesised audio) and route to a person."""
         if self.finished.is_set():
             return
+        if turn is not None:
+            self._turn_decided(turn)
         if self._prompt is not None and self._prompt.playing:
             self._interrupt(self._prompt, cause="fault")
         await self._play(self._apology_audio, kind="apology")

@@ -209,10 +209,13 @@ class Softphone:
             raise SoftphoneError(f"media stream refused: HTTP {e.response.status_code}") from e
         except (OSError, websockets.InvalidHandshake) as e:
             raise SoftphoneError(f"cannot open the media stream {local_ws}: {e!r}") from e
-        async with websocket:
-            hung_up_by, sent_at = await self._converse(
-                websocket, stream_sid, call_sid, parameters, actions, stray_messages
-            )
+        try:
+            async with websocket:
+                hung_up_by, sent_at = await self._converse(
+                    websocket, stream_sid, call_sid, parameters, actions, stray_messages
+                )
+        except websockets.ConnectionClosedError as e:  # no closing handshake: the gateway went away mid-call
+            raise SoftphoneError(f"the media stream broke off mid-call: {e}") from e
         record = await self._fetch_record(call_sid)
         return SoftphoneResult(
             call_sid=call_sid,

@@ -101,14 +101,11 @@ def caller_voice():  # type: ignore[no-untyped-def]
 
 
 @contextlib.contextmanager
-def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> Iterator[Settings]:
-    """A second gateway process on the session's Rasa, with some settings sections changed (e.g. the ASR engine)."""
+def gateway_process(settings: Settings, label: str) -> Iterator[Any]:
+    """A gateway process with these settings, started and warm (every fixed sentence synthesised, so calls start on
+    a quiet machine); stopped on exit."""
     from helpline.services import ManagedProcess, _http_ok, settings_environment
 
-    update: dict[str, Any] = {"gateway": stack.gateway.model_copy(update={"port": free_port()})}
-    for name, changes in sections.items():
-        update[name] = getattr(stack, name).model_copy(update=changes)
-    settings = stack.model_copy(update=update)
     process = ManagedProcess(
         f"{label} gateway",
         [sys.executable, "-m", "helpline.cli", "gateway"],
@@ -120,12 +117,23 @@ def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> It
     try:
         deadline = time.monotonic() + 120
         warm = _http_ok(f"{settings.gateway_url}/healthz", lambda r: r.json().get("voice_cache") == "warm")
-        while not warm():  # healthy, and every fixed sentence synthesised: calls start on a quiet machine
+        while not warm():
             assert process.alive and time.monotonic() < deadline, process.tail()
             time.sleep(0.5)
-        yield settings
+        yield process
     finally:
         process.stop()
+
+
+@contextlib.contextmanager
+def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> Iterator[Settings]:
+    """A second gateway process on the session's Rasa, with some settings sections changed (e.g. the ASR engine)."""
+    update: dict[str, Any] = {"gateway": stack.gateway.model_copy(update={"port": free_port()})}
+    for name, changes in sections.items():
+        update[name] = getattr(stack, name).model_copy(update=changes)
+    settings = stack.model_copy(update=update)
+    with gateway_process(settings, label):
+        yield settings
 
 
 def spoken(voice: Any, text: str) -> Any:

@@ -102,3 +102,22 @@ def test_login_sessions_expire_and_lock_out(store):
     accounts.add_user("carl", "supervisor", "another passphrase")
     token, _ = expired.login("carl", "another passphrase")
     assert expired.session(token) is None
+
+
+def test_turns_are_written_as_they_happen_and_a_dead_gateways_calls_are_marked(store):
+    store.call_started("CA-a", "+46******67", "k", "2026-11-25T10:00:00+00:00", worker="gw-1:8080")
+    store.call_started("CA-b", "+46******67", "k", "2026-11-25T10:00:00+00:00", worker="gw-1:8080")
+    store.call_started("CA-c", "+46******11", "k2", "2026-11-25T10:00:00+00:00", worker="gw-2:8080")
+    turn = {"index": 1, "input": "speech", "transcript": "when is it paid", "intent": "ask_payment_dates",
+            "nlu_confidence": 0.97, "decision": "answer:payment_dates", "asr_confidence": 0.9}  # fmt: skip
+    store.save_turn("CA-a", turn)
+    store.save_turn("CA-a", turn | {"response_ms": 640.0})  # the same turn, rewritten when it changed
+    store.save_handoff("CA-b", {"queue": "appeals", "handed_off_at": "2026-11-25T10:01:00+00:00"})
+    assert store.mark_interrupted("gw-1:8080") == 2
+    a, b, c = store.call("CA-a"), store.call("CA-b"), store.call("CA-c")
+    assert (a.status, a.outcome) == ("interrupted", "failed")
+    assert (b.status, b.outcome) == ("interrupted", "routed:appeals")  # the caller had already reached a person
+    assert c.status == "in_progress"  # another gateway's call is not touched
+    [saved] = store.turns("CA-a")
+    assert saved.decision == "answer:payment_dates" and saved.response_ms == 640.0
+    assert store.mark_interrupted("gw-1:8080") == 0
