@@ -123,12 +123,28 @@ async def place_calls(settings: Settings, callers: list[tuple[np.ndarray, ...]],
     return await asyncio.gather(*(one(i) for i in range(n)))
 
 
+def peak_overlap(results: list[dict]) -> int:
+    """The most calls that were in progress at the same moment (from the gateway's start and end times)."""
+    from datetime import datetime
+
+    edges = []
+    for r in results:
+        if r.get("started_at") and r.get("ended_at"):
+            edges += [(datetime.fromisoformat(r["started_at"]), 1), (datetime.fromisoformat(r["ended_at"]), -1)]
+    peak = now = 0
+    for _, step in sorted(edges):
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
 def summarise(results: list[dict], silence_ms: int) -> dict:
     turns = [t for r in results for t in r["turns"] if t.get("transcript")]
     latency = [t["latency_ms"] for t in turns if t["latency_ms"] is not None]
     net = [v - silence_ms for v in latency]
     return {
         "calls": len(results),
+        "peak": peak_overlap(results),
         "dropped": sum(1 for r in results if r.get("outcome") in ("dropped", "failed")),
         "turns": len(turns),
         "unanswered_turns": sum(1 for t in turns if t["latency_ms"] is None or t["error"]),
@@ -167,7 +183,8 @@ def bench_capacity(
     silence = settings.vad.end_silence_ms
     print(f"\n== Capacity: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech silence excluded)")
     print(
-        f"{'calls':>6}{'turns':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'ASR ms':>8}{'dropped':>9}{'unanswered':>12}"
+        f"{'calls':>6}{'peak':>6}{'turns':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'ASR ms':>8}{'dropped':>9}"
+        f"{'unanswered':>12}"
     )
     held = 0
     for level in levels:
@@ -175,7 +192,7 @@ def bench_capacity(
         ok = s["p95"] <= target_ms and s["dropped"] == 0 and s["unanswered_turns"] == 0
         held = level if ok else held
         print(
-            f"{level:>6}{s['turns']:>7}{s['p50']:>8.0f}{s['p95']:>8.0f}{s['p99']:>8.0f}{s['asr_ms']:>8.0f}"
+            f"{level:>6}{s['peak']:>6}{s['turns']:>7}{s['p50']:>8.0f}{s['p95']:>8.0f}{s['p99']:>8.0f}{s['asr_ms']:>8.0f}"
             f"{s['dropped']:>9}{s['unanswered_turns']:>12}{'' if ok else '  over target'}"
         )
     print(f"calls held with p95 <= {target_ms:.0f} ms: {held} (on {len(os.sched_getaffinity(0))} cores)")

@@ -122,6 +122,8 @@ class SoftphoneResult:
         return {
             "call_sid": self.call_sid,
             "outcome": self.record.get("outcome", ""),
+            "started_at": self.record.get("started_at", ""),
+            "ended_at": self.record.get("ended_at", ""),
             "intent": deciding.get("intent", ""),
             "confidence": deciding.get("confidence", 0.0),
             "decision": deciding.get("decision", ""),
