@@ -226,6 +226,36 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
+    """The line's KPIs over a period of days (UTC), from the call store."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from analytics import kpis
+    from analytics.store import CallStore
+
+    try:
+        start = datetime.fromisoformat(args.start).replace(tzinfo=UTC) if args.start else None
+        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else None
+    except ValueError as e:
+        return _fail(f"dates are YYYY-MM-DD: {e}")
+    end = end or datetime.now(UTC)
+    start = start or end - timedelta(days=7)
+    if start >= end:
+        return _fail("--from must be before --to")
+    try:
+        store = CallStore.open(settings.database)
+        with store.sessions() as db:
+            figures = kpis.summary(db, kpis.Period(start, end), settings.analytics.baseline_aht_s)
+        store.close()
+    except SQLAlchemyError as e:
+        return _fail(f"cannot read the call store {settings.database}: {e}", code=1)
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from helpline.demo import run_demo
 
@@ -270,6 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="make the openai-whisper checkpoint from the packaged Whisper model")
     models.add_argument("--force", action="store_true", help="remake it even if it exists")
 
+    kpi = sub.add_parser("kpis", help="the line's KPIs over a period, from the call store (JSON)")
+    kpi.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (default: 7 days before --to)")
+    kpi.add_argument("--to", dest="end", help="day after the last, YYYY-MM-DD (default: now)")
+
     users = sub.add_parser("users", help="accounts for the agent screen and dashboard")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     add = users_sub.add_parser("add", help="add a user (asks for the password)")
@@ -293,6 +327,7 @@ COMMANDS = {
     "nlu": cmd_nlu,
     "models": cmd_models,
     "users": cmd_users,
+    "kpis": cmd_kpis,
     "demo": cmd_demo,
 }
 
@@ -311,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     # One line per request or per utterance drowns the call report.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     return COMMANDS[args.command](settings, args)
 
 

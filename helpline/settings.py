@@ -133,6 +133,12 @@ class WebSettings(BaseModel):
     lockout_minutes: float = Field(15.0, ge=0)
 
 
+class AnalyticsSettings(BaseModel):
+    # Average handling time (seconds) of calls handled by people only, before the assistant: what the line's average
+    # handling time is compared with. None: no comparison.
+    baseline_aht_s: float | None = Field(None, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything configurable, validated at start-up. Engine code receives its section, never reads the env."""
 
@@ -148,6 +154,7 @@ class Settings(BaseSettings):
     turn_taking: TurnTakingSettings = TurnTakingSettings()
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     # SQLAlchemy URL of the call store; None: SQLite in the data directory. PostgreSQL: postgresql+psycopg://...
     database_url: str | None = None
 

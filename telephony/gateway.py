@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from analytics import web
+from analytics import kpis, web
 from analytics.auth import Accounts
 from analytics.store import CallStore
 from helpline.redaction import caller_key
@@ -337,6 +337,26 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
                 ]
             }
         )
+
+    @app.get("/api/kpis")
+    async def kpi_summary(request: Request, start: str | None = None, end: str | None = None) -> JSONResponse:
+        """The line's KPIs over [start, end) (YYYY-MM-DD, UTC; default the last 7 days), from the call store."""
+        if not _is_loopback(request.client.host if request.client else None):
+            raise HTTPException(status_code=403, detail="served on loopback only")
+        try:
+            until = datetime.fromisoformat(end).replace(tzinfo=UTC) if end else datetime.now(UTC)
+            since = datetime.fromisoformat(start).replace(tzinfo=UTC) if start else until - timedelta(days=7)
+        except ValueError as e:
+            raise HTTPException(status_code=400, detail="start and end are dates, YYYY-MM-DD") from e
+        if since >= until:
+            raise HTTPException(status_code=400, detail="start must be before end")
+        runtime_ = rt(request)
+
+        def compute() -> dict[str, Any]:
+            with runtime_.store.sessions() as db:
+                return kpis.summary(db, kpis.Period(since, until), runtime_.settings.analytics.baseline_aht_s)
+
+        return JSONResponse(await asyncio.to_thread(compute))
 
     @app.get("/api/handling")
     async def handling(request: Request) -> JSONResponse:

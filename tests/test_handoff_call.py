@@ -105,6 +105,11 @@ def expert_takes_the_call(stack, packet) -> None:
     assert record["expert_events"][-1]["handled_s"] == 300.0
     handling = httpx.get(f"{stack.gateway_url}/api/handling", timeout=10).json()["queues"]
     assert any(q["queue"] == "appeals" and q["calls"] >= 1 for q in handling)
+    figures = httpx.get(f"{stack.gateway_url}/api/kpis", timeout=10).json()
+    assert figures["outcomes"]["routed"] >= 1
+    assert any(r["queue"] == "appeals" and r["reason"] == "appeal_decision" for r in figures["routing_by_queue"])
+    assert figures["handling_time"]["calls_with_expert_time"] >= 1
+    assert httpx.get(f"{stack.gateway_url}/api/kpis?start=yesterday", timeout=10).status_code == 400
 
     # The agent screen: login first, then the packet as a page.
     page_url = f"{stack.gateway_url}/agent/calls/{sid}"

@@ -1,0 +1,244 @@
+"""How the line performs, computed in SQL (SQLite or PostgreSQL) over a period of call start times.
+
+Every figure is one query over the call store; none loops over calls in Python. Times are UTC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
+
+from analytics.models import Call, TaskEvent, Turn
+
+REPEAT_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime
+
+    def calls(self) -> ColumnElement[bool]:
+        return and_(Call.started_at >= self.start, Call.started_at < self.end)
+
+
+def _dialect(db: Session) -> str:
+    return db.get_bind().dialect.name
+
+
+def _bucket(db: Session, unit: str) -> ColumnElement[str]:
+    """The call's start time truncated to the hour or day, as text ("2026-11-25 09:00" / "2026-11-25")."""
+    if _dialect(db) == "postgresql":
+        pattern = "YYYY-MM-DD HH24:00" if unit == "hour" else "YYYY-MM-DD"
+        return func.to_char(func.date_trunc(unit, func.timezone("UTC", Call.started_at)), pattern)
+    return func.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d", Call.started_at)
+
+
+def _seconds_between(db: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
+    if _dialect(db) == "postgresql":
+        return func.extract("epoch", later - earlier)
+    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def calls_per(db: Session, period: Period, unit: str = "hour") -> list[dict[str, Any]]:
+    if unit not in ("hour", "day"):
+        raise ValueError("unit is hour or day")
+    bucket = _bucket(db, unit).label("bucket")
+    rows = db.execute(select(bucket, func.count()).where(period.calls()).group_by(bucket).order_by(bucket))
+    return [{"bucket": b, "calls": n} for b, n in rows]
+
+
+def outcomes(db: Session, period: Period) -> dict[str, Any]:
+    """Calls by outcome kind; containment (answered without a person) and abandonment inside the assistant."""
+    kind = case(
+        (Call.outcome.like("answered:%"), "answered"),
+        (Call.outcome.like("routed:%"), "routed"),
+        (Call.outcome == "abandoned", "abandoned"),
+        (Call.outcome == "failed", "failed"),
+        else_="in_progress",
+    ).label("kind")
+    counts: dict[str, int] = {
+        k: n for k, n in db.execute(select(kind, func.count()).where(period.calls()).group_by(kind))
+    }
+    total = sum(counts.values())
+    return {
+        "calls": total,
+        **{k: counts.get(k, 0) for k in ("answered", "routed", "abandoned", "failed", "in_progress")},
+        "containment": _rate(counts.get("answered", 0), total),
+        "abandonment": _rate(counts.get("abandoned", 0), total),
+    }
+
+
+def containment_by_topic(db: Session, period: Period) -> list[dict[str, Any]]:
+    """Per topic asked about: calls, and how many of them ended without a person."""
+    topic = func.substr(Turn.decision, len("answer:") + 1).label("topic")
+    answered = func.count(distinct(case((Call.outcome.like("answered:%"), Call.call_sid))))
+    rows = db.execute(
+        select(topic, func.count(distinct(Call.call_sid)), answered)
+        .join(Call, Call.call_sid == Turn.call_sid)
+        .where(period.calls(), Turn.decision.like("answer:%"))
+        .group_by(topic)
+        .order_by(topic)
+    )
+    return [{"topic": t, "calls": n, "contained": a, "containment": _rate(a, n)} for t, n, a in rows]
+
+
+def routing_by_queue(db: Session, period: Period) -> list[dict[str, Any]]:
+    """Calls handed to each queue, by the routing reason of the packet's deciding turn (its intent)."""
+    reason = func.coalesce(func.nullif(Turn.intent, ""), literal("(no request: fault or no input)")).label("reason")
+    last_route = (
+        select(Turn.call_sid, func.max(Turn.index).label("idx"))
+        .where(Turn.decision.like("route:%"))
+        .group_by(Turn.call_sid)
+        .subquery()
+    )
+    rows = db.execute(
+        select(Call.queue, reason, func.count())
+        .select_from(Call)
+        .outerjoin(last_route, last_route.c.call_sid == Call.call_sid)
+        .outerjoin(Turn, and_(Turn.call_sid == Call.call_sid, Turn.index == last_route.c.idx))
+        .where(period.calls(), Call.queue.is_not(None))
+        .group_by(Call.queue, reason)
+        .order_by(Call.queue, func.count().desc())
+    )
+    return [{"queue": q, "reason": r, "calls": n} for q, r, n in rows]
+
+
+def repeat_calls_by_intent(db: Session, period: Period) -> list[dict[str, Any]]:
+    """Failure demand: per main intent (the last answered or routed request of a call), calls whose number called
+    again within 7 days. An "answered" caller who calls back was not really helped."""
+    main = (
+        select(Turn.call_sid, func.max(Turn.index).label("idx"))
+        .where(Turn.decision.like("answer:%") | Turn.decision.like("route:%"))
+        .group_by(Turn.call_sid)
+        .subquery()
+    )
+    later = aliased(Call)
+    again = (
+        select(later.call_sid)
+        .where(
+            later.caller_key == Call.caller_key,
+            later.started_at > Call.started_at,
+            _seconds_between(db, later.started_at, Call.started_at) <= REPEAT_DAYS * 86400,
+        )
+        .exists()
+    )
+    repeated = func.sum(case((and_(Call.caller_key != "", again), 1), else_=0))
+    rows = db.execute(
+        select(Turn.intent, func.count(), repeated)
+        .select_from(Call)
+        .join(main, main.c.call_sid == Call.call_sid)
+        .join(Turn, and_(Turn.call_sid == Call.call_sid, Turn.index == main.c.idx))
+        .where(period.calls())
+        .group_by(Turn.intent)
+        .order_by(Turn.intent)
+    )
+    return [
+        {"intent": i, "calls": n, "repeated_7d": int(r or 0), "repeat_rate": _rate(int(r or 0), n)} for i, n, r in rows
+    ]
+
+
+def handling_time(db: Session, period: Period, baseline_s: float | None) -> dict[str, Any]:
+    """Average handling time: the assistant's part (start -> handoff, or -> end) plus the expert's (accepted ->
+    completed), per call, against the configured average of calls handled by people only."""
+    assistant_end = func.coalesce(Call.handed_off_at, Call.ended_at)
+    human = (
+        select(TaskEvent.call_sid, func.sum(TaskEvent.handled_s).label("human_s"))
+        .where(TaskEvent.kind == "completed", TaskEvent.handled_s.is_not(None))
+        .group_by(TaskEvent.call_sid)
+        .subquery()
+    )
+    assistant_s = _seconds_between(db, assistant_end, Call.started_at)
+    human_s = func.coalesce(human.c.human_s, 0.0)
+    row = db.execute(
+        select(
+            func.count(),
+            func.avg(cast(assistant_s, Float)),
+            func.avg(cast(human_s, Float)),
+            func.count(human.c.call_sid),
+        )
+        .select_from(Call)
+        .outerjoin(human, human.c.call_sid == Call.call_sid)
+        .where(period.calls(), assistant_end.is_not(None))
+    ).one()
+    calls, mean_assistant, mean_human, with_expert = row
+    total = (mean_assistant or 0.0) + (mean_human or 0.0) if calls else None
+    return {
+        "calls": calls,
+        "calls_with_expert_time": with_expert,
+        "assistant_s": None if mean_assistant is None else round(float(mean_assistant), 1),
+        "human_s": None if mean_human is None else round(float(mean_human), 1),
+        "aht_s": None if total is None else round(total, 1),
+        "baseline_s": baseline_s,
+        "vs_baseline": None if total is None or not baseline_s else round(total / baseline_s - 1, 4),
+    }
+
+
+def _percentile(db: Session, column: Any, where: list[Any], q: float) -> float | None:
+    """The q-quantile (nearest rank) by ORDER BY/OFFSET: the same SQL on SQLite and PostgreSQL."""
+    n = db.scalar(select(func.count()).select_from(Turn).join(Call, Call.call_sid == Turn.call_sid).where(*where))
+    if not n:
+        return None
+    offset = max(0, min(n - 1, math.ceil(q * n) - 1))
+    value = db.scalar(
+        select(column)
+        .select_from(Turn)
+        .join(Call, Call.call_sid == Turn.call_sid)
+        .where(*where)
+        .order_by(column)
+        .offset(offset)
+        .limit(1)
+    )
+    return None if value is None else round(float(value), 1)
+
+
+def turn_quality(db: Session, period: Period, low_confidence: float = 0.55) -> dict[str, Any]:
+    """ASR confidence, how often the assistant did not understand (fallback) or had to ask, and response latency."""
+    speech = [period.calls(), Turn.input == "speech"]
+    row = db.execute(
+        select(
+            func.count(),
+            func.avg(Turn.asr_confidence),
+            func.sum(case((Turn.asr_confidence < low_confidence, 1), else_=0)),
+            func.sum(case((Turn.decision == "smalltalk:out_of_scope", 1), else_=0)),
+            func.sum(case((Turn.decision.like("clarify:%") | Turn.decision.like("confirm:%"), 1), else_=0)),
+        )
+        .select_from(Turn)
+        .join(Call, Call.call_sid == Turn.call_sid)
+        .where(*speech)
+    ).one()
+    turns, mean_conf, low, fallback, asked = (row[0], row[1], int(row[2] or 0), int(row[3] or 0), int(row[4] or 0))
+    timed = [*speech, Turn.response_ms > 0]
+    return {
+        "speech_turns": turns,
+        "asr_confidence_mean": None if mean_conf is None else round(float(mean_conf), 3),
+        "asr_low_confidence_rate": _rate(low, turns),
+        "fallback_rate": _rate(fallback, turns),
+        "clarify_or_confirm_rate": _rate(asked, turns),
+        "response_ms_p50": _percentile(db, Turn.response_ms, timed, 0.50),
+        "response_ms_p95": _percentile(db, Turn.response_ms, timed, 0.95),
+    }
+
+
+def summary(db: Session, period: Period, baseline_aht_s: float | None) -> dict[str, Any]:
+    """Every KPI of the period, as the dashboard and `helpline kpis` show them."""
+    return {
+        "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
+        "outcomes": outcomes(db, period),
+        "calls_per_hour": calls_per(db, period, "hour"),
+        "containment_by_topic": containment_by_topic(db, period),
+        "routing_by_queue": routing_by_queue(db, period),
+        "repeat_calls_by_intent": repeat_calls_by_intent(db, period),
+        "handling_time": handling_time(db, period, baseline_aht_s),
+        "turns": turn_quality(db, period),
+    }
