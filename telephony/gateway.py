@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from analytics import kpis, web
+from analytics import dashboard, kpis, web
 from analytics.auth import Accounts
 from analytics.store import CallStore
 from helpline.redaction import caller_key
@@ -203,7 +203,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         else:
             app.state.runtime = runtime
         app.state.web = web.WebContext(
-            app.state.runtime.store, app.state.runtime.accounts, settings.public_base_url.startswith("https:")
+            app.state.runtime.store,
+            app.state.runtime.accounts,
+            settings.public_base_url.startswith("https:"),
+            settings.analytics.baseline_aht_s,
         )
         runtime_ = app.state.runtime
         interrupted = await asyncio.to_thread(runtime_.store.mark_interrupted, runtime_.worker)
@@ -229,6 +232,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="Helpline gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(web.router)
+    app.include_router(dashboard.router)
 
     def rt(request: Request | WebSocket) -> Runtime:
         return request.app.state.runtime  # type: ignore[no-any-return]

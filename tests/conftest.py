@@ -197,3 +197,20 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def add_user(settings, username: str, role: str, password: str) -> None:
+    """Through the CLI a deployment uses (`helpline users add`), on the test session's call store."""
+    import subprocess
+
+    from helpline.services import settings_environment
+
+    done = subprocess.run(
+        [sys.executable, "-m", "helpline.cli", "users", "add", username, "--role", role, "--password-stdin"],
+        input=password + "\n",
+        env=settings_environment(settings) | {"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr

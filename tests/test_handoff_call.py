@@ -5,8 +5,6 @@ import asyncio
 import contextlib
 import json
 import re
-import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -15,11 +13,10 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from helpline.services import settings_environment
 from telephony.call_control import CallControl, QueueTable
 from telephony.handoff import validate_packet
 from telephony.softphone import Softphone
-from tests.conftest import spoken
+from tests.conftest import add_user, spoken
 from voice.wer import wer
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
@@ -33,19 +30,6 @@ def signed_post(settings, path: str, params: dict[str, str], query: str = "") ->
     signature = RequestValidator(settings.twilio_auth_token).compute_signature(public, params)
     local = f"{settings.gateway_url}{path}" + (f"?{query}" if query else "")
     return httpx.post(local, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
-
-
-def add_user(settings, username: str, role: str, password: str) -> None:
-    """Through the CLI a deployment uses (`helpline users add`), on the test session's call store."""
-    done = subprocess.run(
-        [sys.executable, "-m", "helpline.cli", "users", "add", username, "--role", role, "--password-stdin"],
-        input=password + "\n",
-        env=settings_environment(settings) | {"PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @contextlib.contextmanager

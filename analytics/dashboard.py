@@ -1,0 +1,243 @@
+"""The supervisors' dashboard: KPIs over a chosen period with charts, per-queue view, call list with search and
+filters, call detail, CSV export. Server-rendered HTML (charts are inline SVG): no script runs in the browser."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from analytics import kpis
+from analytics.models import Call
+from analytics.web import CALL_ID_PATTERN, page, private_headers, require_role, web_context
+
+DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
+OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")
+QUEUES = ("family", "sickness", "housing", "appeals", "payments_debt", "fraud", "general")
+PAGE_SIZE = 50
+CSV_LIMIT = 10_000
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+router = APIRouter()
+
+
+def _period(start: str | None, end: str | None) -> tuple[kpis.Period, str | None]:
+    """The period asked for ([start, end) in whole UTC days; default the last 7 days), or the default and why."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    default = kpis.Period(today - timedelta(days=6), today + timedelta(days=1))
+    if not start and not end:
+        return default, None
+    if not (start and end and _DATE.match(start) and _DATE.match(end)):
+        return default, "Give both dates as YYYY-MM-DD."
+    try:
+        since = datetime.fromisoformat(start).replace(tzinfo=UTC)
+        until = datetime.fromisoformat(end).replace(tzinfo=UTC) + timedelta(days=1)
+    except ValueError:
+        return default, "Those are not dates."
+    if since >= until or until - since > timedelta(days=366):
+        return default, "The period runs forward and covers at most a year."
+    return kpis.Period(since, until), None
+
+
+def _period_fields(period: kpis.Period) -> dict[str, str]:
+    return {"start": period.start.date().isoformat(), "end": (period.end - timedelta(days=1)).date().isoformat()}
+
+
+def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = False) -> list[dict[str, Any]]:
+    """Rows as horizontal bars: label, value shown, width 0-100."""
+    values = [float(r[value] or 0) for r in rows]
+    top = max(values, default=0) or 1.0
+    return [
+        {
+            "label": str(r[label]),
+            "shown": f"{v * 100:.0f}%" if percent else f"{v:g}",
+            "width": round(100 * (v if percent else v / top), 1),
+        }
+        for r, v in zip(rows, values, strict=True)
+    ]
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+async def overview(request: Request, start: str | None = None, end: str | None = None) -> Response:
+    user = await require_role(request, DASHBOARD_ROLES)
+    if isinstance(user, Response):
+        return user
+    period, problem = _period(start, end)
+    web = web_context(request)
+
+    def compute() -> dict[str, Any]:
+        with web.store.sessions() as db:
+            return kpis.summary(db, period, web.baseline_aht_s)
+
+    figures = await asyncio.to_thread(compute)
+    charts = {
+        "calls_per_hour": bars(figures["calls_per_hour"], "bucket", "calls"),
+        "containment": bars(figures["containment_by_topic"], "topic", "containment", percent=True),
+        "routing": bars(
+            [{"queue": f"{r['queue']}: {r['reason']}", "calls": r["calls"]} for r in figures["routing_by_queue"]],
+            "queue",
+            "calls",
+        ),
+        "repeats": bars(figures["repeat_calls_by_intent"], "intent", "repeat_rate", percent=True),
+    }
+    return page(
+        request,
+        "dashboard.html",
+        user=user,
+        figures=figures,
+        charts=charts,
+        period=_period_fields(period),
+        problem=problem,
+        queues=QUEUES,
+    )
+
+
+@router.get("/dashboard/queues/{queue}", response_class=HTMLResponse)
+async def queue_view(request: Request, queue: str, start: str | None = None, end: str | None = None) -> Response:
+    user = await require_role(request, DASHBOARD_ROLES)
+    if isinstance(user, Response):
+        return user
+    if queue not in QUEUES:
+        return page(request, "message.html", 404, user=user, heading="No such queue", message="Unknown queue.")
+    period, problem = _period(start, end)
+    web = web_context(request)
+
+    def compute() -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[int, list[Call]]]:
+        with web.store.sessions() as db:
+            reasons = [r for r in kpis.routing_by_queue(db, period) if r["queue"] == queue]
+        handling = [h for h in web.store.handling_by_queue(since=period.start) if h["queue"] == queue]
+        return reasons, handling, web.store.list_calls(period.start, period.end, queue=queue, limit=PAGE_SIZE)
+
+    reasons, handling, (total, calls) = await asyncio.to_thread(compute)
+    return page(
+        request,
+        "dashboard_queue.html",
+        user=user,
+        queue=queue,
+        reasons=bars(reasons, "reason", "calls"),
+        handling=handling[0] if handling else None,
+        calls=[_call_row(c) for c in calls],
+        total=total,
+        period=_period_fields(period),
+        problem=problem,
+    )
+
+
+def _call_row(call: Call) -> dict[str, Any]:
+    record = call.record or {}
+    turns = record.get("turns") or []
+    return {
+        "call_sid": call.call_sid,
+        "started_at": call.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "caller": call.caller,
+        "outcome": call.outcome or call.status,
+        "queue": call.queue or "",
+        "turns": len(turns),
+        "first_words": next((t["transcript"] for t in turns if t.get("transcript")), ""),
+    }
+
+
+def _filters(request: Request) -> dict[str, str]:
+    params = request.query_params
+    outcome = params.get("outcome", "")
+    queue = params.get("queue", "")
+    return {
+        "q": params.get("q", "")[:100],
+        "outcome": outcome if outcome in OUTCOME_KINDS else "",
+        "queue": queue if queue in QUEUES else "",
+    }
+
+
+@router.get("/dashboard/calls", response_class=HTMLResponse)
+async def call_list(
+    request: Request,
+    start: str | None = None,
+    end: str | None = None,
+    page_number: Annotated[int, Query(alias="page")] = 1,
+) -> Response:
+    user = await require_role(request, DASHBOARD_ROLES)
+    if isinstance(user, Response):
+        return user
+    period, problem = _period(start, end)
+    filters = _filters(request)
+    page_number = max(1, min(page_number, 10_000))
+    web = web_context(request)
+    total, calls = await asyncio.to_thread(
+        web.store.list_calls,
+        period.start,
+        period.end,
+        filters["q"],
+        filters["outcome"],
+        filters["queue"],
+        PAGE_SIZE,
+        (page_number - 1) * PAGE_SIZE,
+    )
+    query = {**_period_fields(period), **{k: v for k, v in filters.items() if v}}
+    return page(
+        request,
+        "dashboard_calls.html",
+        user=user,
+        calls=[_call_row(c) for c in calls],
+        total=total,
+        page=page_number,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        filters=filters,
+        query=query,
+        period=_period_fields(period),
+        problem=problem,
+        outcomes=OUTCOME_KINDS,
+        queues=QUEUES,
+    )
+
+
+@router.get("/dashboard/calls.csv")
+async def call_list_csv(request: Request, start: str | None = None, end: str | None = None) -> Response:
+    user = await require_role(request, DASHBOARD_ROLES)
+    if isinstance(user, Response):
+        return user
+    period, _ = _period(start, end)
+    filters = _filters(request)
+    web = web_context(request)
+    _, calls = await asyncio.to_thread(
+        web.store.list_calls, period.start, period.end, filters["q"], filters["outcome"], filters["queue"], CSV_LIMIT
+    )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["call_id", "started_at", "caller", "outcome", "queue", "turns", "first_words"])
+    for row in map(_call_row, calls):
+        # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it as text.
+        cells = [str(v) for v in row.values()]
+        writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
+    name = f"helpline-calls-{_period_fields(period)['start']}-{_period_fields(period)['end']}.csv"
+    response = Response(out.getvalue(), media_type="text/csv; charset=utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return private_headers(response)
+
+
+@router.get("/dashboard/calls/{call_id}", response_class=HTMLResponse)
+async def call_detail(request: Request, call_id: str) -> Response:
+    user = await require_role(request, DASHBOARD_ROLES)
+    if isinstance(user, Response):
+        return user
+    web = web_context(request)
+    call = await asyncio.to_thread(web.store.call, call_id) if re.match(CALL_ID_PATTERN, call_id) else None
+    if call is None:
+        return page(request, "message.html", 404, user=user, heading="No such call", message="No call has this id.")
+    events = await asyncio.to_thread(web.store.task_events, call_id)
+    record = call.record or {}
+    return page(
+        request,
+        "dashboard_call.html",
+        user=user,
+        call=_call_row(call),
+        record=record,
+        turns=record.get("turns") or [t.details or {} for t in await asyncio.to_thread(web.store.turns, call_id)],
+        packet=call.packet,
+        events=events,
+    )
