@@ -256,6 +256,14 @@ def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.seed_demo import run_seed_demo
+
+    if args.calls < 1 or args.at_once < 1:
+        return _fail("--calls and --at-once must be at least 1")
+    return run_seed_demo(settings, args.calls, args.at_once, args.speed)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from helpline.demo import run_demo
 
@@ -300,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="make the openai-whisper checkpoint from the packaged Whisper model")
     models.add_argument("--force", action="store_true", help="remake it even if it exists")
 
+    seed = sub.add_parser("seed-demo", help="place a day's mix of simulated calls through the stack, for the dashboard")
+    seed.add_argument("--calls", type=int, default=40)
+    seed.add_argument("--at-once", type=int, default=4, help="calls in progress at the same time")
+    seed.add_argument("--speed", type=float, default=2.0, help="how much faster than real time the callers talk")
+
     kpi = sub.add_parser("kpis", help="the line's KPIs over a period, from the call store (JSON)")
     kpi.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (default: 7 days before --to)")
     kpi.add_argument("--to", dest="end", help="day after the last, YYYY-MM-DD (default: now)")
@@ -328,6 +341,7 @@ COMMANDS = {
     "models": cmd_models,
     "users": cmd_users,
     "kpis": cmd_kpis,
+    "seed-demo": cmd_seed_demo,
     "demo": cmd_demo,
 }
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import wave
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from helpline.services import ServiceError, Stack
 from helpline.settings import Settings, TtsSettings
+
+if TYPE_CHECKING:
+    from telephony.twilio_standin import TwilioStandIn
 
 # A caller with one question the assistant answers and one matter for an expert.
 DEMO_CALLER_TURNS = (
@@ -41,28 +47,32 @@ def synthesise_caller(texts: tuple[str, ...], out_dir: Path) -> list[Path]:
 DEMO_ACCOUNT_SID = "AC" + "de30" * 8
 
 
+@contextlib.contextmanager
+def with_twilio_standin(settings: Settings) -> Iterator[tuple[Settings, TwilioStandIn]]:
+    """A Twilio REST stand-in on loopback, and settings whose gateway moves calls through it (there is no Twilio
+    account here): routed calls end up in their queue as they would on a real number."""
+    from telephony.twilio_standin import TwilioStandIn
+
+    with TwilioStandIn(DEMO_ACCOUNT_SID, settings.twilio_auth_token) as twilio:
+        twilio_settings = settings.twilio.model_copy(
+            update={"account_sid": DEMO_ACCOUNT_SID, "api_base_url": twilio.url}
+        )
+        yield settings.model_copy(update={"twilio": twilio_settings}), twilio
+
+
 def run_demo(settings: Settings, speed: float = 1.0, as_json: bool = False) -> int:
     """The call goes through the real stack; Twilio's REST API is the loopback stand-in, so the routed turn ends
     with the call redirected into the appeals queue with its packet, as it would on a real number."""
     from telephony.softphone import Softphone, format_turns
-    from telephony.twilio_standin import TwilioStandIn
     from voice.codecs import TELEPHONE_RATE, read_audio
 
     paths = synthesise_caller(DEMO_CALLER_TURNS, settings.data_dir / "demo")
     print(f"demo caller turns: {', '.join(str(p) for p in paths)}", flush=True)
     try:
-        with TwilioStandIn(DEMO_ACCOUNT_SID, settings.twilio_auth_token) as twilio:
-            settings = settings.model_copy(
-                update={
-                    "twilio": settings.twilio.model_copy(
-                        update={"account_sid": DEMO_ACCOUNT_SID, "api_base_url": twilio.url}
-                    )
-                }
-            )
-            with Stack(settings):
-                audio = [read_audio(p, TELEPHONE_RATE) for p in paths]
-                result = asyncio.run(Softphone(settings, speed=speed).call(audio)).as_dict()
-                redirect = twilio.wait_for_twiml(result["call_sid"]) if result.get("packet") else None
+        with with_twilio_standin(settings) as (settings, twilio), Stack(settings):
+            audio = [read_audio(p, TELEPHONE_RATE) for p in paths]
+            result = asyncio.run(Softphone(settings, speed=speed).call(audio)).as_dict()
+            redirect = twilio.wait_for_twiml(result["call_sid"]) if result.get("packet") else None
     except (ServiceError, TimeoutError) as e:
         print(f"helpline: demo failed: {e}")
         return 1

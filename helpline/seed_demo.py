@@ -1,0 +1,131 @@
+"""`helpline seed-demo`: a day's mix of calls, placed for real through the whole stack, so a new user's dashboard has
+something to show. Nothing is written to the store directly: every row comes from a call the gateway handled.
+
+Callers are synthesised by Piper and dial in a few at a time from a handful of numbers (some call twice: repeat
+callers). Routed calls reach their queue through the Twilio REST stand-in, and simulated experts then take and
+complete them by the same signed TaskRouter callbacks Twilio would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+from twilio.request_validator import RequestValidator
+
+from helpline.demo import with_twilio_standin
+from helpline.services import ServiceError, Stack
+from helpline.settings import Settings, TtsSettings
+
+# (caller turns, share of the day). A turn is text to say, or "key:N" for a key press.
+SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
+    (("When is the child allowance paid?", "No thanks, goodbye."), 6),
+    (("What are your opening hours?", "Thank you, bye."), 5),
+    (("How do I apply for parental benefit?", "Okay. How long does a decision take?", "No, that was all."), 3),
+    (("I can't log in to the website with my e-ID.", "Goodbye."), 3),
+    (("Which documents do I need to send for sickness benefit?", "No, that's everything, thanks."), 2),
+    (("How do I report a new address?", "Thanks, bye."), 2),
+    (("key:1", "No thanks, goodbye."), 2),
+    (("My sickness benefit was stopped and I don't understand why.",), 3),
+    (("I want to appeal the decision on my housing allowance.",), 2),
+    (("I have not received my payment this month.",), 3),
+    (("I got a letter saying I have to pay back housing allowance.",), 2),
+    (("My ex and I disagree about who gets the child allowance.",), 1),
+    (("I want to report someone who is cheating with benefits.",), 1),
+    (("Can I talk to a person please?",), 2),
+    ((), 2),  # hangs up after the greeting
+)
+CALLER_NUMBERS = 12  # fewer numbers than calls: some people call again within the day
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    calls: int
+    outcomes: dict[str, int]
+    dropped: int
+
+
+def _caller_turns(voice: Any, turns: tuple[str, ...]) -> list[Any]:
+    from telephony.softphone import Press
+    from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+
+    actions: list[Any] = []
+    for turn in turns:
+        if turn.startswith("key:"):
+            actions.append(Press(turn.removeprefix("key:")))
+        else:
+            speech = voice.synthesize(turn)
+            actions.append(resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE).astype(np.float32))
+    return actions
+
+
+def _expert_events(settings: Settings, packet: dict, rng: random.Random) -> None:  # type: ignore[type-arg]
+    """A simulated expert takes the task and completes it: TaskRouter's event callbacks, signed like Twilio's."""
+    url = f"{settings.public_base_url}/twilio/events"
+    validator = RequestValidator(settings.twilio_auth_token)
+    now = int(time.time())
+    accepted = now + rng.randint(10, 120)
+    completed = accepted + rng.randint(180, 720)
+    task = "WT" + "".join(rng.choice("0123456789abcdef") for _ in range(32))
+    for event, at in (("task.created", now), ("reservation.accepted", accepted), ("task.completed", completed)):
+        params = {"EventType": event, "TaskSid": task, "TaskAttributes": json.dumps(packet), "Timestamp": str(at)}
+        httpx.post(
+            f"{settings.gateway_url}/twilio/events",
+            data=params,
+            headers={"X-Twilio-Signature": validator.compute_signature(url, params)},
+            timeout=10,
+        ).raise_for_status()
+
+
+def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: int = 25) -> SeedResult:
+    from telephony.softphone import Softphone
+    from voice.tts.piper import PiperTts
+
+    rng = random.Random(seed)
+    voice = PiperTts(TtsSettings(length_scale=1.1))
+    weights = [w for _, w in SCENARIOS]
+    plan = [rng.choices(SCENARIOS, weights)[0][0] for _ in range(calls)]
+    numbers = [f"+4670{rng.randint(1000000, 9999999)}" for _ in range(CALLER_NUMBERS)]
+    audio = {turns: _caller_turns(voice, turns) for turns in set(plan)}
+    print(f"{len(audio)} caller scenarios synthesised; placing {calls} calls, {at_once} at a time", flush=True)
+
+    async def place_all() -> list[dict]:  # type: ignore[type-arg]
+        gate = asyncio.Semaphore(at_once)
+
+        async def one(i: int) -> dict:  # type: ignore[type-arg]
+            async with gate:
+                phone = Softphone(settings, speed=speed, caller_number=rng.choice(numbers))
+                try:
+                    result = (await phone.call(audio[plan[i]])).as_dict()
+                except Exception as e:  # a call that fails is counted, and the day goes on
+                    return {"outcome": "dropped", "error": repr(e)}
+                if result.get("packet"):
+                    await asyncio.to_thread(_expert_events, settings, result["packet"], rng)
+                print(f"call {i + 1}/{calls}: {result['outcome']}", flush=True)
+                return result
+
+        return await asyncio.gather(*(one(i) for i in range(calls)))
+
+    with with_twilio_standin(settings) as (settings, _), Stack(settings):
+        results = asyncio.run(place_all())
+    outcomes: dict[str, int] = {}
+    for r in results:
+        outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+    return SeedResult(calls=len(results), outcomes=outcomes, dropped=outcomes.get("dropped", 0))
+
+
+def run_seed_demo(settings: Settings, calls: int, at_once: int, speed: float) -> int:
+    try:
+        result = seed_day(settings, calls, at_once, speed)
+    except ServiceError as e:
+        print(f"helpline: seed-demo failed: {e}")
+        return 1
+    print(f"{result.calls} calls placed: " + ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items())))
+    print("see them: `helpline serve`, then http://127.0.0.1:8080/dashboard (a supervisor login: `helpline users add`)")
+    return 0 if result.dropped == 0 else 1
