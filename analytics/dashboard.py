@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import hmac
 import io
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics import kpis
+from analytics import kpis, review
 from analytics.models import Call
 from analytics.web import CALL_ID_PATTERN, page, private_headers, require_role, web_context
+from nlu.training_data import known_intents
 
 DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
 OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")
@@ -241,3 +244,60 @@ async def call_detail(request: Request, call_id: str) -> Response:
         packet=call.packet,
         events=events,
     )
+
+
+REVIEW_ROLES = frozenset({"trainer", "admin"})
+
+
+@router.get("/dashboard/review", response_class=HTMLResponse)
+async def review_queue(request: Request, start: str | None = None, end: str | None = None) -> Response:
+    user = await require_role(request, REVIEW_ROLES)
+    if isinstance(user, Response):
+        return user
+    period, problem = _period(start, end)
+    web = web_context(request)
+
+    def compute() -> tuple[list[review.ReviewGroup], list[str]]:
+        with web.store.sessions() as db:
+            items = review.review_items(db, period.start, period.end)
+        groups = review.group_similar(items, web.encoder().encode) if items else []
+        assert web.domain_file is not None
+        return groups, known_intents(web.domain_file)
+
+    groups, intents = await asyncio.to_thread(compute)
+    return page(
+        request,
+        "dashboard_review.html",
+        user=user,
+        groups=groups,
+        intents=intents,
+        period=_period_fields(period),
+        problem=problem,
+        done=request.query_params.get("done", "")[:200],
+        error=request.query_params.get("error", "")[:300],
+    )
+
+
+@router.post("/dashboard/review/label")
+async def review_label(
+    request: Request,
+    call_sid: Annotated[str, Form(max_length=64)],
+    turn: Annotated[int, Form(ge=1, le=10_000)],
+    intent: Annotated[str, Form(max_length=64)],
+    csrf_token: Annotated[str, Form(max_length=128)],
+) -> Response:
+    user = await require_role(request, REVIEW_ROLES)
+    if isinstance(user, Response):
+        return user
+    if not hmac.compare_digest(user.csrf_token, csrf_token):
+        return page(request, "message.html", 403, user=user, heading="Form expired", message="Reload the page.")
+    web = web_context(request)
+    assert web.nlu_dir is not None and web.domain_file is not None
+    try:
+        written = await asyncio.to_thread(
+            review.label_turn, web.store, call_sid, turn, intent.strip(), user.username, web.nlu_dir, web.domain_file
+        )
+    except review.ReviewError as e:
+        return RedirectResponse(f"/dashboard/review?{urlencode({'error': str(e)})}", status_code=303)
+    done = f"added to {intent} in {written.name}; retrain with `helpline nlu retrain`"
+    return RedirectResponse(f"/dashboard/review?{urlencode({'done': done})}", status_code=303)

@@ -91,3 +91,16 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class ReviewLabel(Base):
+    """A trainer's verdict on a turn from the review queue: the intent it should have been (added to the data)."""
+
+    __tablename__ = "review_labels"
+
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    turn_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    intent: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)  # the example as added to the training data
+    labelled_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]

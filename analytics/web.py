@@ -35,6 +35,17 @@ class WebContext:
     accounts: Accounts
     secure_cookies: bool  # set when the public URL is https
     baseline_aht_s: float | None = None  # people-only average handling time the dashboard compares with
+    nlu_dir: Path | None = None  # the training data the review queue adds examples to
+    domain_file: Path | None = None
+    _encoder: Any = None
+
+    def encoder(self) -> Any:
+        """The NLU pipeline's sentence encoder (loaded on first use: only the review queue needs it)."""
+        if self._encoder is None:
+            from nlu.sentence_encoder import SentenceEncoder
+
+            self._encoder = SentenceEncoder()
+        return self._encoder
 
 
 def web_context(request: Request) -> WebContext:

@@ -154,6 +154,10 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.nlu_command == "validate":
         return 0 if trainer.validate(settings) == 0 else 1
+    if args.nlu_command in ("review", "label"):
+        return _review(settings, args)
+    if args.nlu_command == "retrain":
+        return _retrain(settings)
     if args.nlu_command == "asr-variants":
         from helpline.spoken_test import asr_variants
 
@@ -172,6 +176,64 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(str(e), 1)
     print(json.dumps(report.as_dict()) if args.json else report.format(), flush=True)
     return 0 if report.passed else 1
+
+
+def _review(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from analytics import review
+    from analytics.store import CallStore
+
+    store = CallStore.open(settings.database)
+    try:
+        if args.nlu_command == "label":
+            call_sid, _, turn = args.turn.rpartition(":")
+            if not call_sid or not turn.isdigit():
+                return _fail("name the turn as CALL_SID:TURN")
+            written = review.label_turn(
+                store, call_sid, int(turn), args.intent, "cli", settings.nlu_data_dir, settings.domain_file
+            )
+            print(f"added to {args.intent} in {written}; `helpline nlu retrain` to use it")
+            return 0
+        from nlu.sentence_encoder import SentenceEncoder
+
+        end = datetime.now(UTC)
+        with store.sessions() as db:
+            items = review.review_items(db, end - timedelta(days=args.days), end)
+        groups = review.group_similar(items, SentenceEncoder().encode)
+        for number, group in enumerate(groups, 1):
+            print(f"group {number}: {len(group.items)} turn(s), the NLU said mostly {group.suggested_intent or '-'}")
+            for item in group.items:
+                understood = f"{item.intent or '-'} ({item.confidence:.2f})"
+                print(f"  {item.call_sid}:{item.turn_index}  {item.reason:<18} {understood}  {item.text}")
+        if not groups:
+            print(f"nothing to review in the last {args.days} days")
+        return 0
+    except review.ReviewError as e:
+        return _fail(str(e))
+    finally:
+        store.close()
+
+
+def _retrain(settings: Settings) -> int:
+    """Validate, train, test: the new model goes into the running Rasa server only if every quality gate passes."""
+    from helpline import trainer
+    from helpline.training import TrainingError, train
+
+    if trainer.validate(settings) != 0:
+        return _fail("the training data does not validate: fix it first (see above)", 1)
+    try:
+        model = train(settings)
+        report = trainer.test(settings)
+        print(report.format(), flush=True)
+        if not report.passed:
+            print(f"the quality gates failed: {model.name} is NOT loaded; the running model stays", flush=True)
+            return 1
+        trainer.reload_model(settings, model)
+    except TrainingError as e:
+        return _fail(str(e), 1)
+    print(f"gates passed; the running Rasa server now uses {model.name}", flush=True)
+    return 0
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
@@ -304,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
         "asr-variants", help="write nlu/data/asr_variants.yml: training sentences as the ASR mishears them"
     )
     variants.add_argument("--per-intent", type=int, default=6, help="training sentences spoken per intent")
+    review = nlu_sub.add_parser("review", help="the review queue: misunderstood turns from the call store, grouped")
+    review.add_argument("--days", type=int, default=7, help="calls of the last N days")
+    label = nlu_sub.add_parser("label", help="add a reviewed turn to the training data as an example of INTENT")
+    label.add_argument("turn", help="CALL_SID:TURN, as `helpline nlu review` lists them")
+    label.add_argument("intent", help="an intent of the domain, or a new one")
+    nlu_sub.add_parser(
+        "retrain", help="validate, train and test; load the new model into the running server only if the gates pass"
+    )
 
     models = sub.add_parser("models", help="make the openai-whisper checkpoint from the packaged Whisper model")
     models.add_argument("--force", action="store_true", help="remake it even if it exists")

@@ -155,6 +155,8 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    # Where the Rasa training data lives (nlu/data, dialogues/domain.yml): the review queue adds examples there.
+    training_root: Path = REPO_ROOT
     # SQLAlchemy URL of the call store; None: SQLite in the data directory. PostgreSQL: postgresql+psycopg://...
     database_url: str | None = None
 
@@ -183,6 +185,14 @@ class Settings(BaseSettings):
     def public_base_url(self) -> str:
         """Base URL that Twilio uses for us: the configured public URL, else the local gateway."""
         return (self.gateway.public_url or self.gateway_url).rstrip("/")
+
+    @property
+    def nlu_data_dir(self) -> Path:
+        return self.training_root / "nlu" / "data"
+
+    @property
+    def domain_file(self) -> Path:
+        return self.training_root / "dialogues" / "domain.yml"
 
     @property
     def database(self) -> str:

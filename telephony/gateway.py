@@ -207,6 +207,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             app.state.runtime.accounts,
             settings.public_base_url.startswith("https:"),
             settings.analytics.baseline_aht_s,
+            settings.nlu_data_dir,
+            settings.domain_file,
         )
         runtime_ = app.state.runtime
         interrupted = await asyncio.to_thread(runtime_.store.mark_interrupted, runtime_.worker)
