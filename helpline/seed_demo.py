@@ -1,9 +1,9 @@
 """`helpline seed-demo`: a day's mix of calls, placed for real through the whole stack, so a new user's dashboard has
 something to show. Nothing is written to the store directly: every row comes from a call the gateway handled.
 
-Callers are synthesised by Piper and dial in a few at a time from a handful of numbers (some call twice: repeat
-callers). Routed calls reach their queue through the Twilio REST stand-in, and simulated experts then take and
-complete them by the same signed TaskRouter callbacks Twilio would send.
+Callers are synthesised by Piper and dial in a few at a time; about one call in seven comes from a number that
+called earlier (repeat callers). Routed calls reach their queue through the Twilio REST stand-in, and simulated
+experts then take and complete them by the same signed TaskRouter callbacks Twilio would send.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("Can I talk to a person please?",), 2),
     ((), 2),  # hangs up after the greeting
 )
-CALLER_NUMBERS = 12  # fewer numbers than calls: some people call again within the day
+REPEAT_SHARE = 0.15  # calls from a number that already called today (failure demand shows up in the repeat KPI)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,10 @@ def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: i
     voice = PiperTts(TtsSettings(length_scale=1.1))
     weights = [w for _, w in SCENARIOS]
     plan = [rng.choices(SCENARIOS, weights)[0][0] for _ in range(calls)]
-    numbers = [f"+4670{rng.randint(1000000, 9999999)}" for _ in range(CALLER_NUMBERS)]
+    numbers: list[str] = []
+    for _ in range(calls):
+        again = bool(numbers) and rng.random() < REPEAT_SHARE
+        numbers.append(rng.choice(numbers) if again else f"+4670{rng.randint(1000000, 9999999)}")
     audio = {turns: _caller_turns(voice, turns) for turns in set(plan)}
     print(f"{len(audio)} caller scenarios synthesised; placing {calls} calls, {at_once} at a time", flush=True)
 
@@ -100,7 +103,7 @@ def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: i
 
         async def one(i: int) -> dict:  # type: ignore[type-arg]
             async with gate:
-                phone = Softphone(settings, speed=speed, caller_number=rng.choice(numbers))
+                phone = Softphone(settings, speed=speed, caller_number=numbers[i])
                 try:
                     result = (await phone.call(audio[plan[i]])).as_dict()
                 except Exception as e:  # a call that fails is counted, and the day goes on
