@@ -172,7 +172,7 @@ def summarize(packet: dict[str, Any], vocabulary: RoutingVocabulary) -> str:
     else:
         parts.append(f"Routed because: {packet['reason']}.")
     if quotes:
-        said = " / ".join(f'"{_clip(t["text"])}"' for t in quotes)
+        said = " / ".join(f'"{_clip(t["text"]).rstrip(".!?")}"' for t in quotes)
         parts.append(f"Caller said: {said}.")
     details = list(
         dict.fromkeys(f"{ENTITY_NAMES.get(e['entity'], e['entity'])}: {e['value']}" for e in packet["entities"])
