@@ -175,6 +175,10 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
     except TrainingError as e:
         return _fail(str(e), 1)
     print(json.dumps(report.as_dict()) if args.json else report.format(), flush=True)
+    if report.passed and not args.spoken:
+        from helpline.training import approve, model_path
+
+        approve(settings, model_path(settings))
     return 0 if report.passed else 1
 
 
@@ -218,7 +222,7 @@ def _review(settings: Settings, args: argparse.Namespace) -> int:
 def _retrain(settings: Settings) -> int:
     """Validate, train, test: the new model goes into the running Rasa server only if every quality gate passes."""
     from helpline import trainer
-    from helpline.training import TrainingError, train
+    from helpline.training import TrainingError, approve, train
 
     if trainer.validate(settings) != 0:
         return _fail("the training data does not validate: fix it first (see above)", 1)
@@ -229,6 +233,7 @@ def _retrain(settings: Settings) -> int:
         if not report.passed:
             print(f"the quality gates failed: {model.name} is NOT loaded; the running model stays", flush=True)
             return 1
+        approve(settings, model)
         trainer.reload_model(settings, model)
     except TrainingError as e:
         return _fail(str(e), 1)

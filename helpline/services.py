@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from helpline.settings import REPO_ROOT, Settings
-from helpline.training import model_path, rasa_environment, rasa_executable, train
+from helpline.training import model_path, rasa_environment, rasa_executable, serving_model, train
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Stack:
                     "-p",
                     str(s.rasa.port),
                     "-m",
-                    str(model_path(s)),
+                    str(serving_model(s)),
                     "--endpoints",
                     str(endpoints),
                     "--credentials",

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from helpline.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
 
 NLU_CONFIG = REPO_ROOT / "nlu" / "config.yml"
 DOMAIN = REPO_ROOT / "dialogues" / "domain.yml"
@@ -84,3 +87,31 @@ def train(settings: Settings, force: bool = False) -> Path:
         if old != target:
             old.unlink()
     return target
+
+
+def approved_file(settings: Settings) -> Path:
+    return settings.models_dir / "approved"
+
+
+def approve(settings: Settings, model: Path) -> None:
+    """``model`` passed the quality gates: servers start with it until a newer model passes."""
+    approved_file(settings).write_text(model.name + "\n")
+
+
+def serving_model(settings: Settings) -> Path:
+    """The model a server starts with: the current training data's model, unless the data changed since the last
+    model that passed the quality gates (a trainer's label, say) and the new one has not passed them yet: then the
+    approved one. Before any model was approved (a fresh set-up), the current one."""
+    current = model_path(settings)
+    marker = approved_file(settings)
+    if not marker.exists():
+        return current
+    approved = settings.models_dir / marker.read_text().strip()
+    if approved == current or not approved.exists():
+        return current
+    log.warning(
+        "the training data changed since %s passed the quality gates; serving it until `helpline nlu retrain` "
+        "passes with the new data",
+        approved.name,
+    )
+    return approved

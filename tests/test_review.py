@@ -125,3 +125,23 @@ def test_a_trainer_labels_a_turn_on_the_review_page(stack, tmp_path):
     reviewed = yaml.safe_load((tmp_path / "nlu" / "data" / "reviewed.yml").read_text())
     assert reviewed["nlu"] == [{"intent": "ask_pension", "examples": "- when does my pension start\n"}]
     assert "ask_pension" in (tmp_path / "dialogues" / "domain.yml").read_text()
+
+
+def test_servers_start_with_the_last_model_that_passed_the_gates(tmp_path):
+    """A trainer's label changes the data; until `helpline nlu retrain` passes, servers keep the approved model."""
+    from helpline.settings import Settings
+    from helpline.training import approve, model_path, serving_model
+
+    settings = Settings(data_dir=tmp_path)
+    settings.models_dir.mkdir(parents=True)
+    current = model_path(settings)
+    assert serving_model(settings) == current  # a fresh set-up: nothing approved yet
+    older = settings.models_dir / "helpline-0123456789abcdef.tar.gz"
+    older.write_bytes(b"model")
+    approve(settings, older)
+    assert serving_model(settings) == older  # the data changed since: the approved model serves
+    approve(settings, current)
+    assert serving_model(settings) == current
+    older.unlink()
+    approve(settings, older)
+    assert serving_model(settings) == current  # an approved model that is gone is no choice
