@@ -358,7 +358,10 @@ class Softphone:
         url = f"{self._settings.gateway_url}/api/calls/{call_sid}"
         async with httpx.AsyncClient(timeout=10) as http:
             for _ in range(100):
-                response = await http.get(url)
+                try:
+                    response = await http.get(url)
+                except httpx.HTTPError as e:  # the gateway went away after the stream closed
+                    raise SoftphoneError(f"the gateway did not answer for the record of call {call_sid}: {e!r}") from e
                 record = response.json() if response.status_code == 200 else {}
                 # Ended, and a routed call's packet built and the call moved on to its queue.
                 if record.get("ended_at") and (record.get("handoff") is None or record.get("delivery")):
