@@ -17,12 +17,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from analytics import kpis, review
 from analytics.models import Call
-from analytics.web import CALL_ID_PATTERN, page, private_headers, require_role, web_context
+from analytics.store import CALL_ID_PATTERN
+from analytics.web import page, private_headers, require_role, web_context
 from nlu.training_data import known_intents
+from telephony.call_control import QUEUES
 
 DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
 OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")
-QUEUES = ("family", "sickness", "housing", "appeals", "payments_debt", "fraud", "general")
 PAGE_SIZE = 50
 CSV_LIMIT = 10_000
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -229,7 +230,7 @@ async def call_detail(request: Request, call_id: str) -> Response:
     if isinstance(user, Response):
         return user
     web = web_context(request)
-    call = await asyncio.to_thread(web.store.call, call_id) if re.match(CALL_ID_PATTERN, call_id) else None
+    call = await asyncio.to_thread(web.store.call, call_id) if CALL_ID_PATTERN.match(call_id) else None
     if call is None:
         return page(request, "message.html", 404, user=user, heading="No such call", message="No call has this id.")
     events = await asyncio.to_thread(web.store.task_events, call_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
@@ -26,6 +26,19 @@ class Period:
 
     def calls(self) -> ColumnElement[bool]:
         return and_(Call.started_at >= self.start, Call.started_at < self.end)
+
+
+def period_of(start: str | None, end: str | None, default_days: int = 7) -> Period:
+    """[start, end) from YYYY-MM-DD dates (UTC); end defaults to now, start to ``default_days`` before end.
+    ValueError, with a message for the user, when they are not dates or run backwards."""
+    try:
+        until = datetime.fromisoformat(end).replace(tzinfo=UTC) if end else datetime.now(UTC)
+        since = datetime.fromisoformat(start).replace(tzinfo=UTC) if start else until - timedelta(days=default_days)
+    except ValueError as e:
+        raise ValueError("dates are YYYY-MM-DD") from e
+    if since >= until:
+        raise ValueError("the start must be before the end")
+    return Period(since, until)
 
 
 def _dialect(db: Session) -> str:

@@ -59,13 +59,18 @@ def review_items(db: Session, start: datetime, end: datetime, limit: int = 500) 
         )
         .exists()
     )
-    reason = case(
-        (and_(Turn.decision == "confirm:asr", rejected), literal("read_back_rejected")),
-        (Turn.decision == "smalltalk:out_of_scope", literal("not_understood")),
-        (Turn.intent == "nlu_fallback", literal("not_understood")),
-        (and_(Turn.decision == "route:general", Turn.intent.not_in(PERSON_INTENTS)), literal("routed_general")),
-        else_=literal("low_confidence"),
-    )
+    # Why a turn is in the queue: the first rule it meets (a turn meeting none is not in the queue).
+    rules = [
+        (and_(Turn.decision == "confirm:asr", rejected), "read_back_rejected"),
+        (Turn.decision == "smalltalk:out_of_scope", "not_understood"),
+        (Turn.intent == "nlu_fallback", "not_understood"),
+        (and_(Turn.decision == "route:general", Turn.intent.not_in(PERSON_INTENTS)), "routed_general"),
+        (
+            and_(Turn.intent != "", Turn.nlu_confidence < LOW_NLU_CONFIDENCE, ~Turn.decision.like("smalltalk:%")),
+            "low_confidence",
+        ),
+    ]
+    reason = case(*[(condition, literal(name)) for condition, name in rules])
     labelled = select(ReviewLabel.call_sid).where(
         ReviewLabel.call_sid == Turn.call_sid, ReviewLabel.turn_index == Turn.index
     )
@@ -78,13 +83,7 @@ def review_items(db: Session, start: datetime, end: datetime, limit: int = 500) 
             Turn.input == "speech",
             Turn.transcript != "",
             ~labelled.exists(),
-            or_(
-                and_(Turn.decision == "confirm:asr", rejected),
-                Turn.decision == "smalltalk:out_of_scope",
-                Turn.intent == "nlu_fallback",
-                and_(Turn.decision == "route:general", Turn.intent.not_in(PERSON_INTENTS)),
-                and_(Turn.intent != "", Turn.nlu_confidence < LOW_NLU_CONFIDENCE, ~Turn.decision.like("smalltalk:%")),
-            ),
+            or_(*[condition for condition, _ in rules]),
         )
         .order_by(Call.started_at.desc(), Turn.index)
         .limit(limit)

@@ -3,6 +3,7 @@ data directory), PostgreSQL by URL; the schema is Alembic's (migrations in analy
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from sqlalchemy.orm import sessionmaker
 from analytics.models import Call, TaskEvent, Turn
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# A call id as the store keys it (Twilio's CA… sids, and the softphone's): anything else is refused before a query.
+CALL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPEAT_WINDOW = timedelta(days=7)
 
 

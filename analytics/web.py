@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from analytics.auth import Accounts, LoginFailed, SignedIn
-from analytics.store import CallStore, utcnow
+from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 
 SESSION_COOKIE = "helpline_session"
 LOGIN_CSRF_COOKIE = "helpline_login_csrf"
 AGENT_ROLES = frozenset({"agent", "supervisor", "admin"})
-CALL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
@@ -170,7 +168,7 @@ async def agent_call(request: Request, call_id: str) -> Response:
     if isinstance(user, Response):
         return user
     store = web_context(request).store
-    row = await asyncio.to_thread(store.call, call_id) if re.match(CALL_ID_PATTERN, call_id) else None
+    row = await asyncio.to_thread(store.call, call_id) if CALL_ID_PATTERN.match(call_id) else None
     if row is None or row.packet is None:
         return page(
             request, "message.html", 404, user=user, heading="No such call", message="No routed call has this id."

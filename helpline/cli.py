@@ -296,7 +296,6 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
     """The line's KPIs over a period of days (UTC), from the call store."""
     import json
-    from datetime import UTC, datetime, timedelta
 
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -304,18 +303,13 @@ def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
     from analytics.store import CallStore
 
     try:
-        start = datetime.fromisoformat(args.start).replace(tzinfo=UTC) if args.start else None
-        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else None
+        period = kpis.period_of(args.start, args.end)
     except ValueError as e:
-        return _fail(f"dates are YYYY-MM-DD: {e}")
-    end = end or datetime.now(UTC)
-    start = start or end - timedelta(days=7)
-    if start >= end:
-        return _fail("--from must be before --to")
+        return _fail(f"--from/--to: {e}")
     try:
         store = CallStore.open(settings.database)
         with store.sessions() as db:
-            figures = kpis.summary(db, kpis.Period(start, end), settings.analytics.baseline_aht_s)
+            figures = kpis.summary(db, period, settings.analytics.baseline_aht_s)
         store.close()
     except SQLAlchemyError as e:
         return _fail(f"cannot read the call store {settings.database}: {e}", code=1)

@@ -67,7 +67,9 @@ def _caller_turns(voice: Any, turns: tuple[str, ...]) -> list[Any]:
 
 def _expert_events(settings: Settings, packet: dict, rng: random.Random) -> None:  # type: ignore[type-arg]
     """A simulated expert takes the task and completes it: TaskRouter's event callbacks, signed like Twilio's."""
-    url = f"{settings.public_base_url}/twilio/events"
+    from telephony.gateway import EVENTS_PATH, public_url
+
+    url = public_url(settings, EVENTS_PATH)
     validator = RequestValidator(settings.twilio_auth_token)
     now = int(time.time())
     accepted = now + rng.randint(10, 120)
@@ -76,7 +78,7 @@ def _expert_events(settings: Settings, packet: dict, rng: random.Random) -> None
     for event, at in (("task.created", now), ("reservation.accepted", accepted), ("task.completed", completed)):
         params = {"EventType": event, "TaskSid": task, "TaskAttributes": json.dumps(packet), "Timestamp": str(at)}
         httpx.post(
-            f"{settings.gateway_url}/twilio/events",
+            f"{settings.gateway_url}{EVENTS_PATH}",
             data=params,
             headers={"X-Twilio-Signature": validator.compute_signature(url, params)},
             timeout=10,

@@ -11,7 +11,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -129,12 +129,13 @@ def media_stream_url(settings: Settings) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + MEDIA_PATH, "", ""))
 
 
-def voice_webhook_url(settings: Settings) -> str:
-    return settings.public_base_url + VOICE_PATH
-
-
 def public_url(settings: Settings, path: str) -> str:
+    """``path`` on the base URL Twilio reaches us at (what its signatures are computed over)."""
     return settings.public_base_url + path
+
+
+def voice_webhook_url(settings: Settings) -> str:
+    return public_url(settings, VOICE_PATH)
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -350,17 +351,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         if not _is_loopback(request.client.host if request.client else None):
             raise HTTPException(status_code=403, detail="served on loopback only")
         try:
-            until = datetime.fromisoformat(end).replace(tzinfo=UTC) if end else datetime.now(UTC)
-            since = datetime.fromisoformat(start).replace(tzinfo=UTC) if start else until - timedelta(days=7)
+            period = kpis.period_of(start, end)
         except ValueError as e:
-            raise HTTPException(status_code=400, detail="start and end are dates, YYYY-MM-DD") from e
-        if since >= until:
-            raise HTTPException(status_code=400, detail="start must be before end")
+            raise HTTPException(status_code=400, detail=str(e)) from e
         runtime_ = rt(request)
 
         def compute() -> dict[str, Any]:
             with runtime_.store.sessions() as db:
-                return kpis.summary(db, kpis.Period(since, until), runtime_.settings.analytics.baseline_aht_s)
+                return kpis.summary(db, period, runtime_.settings.analytics.baseline_aht_s)
 
         return JSONResponse(await asyncio.to_thread(compute))
 
@@ -411,11 +409,10 @@ class MediaStreamHandler:
         await session.close()
         log.info("call %s ended: %s", session.call_sid, record.outcome)
         if bot_finished and record.handoff is not None:
-            base = rt.settings.public_base_url
             urls = TransferUrls(
-                handoff=f"{base}{HANDOFF_PATH}/{record.call_sid}",
-                events=f"{base}{EVENTS_PATH}",
-                agent=f"{base}{AGENT_PATH}/{record.call_sid}",
+                handoff=public_url(rt.settings, f"{HANDOFF_PATH}/{record.call_sid}"),
+                events=public_url(rt.settings, EVENTS_PATH),
+                agent=public_url(rt.settings, f"{AGENT_PATH}/{record.call_sid}"),
             )
             await hand_over(
                 record, self._caller_key, rt.store, rt.vocabulary, rt.call_control, rt.settings.asr.language, urls

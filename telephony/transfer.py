@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 
-from analytics.store import CallStore, utcnow
+from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from telephony import prompts
 from telephony.call_control import QUEUES, CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
 from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
@@ -115,7 +115,7 @@ def _queue(value: str | None) -> str:
 
 
 def _call_id(value: str | None) -> str:
-    if not value or len(value) > 64 or not value.replace("_", "").replace("-", "").isalnum():
+    if not value or not CALL_ID_PATTERN.match(value):
         raise BadEvent(f"bad call id {value!r}")
     return value
 
