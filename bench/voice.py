@@ -37,7 +37,7 @@ from helpline.settings import Settings, TtsSettings, load_settings
 from telephony.softphone import Softphone
 from voice.asr import ASR_ENGINES, create_asr
 from voice.asr.registry import load_builtin_engines
-from voice.codecs import ASR_RATE, TELEPHONE_RATE, pcm16_to_float, read_audio, resample, telephone_round_trip
+from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
 from voice.tts.piper import PiperTts
 from voice.wer import corpus_wer
 
@@ -101,7 +101,7 @@ def caller_audio() -> list[tuple[np.ndarray, ...]]:
 
     def spoken(text: str) -> np.ndarray:
         speech = voice.synthesize(text)
-        return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
+        return speech.samples_at(TELEPHONE_RATE)
 
     return [tuple(spoken(t) for t in turns) for turns in CALLERS]
 

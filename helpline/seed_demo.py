@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import numpy as np
 from twilio.request_validator import RequestValidator
 
 from helpline.demo import with_twilio_standin
@@ -53,7 +52,7 @@ class SeedResult:
 
 def _caller_turns(voice: Any, turns: tuple[str, ...]) -> list[Any]:
     from telephony.softphone import Press
-    from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+    from voice.codecs import TELEPHONE_RATE
 
     actions: list[Any] = []
     for turn in turns:
@@ -61,7 +60,7 @@ def _caller_turns(voice: Any, turns: tuple[str, ...]) -> list[Any]:
             actions.append(Press(turn.removeprefix("key:")))
         else:
             speech = voice.synthesize(turn)
-            actions.append(resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE).astype(np.float32))
+            actions.append(speech.samples_at(TELEPHONE_RATE))
     return actions
 
 

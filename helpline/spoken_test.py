@@ -16,7 +16,7 @@ import yaml
 from helpline.settings import REPO_ROOT, Settings, TtsSettings
 from helpline.trainer import HELDOUT_NLU
 from voice.asr import create_asr
-from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample, telephone_round_trip
+from voice.codecs import TELEPHONE_RATE, telephone_round_trip
 from voice.tts.piper import PiperTts
 from voice.wer import normalize
 
@@ -46,9 +46,7 @@ def transcribe_spoken(settings: Settings, pairs: list[tuple[str, str]]) -> list[
     out = []
     for i, (intent, text) in enumerate(pairs, 1):
         speech = voice.synthesize(text)
-        line = telephone_round_trip(
-            resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE), TELEPHONE_RATE
-        )
+        line = telephone_round_trip(speech.samples_at(TELEPHONE_RATE), TELEPHONE_RATE)
         # Brackets and parentheses would read as entity annotations in Rasa's format.
         transcript = re.sub(r"[\[\]()]", " ", asr.transcribe(line, TELEPHONE_RATE).text).strip()
         out.append((intent, text, transcript))

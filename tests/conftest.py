@@ -138,10 +138,10 @@ def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> It
 
 def spoken(voice: Any, text: str) -> Any:
     """``text`` said by a synthetic caller, as float32 at 8 kHz (what a phone line carries)."""
-    from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+    from voice.codecs import TELEPHONE_RATE
 
     speech = voice.synthesize(text)
-    return resample(pcm16_to_float(speech.pcm), speech.sample_rate, TELEPHONE_RATE)
+    return speech.samples_at(TELEPHONE_RATE)
 
 
 POSTGRES_ADMIN_URL = os.environ.get("HELPLINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

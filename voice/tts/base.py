@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
-from voice.codecs import TELEPHONE_RATE, resample, ulaw_encode
+from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample, ulaw_encode
 
 if TYPE_CHECKING:
     from helpline.settings import TtsSettings
@@ -28,6 +28,10 @@ class Speech:
     @property
     def duration_s(self) -> float:
         return len(self.pcm) / self.sample_rate
+
+    def samples_at(self, rate: int) -> np.ndarray:
+        """float32 mono at ``rate`` (a synthetic caller's voice, say, at 8 kHz as the phone line carries it)."""
+        return resample(pcm16_to_float(self.pcm), self.sample_rate, rate)
 
     def to_telephone(self) -> bytes:
         """8 kHz G.711 mu-law, as Twilio plays it."""
