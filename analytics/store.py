@@ -226,14 +226,14 @@ class CallStore:
         queue: str,
         kind: str,
         source: str,
-        at: datetime | None = None,
+        at: str | datetime | None = None,
         task_sid: str | None = None,
         worker: str | None = None,
         handled_s: float | None = None,
         details: dict[str, Any] | None = None,
     ) -> TaskEvent:
         """Record one event. A TaskRouter "completed" gets its handling time from the same task's "accepted"."""
-        at = at or utcnow()
+        at = parse_time(at) if at else utcnow()
         with self.sessions.begin() as db:
             if kind == "completed" and handled_s is None and task_sid:
                 accepted = db.scalar(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
+import re
 import socket
 import threading
 from collections import OrderedDict
@@ -24,14 +26,17 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from analytics import dashboard, kpis, web
 from analytics.auth import Accounts
 from analytics.store import CallStore
+from analytics.writer import StoreWriter
 from helpline.redaction import caller_key
 from helpline.settings import Settings
 from nlu.client import RasaClient
 from telephony import prompts
 from telephony.call_control import CallControl, QueueTable
+from telephony.drills import PARTS as DRILL_PARTS
+from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.handoff import RoutingVocabulary
 from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
-from telephony.session import CallRecord, CallSession, TurnRecord
+from telephony.session import CallRecord, CallSession
 from telephony.transfer import BadEvent, TransferUrls, hand_over, record_expert_event, transfer_twiml
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
@@ -60,41 +65,6 @@ AGENT_PATH = "/agent/calls"
 KEPT_CALL_RECORDS = 1000
 
 
-class TurnWriter:
-    """Writes each decided turn to the call store at once, off the event loop and in order: a gateway that dies
-    mid-call loses no turn it had decided."""
-
-    def __init__(self, store: CallStore):
-        self._store = store
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="turn-writer")
-
-    def put(self, call_sid: str, turn: TurnRecord) -> None:
-        self._queue.put_nowait((call_sid, dict(vars(turn))))  # a snapshot: the turn changes as the call goes on
-
-    async def _run(self) -> None:
-        while True:
-            call_sid, turn = await self._queue.get()
-            try:
-                await asyncio.to_thread(self._store.save_turn, call_sid, turn)
-            except SQLAlchemyError as e:  # the call's end writes every turn again
-                log.error("call %s: turn %s not stored yet: %s", call_sid, turn.get("index"), e)
-            finally:
-                self._queue.task_done()
-
-    async def stop(self, timeout_s: float = 10) -> None:
-        if self._task is None:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), timeout=timeout_s)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
 @dataclass
 class Runtime:
     """What the gateway process loads once and shares between calls."""
@@ -112,10 +82,11 @@ class Runtime:
     vocabulary: RoutingVocabulary
     call_control: CallControl | None = None  # None: no Twilio account configured (no REST call control)
     worker: str = ""  # this gateway, as the call store knows it (host:port)
-    turn_writer: TurnWriter | None = None
+    writer: StoreWriter = field(init=False)  # every call-store write of the calls, journaled (analytics/writer.py)
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
+    drills: Drills | None = None  # fault drills, when enabled
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record
@@ -151,10 +122,16 @@ def build_runtime(settings: Settings) -> Runtime:
     call_control = (
         CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
     )
-    asr = create_asr(settings.asr)
-    tts = create_tts(settings.tts)
-    apology = tts.telephone(prompts.APOLOGY)
+    asr: AsrEngine = create_asr(settings.asr)
+    tts: FallbackTts = create_tts(settings.tts)
+    apology = tts.telephone(prompts.APOLOGY)  # made before any drill can touch the voice: a fault needs it
+    drills = None
+    if settings.gateway.fault_drills:
+        drills = Drills()
+        asr, tts = DrillAsr(asr, drills), DrillTts(tts, drills)  # type: ignore[assignment]
+        log.warning("fault drills are enabled (HELPLINE_GATEWAY__FAULT_DRILLS): not for a production line")
     return Runtime(
+        drills=drills,
         store=store,
         accounts=accounts,
         queue_table=queue_table,
@@ -212,11 +189,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             settings.domain_file,
         )
         runtime_ = app.state.runtime
-        interrupted = await asyncio.to_thread(runtime_.store.mark_interrupted, runtime_.worker)
-        if interrupted:
-            log.warning("%d call(s) this gateway held when it last stopped were marked interrupted", interrupted)
-        runtime_.turn_writer = TurnWriter(runtime_.store)
-        runtime_.turn_writer.start()
+        worker_name = re.sub(r"[^A-Za-z0-9_.-]", "_", runtime_.worker)
+        runtime_.writer = StoreWriter(runtime_.store, settings.data_dir / "journal" / f"store-{worker_name}.jsonl")
+        runtime_.writer.start()  # first what an earlier run left unstored, then the calls it held are marked
+        runtime_.writer.put("mark_interrupted", runtime_.worker)
         if app.state.runtime.call_control is None:
             log.warning("no Twilio account configured: routed calls reach their queue when the media stream ends")
         # The fixed sentences are synthesised once, in the background: a first caller should not wait for Piper.
@@ -228,7 +204,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         )
         yield
         prewarm.cancel()
-        await runtime_.turn_writer.stop()
+        await runtime_.writer.stop()
         if runtime is None:
             await app.state.runtime.rasa.aclose()
             app.state.runtime.store.close()
@@ -249,6 +225,22 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "tts": runtime_.tts.primary.name,
             "voice_cache": "warm" if runtime_.voice_warm.is_set() else "warming",
         }
+
+    @app.api_route("/drills/{part}", methods=["POST", "DELETE"])
+    async def drill(part: str, request: Request) -> dict[str, Any]:
+        """Arm (POST) or disarm (DELETE) a fault drill; 404 unless drills are enabled, 403 from another host."""
+        drills = rt(request).drills
+        if drills is None:
+            raise HTTPException(status_code=404, detail="fault drills are not enabled")
+        if not _is_loopback(request.client.host if request.client else None):
+            raise HTTPException(status_code=403, detail="drills are armed from the gateway's own host only")
+        if part not in DRILL_PARTS:
+            raise HTTPException(status_code=400, detail=f"unknown part {part!r}; one of {', '.join(DRILL_PARTS)}")
+        if request.method == "POST":
+            drills.arm(part)
+        else:
+            drills.disarm(part)
+        return {"drills": drills.state}
 
     async def signed_form(request: Request, path: str) -> dict[str, str]:
         """The form of a webhook from Twilio, or 403 when its signature (over our public URL) is missing or wrong."""
@@ -299,10 +291,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         params = await signed_form(request, EVENTS_PATH)
         runtime_ = rt(request)
         events_url = public_url(runtime_.settings, EVENTS_PATH)
-        try:
-            text = await asyncio.to_thread(
-                record_expert_event,
-                runtime_.store,
+        try:  # stored through the journal: a database outage does not stop the caller's next step
+            text = record_expert_event(
+                functools.partial(runtime_.writer.put, "add_task_event"),
                 runtime_.queue_table,
                 events_url,
                 dict(request.query_params),
@@ -334,7 +325,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         record = runtime_.calls.get(call_sid)
         if record is None:
             raise HTTPException(status_code=404, detail=f"no call {call_sid}")
-        events_ = await asyncio.to_thread(runtime_.store.task_events, call_sid)
+        try:
+            events_ = await asyncio.to_thread(runtime_.store.task_events, call_sid)
+        except SQLAlchemyError as e:  # the record itself is in memory; the experts' events wait for the database
+            log.error("call %s: expert events not readable: %s", call_sid, e)
+            events_ = []
         return JSONResponse(
             record.as_dict()
             | {
@@ -415,12 +410,16 @@ class MediaStreamHandler:
                 agent=public_url(rt.settings, f"{AGENT_PATH}/{record.call_sid}"),
             )
             await hand_over(
-                record, self._caller_key, rt.store, rt.vocabulary, rt.call_control, rt.settings.asr.language, urls
+                record,
+                self._caller_key,
+                rt.store,
+                rt.writer,
+                rt.vocabulary,
+                rt.call_control,
+                rt.settings.asr.language,
+                urls,
             )
-        try:
-            await asyncio.to_thread(rt.store.call_ended, record.as_dict())
-        except SQLAlchemyError as e:
-            log.error("call %s: record not stored: %s", record.call_sid, e)
+        rt.writer.put("call_ended", record.as_dict())
 
     async def _wait_finished(self) -> None:
         """Ends when the session finished the bot part (handoff or goodbye); never before a session exists."""
@@ -474,17 +473,13 @@ class MediaStreamHandler:
             self._send,
             keypad=rt.keypad,
             smalltalk=rt.smalltalk,
-            on_turn=rt.turn_writer.put if rt.turn_writer is not None else None,
+            on_turn=lambda sid, turn: rt.writer.put("save_turn", sid, dict(vars(turn))),
         )
         rt.keep(self._session.record)
         record = self._session.record
         self._caller_key = caller_key(start.custom_parameters.get("from", ""), rt.settings.caller_key_secret)
-        try:  # written at once: a repeat caller is recognised even if this call ends badly
-            await asyncio.to_thread(
-                rt.store.call_started, record.call_sid, record.caller, self._caller_key, record.started_at, rt.worker
-            )
-        except SQLAlchemyError as e:
-            log.error("call %s: start not stored: %s", record.call_sid, e)
+        # Written at once (a repeat caller is recognised even if this call ends badly), but never waited for.
+        rt.writer.put("call_started", record.call_sid, record.caller, self._caller_key, record.started_at, rt.worker)
         self._session.begin()
         self._session_started.set()
         log.info("call %s started (stream %s)", start.call_sid, start.stream_sid)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,12 +15,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
+from analytics.writer import StoreWriter
 from telephony import prompts
 from telephony.call_control import QUEUES, CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
 from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
 from telephony.session import CallRecord
 
 log = logging.getLogger(__name__)
+
+REPEAT_LOOKUP_TIMEOUT_S = 2.0  # the repeat-caller flag is not worth keeping a caller from their expert
+AddEvent = Callable[..., None]  # CallStore.add_task_event's arguments, written through the StoreWriter
 
 # TaskRouter event types -> our event kinds (the rest are not about handling time and are ignored).
 TASKROUTER_EVENTS = {
@@ -48,6 +53,7 @@ async def hand_over(
     record: CallRecord,
     caller_key: str,
     store: CallStore,
+    writer: StoreWriter,
     vocabulary: RoutingVocabulary,
     control: CallControl | None,
     language: str,
@@ -56,10 +62,12 @@ async def hand_over(
     """Build, validate and store the packet of a routed call, then move the live call to its queue."""
     assert record.handoff is not None
     sid = record.call_sid
-    try:
-        previous = await asyncio.to_thread(store.previous_calls, caller_key, sid, record.started_at)
-    except SQLAlchemyError as e:
-        log.error("call %s: repeat-caller lookup failed: %s", sid, e)
+    try:  # a slow or absent database must not hold the caller back: the flag is then unknown (0)
+        previous = await asyncio.wait_for(
+            asyncio.to_thread(store.previous_calls, caller_key, sid, record.started_at), REPEAT_LOOKUP_TIMEOUT_S
+        )
+    except (SQLAlchemyError, TimeoutError) as e:
+        log.error("call %s: repeat-caller lookup failed: %r", sid, e)
         previous = 0
     try:
         record.packet = build_packet(
@@ -73,20 +81,12 @@ async def hand_over(
     except (PacketInvalid, KeyError, TypeError) as e:  # a bug of ours: the caller still reaches a person
         log.exception("call %s: no handoff packet (%s); the call goes to the fallback number", sid, e)
     if record.packet is not None:
-        try:
-            await asyncio.to_thread(store.save_handoff, sid, record.packet)
-        except SQLAlchemyError as e:
-            log.error("call %s: handoff packet not stored: %s", sid, e)
+        writer.put("save_handoff", sid, record.packet)
     if control is None:
         record.delivery = "stream_end"  # the voice webhook's redirect takes the call to the handoff URL
         return
     record.delivery = await control.route(sid, urls.handoff, urls.events)
-    try:
-        await asyncio.to_thread(
-            store.add_task_event, sid, record.handoff.queue, f"redirect_{record.delivery}", "gateway"
-        )
-    except SQLAlchemyError as e:
-        log.error("call %s: redirect event not stored: %s", sid, e)
+    writer.put("add_task_event", sid, record.handoff.queue, f"redirect_{record.delivery}", "gateway")
 
 
 def transfer_twiml(
@@ -97,7 +97,11 @@ def transfer_twiml(
     if record is not None:
         packet, farewell, delivery = record.packet, record.farewell, record.delivery
     else:
-        row = store.call(call_sid)
+        try:
+            row = store.call(call_sid)
+        except SQLAlchemyError as e:  # the database is out: a person on the fallback number, never an error
+            log.error("call %s: its record could not be read for the handoff: %s", call_sid, e)
+            row = None
         packet = row.packet if row else None
         farewell = bool(row and row.record and row.record.get("farewell"))
         delivery = str(row.record.get("delivery", "")) if row and row.record else ""
@@ -121,35 +125,37 @@ def _call_id(value: str | None) -> str:
 
 
 def record_expert_event(
-    store: CallStore, table: QueueTable, events_url: str, query: dict[str, str], form: dict[str, str]
+    add_event: AddEvent, table: QueueTable, events_url: str, query: dict[str, str], form: dict[str, str]
 ) -> str:
     """Record one callback; return the TwiML Twilio should run next (action callbacks) or an empty response."""
     source = query.get("source")
     if source == "enqueue":
-        return _enqueue_result(store, table, events_url, _call_id(query.get("call")), _queue(query.get("queue")), form)
+        return _enqueue_result(
+            add_event, table, events_url, _call_id(query.get("call")), _queue(query.get("queue")), form
+        )
     if source == "dial":
-        return _dial_result(store, table, events_url, query, form)
+        return _dial_result(add_event, table, events_url, query, form)
     if "EventType" in form:
-        _taskrouter_event(store, form)
+        _taskrouter_event(add_event, form)
         return str(VoiceResponse())
     raise BadEvent("neither a TaskRouter event nor an action callback")
 
 
 def _enqueue_result(
-    store: CallStore, table: QueueTable, events_url: str, call: str, queue: str, form: dict[str, str]
+    add_event: AddEvent, table: QueueTable, events_url: str, call: str, queue: str, form: dict[str, str]
 ) -> str:
     result = form.get("QueueResult", "")
     details = {"queue_result": result, "queue_time_s": form.get("QueueTime")}
     if result in QUEUE_FAILURES:
-        store.add_task_event(call, queue, "failed", "enqueue", details=details)
+        add_event(call, queue, "failed", "enqueue", details=details)
         log.error("call %s: queue %s failed (%s); dialling the fallback number", call, queue, result)
         return fallback_twiml(table, call, events_url)
-    store.add_task_event(call, queue, "left_queue", "enqueue", details=details)
+    add_event(call, queue, "left_queue", "enqueue", details=details)
     return hangup_twiml()
 
 
 def _dial_result(
-    store: CallStore, table: QueueTable, events_url: str, query: dict[str, str], form: dict[str, str]
+    add_event: AddEvent, table: QueueTable, events_url: str, query: dict[str, str], form: dict[str, str]
 ) -> str:
     call, queue = _call_id(query.get("call")), _queue(query.get("queue"))
     status = form.get("DialCallStatus", "")
@@ -160,10 +166,10 @@ def _dial_result(
         except ValueError as e:
             raise BadEvent("DialCallDuration is not a number") from e
         now = utcnow()
-        store.add_task_event(call, queue, "accepted", "dial", at=now - timedelta(seconds=duration), details=details)
-        store.add_task_event(call, queue, "completed", "dial", at=now, handled_s=duration, details=details)
+        add_event(call, queue, "accepted", "dial", at=now - timedelta(seconds=duration), details=details)
+        add_event(call, queue, "completed", "dial", at=now, handled_s=duration, details=details)
         return hangup_twiml()
-    store.add_task_event(call, queue, "failed", "dial", details=details)
+    add_event(call, queue, "failed", "dial", details=details)
     if query.get("fallback") != "1":
         log.error("call %s: dialling queue %s failed (%s); dialling the fallback number", call, queue, status)
         return fallback_twiml(table, call, events_url)
@@ -174,7 +180,7 @@ def _dial_result(
     return str(response)
 
 
-def _taskrouter_event(store: CallStore, form: dict[str, str]) -> None:
+def _taskrouter_event(add_event: AddEvent, form: dict[str, str]) -> None:
     kind = TASKROUTER_EVENTS.get(form["EventType"])
     if kind is None:
         return
@@ -189,7 +195,7 @@ def _taskrouter_event(store: CallStore, form: dict[str, str]) -> None:
         at = datetime.fromtimestamp(int(form["Timestamp"]), UTC) if form.get("Timestamp") else utcnow()
     except (ValueError, OverflowError) as e:
         raise BadEvent("Timestamp is not epoch seconds") from e
-    store.add_task_event(
+    add_event(
         _call_id(str(attributes["call_id"])),
         _queue(str(attributes.get("queue"))),
         kind,
