@@ -19,6 +19,9 @@ class GatewaySettings(BaseModel):
     port: int = Field(8080, ge=1, le=65535)
     # The https base URL Twilio reaches us at (behind a tunnel or reverse proxy). Signatures are computed over it.
     public_url: str | None = None
+    # Fault drills (telephony/drills.py): loopback-only /drills/{asr,tts} make that part fail on purpose, so an
+    # operator (and the tests) can hear what a caller hears when it breaks. Off in production.
+    fault_drills: bool = False
 
 
 class RasaSettings(BaseModel):
@@ -27,8 +30,9 @@ class RasaSettings(BaseModel):
     actions_host: str = LOOPBACK
     actions_port: int = Field(5055, ge=1, le=65535)
     venv: Path = REPO_ROOT / ".venv-rasa"
-    # Seconds to wait for a reply before the turn counts as a fault.
-    timeout_s: float = Field(10.0, gt=0)
+    # Seconds to wait for a reply before the turn counts as a fault (the caller waits that long in silence before
+    # the apology: a healthy server answers in tens of milliseconds, 40 calls at once in under a second).
+    timeout_s: float = Field(4.0, gt=0)
     startup_timeout_s: float = Field(240.0, gt=0)
 
     @property

@@ -683,6 +683,14 @@ class CallSession:
         turn.intent_ranking = [{"name": n, "confidence": round(c, 4)} for n, c in result.intent_ranking[:5]]
         # Entity values are the caller's words: a personal identity number is one.
         turn.entities = [{**e, "value": redact_text(str(e.get("value", "")))} for e in result.entities]
+        if not result.details and result.intent not in self._smalltalk:
+            # Every request but small talk is decided by a custom action, whose message carries the decision. None
+            # came: the action server failed, and Rasa carried on with only what its rules say ("anything else?").
+            log.error("call %s: turn %d (%s) got no decision from the action server", self.call_sid, turn.index,
+                      result.intent)  # fmt: skip
+            turn.error = "actions: no decision from the action server"
+            await self._fault_handoff("action server unavailable", turn)
+            return
         turn.decision, turn.reply = result.decision, result.reply
         log.info(
             "call %s: turn %d: intent=%s (%.2f) decision=%s",

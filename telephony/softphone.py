@@ -192,13 +192,17 @@ class Softphone:
         return public_url.replace(base, local, 1) if public_url.startswith(base) else public_url
 
     async def call(
-        self, caller_turns: Sequence[np.ndarray | CallerAction], stray_messages: tuple[str | bytes, ...] = ()
+        self,
+        caller_turns: Sequence[np.ndarray | CallerAction],
+        stray_messages: tuple[str | bytes, ...] = (),
+        call_sid: str | None = None,
     ) -> SoftphoneResult:
         """Place one call: greeting, then each caller action (audio alone means ``Say``) in turn.
 
         ``stray_messages`` are sent raw right after ``start``: a line-noise test of the gateway's robustness.
+        ``call_sid`` fixes the call's id (default: a new one), so the call can be watched while it is in progress.
         """
-        call_sid = "CA" + uuid.uuid4().hex
+        call_sid = call_sid or "CA" + uuid.uuid4().hex
         stream_sid = "MZ" + uuid.uuid4().hex
         stream_url, parameters = await self._dial(call_sid)
         signature = self._validator.compute_signature(stream_url, {})
