@@ -177,12 +177,9 @@ def _ensure_postgres() -> None:
     pytest.fail(f"PostgreSQL does not answer at {POSTGRES_ADMIN_URL} and could not be started")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty call store: a SQLite file, or a new database on the real PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
+@contextlib.contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new, empty database on the machine's real PostgreSQL server (SQLAlchemy URL), dropped on exit."""
     import uuid
 
     import psycopg
@@ -197,6 +194,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty call store: a SQLite file, or a new database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    with fresh_postgres_database() as url:
+        yield url
 
 
 def add_user(settings, username: str, role: str, password: str) -> None:
@@ -214,3 +221,14 @@ def add_user(settings, username: str, role: str, password: str) -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def signed_post(settings: Settings, path: str, params: dict[str, str], query: str = "") -> Any:
+    """A webhook as Twilio sends it: form-encoded, signed over the public URL with the auth token."""
+    import httpx
+    from twilio.request_validator import RequestValidator
+
+    public = f"{settings.public_base_url}{path}" + (f"?{query}" if query else "")
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(public, params)
+    local = f"{settings.gateway_url}{path}" + (f"?{query}" if query else "")
+    return httpx.post(local, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)

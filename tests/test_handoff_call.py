@@ -11,25 +11,16 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from twilio.request_validator import RequestValidator
 
 from telephony.call_control import CallControl, QueueTable
 from telephony.handoff import validate_packet
 from telephony.softphone import Softphone
-from tests.conftest import add_user, spoken
+from tests.conftest import add_user, signed_post, spoken
 from voice.wer import wer
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
 EVENTS = "/twilio/events"
-
-
-def signed_post(settings, path: str, params: dict[str, str], query: str = "") -> httpx.Response:
-    """A webhook as Twilio sends it: form-encoded, signed over the public URL with the auth token."""
-    public = f"{settings.public_base_url}{path}" + (f"?{query}" if query else "")
-    signature = RequestValidator(settings.twilio_auth_token).compute_signature(public, params)
-    local = f"{settings.gateway_url}{path}" + (f"?{query}" if query else "")
-    return httpx.post(local, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,271 @@
+"""Faults injected for real into a line of its own (action server, Rasa server and gateway processes, a call store on
+the machine's PostgreSQL behind a port we can close, the Twilio stand-in): the Rasa server stopped (SIGSTOP: slow)
+and killed, the action server killed, the database's port closed, Twilio's REST API failing, and the in-process
+speech engines failing (fault drills). Whatever breaks, the caller hears the apology and reaches `general` with
+what was said so far, or, where the fault does not stop the assistant (the database), is served as usual; and the
+call's record is complete in the store once the fault has cleared.
+
+The module's own processes are killed here; the test session's shared line is not touched. Tests run in order: the
+Rasa server is killed last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from analytics.store import CallStore
+from helpline.services import ManagedProcess, Stack
+from helpline.settings import Settings
+from telephony import prompts
+from telephony.handoff import validate_packet
+from telephony.softphone import Silence, Softphone
+from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = [pytest.mark.rasa, pytest.mark.models]
+
+ANSWERABLE = "What are your opening hours?"
+SECOND = "How do I report a new bank account?"
+
+
+@dataclass
+class FaultLine:
+    settings: Settings
+    stack: Stack
+    db_proxy: TcpProxy
+    store: CallStore  # straight to PostgreSQL, not through the proxy: what the store holds, whatever the gateway sees
+
+    def process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.stack.processes if p.name == name)
+
+
+@pytest.fixture(scope="module")
+def line(test_settings: Settings) -> Iterator[FaultLine]:
+    with fresh_postgres_database() as url, TcpProxy("127.0.0.1", 5432) as db_proxy:
+        proxied = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{db_proxy.port}/")
+        assert proxied != url, url
+        settings = test_settings.model_copy(
+            update={
+                "gateway": test_settings.gateway.model_copy(update={"port": free_port(), "fault_drills": True}),
+                "rasa": test_settings.rasa.model_copy(update={"port": free_port(), "actions_port": free_port()}),
+                "database_url": proxied,
+            }
+        )
+        stack = Stack(settings, ensure_model=False)
+        with stack:
+            _wait(lambda: _get(f"{settings.gateway_url}/healthz").get("voice_cache") == "warm", 120, "voice warm")
+            store = CallStore.open(url)
+            try:
+                yield FaultLine(settings, stack, db_proxy, store)
+            finally:
+                store.close()
+
+
+def _get(url: str) -> dict[str, Any]:
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.HTTPError:
+        return {}
+    return response.json() if response.status_code == 200 else {}
+
+
+def _wait(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
+        time.sleep(0.2)
+
+
+async def _decided_turns(settings: Settings, sid: str, n: int, timeout_s: float = 60) -> None:
+    """Until the gateway has decided ``n`` turns of call ``sid`` (the call goes on meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = await asyncio.to_thread(_get, f"{settings.gateway_url}/api/calls/{sid}")
+        if sum(1 for t in record.get("turns", []) if t.get("decision")) >= n:
+            return
+        assert time.monotonic() < deadline, f"call {sid}: {n} turn(s) not decided in {timeout_s} s"
+        await asyncio.sleep(0.1)
+
+
+async def _drill(line: FaultLine, part: str, method: str) -> None:
+    async with httpx.AsyncClient(timeout=5) as http:
+        (await http.request(method, f"{line.settings.gateway_url}/drills/{part}")).raise_for_status()
+
+
+def _new_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+def _assert_apology_then_general(result: dict[str, Any], reason: str, context: list[str]) -> dict[str, Any]:
+    """The caller heard the apology and was put through to `general`, flagged as a fault, with ``context`` (what
+    they had said) in the packet; returns the packet."""
+    assert prompts.APOLOGY in result["said"], result["said"]
+    assert result["handoff"]["queue"] == "general" and result["handoff"]["fault"], result["handoff"]
+    assert reason in result["handoff"]["reason"], result["handoff"]
+    packet = result["packet"]
+    validate_packet(packet)
+    assert packet["queue"] == "general" and packet["flags"]["fault"] is True
+    said = " ".join(t["text"] for t in packet["transcript"]).lower()
+    for words in context:
+        assert words in said, (words, packet["transcript"])
+    return packet
+
+
+def _assert_stored(line: FaultLine, sid: str, outcome: str, turns: int, timeout_s: float = 30) -> None:
+    """The call's record is complete in PostgreSQL: ended, with its outcome, every turn and (routed) its packet."""
+
+    def complete() -> bool:
+        call = line.store.call(sid)
+        return call is not None and call.status == "ended" and len(line.store.turns(sid)) == turns
+
+    _wait(complete, timeout_s, f"call {sid} complete in the store")
+    call = line.store.call(sid)
+    assert call.outcome == outcome
+    if outcome.startswith("routed") or outcome == "failed":
+        assert call.packet is not None and call.packet["call_id"] == sid
+
+
+async def test_database_port_closed_during_calls_the_callers_are_served_and_nothing_is_lost(line, caller_voice):
+    line.db_proxy.close()
+    try:
+        sid = _new_sid()
+        caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, "I want to talk to a person.")]
+        result = (await Softphone(line.settings, speed=2.0).call(caller, call_sid=sid)).as_dict()
+        # Not a fault for the caller: answered, then put through to a person as asked, while nothing can be stored.
+        assert prompts.APOLOGY not in result["said"]
+        assert result["turns"][0]["decision"] == "answer:opening_hours"
+        assert result["outcome"] == "routed:general" and not result["handoff"]["fault"]
+        assert line.store.call(sid) is None  # the database really was out of reach
+        journal = list((line.settings.data_dir / "journal").glob(f"store-*{line.settings.gateway.port}.jsonl"))
+        assert journal and sid in journal[0].read_text(), "the writes wait in the gateway's journal"
+    finally:
+        line.db_proxy.open()
+    _assert_stored(line, sid, "routed:general", turns=2)
+    events = [e.kind for e in line.store.task_events(sid)]
+    assert events == ["redirect_queue"], events
+    assert journal[0].read_text() == ""  # all stored: the journal is empty again
+
+
+async def test_speech_recognition_failing_mid_call(line, caller_voice):
+    sid = _new_sid()
+    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
+    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
+    await _decided_turns(line.settings, sid, 1)
+    await _drill(line, "asr", "POST")
+    try:
+        result = (await call).as_dict()
+    finally:
+        await _drill(line, "asr", "DELETE")
+    _assert_apology_then_general(result, "speech recognition failed", ["opening"])
+    _assert_stored(line, sid, "failed", turns=2)
+
+
+async def test_speech_synthesis_failing_mid_call(line, caller_voice):
+    sid = _new_sid()
+    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
+    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
+    await _decided_turns(line.settings, sid, 1)
+    await _drill(line, "tts", "POST")
+    try:
+        result = (await call).as_dict()
+    finally:
+        await _drill(line, "tts", "DELETE")
+    # Both voices (Piper and its espeak-ng fallback) fail: the apology was synthesised when the gateway started.
+    _assert_apology_then_general(result, "speech synthesis failed", ["opening", "bank account"])
+    _assert_stored(line, sid, "failed", turns=2)
+
+
+async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_voice):
+    rasa = line.process("rasa server")
+    # At the start: no greeting comes from a stalled server; the caller hears the apology after the timeout.
+    os.killpg(rasa.process.pid, signal.SIGSTOP)
+    try:
+        sid = _new_sid()
+        result = (await Softphone(line.settings, speed=2.0).call([Silence()], call_sid=sid)).as_dict()
+    finally:
+        os.killpg(rasa.process.pid, signal.SIGCONT)
+    _assert_apology_then_general(result, "dialogue server unavailable at call start", [])
+    assert result["said"][0] == prompts.APOLOGY
+    _assert_stored(line, sid, "failed", turns=0)
+
+    # Mid-call: the first question is answered, the server stalls, the second question meets the timeout.
+    sid = _new_sid()
+    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
+    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
+    await _decided_turns(line.settings, sid, 1)
+    os.killpg(rasa.process.pid, signal.SIGSTOP)
+    try:
+        result = (await call).as_dict()
+    finally:
+        os.killpg(rasa.process.pid, signal.SIGCONT)
+    _assert_apology_then_general(result, "dialogue server unavailable", ["opening", "bank account"])
+    assert result["turns"][1]["error"].startswith("nlu:")
+    _assert_stored(line, sid, "failed", turns=2)
+
+
+async def test_action_server_killed_mid_call(line, caller_voice):
+    actions = line.process("action server")
+    sid = _new_sid()
+    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
+    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
+    await _decided_turns(line.settings, sid, 1)
+    os.killpg(actions.process.pid, signal.SIGKILL)
+    actions.process.wait(timeout=10)
+    try:
+        result = (await call).as_dict()
+    finally:
+        actions.start()
+        _wait(actions.health, 120, "action server back")
+    _assert_apology_then_general(result, "action server unavailable", ["opening", "bank account"])
+    _assert_stored(line, sid, "failed", turns=2)
+    # Back up, the line answers again.
+    after = (await Softphone(line.settings, speed=2.0).call([spoken(caller_voice, ANSWERABLE)])).as_dict()
+    assert after["turns"][0]["decision"] == "answer:opening_hours" and prompts.APOLOGY not in after["said"]
+
+
+async def test_twilio_rest_api_failing_when_a_call_is_routed(line, caller_voice, twilio_standin):
+    attempts = line.settings.twilio.rest_attempts
+    twilio_standin.fail_next(500, count=attempts + 1)  # the queue redirect and the fallback redirect both fail
+    sid = _new_sid()
+    said = "I got a decision about my sickness benefit last week and I want to appeal it."
+    result = (await Softphone(line.settings, speed=2.0).call([spoken(caller_voice, said)], call_sid=sid)).as_dict()
+    assert result["outcome"] == "routed:appeals"
+    assert len(twilio_standin.calls_to(sid)) == attempts + 1
+    # The stream has ended: Twilio goes on with the voice webhook's <Redirect> to the handoff URL, which still
+    # puts the caller into the appeals queue with the packet.
+    answer = signed_post(line.settings, f"/twilio/handoff/{sid}", {"CallSid": sid})
+    assert answer.status_code == 200
+    enqueue = ET.fromstring(answer.text).find("Enqueue")
+    assert enqueue is not None and json.loads(enqueue.find("Task").text)["queue"] == "appeals"
+    _assert_stored(line, sid, "routed:appeals", turns=1)
+
+
+async def test_dialogue_server_killed_mid_call_and_down_at_call_start(line, caller_voice):
+    rasa = line.process("rasa server")
+    sid = _new_sid()
+    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
+    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
+    await _decided_turns(line.settings, sid, 1)
+    os.killpg(rasa.process.pid, signal.SIGKILL)  # the port closes: connections are refused
+    rasa.process.wait(timeout=10)
+    result = (await call).as_dict()
+    _assert_apology_then_general(result, "dialogue server unavailable", ["opening", "bank account"])
+    _assert_stored(line, sid, "failed", turns=2)
+
+    sid = _new_sid()
+    result = (await Softphone(line.settings, speed=2.0).call([Silence()], call_sid=sid)).as_dict()
+    _assert_apology_then_general(result, "dialogue server unavailable at call start", [])
+    _assert_stored(line, sid, "failed", turns=0)
+    assert _get(f"{line.settings.gateway_url}/healthz")["status"] == "ok"  # the gateway itself goes on
