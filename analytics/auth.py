@@ -1,5 +1,5 @@
 """Logins for the web pages: users with roles, scrypt password hashes, server-side sessions that expire, and a
-lockout after repeated failed logins."""
+lockout after repeated failed logins (per account, and per client address)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -147,3 +150,38 @@ class Accounts:
     def logout(self, token: str) -> None:
         with self._store.sessions.begin() as db:
             db.execute(delete(WebSession).where(WebSession.token_hash == _token_hash(token)))
+
+
+class LoginThrottle:
+    """Failed logins per client address in a sliding window: past the limit, that address is refused (HTTP 429)
+    before any password is checked. Complements the per-account lockout: a brute force spread over many user
+    names is stopped too. In memory, per gateway process."""
+
+    def __init__(self, max_failures: int = 20, window: timedelta = timedelta(minutes=10)):
+        self._max = max_failures
+        self._window = window.total_seconds()
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(address, deque())
+        while failures and failures[0] <= now - self._window:
+            failures.popleft()
+        return failures
+
+    def retry_after_s(self, address: str) -> int:
+        """0 when the address may try; else seconds until its oldest counted failure leaves the window."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._recent(address, now)
+            if len(failures) < self._max:
+                return 0
+            return max(1, int(failures[0] + self._window - now) + 1)
+
+    def failed(self, address: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._recent(address, now).append(now)
+            if len(self._failures) > 10_000:  # addresses with no failure in the window are forgotten
+                for key in [k for k, v in self._failures.items() if not v or v[-1] <= now - self._window]:
+                    del self._failures[key]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +18,10 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from analytics.auth import Accounts, LoginFailed, SignedIn
+from analytics.auth import Accounts, LoginFailed, LoginThrottle, SignedIn
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
+
+log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "helpline_session"
 LOGIN_CSRF_COOKIE = "helpline_login_csrf"
@@ -35,6 +38,7 @@ class WebContext:
     baseline_aht_s: float | None = None  # people-only average handling time the dashboard compares with
     nlu_dir: Path | None = None  # the training data the review queue adds examples to
     domain_file: Path | None = None
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _encoder: Any = None
 
     def encoder(self) -> Any:
@@ -115,9 +119,19 @@ async def login(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
         raise HTTPException(status_code=403, detail="the login form expired; reload the page")
+    address = request.client.host if request.client else "unknown"
+    wait_s = web.throttle.retry_after_s(address)
+    if wait_s:
+        log.warning("login refused: too many failed logins from %s", address)
+        raise HTTPException(
+            status_code=429,
+            detail=f"too many failed logins from this address; try again in {wait_s} s",
+            headers={"Retry-After": str(wait_s)},
+        )
     try:
         token, user = await asyncio.to_thread(web.accounts.login, username, password)
     except LoginFailed as e:
+        web.throttle.failed(address)
         return page(request, "login.html", 401, csrf_token=expected, next=_safe_next(next), error=str(e), user=None)
     response = RedirectResponse(_safe_next(next), status_code=303)
     max_age = int((user.expires_at - utcnow()).total_seconds())

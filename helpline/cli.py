@@ -35,7 +35,7 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
         port=settings.gateway.port,
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's loggers go through our (redacting) handlers
-        ws_max_size=1 << 20,
+        ws_max_size=1 << 16,  # a media message is about 400 bytes; a bigger frame closes the stream (1009)
     )
     return 0
 

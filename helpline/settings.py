@@ -22,6 +22,9 @@ class GatewaySettings(BaseModel):
     # Fault drills (telephony/drills.py): loopback-only /drills/{asr,tts} make that part fail on purpose, so an
     # operator (and the tests) can hear what a caller hears when it breaks. Off in production.
     fault_drills: bool = False
+    # Twilio sends a media message every 20 ms for as long as a call lasts: a stream silent this long is dead
+    # (the far end vanished without a `stop`), and the call is ended.
+    stream_idle_timeout_s: float = Field(10.0, ge=1.0, le=300.0)
 
 
 class RasaSettings(BaseModel):

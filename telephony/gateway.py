@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
+import hmac
 import ipaddress
 import logging
 import re
@@ -18,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
@@ -63,6 +66,7 @@ HANDOFF_PATH = "/twilio/handoff"  # + /<call sid>: the TwiML that puts a call th
 EVENTS_PATH = "/twilio/events"  # TaskRouter event callbacks, <Enqueue>/<Dial> action callbacks
 AGENT_PATH = "/agent/calls"
 KEPT_CALL_RECORDS = 1000
+MAX_MEDIA_PAYLOAD = 8000  # bytes of mu-law in one media message: 1 s (Twilio sends 20 ms, 160 bytes)
 
 
 @dataclass
@@ -164,6 +168,27 @@ def prewarm_voice(runtime: Runtime) -> None:
     log.info("voice cache warm: %d sentences", len(sentences))
 
 
+STREAM_TOKEN = "stream_token"
+
+
+def stream_token(runtime: Runtime, call_sid: str) -> str:
+    """What the voice webhook gives Twilio to send back in the stream's `start`: a keyed hash of the call id."""
+    key = runtime.settings.twilio_auth_token.encode()
+    return hmac.new(key, f"stream:{call_sid}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def call_seen(runtime: Runtime, call_sid: str) -> bool:
+    """Whether this call has already had a media stream here or in the shared store (a replay); an unreachable
+    store is not a reason to refuse a caller, so then only this gateway's memory counts."""
+    if call_sid in runtime.calls:
+        return True
+    try:
+        row = await asyncio.wait_for(asyncio.to_thread(runtime.store.call, call_sid), timeout=2.0)
+    except (SQLAlchemyError, TimeoutError):
+        return False
+    return row is not None
+
+
 def _is_loopback(host: str | None) -> bool:
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback
@@ -211,6 +236,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     app = FastAPI(title="Helpline gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.include_router(web.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each bad field and why, without echoing what was sent (it may be an attack or personal data)."""
+        problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return JSONResponse({"detail": problems}, status_code=422)
+
     app.include_router(dashboard.router)
 
     def rt(request: Request | WebSocket) -> Runtime:
@@ -262,13 +294,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     @app.post(VOICE_PATH)
     async def voice(request: Request) -> Response:
         params = await signed_form(request, VOICE_PATH)
-        settings_ = rt(request).settings
+        runtime_ = rt(request)
+        settings_ = runtime_.settings
+        call_sid = params.get("CallSid", "")
+        if call_sid and await call_seen(runtime_, call_sid):
+            log.warning("refused a replayed voice webhook for call %s from %s", call_sid, request.client)
+            raise HTTPException(status_code=403, detail="this call has already been answered")
         response = VoiceResponse()
         connect = Connect()
         stream = connect.stream(url=media_stream_url(settings_))
         for name, key in (("from", "From"), ("to", "To"), ("call_sid", "CallSid")):
             if params.get(key):
                 stream.parameter(name=name, value=params[key])
+        if call_sid:  # binds the stream to this call: a start for any other call, or a second one, is refused
+            stream.parameter(name=STREAM_TOKEN, value=stream_token(runtime_, call_sid))
         response.append(connect)
         # Twilio carries on here once the stream ends. A caller who hung up is gone; one still on the line is put
         # through to wherever the assistant decided (or to a person if it could not), never dropped.
@@ -431,10 +470,16 @@ class MediaStreamHandler:
         await self._ws.send_text(text)
 
     async def _read(self) -> None:
+        idle_s = self._runtime.settings.gateway.stream_idle_timeout_s
         while True:
             try:
-                text = await self._ws.receive_text()
+                text = await asyncio.wait_for(self._ws.receive_text(), timeout=idle_s)
             except WebSocketDisconnect:
+                return
+            except TimeoutError:  # no `stop` will come: the far end is gone
+                log.warning("media stream: nothing received for %.0f s; the call is ended", idle_s)
+                if self._session is not None:
+                    self._session.note("stream_went_silent", after_s=idle_s)
                 return
             except (KeyError, RuntimeError) as e:  # a binary frame, or the socket already closed
                 self._malformed += 1
@@ -463,6 +508,14 @@ class MediaStreamHandler:
             )
             return False
         rt = self._runtime
+        if rt.settings.twilio.validate_signatures:
+            token = start.custom_parameters.get(STREAM_TOKEN, "")
+            if not hmac.compare_digest(token, stream_token(rt, start.call_sid)):
+                log.error("call %s: stream refused: its start does not carry this call's stream token", start.call_sid)
+                return False
+            if await call_seen(rt, start.call_sid):
+                log.error("call %s: stream refused: this call already had a stream (a replay)", start.call_sid)
+                return False
         self._session = CallSession(
             start,
             rt.settings,
@@ -501,9 +554,10 @@ class MediaStreamHandler:
             log.warning("media stream: message for another stream %s was ignored", event.stream_sid)
             return
         if isinstance(event, Media):
-            if len(event.payload) == 0 or len(event.payload) % 160:
+            if len(event.payload) == 0 or len(event.payload) % 160 or len(event.payload) > MAX_MEDIA_PAYLOAD:
                 self._malformed += 1
-                log.warning("media stream: media payload of %d bytes is not 20 ms frames", len(event.payload))
+                size = len(event.payload)
+                log.warning("media stream: a media payload of %d bytes is not whole 20 ms frames (<= 1 s)", size)
                 return
             for offset in range(0, len(event.payload), 160):
                 session.on_audio(event.payload[offset : offset + 160], event.timestamp_ms + offset // 8)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
 FALLBACK_QUEUE = "general"  # DOMAIN.md: explicit requests, anything not understood, any fault
-MAX_PENDING_INPUTS = 16
+MAX_PENDING_KEYS = 2  # keys waiting behind the turn in progress; more are a flood (dropped, counted)
 # With a streaming recogniser, an utterance ends before the VAD's end silence once the line has been silent for half
 # of it and the recogniser is done: its own endpointer closed the segment, or its words stopped changing for this many
 # chunks (of 100 ms).
@@ -299,6 +299,10 @@ class CallSession:
     def _event(self, kind: str, **details: Any) -> None:
         self.record.events.append({"at_ms": self._stream_ms, "kind": kind, **details})
 
+    def note(self, kind: str, **details: Any) -> None:
+        """An event of the call seen by the gateway rather than the session (e.g. the stream going silent)."""
+        self._event(kind, **details)
+
     # --- inbound events (called by the gateway's reader; never block) ----------------------------------------
 
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
@@ -434,9 +438,13 @@ class CallSession:
         if self._keypad is None:
             log.info("call %s: key %s ignored (keypad menu disabled)", self.call_sid, digit)
             return
-        if self._inputs.qsize() >= MAX_PENDING_INPUTS:
-            self._event("key_dropped", key=digit)
-            log.warning("call %s: key %s dropped: %d inputs already waiting", self.call_sid, digit, MAX_PENDING_INPUTS)
+        if self._inputs.qsize() >= MAX_PENDING_KEYS:  # a flood: one event per burst, counting its keys
+            last = self.record.events[-1] if self.record.events else {}
+            if last.get("kind") == "key_dropped":
+                last["count"] += 1
+            else:
+                self._event("key_dropped", count=1)
+                log.warning("call %s: keys dropped: %d inputs already waiting", self.call_sid, MAX_PENDING_KEYS)
             return
         self._listening_since_ms = None
         prompt = self._prompt
