@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from analytics.models import Call, TaskEvent, Turn
@@ -46,11 +46,16 @@ def create_db_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+MIGRATION_LOCK_KEY = 0x48454C50  # "HELP": PostgreSQL advisory lock held while the schema is migrated
+
+
 def upgrade_database(engine: Engine) -> None:
     """Bring the schema to the newest migration (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # gateways starting together: one migrates, the others wait
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
@@ -122,6 +127,16 @@ class CallStore:
                 call.ended_at = utcnow()
                 call.outcome = f"routed:{call.queue}" if call.packet is not None and call.queue else "failed"
             return len(calls)
+
+    def stream_lost(self, call_sid: str, outcome: str) -> bool:
+        """A call whose media stream ended without its gateway settling it (that gateway died): interrupted, with
+        where the caller went next. Only a call still in progress is changed; True if it was."""
+        with self.sessions.begin() as db:
+            call = db.get(Call, call_sid)
+            if call is None or call.status != "in_progress":
+                return False
+            call.status, call.ended_at, call.outcome = "interrupted", utcnow(), outcome
+            return True
 
     def call_ended(self, record: dict[str, Any]) -> None:
         """Write the finished call's record; its row exists from the start (created here if that write was lost)."""

@@ -26,34 +26,19 @@ import argparse
 import asyncio
 import json
 import os
-import random
-import statistics
 import time
 
 import numpy as np
 
+from helpline.loadgen import caller_audio, place_calls, summarise
 from helpline.services import Stack
-from helpline.settings import Settings, TtsSettings, load_settings
-from telephony.softphone import Softphone
+from helpline.settings import Settings, load_settings
 from voice.asr import ASR_ENGINES, create_asr
 from voice.asr.registry import load_builtin_engines
 from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
-from voice.tts.piper import PiperTts
 from voice.wer import corpus_wer
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "audio" / "real"
-
-CALLERS = (
-    ("When will my parental benefit be paid this month?", "Okay, what are your opening hours?"),
-    ("What are your opening hours?", "How do I report a new bank account?"),
-    ("How do I apply for housing allowance?", "Thank you, goodbye."),
-    ("How do I report a new bank account?", "Which documents do I need to send?"),
-    ("I can't log in to the website with my e-ID.", "How long does a decision take?"),
-)
-
-
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) if values else float("nan")
 
 
 def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
@@ -94,70 +79,6 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
                 cpu += best
                 seconds += len(audio) / rate
             print(f"{label:<28}{condition:<20}{corpus_wer(pairs):>7.3f}{cpu / seconds:>11.3f}{cpu / len(pairs):>11.2f}")
-
-
-def caller_audio() -> list[tuple[np.ndarray, ...]]:
-    voice = PiperTts(TtsSettings(length_scale=1.1))
-
-    def spoken(text: str) -> np.ndarray:
-        speech = voice.synthesize(text)
-        return speech.samples_at(TELEPHONE_RATE)
-
-    return [tuple(spoken(t) for t in turns) for turns in CALLERS]
-
-
-async def place_calls(settings: Settings, callers: list[tuple[np.ndarray, ...]], n: int, at_once: int) -> list[dict]:
-    """``n`` calls, ``at_once`` at a time, each started within a second of the previous one (callers do not all
-    dial on the same millisecond)."""
-    semaphore = asyncio.Semaphore(at_once)
-    rng = random.Random(7)
-
-    async def one(i: int) -> dict:
-        await asyncio.sleep(rng.uniform(0, 1.0) * (i % at_once))
-        async with semaphore:
-            try:
-                return (await Softphone(settings).call(list(callers[i % len(callers)]))).as_dict()
-            except Exception as e:  # a dropped call is a result here, not a crash of the benchmark
-                return {"error": repr(e), "turns": [], "outcome": "dropped"}
-
-    return await asyncio.gather(*(one(i) for i in range(n)))
-
-
-def peak_overlap(results: list[dict]) -> int:
-    """The most calls that were in progress at the same moment (from the gateway's start and end times)."""
-    from datetime import datetime
-
-    edges = []
-    for r in results:
-        if r.get("started_at") and r.get("ended_at"):
-            edges += [(datetime.fromisoformat(r["started_at"]), 1), (datetime.fromisoformat(r["ended_at"]), -1)]
-    peak = now = 0
-    for _, step in sorted(edges):
-        now += step
-        peak = max(peak, now)
-    return peak
-
-
-def summarise(results: list[dict], silence_ms: int) -> dict:
-    turns = [t for r in results for t in r["turns"] if t.get("transcript")]
-    latency = [t["latency_ms"] for t in turns if t["latency_ms"] is not None]
-    net = [v - silence_ms for v in latency]
-    return {
-        "calls": len(results),
-        "peak": peak_overlap(results),
-        "dropped": sum(1 for r in results if r.get("outcome") in ("dropped", "failed")),
-        "turns": len(turns),
-        "unanswered_turns": sum(1 for t in turns if t["latency_ms"] is None or t["error"]),
-        "p50": percentile(net, 50),
-        "p95": percentile(net, 95),
-        "p99": percentile(net, 99),
-        "p95_with_silence": percentile(latency, 95),
-        "asr_ms": statistics.mean(t["server"]["asr_ms"] for t in turns) if turns else float("nan"),
-        "nlu_ms": statistics.mean(t["server"]["nlu_ms"] for t in turns) if turns else float("nan"),
-        "tts_ms": statistics.mean(t["server"]["tts_ms"] for t in turns) if turns else float("nan"),
-        "speculated": sum((r.get("speculations") or {}).get("started", 0) for r in results),
-        "speculation_used": sum((r.get("speculations") or {}).get("used", 0) for r in results),
-    }
 
 
 def bench_latency(settings: Settings, callers: list[tuple[np.ndarray, ...]], calls: int) -> None:

@@ -41,7 +41,7 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from helpline.services import ServiceError, Stack
+    from helpline.services import Cluster, ServiceError, Stack
 
     stop = False
 
@@ -49,13 +49,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         nonlocal stop
         stop = True
 
-    stack = Stack(settings)
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        if args.gateways > 1 or args.rasa_servers > 1:  # ports follow the configured ones: 8080, 8081, ...
+            stack: Stack = Cluster(
+                settings,
+                [settings.gateway.port + i for i in range(args.gateways)],
+                [settings.rasa.port + i for i in range(args.rasa_servers)],
+            )
+        else:
+            stack = Stack(settings)
         with stack:
+            gateways = [g.gateway_url for g in stack.gateways] if isinstance(stack, Cluster) else [settings.gateway_url]
             print(
                 f"Helpline is up. Twilio voice webhook: {settings.public_base_url}/twilio/voice  "
-                f"(gateway on {settings.gateway_url}). Ctrl-C stops everything.",
+                f"(gateways on {', '.join(gateways)}). Ctrl-C stops everything.",
                 flush=True,
             )
             while not stop:
@@ -335,7 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="helpline", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("serve", help="start Rasa, the action server and the gateway; Ctrl-C stops all")
+    serve = sub.add_parser("serve", help="start Rasa, the action server and the gateway; Ctrl-C stops all")
+    serve.add_argument("--gateways", type=int, default=1, help="gateway processes (ports from the gateway port up)")
+    serve.add_argument("--rasa-servers", type=int, default=1, help="Rasa servers (shared tracker and lock store)")
     sub.add_parser("gateway", help="run only the gateway (what `serve` starts)")
 
     call = sub.add_parser("call", help="play recorded caller turns into the running gateway, like a phone call")

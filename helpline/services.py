@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -94,54 +95,9 @@ class Stack:
         self.processes: list[ManagedProcess] = []
 
     def _build(self) -> list[ManagedProcess]:
-        s = self.settings
-        logs = s.data_dir / "logs"
-        env = rasa_environment(s)
-        rasa = str(rasa_executable(s))
-        endpoints = write_rasa_endpoints(s)
-        processes = [
-            ManagedProcess(
-                "action server",
-                [rasa, "run", "actions", "--actions", "dialogues.actions", "-p", str(s.rasa.actions_port)],
-                env,
-                logs / "actions.log",
-                _http_ok(f"{s.rasa.actions_url}/health"),
-            ),
-            ManagedProcess(
-                "rasa server",
-                [
-                    rasa,
-                    "run",
-                    "--enable-api",
-                    "-i",
-                    s.rasa.host,
-                    "-p",
-                    str(s.rasa.port),
-                    "-m",
-                    str(serving_model(s)),
-                    "--endpoints",
-                    str(endpoints),
-                    "--credentials",
-                    str(endpoints.with_name("credentials.yml")),
-                ],
-                env,
-                logs / "rasa.log",
-                _http_ok(
-                    f"{s.rasa.url}/status",
-                    lambda r: r.status_code == 200 and bool(r.json().get("model_file")),
-                ),
-            ),  # fmt: skip
-        ]
+        processes = [action_server_process(self.settings), rasa_server_process(self.settings)]
         if self.with_gateway:
-            processes.append(
-                ManagedProcess(
-                    "gateway",
-                    [sys.executable, "-m", "helpline.cli", "gateway"],
-                    dict(os.environ) | settings_environment(s),
-                    logs / "gateway.log",
-                    _http_ok(f"{s.gateway_url}/healthz"),
-                )
-            )
+            processes.append(gateway_process(self.settings))
         return processes
 
     def start(self) -> None:
@@ -157,16 +113,7 @@ class Stack:
         self.warm_up()
 
     def warm_up(self) -> None:
-        """One message before the first caller: Rasa traces its TensorFlow graphs (NLU and dialogue policy) on
-        the first message, about a second that no caller should wait."""
-        try:
-            httpx.post(
-                f"{self.settings.rasa.url}/webhooks/rest/webhook",
-                json={"sender": "helpline-warm-up", "message": "hello"},
-                timeout=60,
-            )
-        except httpx.HTTPError as e:
-            log.warning("Rasa warm-up parse failed: %r", e)
+        warm_up_rasa(self.settings)
 
     def wait_healthy(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -207,20 +154,80 @@ class Stack:
         self.stop()
 
 
+def warm_up_rasa(settings: Settings) -> None:
+    """One message before the first caller: Rasa traces its TensorFlow graphs (NLU and dialogue policy) on the first
+    message, about a second that no caller should wait."""
+    try:
+        httpx.post(
+            f"{settings.rasa.url}/webhooks/rest/webhook",
+            json={"sender": "helpline-warm-up", "message": "hello"},
+            timeout=60,
+        )
+    except httpx.HTTPError as e:
+        log.warning("Rasa warm-up parse failed: %r", e)
+
+
+def action_server_process(s: Settings) -> ManagedProcess:
+    return ManagedProcess(
+        "action server",
+        [str(rasa_executable(s)), "run", "actions", "--actions", "dialogues.actions", "-p", str(s.rasa.actions_port)],
+        rasa_environment(s),
+        s.data_dir / "logs" / "actions.log",
+        _http_ok(f"{s.rasa.actions_url}/health"),
+    )
+
+
+def rasa_server_process(s: Settings, label: str = "") -> ManagedProcess:
+    endpoints = write_rasa_endpoints(s)
+    command = [
+        str(rasa_executable(s)), "run", "--enable-api", "-i", s.rasa.host, "-p", str(s.rasa.port),
+        "-m", str(serving_model(s)), "--endpoints", str(endpoints),
+        "--credentials", str(endpoints.with_name("credentials.yml")),
+    ]  # fmt: skip
+    return ManagedProcess(
+        f"rasa server{label}",
+        command,
+        rasa_environment(s),
+        s.data_dir / "logs" / f"rasa{label.replace(' ', '-')}.log",
+        _http_ok(f"{s.rasa.url}/status", lambda r: r.status_code == 200 and bool(r.json().get("model_file"))),
+    )
+
+
+def gateway_process(s: Settings, label: str = "") -> ManagedProcess:
+    return ManagedProcess(
+        f"gateway{label}",
+        [sys.executable, "-m", "helpline.cli", "gateway"],
+        dict(os.environ) | settings_environment(s),
+        s.data_dir / "logs" / f"gateway{label.replace(' ', '-')}.log",
+        _http_ok(f"{s.gateway_url}/healthz"),
+    )
+
+
 def write_rasa_endpoints(settings: Settings) -> Path:
-    """Rasa's endpoints.yml and credentials.yml, generated from Settings so ports live in one place."""
+    """Rasa's endpoints.yml and credentials.yml for the server on ``settings.rasa.port``, generated from Settings so
+    ports and stores live in one place."""
     run_dir = settings.runtime_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    endpoints = run_dir / "endpoints.yml"
+    endpoints = run_dir / f"endpoints-{settings.rasa.port}.yml"
     # Conversations live in a redacting SQL tracker store: no identity number is persisted, and a hot-reloaded
-    # model continues the calls in progress (a new agent reads the same trackers).
-    endpoints.write_text(
-        f"action_endpoint:\n  url: {settings.rasa.actions_url}/webhook\n"
-        "tracker_store:\n"
-        "  type: dialogues.tracker_store.RedactingSQLTrackerStore\n"
-        "  dialect: sqlite\n"
-        f"  db: {settings.data_dir / f'rasa-trackers-{settings.rasa.port}.db'}\n"
-    )
+    # model continues the calls in progress (a new agent reads the same trackers). A SQLite file per server by
+    # default; servers that share a PostgreSQL tracker store and a Redis lock store can each serve any call.
+    text = f"action_endpoint:\n  url: {settings.rasa.actions_url}/webhook\n"
+    text += "tracker_store:\n  type: dialogues.tracker_store.RedactingSQLTrackerStore\n"
+    tracker = settings.rasa.tracker_store_url
+    if tracker is None:
+        text += f"  dialect: sqlite\n  db: {settings.data_dir / f'rasa-trackers-{settings.rasa.port}.db'}\n"
+    else:
+        url = urlsplit(tracker)
+        text += f"  dialect: {url.scheme.split('+')[0]}\n  url: {url.hostname}\n  port: {url.port or 5432}\n"
+        text += f"  db: {url.path.lstrip('/')}\n  username: {unquote(url.username or '')}\n"
+        if url.password:
+            text += f"  password: {json.dumps(unquote(url.password))}\n"
+    if settings.rasa.lock_store_url is not None:
+        lock = urlsplit(settings.rasa.lock_store_url)
+        text += f"lock_store:\n  type: redis\n  url: {lock.hostname}\n  port: {lock.port or 6379}\n"
+        text += f"  db: {int(lock.path.lstrip('/') or 0)}\n  key_prefix: helpline\n"
+    endpoints.write_text(text)
     (run_dir / "credentials.yml").write_text("rest:\n")
     return endpoints
 
@@ -239,3 +246,45 @@ def settings_environment(settings: Settings) -> dict[str, str]:
             env[f"HELPLINE_{key}".upper()] = text(value)
     env["HELPLINE_TWILIO__AUTH_TOKEN"] = settings.twilio_auth_token
     return env
+
+
+class Cluster(Stack):
+    """Scale-out on one host (or the blueprint for several): one action server, several Rasa servers sharing a
+    PostgreSQL tracker store and a Redis lock store, and several gateways sharing the call store. Gateway i talks to
+    Rasa server i (mod their number) first and to the others when it refuses connections. Calls are spread over the
+    gateways by whatever sits in front of them (a load balancer; Twilio reaches one public URL)."""
+
+    def __init__(self, settings: Settings, gateway_ports: list[int], rasa_ports: list[int], ensure_model: bool = True):
+        if settings.rasa.tracker_store_url is None or settings.rasa.lock_store_url is None:
+            raise ServiceError(
+                "several Rasa servers need a shared tracker store and lock store: set HELPLINE_RASA__TRACKER_STORE_URL"
+                " (postgresql://...) and HELPLINE_RASA__LOCK_STORE_URL (redis://...)"
+            )
+        if len(gateway_ports) > 1 and settings.database.startswith("sqlite"):
+            raise ServiceError("several gateways need a shared call store: set HELPLINE_DATABASE_URL (postgresql)")
+        super().__init__(settings, with_gateway=True, ensure_model=ensure_model)
+        self.rasa_settings = [settings.model_copy(update={"rasa": settings.rasa.model_copy(update={"port": p})})
+                              for p in rasa_ports]  # fmt: skip
+        urls = [s.rasa.url for s in self.rasa_settings]
+        self.gateways: list[Settings] = []
+        for i, port in enumerate(gateway_ports):
+            own = i % len(rasa_ports)
+            rasa = settings.rasa.model_copy(
+                update={"port": rasa_ports[own], "backup_urls": urls[own + 1 :] + urls[:own]}
+            )
+            gateway = settings.gateway.model_copy(update={"port": port})
+            self.gateways.append(settings.model_copy(update={"gateway": gateway, "rasa": rasa}))
+
+    def _build(self) -> list[ManagedProcess]:
+        return [
+            action_server_process(self.settings),
+            *(rasa_server_process(s, f" {i + 1}") for i, s in enumerate(self.rasa_settings)),
+            *(gateway_process(s, f" {i + 1}") for i, s in enumerate(self.gateways)),
+        ]
+
+    def warm_up(self) -> None:
+        for s in self.rasa_settings:
+            warm_up_rasa(s)
+
+    def process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)

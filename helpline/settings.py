@@ -37,6 +37,13 @@ class RasaSettings(BaseModel):
     # the apology: a healthy server answers in tens of milliseconds, 40 calls at once in under a second).
     timeout_s: float = Field(4.0, gt=0)
     startup_timeout_s: float = Field(240.0, gt=0)
+    # Scale-out: Rasa servers that share one tracker store (postgresql://user@host:port/db) and Redis lock store
+    # (redis://host:port/db) can each continue any conversation; unset, each server keeps a SQLite file of its own.
+    tracker_store_url: str | None = None
+    lock_store_url: str | None = None
+    # Other Rasa servers of the deployment (http://host:port): a gateway whose own server refuses connections
+    # carries on with the next (only useful with a shared tracker store).
+    backup_urls: list[str] = Field(default_factory=list)
 
     @property
     def url(self) -> str:

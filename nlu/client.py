@@ -5,11 +5,14 @@ Talks to the Rasa server over HTTP: the REST channel for the turn, then the trac
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+log = logging.getLogger(__name__)
 
 DECISION_KINDS = ("answer", "route", "smalltalk", "clarify")
 
@@ -72,29 +75,45 @@ def decision_from(messages: list[dict[str, Any]], intent: str) -> tuple[str, dic
 
 
 class RasaClient:
-    """Async client for one Rasa server. Reuse one instance (it pools connections)."""
+    """Async client for a Rasa server. Reuse one instance (it pools connections).
 
-    def __init__(self, base_url: str, timeout_s: float):
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s)
+    With ``backup_urls`` (servers sharing one tracker and lock store), a request whose server refuses the
+    connection goes to the next server, which then serves until it fails in turn. Only a refused connection moves
+    on: a request that reached a server and timed out may have changed the conversation, and is a fault.
+    """
+
+    def __init__(self, base_url: str, timeout_s: float, backup_urls: list[str] | tuple[str, ...] = ()):
+        self._servers = [httpx.AsyncClient(base_url=url, timeout=timeout_s) for url in (base_url, *backup_urls)]
+        self._current = 0
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for server in self._servers:
+            await server.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        for attempt in range(len(self._servers)):
+            index = (self._current + attempt) % len(self._servers)
+            server = self._servers[index]
+            try:
+                response = await server.request(method, path, **kwargs)
+                response.raise_for_status()
+                if index != self._current:
+                    log.warning("Rasa at %s refused connections; now using %s", self._servers[self._current].base_url,
+                                server.base_url)  # fmt: skip
+                    self._current = index
+                return response.json()
+            except httpx.ConnectError as e:
+                if attempt == len(self._servers) - 1:
+                    raise NluUnavailable(f"Rasa {path} failed: {e!r}") from e
+            except (httpx.HTTPError, ValueError) as e:
+                raise NluUnavailable(f"Rasa {path} failed: {e!r}") from e
+        raise AssertionError("unreachable")
 
     async def _post(self, path: str, body: dict[str, Any], params: dict[str, str] | None = None) -> Any:
-        try:
-            response = await self._http.post(path, json=body, params=params)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise NluUnavailable(f"Rasa {path} failed: {e!r}") from e
+        return await self._request("POST", path, json=body, params=params)
 
     async def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
-        try:
-            response = await self._http.get(path, params=params)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError) as e:
-            raise NluUnavailable(f"Rasa {path} failed: {e!r}") from e
+        return await self._request("GET", path, params=params)
 
     async def is_ready(self) -> bool:
         """True once the server answers and has a model loaded."""

@@ -91,6 +91,7 @@ class Runtime:
     smalltalk: frozenset[str] = frozenset()
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
     drills: Drills | None = None  # fault drills, when enabled
+    active_calls: set[str] = field(default_factory=set)  # call sids with a live media stream here
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record
@@ -145,7 +146,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         asr=asr,
         tts=tts,
-        rasa=RasaClient(settings.rasa.url, settings.rasa.timeout_s),
+        rasa=RasaClient(settings.rasa.url, settings.rasa.timeout_s, settings.rasa.backup_urls),
         apology_audio=apology,
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
@@ -256,6 +257,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
             "asr": runtime_.settings.asr.engine,
             "tts": runtime_.tts.primary.name,
             "voice_cache": "warm" if runtime_.voice_warm.is_set() else "warming",
+            "calls_in_progress": len(runtime_.active_calls),
+            "tasks": len(asyncio.all_tasks()),
+            "store_writes_waiting": runtime_.writer.pending,
         }
 
     @app.api_route("/drills/{part}", methods=["POST", "DELETE"])
@@ -430,6 +434,7 @@ class MediaStreamHandler:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(asyncio.gather(reader, finisher, return_exceptions=True), timeout=5)
             if self._session is not None:
+                self._runtime.active_calls.discard(self._session.call_sid)
                 await self._end_call(self._session, bot_finished)
             with contextlib.suppress(RuntimeError, WebSocketDisconnect):
                 await self._ws.close()
@@ -529,6 +534,7 @@ class MediaStreamHandler:
             on_turn=lambda sid, turn: rt.writer.put("save_turn", sid, dict(vars(turn))),
         )
         rt.keep(self._session.record)
+        rt.active_calls.add(start.call_sid)
         record = self._session.record
         self._caller_key = caller_key(start.custom_parameters.get("from", ""), rt.settings.caller_key_secret)
         # Written at once (a repeat caller is recognised even if this call ends badly), but never waited for.

@@ -19,7 +19,7 @@ from analytics.writer import StoreWriter
 from telephony import prompts
 from telephony.call_control import QUEUES, CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
 from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
-from telephony.session import CallRecord
+from telephony.session import FALLBACK_QUEUE, CallRecord
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,9 @@ def transfer_twiml(
     call_sid: str, record: CallRecord | None, store: CallStore, table: QueueTable, events_url: str
 ) -> str:
     """What a call still on the line does next: its queue (with the packet), a hang-up after the caller's goodbye,
-    or — for anything else, including a call this gateway knows nothing of — a person on the fallback number."""
+    or — for anything else, including a call this gateway knows nothing of — a person on the fallback number.
+    A call another gateway held and never settled (it died) is marked interrupted here: Twilio only comes here
+    once the call's stream has ended."""
     if record is not None:
         packet, farewell, delivery = record.packet, record.farewell, record.delivery
     else:
@@ -105,6 +107,13 @@ def transfer_twiml(
         packet = row.packet if row else None
         farewell = bool(row and row.record and row.record.get("farewell"))
         delivery = str(row.record.get("delivery", "")) if row and row.record else ""
+        if row is not None and row.status == "in_progress":
+            queue = str(packet["queue"]) if packet is not None else FALLBACK_QUEUE
+            try:
+                if store.stream_lost(call_sid, f"routed:{queue}"):
+                    log.warning("call %s: its gateway (%s) left it unsettled; marked interrupted", call_sid, row.worker)
+            except SQLAlchemyError as e:
+                log.error("call %s: could not mark the call interrupted: %s", call_sid, e)
     if packet is not None and delivery != "fallback":
         return queue_twiml(packet, table, events_url)
     if farewell:

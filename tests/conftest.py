@@ -104,15 +104,10 @@ def caller_voice():  # type: ignore[no-untyped-def]
 def gateway_process(settings: Settings, label: str) -> Iterator[Any]:
     """A gateway process with these settings, started and warm (every fixed sentence synthesised, so calls start on
     a quiet machine); stopped on exit."""
-    from helpline.services import ManagedProcess, _http_ok, settings_environment
+    from helpline.services import _http_ok
+    from helpline.services import gateway_process as gateway_command
 
-    process = ManagedProcess(
-        f"{label} gateway",
-        [sys.executable, "-m", "helpline.cli", "gateway"],
-        dict(os.environ) | settings_environment(settings),
-        settings.data_dir / "logs" / f"gateway-{label}.log",
-        _http_ok(f"{settings.gateway_url}/healthz"),
-    )
+    process = gateway_command(settings, f" {label}")
     process.start()
     try:
         deadline = time.monotonic() + 120

@@ -1,0 +1,171 @@
+"""Load and soak: N simultaneous simulated calls, kept up for a fixed time, through the real stack on loopback.
+
+    .venv/bin/python bench/load.py [--calls 15] [--duration 180] [--window 30]
+    .venv/bin/python bench/load.py --soak                         (30 minutes; --calls 8 unless given)
+    .venv/bin/python bench/load.py --gateways 2 --rasa-servers 2  (scale-out: needs HELPLINE_DATABASE_URL,
+                                                                   HELPLINE_RASA__TRACKER_STORE_URL, __LOCK_STORE_URL)
+
+Each of the N callers places call after call (two turns each, Piper voices) until the time is up, so N calls are
+in progress all along. Reported: calls placed, completed, dropped; turns and turns lost (said by the gateway but
+missing from the call store); response latency p50/p95/p99 (end of speech -> first reply audio, end-of-speech
+silence excluded); CPU and memory of every process; and, sampled every 5 s, the gateways' resident memory, open
+files, threads and asyncio tasks, with memory growth per hour fitted over the second half of the run.
+Bounded: at most --duration seconds of calling, plus the calls then in progress.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, and bench/voice.py is named like the product's
+# `voice` package: drop the folder.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import os
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+
+from analytics.store import CallStore
+from helpline.loadgen import Watch, caller_audio, place_call, sample_process, summarise
+from helpline.services import Cluster, Stack
+from helpline.settings import Settings, load_settings
+
+
+async def keep_calling(gateways: list[Settings], callers: list, n: int, duration_s: float) -> list[dict[str, Any]]:
+    """``n`` callers, each placing calls back to back until ``duration_s`` has passed."""
+    deadline = time.monotonic() + duration_s
+    results: list[dict[str, Any]] = []
+
+    async def caller(i: int) -> None:
+        await asyncio.sleep(i * 0.7)  # callers do not all dial on the same millisecond
+        k = i
+        while time.monotonic() < deadline:
+            results.append(await place_call(gateways, callers[k % len(callers)], first=k))
+            k += n
+
+    await asyncio.gather(*(caller(i) for i in range(n)))
+    return results
+
+
+def lost_turns(store: CallStore, results: list[dict[str, Any]]) -> tuple[int, int]:
+    """(turns the gateways decided, of those missing from the call store) over the completed calls."""
+    decided = missing = 0
+    for r in results:
+        if r["outcome"] == "dropped":
+            continue
+        said = [i for i, t in enumerate(r["turns"], 1) if t.get("transcript")]  # the gateway's turn numbers
+        stored = {t.index for t in store.turns(r["call_sid"])}
+        decided += len(said)
+        missing += sum(1 for i in said if i not in stored)
+    return decided, missing
+
+
+def growth_mb_per_hour(samples: list[dict[str, Any]], name: str) -> float:
+    points = [(row["t"], row[name].rss_mb) for row in samples if row.get(name) is not None]
+    points = points[len(points) // 2 :]  # the second half: after start-up and the caches' first filling
+    if len(points) < 3:
+        return float("nan")
+    t, rss = np.array(points).T
+    return float(np.polyfit(t, rss, 1)[0] * 3600)
+
+
+async def run(settings: Settings, stack: Stack, gateways: list[Settings], n: int, duration_s: float) -> None:
+    pids = {p.name: p.process.pid for p in stack.processes if p.process is not None}
+    before = {name: sample_process(pid) for name, pid in pids.items()}
+    watch = Watch(pids, [g.gateway_url for g in gateways])
+    watcher = asyncio.create_task(watch.run())
+    callers = caller_audio()
+    started = time.monotonic()
+    results = await keep_calling(gateways, callers, n, duration_s)
+    wall = time.monotonic() - started
+    await asyncio.sleep(6)  # the last records written, tasks of the last calls gone
+    watcher.cancel()
+    after = {name: sample_process(pid) for name, pid in pids.items()}
+
+    s = summarise(results, settings.vad.end_silence_ms)
+    store = CallStore.open(settings.database, upgrade=False)
+    decided, missing = lost_turns(store, results)
+    store.close()
+    errors = sorted({r["error"].split("(")[0] for r in results if r.get("error")})
+    print(f"\n== Load: {n} simultaneous callers for {duration_s:.0f} s ({wall:.0f} s with the last calls)")
+    print(f"calls placed {s['calls']}, completed {s['calls'] - s['dropped']}, dropped/failed {s['dropped']}"
+          f"{' (' + ', '.join(errors) + ')' if errors else ''}; peak calls in progress {s['peak']}")  # fmt: skip
+    print(
+        f"turns {s['turns']}, unanswered {s['unanswered_turns']}; decided {decided}, lost (not in the store) {missing}"
+    )
+    print(f"response latency (end-of-speech silence excluded): p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, "
+          f"p99 {s['p99']:.0f} ms")  # fmt: skip
+    print(f"server means: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, TTS {s['tts_ms']:.0f} ms")
+    cores = len(os.sched_getaffinity(0))
+    print(f"{'process':<18}{'CPU %':>7}{'RSS start':>11}{'RSS end':>9}{'RSS max':>9}{'MB/h':>8}"
+          f"{'fds':>10}{'threads':>10}")  # fmt: skip
+    for name in pids:
+        b, a = before[name], after[name]
+        if b is None or a is None:
+            print(f"{name:<18} exited during the run")
+            continue
+        peak = max(row[name].rss_mb for row in watch.samples if row.get(name) is not None)
+        fds, threads = f"{b.fds}->{a.fds}", f"{b.threads}->{a.threads}"
+        print(f"{name:<18}{100 * (a.cpu_s - b.cpu_s) / wall:>7.0f}{b.rss_mb:>11.0f}{a.rss_mb:>9.0f}{peak:>9.0f}"
+              f"{growth_mb_per_hour(watch.samples, name):>8.1f}{fds:>10}{threads:>10}")  # fmt: skip
+    print(f"(CPU % of one core; {cores} cores)")
+    for url in watch.gateways:
+        rows = [row[url] for row in watch.samples if row.get(url)]
+        if rows:
+            print(f"{url}: asyncio tasks idle {rows[0]['tasks']} -> under load max {max(r['tasks'] for r in rows)} "
+                  f"-> after {rows[-1]['tasks']}; calls in progress max {max(r['calls_in_progress'] for r in rows)}; "
+                  f"store writes waiting at the end {rows[-1]['store_writes_waiting']}")  # fmt: skip
+
+
+def wait_warm(settings: Settings, timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{settings.gateway_url}/healthz", timeout=2).json().get("voice_cache") == "warm":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"gateway {settings.gateway_url} did not warm up in {timeout_s:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=None, help="simultaneous callers (default 15; soak 8)")
+    parser.add_argument("--duration", type=float, default=None, help="seconds of calling (default 180; soak 1800)")
+    parser.add_argument("--soak", action="store_true", help="30 minutes: memory, open files and tasks over time")
+    parser.add_argument("--window", type=float, default=None, help="HELPLINE_ASR__WINDOW_S for this run (10-30)")
+    parser.add_argument("--gateways", type=int, default=1)
+    parser.add_argument("--rasa-servers", type=int, default=1)
+    args = parser.parse_args()
+    n = args.calls or (8 if args.soak else 15)
+    duration = args.duration or (1800.0 if args.soak else 180.0)
+    settings = load_settings()
+    if args.window is not None:
+        settings = settings.model_copy(update={"asr": settings.asr.model_copy(update={"window_s": args.window})})
+    store = settings.database.split(":")[0]
+    print(f"ASR {settings.asr.engine} {settings.asr.compute_type}, window {settings.asr.window_s:.0f} s; "
+          f"{args.gateways} gateway(s), {args.rasa_servers} Rasa server(s); store {store}")  # fmt: skip
+    if args.gateways > 1 or args.rasa_servers > 1:
+        stack: Stack = Cluster(
+            settings,
+            [settings.gateway.port + i for i in range(args.gateways)],
+            [settings.rasa.port + i for i in range(args.rasa_servers)],
+        )
+    else:
+        stack = Stack(settings)
+    with stack:
+        gateways = stack.gateways if isinstance(stack, Cluster) else [settings]
+        for gateway in gateways:  # the fixed sentences are synthesised in the background after start
+            wait_warm(gateway)
+        asyncio.run(run(settings, stack, gateways, n, duration))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Scale-out on one machine, for real: two gateways and two Rasa servers sharing a PostgreSQL tracker store and a
+Redis lock store (Rasa's own), one PostgreSQL call store, one action server. Calls are spread over the gateways;
+one gateway is killed mid-load and no call record is lost; a Rasa server killed mid-call is taken over by the
+other, which continues the same conversation from the shared tracker store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from analytics.store import CallStore
+from helpline.loadgen import caller_audio, place_calls
+from helpline.services import Cluster
+from helpline.settings import Settings
+from telephony.softphone import Softphone
+from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
+
+pytestmark = [pytest.mark.rasa, pytest.mark.models]
+
+REDIS = ("127.0.0.1", 6379)
+
+
+def _redis_answers() -> bool:
+    try:
+        with socket.create_connection(REDIS, timeout=2) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _ensure_redis() -> None:
+    """The machine's Redis; started (as the machine notes say) if it has stopped."""
+    if _redis_answers():
+        return
+    subprocess.run(
+        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "",
+         "--appendonly", "no", "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log"],
+        check=False, capture_output=True,
+    )  # fmt: skip
+    for _ in range(30):
+        if _redis_answers():
+            return
+        time.sleep(1)
+    pytest.fail("Redis does not answer at 127.0.0.1:6379 and could not be started")
+
+
+@pytest.fixture(scope="module")
+def cluster(test_settings: Settings) -> Iterator[Cluster]:
+    _ensure_redis()
+    with fresh_postgres_database() as calls_url, fresh_postgres_database() as trackers_url:
+        settings = test_settings.model_copy(
+            update={
+                "database_url": calls_url,
+                "rasa": test_settings.rasa.model_copy(
+                    update={
+                        "actions_port": free_port(),
+                        "tracker_store_url": trackers_url.replace("+psycopg", ""),
+                        "lock_store_url": f"redis://{REDIS[0]}:{REDIS[1]}/3",
+                    }
+                ),
+            }
+        )
+        with Cluster(settings, [free_port(), free_port()], [free_port(), free_port()], ensure_model=False) as c:
+            for gateway in c.gateways:
+                _wait_warm(gateway)
+            yield c
+
+
+def _wait_warm(settings: Settings, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{settings.gateway_url}/healthz", timeout=2).json().get("voice_cache") == "warm":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"gateway {settings.gateway_url} not warm in {timeout_s} s")
+
+
+async def test_calls_spread_over_two_gateways_and_one_killed_mid_load_loses_no_record(cluster):
+    a, b = cluster.gateways
+    store = CallStore.open(cluster.settings.database)
+    load = asyncio.create_task(place_calls([a, b], caller_audio(), n=10, at_once=4))
+    async with httpx.AsyncClient(timeout=5) as http:
+        for _ in range(600):  # until gateway b holds calls, well into the load
+            if (await http.get(f"{b.gateway_url}/healthz")).json()["calls_in_progress"] >= 2:
+                break
+            await asyncio.sleep(0.1)
+    killed = cluster.process("gateway 2")
+    os.killpg(killed.process.pid, signal.SIGKILL)
+    results = await load
+
+    by_gateway = {a.gateway.port: [], b.gateway.port: []}
+    for r in results:
+        by_gateway[r["gateway"]].append(r)
+    assert all(r["outcome"] != "dropped" for r in by_gateway[a.gateway.port]), "the surviving gateway drops nothing"
+    dropped = [r for r in results if r["outcome"] == "dropped"]
+    assert dropped, "the killed gateway held calls"
+
+    # Twilio follows each broken stream's <Redirect> to the handoff URL; the load balancer sends it to gateway a,
+    # which puts the caller through to a person and settles the record the dead gateway left.
+    for r in dropped:
+        answer = signed_post(a, f"/twilio/handoff/{r['call_sid']}", {"CallSid": r["call_sid"]})
+        assert answer.status_code == 200 and ("<Dial" in answer.text or "<Enqueue" in answer.text), answer.text
+
+    def settled() -> bool:
+        rows = [store.call(r["call_sid"]) for r in results]
+        return all(row is not None and row.status != "in_progress" for row in rows)
+
+    for _ in range(100):
+        if await asyncio.to_thread(settled):
+            break
+        await asyncio.sleep(0.2)
+    for r in results:  # every call has its record: ended where it ended, interrupted where its gateway died
+        row = store.call(r["call_sid"])
+        assert row is not None, r
+        if r["outcome"] == "dropped":
+            assert row.status == "interrupted" and row.outcome.startswith("routed:"), (row.status, row.outcome)
+            assert row.worker.endswith(f":{b.gateway.port}")
+        else:
+            assert row.status == "ended" and row.outcome == r["outcome"]
+            assert len(store.turns(r["call_sid"])) == len([t for t in r["turns"] if t["transcript"]])
+    workers = {store.call(r["call_sid"]).worker.rsplit(":", 1)[1] for r in results}
+    assert workers == {str(a.gateway.port), str(b.gateway.port)}, "calls were spread over both gateways"
+    killed.start()  # restarted, the gateway replays its journal: nothing it had taken is left unwritten
+    _wait_warm(b)
+    assert not any(row.status == "in_progress" for row in [store.call(r["call_sid"]) for r in results])
+    store.close()
+
+
+async def test_a_rasa_server_killed_mid_call_is_taken_over_by_the_other(cluster, caller_voice):
+    a = cluster.gateways[0]  # talks to Rasa server 1 first
+    sid = "CA" + os.urandom(16).hex()
+    caller = [spoken(caller_voice, "What are your opening hours?"), spoken(caller_voice, "Thank you, goodbye.")]
+    call = asyncio.create_task(Softphone(a, speed=2.0).call(caller, call_sid=sid))
+    async with httpx.AsyncClient(timeout=5) as http:
+        for _ in range(600):
+            record = (await http.get(f"{a.gateway_url}/api/calls/{sid}")).json()
+            if any(t.get("decision") for t in record.get("turns", [])):
+                break
+            await asyncio.sleep(0.1)
+    rasa_1 = cluster.process("rasa server 1")
+    os.killpg(rasa_1.process.pid, signal.SIGKILL)
+    result = (await call).as_dict()
+    assert [t["decision"] for t in result["turns"] if t["transcript"]] == ["answer:opening_hours", "smalltalk:goodbye"]
+    assert result["outcome"] == "answered:opening_hours" and not result["handoff"]
+    # Rasa server 2 continued the conversation server 1 began: the shared tracker holds both turns.
+    async with httpx.AsyncClient(timeout=10) as http:
+        tracker = (await http.get(f"{cluster.rasa_settings[1].rasa.url}/conversations/{sid}/tracker")).json()
+    intents = [e["parse_data"]["intent"]["name"] for e in tracker["events"] if e["event"] == "user"]
+    assert intents[-2:] == ["ask_opening_hours", "goodbye"], intents
