@@ -81,9 +81,11 @@ class Press:
 
 @dataclass(frozen=True)
 class Silence:
-    """The caller says nothing while the assistant says ``prompts`` more things (no-input handling)."""
+    """The caller says nothing while the assistant says ``prompts`` more things (no-input handling), and then
+    until the assistant has been quiet for ``quiet_s`` (it has worked through everything the caller gave it)."""
 
     prompts: int = 1
+    quiet_s: float = 0.0
 
 
 CallerAction = Say | Press | Silence
@@ -322,7 +324,8 @@ class Softphone:
                         active, prompts_at_action, played_since_action = None, prompts_finished, 0
                 elif isinstance(active, Silence):
                     waited += 1
-                    if prompts_finished >= silence_until or waited >= self._reply_timeout_ticks * active.prompts:
+                    heard = prompts_finished >= silence_until and quiet * FRAME_MS >= active.quiet_s * 1000
+                    if heard or waited >= self._reply_timeout_ticks * active.prompts:
                         active, waited = None, 0
                 seq += 1
                 await ws.send(inbound_media_message(seq, stream_sid, tick + 1, timestamp, payload))
