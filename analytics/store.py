@@ -100,7 +100,8 @@ class CallStore:
         self, call_sid: str, caller: str, caller_key: str, started_at: str | datetime, worker: str = ""
     ) -> None:
         with self.sessions.begin() as db:
-            if db.get(Call, call_sid) is None:
+            call = db.get(Call, call_sid)
+            if call is None:
                 db.add(
                     Call(
                         call_sid=call_sid,
@@ -111,6 +112,9 @@ class CallStore:
                         worker=worker,
                     )
                 )
+            elif not call.worker:  # settled by another gateway (see stream_lost) before this write arrived
+                call.caller, call.caller_key, call.started_at = caller, caller_key, parse_time(started_at)
+                call.worker = worker
 
     def save_turn(self, call_sid: str, turn: dict[str, Any]) -> None:
         """Write (or rewrite) one turn of a call in progress."""
@@ -128,12 +132,19 @@ class CallStore:
                 call.outcome = f"routed:{call.queue}" if call.packet is not None and call.queue else "failed"
             return len(calls)
 
-    def stream_lost(self, call_sid: str, outcome: str) -> bool:
+    def stream_lost(self, call_sid: str, outcome: str, caller: str = "", caller_key: str = "") -> bool:
         """A call whose media stream ended without its gateway settling it (that gateway died): interrupted, with
-        where the caller went next. Only a call still in progress is changed; True if it was."""
+        where the caller went next. Only a call still in progress is changed; a call of which no write reached the
+        store (its gateway died first) is recorded with what Twilio said of it, and the rest (its start, its
+        turns) fills in if that gateway's journal is ever replayed. True if a call was changed or recorded."""
         with self.sessions.begin() as db:
             call = db.get(Call, call_sid)
-            if call is None or call.status != "in_progress":
+            if call is None:
+                now = utcnow()
+                db.add(Call(call_sid=call_sid, caller=caller, caller_key=caller_key, started_at=now, ended_at=now,
+                            status="interrupted", outcome=outcome, worker=""))  # fmt: skip
+                return True
+            if call.status != "in_progress":
                 return False
             call.status, call.ended_at, call.outcome = "interrupted", utcnow(), outcome
             return True

@@ -30,7 +30,7 @@ from analytics import dashboard, kpis, web
 from analytics.auth import Accounts
 from analytics.store import CallStore
 from analytics.writer import StoreWriter
-from helpline.redaction import caller_key
+from helpline.redaction import caller_key, mask_phone_number
 from helpline.settings import Settings
 from nlu.client import RasaClient
 from telephony import prompts
@@ -321,12 +321,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
 
     @app.post(HANDOFF_PATH + "/{call_sid}")
     async def handoff(call_sid: str, request: Request) -> Response:
-        await signed_form(request, f"{HANDOFF_PATH}/{call_sid}")
+        params = await signed_form(request, f"{HANDOFF_PATH}/{call_sid}")
         runtime_ = rt(request)
         events_url = public_url(runtime_.settings, EVENTS_PATH)
-        text = await asyncio.to_thread(
-            transfer_twiml, call_sid, runtime_.calls.get(call_sid), runtime_.store, runtime_.queue_table, events_url
-        )
+        number = params.get("From", "")  # Twilio's webhooks name the caller: for a call nothing else knows of
+        caller = (mask_phone_number(number), caller_key(number, runtime_.settings.caller_key_secret))
+        record = runtime_.calls.get(call_sid)
+        store, table = runtime_.store, runtime_.queue_table
+        text = await asyncio.to_thread(transfer_twiml, call_sid, record, store, table, events_url, caller)
         return twiml(text)
 
     @app.post(EVENTS_PATH)

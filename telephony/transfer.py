@@ -90,12 +90,18 @@ async def hand_over(
 
 
 def transfer_twiml(
-    call_sid: str, record: CallRecord | None, store: CallStore, table: QueueTable, events_url: str
+    call_sid: str,
+    record: CallRecord | None,
+    store: CallStore,
+    table: QueueTable,
+    events_url: str,
+    caller: tuple[str, str] = ("", ""),
 ) -> str:
     """What a call still on the line does next: its queue (with the packet), a hang-up after the caller's goodbye,
     or — for anything else, including a call this gateway knows nothing of — a person on the fallback number.
-    A call another gateway held and never settled (it died) is marked interrupted here: Twilio only comes here
-    once the call's stream has ended."""
+    A call another gateway held and never settled (it died) is marked interrupted here, and recorded with
+    ``caller`` (masked number, caller key) if nothing of it reached the store: Twilio only comes here once the
+    call's stream has ended."""
     if record is not None:
         packet, farewell, delivery = record.packet, record.farewell, record.delivery
     else:
@@ -103,15 +109,16 @@ def transfer_twiml(
             row = store.call(call_sid)
         except SQLAlchemyError as e:  # the database is out: a person on the fallback number, never an error
             log.error("call %s: its record could not be read for the handoff: %s", call_sid, e)
-            row = None
+            return fallback_twiml(table, call_sid, events_url)
         packet = row.packet if row else None
         farewell = bool(row and row.record and row.record.get("farewell"))
         delivery = str(row.record.get("delivery", "")) if row and row.record else ""
-        if row is not None and row.status == "in_progress":
+        if row is None or row.status == "in_progress":
             queue = str(packet["queue"]) if packet is not None else FALLBACK_QUEUE
             try:
-                if store.stream_lost(call_sid, f"routed:{queue}"):
-                    log.warning("call %s: its gateway (%s) left it unsettled; marked interrupted", call_sid, row.worker)
+                if store.stream_lost(call_sid, f"routed:{queue}", *caller):
+                    worker = row.worker if row is not None else "nothing of it stored"
+                    log.warning("call %s: its gateway (%s) left it unsettled; marked interrupted", call_sid, worker)
             except SQLAlchemyError as e:
                 log.error("call %s: could not mark the call interrupted: %s", call_sid, e)
     if packet is not None and delivery != "fallback":

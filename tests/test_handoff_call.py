@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from analytics.store import CallStore
 from telephony.call_control import CallControl, QueueTable
 from telephony.handoff import validate_packet
 from telephony.softphone import Softphone
@@ -112,9 +113,13 @@ def test_voice_webhook_redirects_a_call_whose_stream_ends_to_its_handoff(stack):
     redirect = ET.fromstring(answer.text).find("Redirect")
     assert redirect.text == f"{stack.public_base_url}/twilio/handoff/CA{'b' * 32}"
     # A call the gateway knows nothing of (it restarted mid-call, say) goes to a person, not to silence.
-    handoff = signed_post(stack, f"/twilio/handoff/CA{'b' * 32}", {"CallSid": "CA" + "b" * 32})
+    handoff = signed_post(stack, f"/twilio/handoff/CA{'b' * 32}", {"CallSid": "CA" + "b" * 32, "From": "+46701234567"})
     table = QueueTable.load(stack.twilio.queues_file)
     assert ET.fromstring(handoff.text).find("Dial/Number").text == table.fallback_number
+    store = CallStore.open(stack.database, upgrade=False)  # and the call is on record, where it went included
+    row = store.call("CA" + "b" * 32)
+    store.close()
+    assert (row.status, row.outcome, row.caller) == ("interrupted", "routed:general", "+46*******67")
     unsigned = httpx.post(f"{stack.gateway_url}/twilio/handoff/CA{'b' * 32}", data={"CallSid": "x"}, timeout=10)
     assert unsigned.status_code == 403
 

@@ -121,3 +121,21 @@ def test_turns_are_written_as_they_happen_and_a_dead_gateways_calls_are_marked(s
     [saved] = store.turns("CA-a")
     assert saved.decision == "answer:payment_dates" and saved.response_ms == 640.0
     assert store.mark_interrupted("gw-1:8080") == 0
+
+
+def test_a_call_whose_gateway_died_before_any_write_is_recorded_and_filled_in_later(store):
+    # Twilio's redirect reached another gateway; nothing of the call was stored: it is recorded from Twilio's word.
+    assert store.stream_lost("CA-lost", "routed:general", "+46*******67", "key-1") is True
+    lost = store.call("CA-lost")
+    assert (lost.status, lost.outcome, lost.worker) == ("interrupted", "routed:general", "")
+    assert lost.caller == "+46*******67"
+    assert store.stream_lost("CA-lost", "routed:general") is False  # settled once
+    # The dead gateway's journal, replayed when it restarts, gives the call its real start and its gateway.
+    store.call_started("CA-lost", "+46*******67", "key-1", "2026-11-25T10:00:00+00:00", worker="gw-2:8081")
+    store.save_turn("CA-lost", {"index": 1, "input": "speech", "transcript": "I want to appeal"})
+    lost = store.call("CA-lost")
+    assert lost.worker == "gw-2:8081" and lost.started_at.replace(tzinfo=UTC) == datetime(2026, 11, 25, 10, tzinfo=UTC)
+    assert (lost.status, lost.outcome) == ("interrupted", "routed:general") and len(store.turns("CA-lost")) == 1
+    # A call that its own gateway started is never rewritten by a late or repeated start.
+    store.call_started("CA-lost", "+46*******11", "key-2", "2026-11-25T11:00:00+00:00", worker="gw-1:8080")
+    assert store.call("CA-lost").worker == "gw-2:8081"
