@@ -24,7 +24,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import asyncio
-import json
 import os
 import time
 
@@ -36,14 +35,14 @@ from helpline.settings import Settings, load_settings
 from voice.asr import ASR_ENGINES, create_asr
 from voice.asr.registry import load_builtin_engines
 from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
+from voice.recordings import real_recordings
 from voice.wer import corpus_wer
-
-REAL = Path(__file__).resolve().parents[2] / "shared" / "audio" / "real"
 
 
 def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
-    refs = json.loads((REAL / "refs.json").read_text())
-    files = {stem: next(p for p in REAL.glob(f"{stem}.*") if p.suffix in (".wav", ".flac")) for stem in refs}
+    recordings = real_recordings()
+    refs = {stem: text for stem, (_, text) in recordings.items()}
+    files = {stem: path for stem, (path, _) in recordings.items()}
     audio_by_rate = {}
     for rate in (ASR_RATE, TELEPHONE_RATE):
         audio = {stem: read_audio(path, rate) for stem, path in files.items()}

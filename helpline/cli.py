@@ -41,7 +41,7 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from helpline.services import Cluster, ServiceError, Stack
+    from helpline.services import ServiceError, build_stack
 
     stop = False
 
@@ -51,16 +51,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        if args.gateways > 1 or args.rasa_servers > 1:  # ports follow the configured ones: 8080, 8081, ...
-            stack: Stack = Cluster(
-                settings,
-                [settings.gateway.port + i for i in range(args.gateways)],
-                [settings.rasa.port + i for i in range(args.rasa_servers)],
-            )
-        else:
-            stack = Stack(settings)
-        with stack:
-            gateways = [g.gateway_url for g in stack.gateways] if isinstance(stack, Cluster) else [settings.gateway_url]
+        with build_stack(settings, args.gateways, args.rasa_servers) as stack:
+            gateways = [g.gateway_url for g in stack.gateways]
             print(
                 f"Helpline is up. Twilio voice webhook: {settings.public_base_url}/twilio/voice  "
                 f"(gateways on {', '.join(gateways)}). Ctrl-C stops everything.",

@@ -131,6 +131,18 @@ class Stack:
                 raise ServiceError(f"not healthy after {timeout_s:.0f} s: {names}")
             time.sleep(0.5)
 
+    @property
+    def gateways(self) -> list[Settings]:
+        """The settings of each gateway this stack runs."""
+        return [self.settings] if self.with_gateway else []
+
+    def wait_voice_warm(self, timeout_s: float) -> None:
+        for gateway in self.gateways:
+            wait_voice_warm(gateway, timeout_s)
+
+    def process(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)
+
     def dead(self) -> list[ManagedProcess]:
         return [p for p in self.processes if not p.alive]
 
@@ -152,6 +164,32 @@ class Stack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def build_stack(settings: Settings, gateways: int = 1, rasa_servers: int = 1, ensure_model: bool = True) -> Stack:
+    """One of each process, or a Cluster of ``gateways`` and ``rasa_servers`` on the configured ports and the ones
+    after them (8080, 8081, ...)."""
+    if gateways == 1 and rasa_servers == 1:
+        return Stack(settings, ensure_model=ensure_model)
+    return Cluster(
+        settings,
+        [settings.gateway.port + i for i in range(gateways)],
+        [settings.rasa.port + i for i in range(rasa_servers)],
+        ensure_model=ensure_model,
+    )
+
+
+def wait_voice_warm(settings: Settings, timeout_s: float, process: ManagedProcess | None = None) -> None:
+    """Until the gateway at ``settings`` has synthesised every fixed sentence, so a first caller waits for no voice;
+    ServiceError after ``timeout_s``, or as soon as ``process`` (that gateway) exits."""
+    warm = _http_ok(f"{settings.gateway_url}/healthz", lambda r: r.json().get("voice_cache") == "warm")
+    deadline = time.monotonic() + timeout_s
+    while not warm():
+        if process is not None and not process.alive:
+            raise ServiceError(f"{process.name} exited before its voice was warm:\n{process.tail()}")
+        if time.monotonic() > deadline:
+            raise ServiceError(f"gateway {settings.gateway_url}: voice not warm after {timeout_s:.0f} s")
+        time.sleep(0.5)
 
 
 def warm_up_rasa(settings: Settings) -> None:
@@ -266,14 +304,18 @@ class Cluster(Stack):
         self.rasa_settings = [settings.model_copy(update={"rasa": settings.rasa.model_copy(update={"port": p})})
                               for p in rasa_ports]  # fmt: skip
         urls = [s.rasa.url for s in self.rasa_settings]
-        self.gateways: list[Settings] = []
+        self._gateways: list[Settings] = []
         for i, port in enumerate(gateway_ports):
             own = i % len(rasa_ports)
             rasa = settings.rasa.model_copy(
                 update={"port": rasa_ports[own], "backup_urls": urls[own + 1 :] + urls[:own]}
             )
             gateway = settings.gateway.model_copy(update={"port": port})
-            self.gateways.append(settings.model_copy(update={"gateway": gateway, "rasa": rasa}))
+            self._gateways.append(settings.model_copy(update={"gateway": gateway, "rasa": rasa}))
+
+    @property
+    def gateways(self) -> list[Settings]:
+        return self._gateways
 
     def _build(self) -> list[ManagedProcess]:
         return [
@@ -285,6 +327,3 @@ class Cluster(Stack):
     def warm_up(self) -> None:
         for s in self.rasa_settings:
             warm_up_rasa(s)
-
-    def process(self, name: str) -> ManagedProcess:
-        return next(p for p in self.processes if p.name == name)

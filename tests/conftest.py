@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -16,9 +15,6 @@ import pytest
 
 from helpline.settings import Settings
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REAL_AUDIO = SHARED / "audio" / "real"
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -29,15 +25,12 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def real_recordings() -> dict[str, tuple[Path, str]]:
     """stem -> (audio file, reference transcript) from ../shared/audio/real; never copied into the repo."""
-    if not REAL_AUDIO.is_dir():
-        pytest.fail(f"real speech recordings not found at {REAL_AUDIO}")
-    refs = json.loads((REAL_AUDIO / "refs.json").read_text())
-    found = {}
-    for stem, text in refs.items():
-        matches = [p for p in REAL_AUDIO.glob(f"{stem}.*") if p.suffix in (".wav", ".flac")]
-        assert matches, f"no audio for {stem}"
-        found[stem] = (matches[0], text)
-    return found
+    from voice.recordings import real_recordings as recordings
+
+    try:
+        return recordings()
+    except FileNotFoundError as e:
+        pytest.fail(str(e))
 
 
 TEST_ACCOUNT_SID = "AC" + "7e57" * 8
@@ -104,17 +97,13 @@ def caller_voice():  # type: ignore[no-untyped-def]
 def gateway_process(settings: Settings, label: str) -> Iterator[Any]:
     """A gateway process with these settings, started and warm (every fixed sentence synthesised, so calls start on
     a quiet machine); stopped on exit."""
-    from helpline.services import _http_ok
     from helpline.services import gateway_process as gateway_command
+    from helpline.services import wait_voice_warm
 
     process = gateway_command(settings, f" {label}")
     process.start()
     try:
-        deadline = time.monotonic() + 120
-        warm = _http_ok(f"{settings.gateway_url}/healthz", lambda r: r.json().get("voice_cache") == "warm")
-        while not warm():
-            assert process.alive and time.monotonic() < deadline, process.tail()
-            time.sleep(0.5)
+        wait_voice_warm(settings, 120, process)
         yield process
     finally:
         process.stop()

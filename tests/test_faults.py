@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from analytics.store import CallStore
-from helpline.services import ManagedProcess, Stack
+from helpline.services import Stack
 from helpline.settings import Settings
 from telephony import prompts
 from telephony.handoff import validate_packet
@@ -47,9 +47,6 @@ class FaultLine:
     db_proxy: TcpProxy
     store: CallStore  # straight to PostgreSQL, not through the proxy: what the store holds, whatever the gateway sees
 
-    def process(self, name: str) -> ManagedProcess:
-        return next(p for p in self.stack.processes if p.name == name)
-
 
 @pytest.fixture(scope="module")
 def line(test_settings: Settings) -> Iterator[FaultLine]:
@@ -65,7 +62,7 @@ def line(test_settings: Settings) -> Iterator[FaultLine]:
         )
         stack = Stack(settings, ensure_model=False)
         with stack:
-            _wait(lambda: _get(f"{settings.gateway_url}/healthz").get("voice_cache") == "warm", 120, "voice warm")
+            stack.wait_voice_warm(120)
             store = CallStore.open(url)
             try:
                 yield FaultLine(settings, stack, db_proxy, store)
@@ -158,37 +155,32 @@ async def test_database_port_closed_during_calls_the_callers_are_served_and_noth
     assert journal[0].read_text() == ""  # all stored: the journal is empty again
 
 
-async def test_speech_recognition_failing_mid_call(line, caller_voice):
+@pytest.mark.parametrize(
+    ("part", "reason", "context"),
+    [
+        # The second question cannot be heard: the packet has what was understood before the fault.
+        ("asr", "speech recognition failed", ["opening"]),
+        # Both voices (Piper and its espeak-ng fallback) fail: the apology was synthesised when the gateway started.
+        ("tts", "speech synthesis failed", ["opening", "bank account"]),
+    ],
+    ids=["speech recognition", "speech synthesis"],
+)
+async def test_speech_engine_failing_mid_call(line, caller_voice, part, reason, context):
     sid = _new_sid()
     caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
     call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
     await _decided_turns(line.settings, sid, 1)
-    await _drill(line, "asr", "POST")
+    await _drill(line, part, "POST")
     try:
         result = (await call).as_dict()
     finally:
-        await _drill(line, "asr", "DELETE")
-    _assert_apology_then_general(result, "speech recognition failed", ["opening"])
-    _assert_stored(line, sid, "failed", turns=2)
-
-
-async def test_speech_synthesis_failing_mid_call(line, caller_voice):
-    sid = _new_sid()
-    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
-    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
-    await _decided_turns(line.settings, sid, 1)
-    await _drill(line, "tts", "POST")
-    try:
-        result = (await call).as_dict()
-    finally:
-        await _drill(line, "tts", "DELETE")
-    # Both voices (Piper and its espeak-ng fallback) fail: the apology was synthesised when the gateway started.
-    _assert_apology_then_general(result, "speech synthesis failed", ["opening", "bank account"])
+        await _drill(line, part, "DELETE")
+    _assert_apology_then_general(result, reason, context)
     _assert_stored(line, sid, "failed", turns=2)
 
 
 async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_voice):
-    rasa = line.process("rasa server")
+    rasa = line.stack.process("rasa server")
     # At the start: no greeting comes from a stalled server; the caller hears the apology after the timeout.
     os.killpg(rasa.process.pid, signal.SIGSTOP)
     try:
@@ -216,7 +208,7 @@ async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_v
 
 
 async def test_action_server_killed_mid_call(line, caller_voice):
-    actions = line.process("action server")
+    actions = line.stack.process("action server")
     sid = _new_sid()
     caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
     call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
@@ -253,7 +245,7 @@ async def test_twilio_rest_api_failing_when_a_call_is_routed(line, caller_voice,
 
 
 async def test_dialogue_server_killed_mid_call_and_down_at_call_start(line, caller_voice):
-    rasa = line.process("rasa server")
+    rasa = line.stack.process("rasa server")
     sid = _new_sid()
     caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
     call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))

@@ -19,7 +19,7 @@ import pytest
 
 from analytics.store import CallStore
 from helpline.loadgen import caller_audio, place_calls
-from helpline.services import Cluster
+from helpline.services import Cluster, wait_voice_warm
 from helpline.settings import Settings
 from telephony.softphone import Softphone
 from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
@@ -71,21 +71,8 @@ def cluster(test_settings: Settings) -> Iterator[Cluster]:
             }
         )
         with Cluster(settings, [free_port(), free_port()], [free_port(), free_port()], ensure_model=False) as c:
-            for gateway in c.gateways:
-                _wait_warm(gateway)
+            c.wait_voice_warm(180)
             yield c
-
-
-def _wait_warm(settings: Settings, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{settings.gateway_url}/healthz", timeout=2).json().get("voice_cache") == "warm":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"gateway {settings.gateway_url} not warm in {timeout_s} s")
 
 
 async def test_calls_spread_over_two_gateways_and_one_killed_mid_load_loses_no_record(cluster):
@@ -140,7 +127,7 @@ async def test_calls_spread_over_two_gateways_and_one_killed_mid_load_loses_no_r
     entries = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     unstored = {e["args"][0] for e in entries if e["op"] == "call_started"}
     killed.start()
-    _wait_warm(b)
+    wait_voice_warm(b, 180, killed)
     async with httpx.AsyncClient(timeout=5) as http:
         for _ in range(100):
             if (await http.get(f"{b.gateway_url}/healthz")).json()["store_writes_waiting"] == 0:
