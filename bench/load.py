@@ -1,12 +1,13 @@
 """Load and soak: N simultaneous simulated calls, kept up for a fixed time, through the real stack on loopback.
 
     .venv/bin/python bench/load.py [--calls 15] [--duration 180] [--window 30]
-    .venv/bin/python bench/load.py --soak                         (30 minutes; --calls 8 unless given)
+    .venv/bin/python bench/load.py --soak                         (the same for 30 minutes)
     .venv/bin/python bench/load.py --gateways 2 --rasa-servers 2  (scale-out: needs HELPLINE_DATABASE_URL,
                                                                    HELPLINE_RASA__TRACKER_STORE_URL, __LOCK_STORE_URL)
 
-Each of the N callers places call after call (two turns each, Piper voices) until the time is up, so N calls are
-in progress all along. Reported: calls placed, completed, dropped; turns and turns lost (said by the gateway but
+Each of the N callers places call after call (two turns each: Piper voices, and for two caller kinds of seven a
+first turn recorded by a real person, from ../shared/audio/real) until the time is up, so N calls are in progress
+all along. Reported: calls placed, completed, dropped; turns and turns lost (said by the gateway but
 missing from the call store); response latency p50/p95/p99 (end of speech -> first reply audio, end-of-speech
 silence excluded); CPU and memory of every process; and, sampled every 5 s, the gateways' resident memory, open
 files, threads and asyncio tasks, with memory growth per hour fitted over the second half of the run.
@@ -28,12 +29,11 @@ import os
 import time
 from typing import Any
 
-import httpx
 import numpy as np
 
 from analytics.store import CallStore
 from helpline.loadgen import Watch, caller_audio, place_call, sample_process, summarise
-from helpline.services import Cluster, Stack
+from helpline.services import Stack, build_stack
 from helpline.settings import Settings, load_settings
 
 
@@ -75,12 +75,14 @@ def growth_mb_per_hour(samples: list[dict[str, Any]], name: str) -> float:
     return float(np.polyfit(t, rss, 1)[0] * 3600)
 
 
-async def run(settings: Settings, stack: Stack, gateways: list[Settings], n: int, duration_s: float) -> None:
+async def run(
+    settings: Settings, stack: Stack, gateways: list[Settings], n: int, duration_s: float, real_speech: bool
+) -> None:
     pids = {p.name: p.process.pid for p in stack.processes if p.process is not None}
     before = {name: sample_process(pid) for name, pid in pids.items()}
     watch = Watch(pids, [g.gateway_url for g in gateways])
     watcher = asyncio.create_task(watch.run())
-    callers = caller_audio()
+    callers = caller_audio(real_speech=real_speech)
     started = time.monotonic()
     results = await keep_calling(gateways, callers, n, duration_s)
     wall = time.monotonic() - started
@@ -123,28 +125,20 @@ async def run(settings: Settings, stack: Stack, gateways: list[Settings], n: int
                   f"store writes waiting at the end {rows[-1]['store_writes_waiting']}")  # fmt: skip
 
 
-def wait_warm(settings: Settings, timeout_s: float = 300) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{settings.gateway_url}/healthz", timeout=2).json().get("voice_cache") == "warm":
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"gateway {settings.gateway_url} did not warm up in {timeout_s:.0f} s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=None, help="simultaneous callers (default 15; soak 8)")
+    parser.add_argument("--calls", type=int, default=15, help="simultaneous callers")
     parser.add_argument("--duration", type=float, default=None, help="seconds of calling (default 180; soak 1800)")
     parser.add_argument("--soak", action="store_true", help="30 minutes: memory, open files and tasks over time")
     parser.add_argument("--window", type=float, default=None, help="HELPLINE_ASR__WINDOW_S for this run (10-30)")
+    parser.add_argument(
+        "--synthetic-only", action="store_true", help="Piper callers only (default: two of seven start with a real"
+        " recording from ../shared/audio/real)"
+    )  # fmt: skip
     parser.add_argument("--gateways", type=int, default=1)
     parser.add_argument("--rasa-servers", type=int, default=1)
     args = parser.parse_args()
-    n = args.calls or (8 if args.soak else 15)
+    n = args.calls
     duration = args.duration or (1800.0 if args.soak else 180.0)
     settings = load_settings()
     if args.window is not None:
@@ -152,19 +146,9 @@ def main() -> None:
     store = settings.database.split(":")[0]
     print(f"ASR {settings.asr.engine} {settings.asr.compute_type}, window {settings.asr.window_s:.0f} s; "
           f"{args.gateways} gateway(s), {args.rasa_servers} Rasa server(s); store {store}")  # fmt: skip
-    if args.gateways > 1 or args.rasa_servers > 1:
-        stack: Stack = Cluster(
-            settings,
-            [settings.gateway.port + i for i in range(args.gateways)],
-            [settings.rasa.port + i for i in range(args.rasa_servers)],
-        )
-    else:
-        stack = Stack(settings)
-    with stack:
-        gateways = stack.gateways if isinstance(stack, Cluster) else [settings]
-        for gateway in gateways:  # the fixed sentences are synthesised in the background after start
-            wait_warm(gateway)
-        asyncio.run(run(settings, stack, gateways, n, duration))
+    with build_stack(settings, args.gateways, args.rasa_servers) as stack:
+        stack.wait_voice_warm(300)  # the fixed sentences are synthesised in the background after start
+        asyncio.run(run(settings, stack, stack.gateways, n, duration, not args.synthetic_only))
 
 
 if __name__ == "__main__":

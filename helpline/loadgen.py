@@ -19,7 +19,7 @@ import numpy as np
 
 from helpline.settings import Settings, TtsSettings
 from telephony.softphone import Softphone, SoftphoneError
-from voice.codecs import TELEPHONE_RATE
+from voice.codecs import TELEPHONE_RATE, read_audio
 
 CALLERS = (
     ("When will my parental benefit be paid this month?", "Okay, what are your opening hours?"),
@@ -30,16 +30,32 @@ CALLERS = (
 )
 
 
+# Callers who first say something real people recorded (../shared/audio/real), none of it about the agency: the
+# assistant says what it can help with, and the caller asks a question of the line.
+REAL_SPEECH_CALLERS = (
+    ("ps_librivox_0890", "What are your opening hours?"),
+    ("ps_goforward", "How do I apply for housing allowance?"),
+)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def caller_audio() -> list[tuple[np.ndarray, ...]]:
-    """Each caller's turns, said by Piper a little slower than the assistant, at the phone line's rate."""
+def caller_audio(real_speech: bool = False) -> list[tuple[np.ndarray, ...]]:
+    """Each caller's turns at the phone line's rate, said by Piper a little slower than the assistant; with
+    ``real_speech``, also the callers of REAL_SPEECH_CALLERS, whose first turn is a real recording."""
+    from voice.recordings import real_recordings
     from voice.tts.piper import PiperTts
 
     voice = PiperTts(TtsSettings(length_scale=1.1))
-    return [tuple(voice.synthesize(t).samples_at(TELEPHONE_RATE) for t in turns) for turns in CALLERS]
+    callers = [tuple(voice.synthesize(t).samples_at(TELEPHONE_RATE) for t in turns) for turns in CALLERS]
+    if real_speech:
+        recordings = real_recordings()
+        for stem, question in REAL_SPEECH_CALLERS:
+            heard = read_audio(recordings[stem][0], TELEPHONE_RATE)
+            callers.append((heard, voice.synthesize(question).samples_at(TELEPHONE_RATE)))
+    return callers
 
 
 async def place_call(
