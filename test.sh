@@ -6,7 +6,7 @@ cd "$(dirname "$0")"
 ./setup.sh --no-demo
 START=$(date +%s)
 set +e
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --durations=15 "$@"  # the slowest tests listed: the suite's time is watched
 status=$?
 set -e
 echo "test suite took $(( $(date +%s) - START )) s"
