@@ -174,6 +174,14 @@ class Settings(BaseSettings):
     training_root: Path = REPO_ROOT
     # SQLAlchemy URL of the call store; None: SQLite in the data directory. PostgreSQL: postgresql+psycopg://...
     database_url: str | None = None
+    # Trained Rasa models kept by the hash of everything that goes into them, for every checkout on this machine
+    # (a fresh clone of unchanged training data need not train again); empty: no cache.
+    model_cache_dir: Path | None = Path.home() / ".cache" / "helpline" / "rasa-models"
+
+    @field_validator("model_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _default_openai_whisper_checkpoint(self) -> Settings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,13 @@ log = logging.getLogger(__name__)
 NLU_CONFIG = REPO_ROOT / "nlu" / "config.yml"
 DOMAIN = REPO_ROOT / "dialogues" / "domain.yml"
 TRAINING_DATA = (REPO_ROOT / "nlu" / "data", REPO_ROOT / "dialogues" / "data")
+# What else shapes a trained model: our pipeline components and every package of the Rasa venv.
+MODEL_CODE = (
+    REPO_ROOT / "nlu" / "rasa_components.py",
+    REPO_ROOT / "nlu" / "sentence_encoder.py",
+    REPO_ROOT / "nlu" / "personnummer.py",
+    REPO_ROOT / "nlu" / "rasa-requirements.lock",
+)
 
 
 class TrainingError(RuntimeError):
@@ -23,7 +31,7 @@ class TrainingError(RuntimeError):
 
 
 def training_inputs() -> list[Path]:
-    files = [NLU_CONFIG, DOMAIN]
+    files = [NLU_CONFIG, DOMAIN, *MODEL_CODE]
     for folder in TRAINING_DATA:
         files += sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml", ".txt"))
     return files
@@ -71,6 +79,11 @@ def train(settings: Settings, force: bool = False) -> Path:
         print(f"Rasa model is up to date: {target.name}", flush=True)
         return target
     settings.models_dir.mkdir(parents=True, exist_ok=True)
+    cached = settings.model_cache_dir / target.name if settings.model_cache_dir is not None else None
+    if cached is not None and cached.exists() and not force:
+        _copy_whole(cached, target)
+        print(f"Rasa model for this training data taken from {cached} (trained here before)", flush=True)
+        return target
     print(f"training the Rasa model ({target.name}); this takes about two minutes", flush=True)
     command = [
         str(rasa_executable(settings)), "train",
@@ -86,7 +99,20 @@ def train(settings: Settings, force: bool = False) -> Path:
     for old in settings.models_dir.glob("helpline-*.tar.gz"):
         if old != target:
             old.unlink()
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            _copy_whole(target, cached)
+        except OSError as e:  # a cache we cannot write costs the next checkout a training, nothing more
+            log.warning("could not keep the model in %s: %s", cached.parent, e)
     return target
+
+
+def _copy_whole(source: Path, target: Path) -> None:
+    """Copy so that ``target`` is either absent or complete (another checkout may be reading the cache)."""
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.copyfile(source, partial)
+    partial.replace(target)
 
 
 def approved_file(settings: Settings) -> Path:

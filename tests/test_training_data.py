@@ -58,3 +58,19 @@ def test_every_intent_has_heldout_turns():
     routing = load_routing()
     heldout = {intent for intent, _ in heldout_examples(HELDOUT_NLU)}
     assert set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"]) <= heldout
+
+
+def test_a_model_trained_in_another_checkout_comes_from_the_cache_whole(tmp_path):
+    from helpline.settings import Settings
+    from helpline.training import DOMAIN, MODEL_CODE, NLU_CONFIG, model_path, train, training_inputs
+
+    settings = Settings(data_dir=tmp_path / "var", model_cache_dir=tmp_path / "cache")
+    cached = settings.model_cache_dir / model_path(settings).name  # named by everything that shapes the model
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"a model trained on exactly this data")
+    served = train(settings)  # no Rasa run: the cached model is the one for this data
+    assert served == model_path(settings) and served.read_bytes() == cached.read_bytes()
+    assert [p.name for p in served.parent.iterdir()] == [served.name], "no partial copy left behind"
+    # The name covers our pipeline code and the Rasa venv's lock as well as the data, so a cached model is never
+    # taken for a pipeline it was not trained with.
+    assert set(MODEL_CODE) | {NLU_CONFIG, DOMAIN} <= set(training_inputs())
