@@ -105,6 +105,15 @@ def _new_sid() -> str:
     return "CA" + uuid.uuid4().hex
 
 
+async def _two_questions_first_decided(line: FaultLine, caller_voice: Any) -> tuple[str, asyncio.Task[Any]]:
+    """A call asking ANSWERABLE then SECOND, under way once its first question is decided (the fault comes then)."""
+    sid = _new_sid()
+    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
+    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
+    await _decided_turns(line.settings, sid, 1)
+    return sid, call
+
+
 def _assert_apology_then_general(result: dict[str, Any], reason: str, context: list[str]) -> dict[str, Any]:
     """The caller heard the apology and was put through to `general`, flagged as a fault, with ``context`` (what
     they had said) in the packet; returns the packet."""
@@ -166,10 +175,7 @@ async def test_database_port_closed_during_calls_the_callers_are_served_and_noth
     ids=["speech recognition", "speech synthesis"],
 )
 async def test_speech_engine_failing_mid_call(line, caller_voice, part, reason, context):
-    sid = _new_sid()
-    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
-    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
-    await _decided_turns(line.settings, sid, 1)
+    sid, call = await _two_questions_first_decided(line, caller_voice)
     await _drill(line, part, "POST")
     try:
         result = (await call).as_dict()
@@ -193,10 +199,7 @@ async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_v
     _assert_stored(line, sid, "failed", turns=0)
 
     # Mid-call: the first question is answered, the server stalls, the second question meets the timeout.
-    sid = _new_sid()
-    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
-    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
-    await _decided_turns(line.settings, sid, 1)
+    sid, call = await _two_questions_first_decided(line, caller_voice)
     os.killpg(rasa.process.pid, signal.SIGSTOP)
     try:
         result = (await call).as_dict()
@@ -209,10 +212,7 @@ async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_v
 
 async def test_action_server_killed_mid_call(line, caller_voice):
     actions = line.stack.process("action server")
-    sid = _new_sid()
-    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
-    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
-    await _decided_turns(line.settings, sid, 1)
+    sid, call = await _two_questions_first_decided(line, caller_voice)
     os.killpg(actions.process.pid, signal.SIGKILL)
     actions.process.wait(timeout=10)
     try:
@@ -246,10 +246,7 @@ async def test_twilio_rest_api_failing_when_a_call_is_routed(line, caller_voice,
 
 async def test_dialogue_server_killed_mid_call_and_down_at_call_start(line, caller_voice):
     rasa = line.stack.process("rasa server")
-    sid = _new_sid()
-    caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, SECOND)]
-    call = asyncio.create_task(Softphone(line.settings, speed=2.0).call(caller, call_sid=sid))
-    await _decided_turns(line.settings, sid, 1)
+    sid, call = await _two_questions_first_decided(line, caller_voice)
     os.killpg(rasa.process.pid, signal.SIGKILL)  # the port closes: connections are refused
     rasa.process.wait(timeout=10)
     result = (await call).as_dict()
