@@ -26,6 +26,9 @@ MODEL_CODE = (
 )
 
 
+CACHED_MODELS = 5  # about 40 MB each
+
+
 class TrainingError(RuntimeError):
     """rasa train failed or the Rasa venv is missing."""
 
@@ -83,8 +86,18 @@ def train(settings: Settings, force: bool = False) -> Path:
     if cached is not None and cached.exists() and not force:
         _copy_whole(cached, target)
         print(f"Rasa model for this training data taken from {cached} (trained here before)", flush=True)
-        return target
-    print(f"training the Rasa model ({target.name}); this takes about two minutes", flush=True)
+    else:
+        _train(settings, target)
+        if cached is not None:
+            _keep_in_cache(target, cached)
+    for old in settings.models_dir.glob("helpline-*.tar.gz"):
+        if old != target:
+            old.unlink()
+    return target
+
+
+def _train(settings: Settings, target: Path) -> None:
+    print(f"training the Rasa model ({target.name}); this takes 3 to 8 minutes on two cores", flush=True)
     command = [
         str(rasa_executable(settings)), "train",
         "--config", str(NLU_CONFIG),
@@ -96,16 +109,18 @@ def train(settings: Settings, force: bool = False) -> Path:
     done = subprocess.run(command, cwd=REPO_ROOT, env=rasa_environment(settings), stdout=sys.stdout, stderr=sys.stderr)
     if done.returncode != 0 or not target.exists():
         raise TrainingError(f"rasa train failed (exit {done.returncode})")
-    for old in settings.models_dir.glob("helpline-*.tar.gz"):
-        if old != target:
+
+
+def _keep_in_cache(model: Path, cached: Path) -> None:
+    """A copy in the machine's cache; the cache keeps the newest CACHED_MODELS models."""
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        _copy_whole(model, cached)
+        kept = sorted(cached.parent.glob("helpline-*.tar.gz"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[CACHED_MODELS:]:
             old.unlink()
-    if cached is not None:
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            _copy_whole(target, cached)
-        except OSError as e:  # a cache we cannot write costs the next checkout a training, nothing more
-            log.warning("could not keep the model in %s: %s", cached.parent, e)
-    return target
+    except OSError as e:  # a cache we cannot write costs the next checkout a training, nothing more
+        log.warning("could not keep the model in %s: %s", cached.parent, e)
 
 
 def _copy_whole(source: Path, target: Path) -> None:
