@@ -169,6 +169,8 @@ class Stack:
 def build_stack(settings: Settings, gateways: int = 1, rasa_servers: int = 1, ensure_model: bool = True) -> Stack:
     """One of each process, or a Cluster of ``gateways`` and ``rasa_servers`` on the configured ports and the ones
     after them (8080, 8081, ...)."""
+    if gateways < 1 or rasa_servers < 1:
+        raise ServiceError(f"a line needs at least one gateway and one Rasa server (asked: {gateways}, {rasa_servers})")
     if gateways == 1 and rasa_servers == 1:
         return Stack(settings, ensure_model=ensure_model)
     return Cluster(
