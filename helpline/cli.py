@@ -165,17 +165,13 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wrote {path}: review it, then `helpline train`", flush=True)
         return 0
     try:
-        if args.spoken:
-            from helpline.spoken_test import spoken_heldout
+        from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS
 
-            nlu_data = spoken_heldout(settings)
-            report = trainer.test(settings, nlu_data=nlu_data, spoken=True)
-        else:
-            report = trainer.test(settings)
+        report = trainer.test(settings, DEV_TURNS if args.dev else HELDOUT_TURNS)
     except TrainingError as e:
         return _fail(str(e), 1)
     print(json.dumps(report.as_dict()) if args.json else report.format(), flush=True)
-    if report.passed and not args.spoken:
+    if report.passed and not args.dev:  # only the frozen held-out set approves a model
         from helpline.training import approve, model_path
 
         approve(settings, model_path(settings))
@@ -358,9 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_sub.add_parser("validate", help="rasa data validate: domain, training data, stories")
     nlu_test = nlu_sub.add_parser("test", help="test on held-out turns and test stories; enforce the quality gates")
     nlu_test.add_argument(
-        "--spoken",
-        action="store_true",
-        help="the held-out turns spoken (Piper), sent down the phone line and transcribed",
+        "--dev", action="store_true", help="score the dev set (nlu/dev/callers.yml, for tuning) instead of the held-out"
     )
     nlu_test.add_argument("--json", action="store_true")
     variants = nlu_sub.add_parser(

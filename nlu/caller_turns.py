@@ -1,0 +1,77 @@
+"""Evaluation sets of caller turns: the frozen held-out set (nlu/heldout/callers.yml) and the dev set for tuning
+(nlu/dev/callers.yml), one format, one loader.
+
+A turn has the intent it should get, its kind (plain, story, indirect, ...) and the other intents that are also a
+right reading of it (a turn with two requests may be decided either way). Runs in both venvs: no 3.11-only syntax.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+NLU_DIR = Path(__file__).resolve().parent
+HELDOUT_TURNS = NLU_DIR / "heldout" / "callers.yml"
+DEV_TURNS = NLU_DIR / "dev" / "callers.yml"
+KINDS = ("plain", "story", "indirect", "complaint", "two", "hesitation", "describe")
+
+
+class CallerTurnsError(ValueError):
+    """The file is not a valid set of caller turns; the message names the turn."""
+
+
+@dataclass(frozen=True)
+class CallerTurn:
+    """One caller turn of an evaluation set."""
+
+    id: str
+    intent: str
+    kind: str
+    text: str
+    also: tuple[str, ...] = ()
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        """Every intent that is a right reading of the turn, the labelled one first."""
+        return (self.intent, *self.also)
+
+
+def load_turns(path: Path) -> list[CallerTurn]:
+    """The turns of ``path``, ids ``<file stem>-<intent>-<n>`` stable while the file is unchanged."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    turns: list[CallerTurn] = []
+    prefix = path.parent.name
+    for intent, rows in (data.get("turns") or {}).items():
+        for n, row in enumerate(rows or [], 1):
+            where = f"{path.name}: {intent} #{n}"
+            if not isinstance(row, list) or len(row) not in (2, 3):
+                raise CallerTurnsError(f"{where}: a turn is [kind, text] or [kind, text, [intents]]")
+            kind, text = row[0], row[1]
+            if kind not in KINDS:
+                raise CallerTurnsError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            if not isinstance(text, str) or not text.strip():
+                raise CallerTurnsError(f"{where}: the text is empty")
+            also = tuple(row[2]) if len(row) == 3 else ()
+            turns.append(CallerTurn(f"{prefix}-{intent}-{n}", str(intent), kind, " ".join(text.split()), also))
+    if not turns:
+        raise CallerTurnsError(f"{path}: no turns")
+    return turns
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes: the frozen held-out set is checked against its recorded digest."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def sample(turns: list[CallerTurn], per_intent: int) -> list[CallerTurn]:
+    """A fixed sample (the same every run): the first ``per_intent`` turns of each intent, in file order."""
+    taken: dict[str, int] = {}
+    chosen = []
+    for turn in turns:
+        if taken.get(turn.intent, 0) < per_intent:
+            taken[turn.intent] = taken.get(turn.intent, 0) + 1
+            chosen.append(turn)
+    return chosen

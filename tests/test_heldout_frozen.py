@@ -1,0 +1,77 @@
+"""The frozen held-out set stays frozen and stays apart: nothing trained or tuned on is the same as, or an encoder
+near-duplicate of, a held-out turn."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from helpline.trainer import load_routing
+from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, CallerTurnsError, file_digest, load_turns, sample
+from nlu.sentence_encoder import SentenceEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+NEAR_DUPLICATE = 0.93  # cosine of the NLU's own encoder: rewordings above it are the same sentence to the model
+
+
+def training_texts() -> list[str]:
+    texts = []
+    for path in sorted((ROOT / "nlu" / "data").glob("*.yml")):
+        for block in yaml.safe_load(path.read_text())["nlu"]:
+            for line in (block.get("examples") or "").splitlines():
+                text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- ").strip())
+                if text:
+                    texts.append(" ".join(text.lower().split()))
+    return texts
+
+
+def test_heldout_set_is_the_frozen_one():
+    recorded = (ROOT / "nlu" / "heldout" / "FROZEN").read_text().split()[0]
+    assert file_digest(HELDOUT_TURNS) == recorded, "nlu/heldout/callers.yml is frozen: write a new set instead"
+
+
+def test_heldout_covers_every_domain_intent_and_kind_of_caller():
+    routing = load_routing()
+    turns = load_turns(HELDOUT_TURNS)
+    assert len(turns) >= 300
+    intents = set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"])
+    assert {t.intent for t in turns} == intents
+    assert {"story", "indirect", "complaint", "two", "hesitation", "describe"} <= {t.kind for t in turns}
+    assert all(set(t.also) <= intents for t in turns)
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceEncoder:
+    return SentenceEncoder()
+
+
+@pytest.mark.parametrize("other", ["training", "dev"])
+def test_no_heldout_turn_is_trained_or_tuned_on(encoder, other):
+    heldout = [t.text.lower() for t in load_turns(HELDOUT_TURNS)]
+    texts = training_texts() if other == "training" else [t.text.lower() for t in load_turns(DEV_TURNS)]
+    assert not set(heldout) & set(texts), "a held-out turn is copied"
+    similarity = encoder.encode(heldout) @ encoder.encode(texts).T
+    near = [(heldout[i], texts[int(similarity[i].argmax())]) for i in np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]]
+    assert not near, near
+
+
+def test_dev_turns_are_not_training_examples():
+    training = set(training_texts())
+    copied = [t.text for t in load_turns(DEV_TURNS) if t.text.lower() in training]
+    assert not copied, copied
+
+
+def test_a_fixed_sample_takes_the_same_turns_of_every_intent():
+    turns = load_turns(HELDOUT_TURNS)
+    chosen = sample(turns, 2)
+    assert chosen == sample(turns, 2)
+    assert len(chosen) == 2 * len({t.intent for t in turns})
+
+
+def test_a_malformed_turn_is_named(tmp_path):
+    bad = tmp_path / "callers.yml"
+    bad.write_text('turns:\n  greet:\n    - [plain, "hi"]\n    - [shouting, "HELLO"]\n')
+    with pytest.raises(CallerTurnsError, match="greet #2"):
+        load_turns(bad)
