@@ -24,7 +24,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import asyncio
+import itertools
 import os
+import platform
 import time
 
 import numpy as np
@@ -32,14 +34,27 @@ import numpy as np
 from helpline.loadgen import caller_audio, place_calls, summarise
 from helpline.services import Stack
 from helpline.settings import Settings, load_settings
-from voice.asr import ASR_ENGINES, create_asr
+from nlu.asr_context import AsrVocabulary
+from telephony.prompts import CONFIRM as CONFIRM_PROMPT
+from voice.asr import ASR_ENGINES, RecognitionContext, create_asr
 from voice.asr.registry import load_builtin_engines
 from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
 from voice.recordings import real_recordings
 from voice.wer import corpus_wer
 
+CONFIRM_QUESTION = CONFIRM_PROMPT.format(text="when is the child allowance paid")
 
-def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
+
+def cpu_name() -> str:
+    """The CPU, named with every absolute figure (machines differ)."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
+        if line.startswith("model name"):
+            avx512 = "AVX-512" if "avx512f" in Path("/proc/cpuinfo").read_text() else "no AVX-512"
+            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores, {avx512}"
+    return platform.processor() or "unknown CPU"
+
+
+def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = False) -> None:
     recordings = real_recordings()
     refs = {stem: text for stem, (_, text) in recordings.items()}
     files = {stem: path for stem, (path, _) in recordings.items()}
@@ -50,8 +65,12 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
             audio = {stem: telephone_round_trip(a, rate) for stem, a in audio.items()}
         audio_by_rate[rate] = audio
     total_s = sum(len(a) for a in audio_by_rate[ASR_RATE].values()) / ASR_RATE
-    print(f"\n== ASR: {len(files)} real recordings, {total_s:.0f} s")
-    print(f"{'engine':<28}{'condition':<20}{'WER':>7}{'RTF (CPU)':>11}{'CPU s/utt':>11}")
+    contexts: dict[str, RecognitionContext | None] = {"none": None}
+    if bias:  # the domain prompt the gateway gives every turn, and with a question after it
+        vocabulary = AsrVocabulary.load(settings.asr.language)
+        contexts |= {"domain": vocabulary.context(), "domain+question": vocabulary.context(CONFIRM_QUESTION)}
+    print(f"\n== ASR: {len(files)} real recordings, {total_s:.0f} s ({cpu_name()})")
+    print(f"{'engine':<28}{'condition':<20}{'biasing':<17}{'WER':>7}{'RTF (CPU)':>11}{'CPU s/utt':>11}")
     for name in engines:
         engine_settings = Settings(asr=settings.asr.model_copy(update={"engine": name})).asr
         label = f"{name} ({settings.asr.compute_type})" if name == "faster_whisper" else name
@@ -66,18 +85,24 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int) -> None:
         except Exception as e:  # an engine whose model is not installed is reported, not fatal
             print(f"{name:<28}not available: {e}")
             continue
-        for condition, rate in (("16 kHz", ASR_RATE), ("8 kHz mu-law line", TELEPHONE_RATE)):
+        biasings = contexts if engine.capabilities.contextual_biasing else {"none": None}
+        for (condition, rate), (biasing, context) in itertools.product(
+            (("16 kHz", ASR_RATE), ("8 kHz mu-law line", TELEPHONE_RATE)), biasings.items()
+        ):
             pairs, cpu, seconds = [], 0.0, 0.0
             for stem, audio in audio_by_rate[rate].items():
                 best = float("inf")
                 for _ in range(repeat):
                     t0 = time.process_time()
-                    transcript = engine.transcribe(audio, rate)
+                    transcript = engine.transcribe(audio, rate, context)
                     best = min(best, time.process_time() - t0)
                 pairs.append((refs[stem], transcript.text))
                 cpu += best
                 seconds += len(audio) / rate
-            print(f"{label:<28}{condition:<20}{corpus_wer(pairs):>7.3f}{cpu / seconds:>11.3f}{cpu / len(pairs):>11.2f}")
+            print(
+                f"{label:<28}{condition:<20}{biasing:<17}{corpus_wer(pairs):>7.3f}{cpu / seconds:>11.3f}"
+                f"{cpu / len(pairs):>11.2f}"
+            )
 
 
 def bench_latency(settings: Settings, callers: list[tuple[np.ndarray, ...]], calls: int) -> None:
@@ -126,6 +151,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20, help="calls for the latency part")
     parser.add_argument("--levels", default="1,5,10,15,20", help="simultaneous calls to try, ascending")
     parser.add_argument("--target-ms", type=float, default=1000.0)
+    parser.add_argument("--bias", action="store_true", help="asr: also with the domain prompt (nlu/asr_context.yml)")
     args = parser.parse_args()
     parts = args.parts or ["asr", "latency", "capacity"]
     unknown = set(parts) - {"asr", "latency", "capacity"}
@@ -138,7 +164,7 @@ def main() -> None:
         f"{settings.vad.end_silence_ms} ms, speculative ASR after {settings.vad.speculate_after_ms} ms"
     )
     if "asr" in parts:
-        bench_asr(settings, [e for e in args.engines.split(",") if e], args.repeat)
+        bench_asr(settings, [e for e in args.engines.split(",") if e], args.repeat, args.bias)
     if "latency" in parts or "capacity" in parts:
         callers = caller_audio()
         with Stack(settings):

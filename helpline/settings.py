@@ -70,6 +70,9 @@ class AsrSettings(BaseModel):
     # 30 = Whisper as published (the default: most accurate); 15 holds ~2.6x the calls per machine at a small cost in
     # accuracy. See README "Speech recognition engines" for the measured trade-off.
     window_s: float = Field(30.0, ge=10.0, le=30.0)
+    # Contextual biasing (engines that can be biased): each turn is recognised with the domain's words and the question
+    # the caller is answering as its prompt (nlu/asr_context.yml). Measured: README "Speech recognition engines".
+    biasing: bool = True
     # Hypotheses asked of engines that give an n-best list (Vosk); passed to Rasa as metadata.
     nbest: int = Field(1, ge=1, le=10)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from voice.asr import AsrError, Transcript
+from voice.asr.base import RecognitionContext
 from voice.tts import TtsError
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ class DrillAsr:
     def __getattr__(self, name: str) -> Any:  # capabilities, name, stream(): the engine's own
         return getattr(self._engine, name)
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+    def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         if self._drills.armed("asr"):
             raise AsrError("fault drill: speech recognition failing on purpose")
-        return self._engine.transcribe(audio, sample_rate)  # type: ignore[no-any-return]
+        return self._engine.transcribe(audio, sample_rate, context)  # type: ignore[no-any-return]
 
 
 class DrillTts:

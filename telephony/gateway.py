@@ -32,6 +32,7 @@ from analytics.store import CallStore
 from analytics.writer import StoreWriter
 from helpline.redaction import caller_key, mask_phone_number
 from helpline.settings import Settings
+from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
 from telephony import prompts
 from telephony.call_control import CallControl, QueueTable
@@ -89,6 +90,7 @@ class Runtime:
     writer: StoreWriter = field(init=False)  # every call-store write of the calls, journaled (analytics/writer.py)
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
+    recognition: AsrVocabulary | None = None  # contextual biasing of speech recognition (ASR__BIASING)
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
     drills: Drills | None = None  # fault drills, when enabled
     active_calls: set[str] = field(default_factory=set)  # call sids with a live media stream here
@@ -152,6 +154,7 @@ def build_runtime(settings: Settings) -> Runtime:
         calls=OrderedDict(),
         keypad=KeypadMenu.load() if settings.turn_taking.keypad else None,
         smalltalk=smalltalk_intents(),
+        recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
     )
 
 
@@ -533,6 +536,7 @@ class MediaStreamHandler:
             self._send,
             keypad=rt.keypad,
             smalltalk=rt.smalltalk,
+            recognition=rt.recognition,
             on_turn=lambda sid, turn: rt.writer.put("save_turn", sid, dict(vars(turn))),
         )
         rt.keep(self._session.record)

@@ -24,11 +24,12 @@ import numpy as np
 
 from helpline.redaction import mask_phone_number, redact_text
 from helpline.settings import Settings
+from nlu.asr_context import AsrVocabulary
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
 from telephony.routing import KeypadMenu
 from telephony.twilio_media import FINAL_MARK_SUFFIX, Start, clear_message, mark_message, media_message
-from voice.asr import AsrEngine, AsrError, Transcript
+from voice.asr import AsrEngine, AsrError, RecognitionContext, Transcript
 from voice.asr.base import StreamingAsrEngine, TranscriptStream
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
 from voice.tts import TtsError
@@ -223,6 +224,7 @@ class CallSession:
         keypad: KeypadMenu | None = None,
         smalltalk: frozenset[str] = frozenset(),
         on_turn: Callable[[str, TurnRecord], None] | None = None,
+        recognition: AsrVocabulary | None = None,
     ):
         self._settings = settings
         self._on_turn = on_turn  # told of each turn once decided (the gateway writes it to the store at once)
@@ -235,6 +237,8 @@ class CallSession:
         self._send_lock = asyncio.Lock()
         self._keypad = keypad if settings.turn_taking.keypad else None
         self._smalltalk = smalltalk
+        self._recognition = recognition  # the domain's words for the recogniser, and the question being answered
+        self._last_question: str | None = None
         self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
         self.stream_sid = start.stream_sid
         self.call_sid = start.call_sid
@@ -403,10 +407,14 @@ class CallSession:
             self._barged_in = True
             self._interrupt(prompt, cause="speech", by=by)
 
+    def _asr_context(self) -> RecognitionContext | None:
+        """The recogniser's bias for the next utterance: the domain's words, then the question it may answer."""
+        return self._recognition.context(self._last_question) if self._recognition is not None else None
+
     def _speculate(self, pause: SpeechPaused) -> None:
         """Start recognising what was said so far; the end of the utterance may well be this pause."""
         future = asyncio.ensure_future(
-            asyncio.to_thread(self._asr.transcribe, pcm16_to_float(pause.pcm), TELEPHONE_RATE)
+            asyncio.to_thread(self._asr.transcribe, pcm16_to_float(pause.pcm), TELEPHONE_RATE, self._asr_context())
         )
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is met when it is used
         self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
@@ -563,7 +571,7 @@ class CallSession:
                 transcript = await item.transcript
             else:
                 audio = pcm16_to_float(utterance.pcm)
-                transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE)
+                transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, self._asr_context())
             asr_ms = (time.perf_counter() - t0) * 1000  # after the endpoint: what the caller waited for
         except AsrError as e:
             log.error("call %s: ASR failed: %s", self.call_sid, e)
@@ -735,6 +743,8 @@ class CallSession:
         while the rest is synthesised), with a mark after each; return when Twilio has played it all or the caller
         interrupted it."""
         prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
+        questions = [s for s in prompt.sentences if s.rstrip().endswith("?")]
+        self._last_question = questions[-1] if questions else None  # what the caller's next turn may answer
         if turn is not None:
             self._turn_decided(turn)
         if not prompt.sentences:

@@ -53,7 +53,9 @@ def test_no_heldout_turn_is_trained_or_tuned_on(encoder, other):
     texts = training_texts() if other == "training" else [t.text.lower() for t in load_turns(DEV_TURNS)]
     assert not set(heldout) & set(texts), "a held-out turn is copied"
     similarity = encoder.encode(heldout) @ encoder.encode(texts).T
-    near = [(heldout[i], texts[int(similarity[i].argmax())]) for i in np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]]
+    near = [
+        (heldout[i], texts[int(similarity[i].argmax())]) for i in np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]
+    ]
     assert not near, near
 
 

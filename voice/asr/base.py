@@ -25,6 +25,17 @@ class AsrCapabilities:
     streaming_partials: bool
     word_confidences: bool
     languages: tuple[str, ...]
+    contextual_biasing: bool = False  # the engine uses a RecognitionContext (others ignore it)
+
+
+@dataclass(frozen=True)
+class RecognitionContext:
+    """What the caller is likely to say, for engines that can be biased: ``prompt`` reads as the text before the
+    utterance (Whisper's initial prompt: the domain's words and the question the caller is answering), ``hotwords``
+    are terms to favour. Empty fields bias nothing."""
+
+    prompt: str = ""
+    hotwords: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,8 @@ class AsrEngine(Protocol):
 
     def __init__(self, settings: AsrSettings) -> None: ...
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
-        """Transcribe float32 mono audio at any sample rate."""
+    def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
+        """Transcribe float32 mono audio at any sample rate, biased by ``context`` where the engine can be."""
         ...
 
 

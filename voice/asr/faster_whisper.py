@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Hypothesis, Transcript, Word, segments_confidence
+from voice.asr.base import (
+    AsrCapabilities,
+    AsrError,
+    Hypothesis,
+    RecognitionContext,
+    Transcript,
+    Word,
+    segments_confidence,
+)
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 from voice.wer import normalize
@@ -58,7 +66,7 @@ def _window_model_class() -> type:
 class FasterWhisperAsr:
     name: ClassVar[str] = "faster_whisper"
     capabilities: ClassVar[AsrCapabilities] = AsrCapabilities(
-        streaming_partials=False, word_confidences=True, languages=("en",)
+        streaming_partials=False, word_confidences=True, languages=("en",), contextual_biasing=True
     )
 
     def __init__(self, settings: AsrSettings) -> None:
@@ -75,18 +83,20 @@ class FasterWhisperAsr:
             min_window_frames=round(settings.window_s * FRAMES_PER_SECOND),
         )
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+    def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
         self._model.content.frames = math.ceil(len(audio16) * FRAMES_PER_SECOND / ASR_RATE)
         try:
-            return self._transcribe(audio16)
+            return self._transcribe(audio16, context or RecognitionContext())
         finally:
             self._model.content.frames = None
 
-    def _transcribe(self, audio16: np.ndarray) -> Transcript:
+    def _transcribe(self, audio16: np.ndarray, context: RecognitionContext) -> Transcript:
         try:
             segments, info = self._model.transcribe(
                 audio16,
+                initial_prompt=context.prompt or None,
+                hotwords=context.hotwords or None,
                 language=self._settings.language,
                 beam_size=self._settings.beam_size,
                 condition_on_previous_text=False,

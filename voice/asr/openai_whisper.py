@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Transcript, Word, segments_confidence
+from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript, Word, segments_confidence
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 
@@ -28,7 +28,7 @@ TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 class OpenAiWhisperAsr:
     name: ClassVar[str] = "openai_whisper"
     capabilities: ClassVar[AsrCapabilities] = AsrCapabilities(
-        streaming_partials=False, word_confidences=True, languages=("en",)
+        streaming_partials=False, word_confidences=True, languages=("en",), contextual_biasing=True
     )
 
     def __init__(self, settings: AsrSettings) -> None:
@@ -52,7 +52,7 @@ class OpenAiWhisperAsr:
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+    def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         import whisper
 
         audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
@@ -64,6 +64,7 @@ class OpenAiWhisperAsr:
                 temperature=TEMPERATURES,
                 beam_size=self._settings.beam_size if self._settings.beam_size > 1 else None,
                 condition_on_previous_text=False,
+                initial_prompt=(context.prompt if context else "") or None,  # openai-whisper has no hotwords
                 word_timestamps=self._settings.word_confidences,
                 fp16=False,
                 verbose=None,

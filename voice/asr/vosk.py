@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, Hypothesis, Transcript, Word
+from voice.asr.base import AsrCapabilities, AsrError, Hypothesis, RecognitionContext, Transcript, Word
 from voice.asr.registry import register_asr
 from voice.codecs import float_to_pcm16
 
@@ -121,7 +121,8 @@ class VoskAsr:
             recognizer.SetMaxAlternatives(self._settings.nbest)
         return VoskStream(recognizer, sample_rate, self._settings.language)
 
-    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcript:
+    def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
+        # Kaldi's models here take no prompt: the context is ignored (capabilities.contextual_biasing is False).
         stream = self.stream(sample_rate)
         pcm = float_to_pcm16(audio.astype(np.float32))
         step = sample_rate // 10  # 100 ms at a time, as the gateway feeds a call

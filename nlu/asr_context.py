@@ -1,0 +1,63 @@
+"""The recogniser's context for a caller's turn, built from the domain data: the agency's words (benefit names from
+the lookup table and synonyms, plus nlu/asr_context.yml) and the question the caller is answering."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from voice.asr.base import RecognitionContext
+
+NLU_DIR = Path(__file__).resolve().parent
+CONTEXT_FILE = NLU_DIR / "asr_context.yml"
+
+
+class AsrContextError(ValueError):
+    """The biasing data for a language is missing or malformed."""
+
+
+def _examples(block: dict[str, object]) -> list[str]:
+    return [line.strip().removeprefix("- ").strip() for line in str(block.get("examples") or "").splitlines()]
+
+
+def benefit_names(nlu_dir: Path = NLU_DIR / "data") -> list[str]:
+    """The benefit names: the synonyms' canonical names first, then the rest of the benefit_type lookup, each once."""
+    names: list[str] = []
+    for path in (nlu_dir / "synonyms.yml", nlu_dir / "lookups.yml"):
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            if "synonym" in block:
+                names.append(str(block["synonym"]))
+            elif block.get("lookup") == "benefit_type":
+                names += _examples(block)
+    seen: set[str] = set()
+    return [n for n in names if n and not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
+
+
+@dataclass(frozen=True)
+class AsrVocabulary:
+    """A language's biasing data: the domain prompt and the key words transcripts are scored on."""
+
+    prompt: str
+    key_words: tuple[str, ...]
+
+    @classmethod
+    def load(cls, language: str, path: Path = CONTEXT_FILE, nlu_dir: Path = NLU_DIR / "data") -> AsrVocabulary:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        block = data.get(language)
+        if not isinstance(block, dict) or "{terms}" not in str(block.get("prompt", "")):
+            raise AsrContextError(f"{path.name} has no prompt with {{terms}} for language {language!r}")
+        terms = [*benefit_names(nlu_dir)[: int(block.get("benefits", 4))], *[str(t) for t in block.get("terms") or []]]
+        prompt = str(block["prompt"]).format(terms=", ".join(terms[:-1]) + " or " + terms[-1])
+        return cls(prompt=prompt, key_words=tuple(str(w).lower() for w in block.get("key_words") or []))
+
+    def context(self, question: str | None = None) -> RecognitionContext:
+        """The context for a turn; ``question``, when the caller is answering one, follows the domain prompt."""
+        return RecognitionContext(prompt=f"{self.prompt} {question.strip()}" if question else self.prompt)
+
+    def key_words_in(self, text: str) -> list[str]:
+        """The key words ``text`` holds (whole words, case and hyphens ignored)."""
+        flat = " " + re.sub(r"[^a-z0-9]+", " ", text.lower().replace("-", "")) + " "
+        return [w for w in self.key_words if f" {re.sub(r'[^a-z0-9]+', ' ', w.replace('-', ''))} " in flat]
