@@ -16,6 +16,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from dialogues.payment_calendar import CHILD_ALLOWANCE_PAY_DAY, next_payment_day, spoken_date
+from dialogues.policy import concerns_agency, likeliest_matters
 
 HERE = Path(__file__).resolve().parent
 ROUTING = yaml.safe_load((HERE / "routing.yml").read_text(encoding="utf-8"))
@@ -34,6 +35,18 @@ QUEUE_PHRASES = {
 
 def _latest_intent(tracker: Tracker) -> str:
     return (tracker.latest_message.get("intent") or {}).get("name") or ""
+
+
+def _may_be_about_the_agency(tracker: Tracker) -> bool:
+    """The caller's turn speaks of benefits, payments, decisions, letters, accounts or identity, or the NLU called
+    it out of scope without being sure: either way it must not be dismissed."""
+    message = tracker.latest_message
+    language = ((message.get("metadata") or {}).get("asr") or {}).get("language") or "en"
+    if concerns_agency(str(message.get("text") or ""), str(language)):
+        return True
+    intent = message.get("intent") or {}
+    unsure = float(intent.get("confidence") or 0.0) < float(ROUTING["dismiss_min_confidence"])
+    return intent.get("name") == "out_of_scope" and unsure
 
 
 def answer_text(topic: str, today: date) -> str:
@@ -95,6 +108,29 @@ def ask_which(dispatcher: CollectingDispatcher, intent: str, alternative: str | 
     return [SlotSet("clarify_intent", intent), SlotSet("clarify_alternative", alternative)]
 
 
+def offer_likeliest(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """A benefit problem that fits no intent well is never dismissed: the first time, ask about the two likeliest
+    matters; when that has already failed (or nothing can be named), put the caller through to a person."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    options = likeliest_matters(ranking, ROUTING["describe"])
+    failures = int(tracker.get_slot("failed_understandings") or 0) + 1
+    if failures >= int(ROUTING["max_failed_understandings"]) or not options:
+        events = route(
+            dispatcher, ROUTING["fallback_queue"], "a benefit matter the assistant could not place", "nlu_fallback"
+        )
+        return events + [SlotSet("failed_understandings", 0)]
+    first, second = options[0], options[1] if len(options) > 1 else None
+    question = f"I'd like to put you in the right place. Is your call about {ROUTING['describe'][first]}?"
+    if second:
+        question += f" Please say yes or no. If not, I'll ask about {ROUTING['describe'][second]}."
+    dispatcher.utter_message(text=question, json_message={"decision": f"clarify:{first}", "alternative": second})
+    return [
+        SlotSet("clarify_intent", first),
+        SlotSet("clarify_alternative", second),
+        SlotSet("failed_understandings", failures),
+    ]
+
+
 def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker, response: str | None = None) -> list[EventType]:
     """A turn the assistant cannot help with: say what it can do (``response``, else a generic text). After
     ``max_failed_understandings`` such turns in a row, route to a person."""
@@ -152,6 +188,8 @@ class ActionHandleFallback(Action):
         return "action_handle_fallback"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        if _may_be_about_the_agency(tracker):
+            return offer_likeliest(dispatcher, tracker)
         ranking = [
             r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in ROUTING["describe"]
         ]
@@ -186,12 +224,16 @@ class ActionResolveClarification(Action):
 
 
 class ActionOutOfScope(Action):
-    """Something the assistant does not handle: say what it can do; repeated, it routes to a person."""
+    """Something the assistant does not handle: say what it can do; repeated, it routes to a person. A turn about
+    the agency's matters is never dismissed so (see offer_likeliest)."""
 
     def name(self) -> str:
         return "action_out_of_scope"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        if _may_be_about_the_agency(tracker):
+            # Not out of scope after all: handled as not understood, whose yes/no rules then apply.
+            return [FollowupAction("action_handle_fallback")]
         return not_understood(dispatcher, tracker, response="utter_out_of_scope")
 
 
