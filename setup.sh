@@ -37,6 +37,17 @@ if ! command -v espeak-ng >/dev/null 2>&1; then
   fi
 fi
 
+# flite: simulated caller voices (CMU slt, rms, awb) for the spoken evaluations (bench/understanding.py, the gates).
+if ! command -v flite >/dev/null 2>&1; then
+  step "installing flite from Debian (caller voices for the spoken evaluations)"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite >/dev/null) \
+      || echo "setup: could not install flite; the spoken evaluations will say so"
+  else
+    echo "setup: flite missing and not root: 'sudo apt-get install flite' enables the spoken evaluations"
+  fi
+fi
+
 if ! command -v chromium >/dev/null 2>&1; then
   step "installing chromium from Debian (the dashboard's browser tests drive it)"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from helpline.settings import AsrSettings, Settings, TtsSettings
+from nlu.asr_context import AsrVocabulary
 from voice.asr import ASR_ENGINES, AsrError, create_asr
 from voice.asr.registry import ASR_REGISTRY
 from voice.codecs import TELEPHONE_RATE, read_audio, telephone_round_trip
@@ -79,6 +80,13 @@ def test_asr_engine_transcribes_speech_from_the_phone_line(name, real_recordings
         assert alternative.text != transcript.text and 0.0 <= alternative.confidence <= 1.0
     silent = engine.transcribe(np.zeros(TELEPHONE_RATE * 2, dtype=np.float32), TELEPHONE_RATE)
     assert silent.is_empty or silent.no_speech > 0.5
+    # Every engine takes the gateway's recognition context; one that can be biased must still hear what was said,
+    # and silence stays silence (a prompt must not be read back as speech).
+    context = AsrVocabulary.load("en").context("Is your call about housing allowance?")
+    biased = engine.transcribe(audio, TELEPHONE_RATE, context)
+    assert acceptable(biased.text), biased.text
+    silent = engine.transcribe(np.zeros(TELEPHONE_RATE * 2, dtype=np.float32), TELEPHONE_RATE, context)
+    assert silent.is_empty or silent.no_speech > 0.5, silent.text
     if engine.capabilities.streaming_partials:
         # Fed as it would arrive, partial results grow, and the final result is the batch one.
         stream = engine.stream(TELEPHONE_RATE)  # type: ignore[attr-defined]

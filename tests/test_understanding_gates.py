@@ -1,0 +1,93 @@
+"""CI's understanding gates on the FROZEN held-out set, through the real line: typed turns through the real Rasa
+dialogue, and a fixed spoken sample placed as real calls through the gateway by caller voices other than the
+assistant's own, on clean and degraded phone lines. Plus the policy: no benefit problem is ever dismissed."""
+
+import asyncio
+import json
+import uuid
+
+import pytest
+
+from helpline.trainer import load_routing
+from helpline.understanding import Scores, judge_spoken, judge_typed, rotating_plan
+from nlu.caller_turns import HELDOUT_TURNS, load_turns, sample
+from nlu.client import RasaClient
+from voice.caller_voices import CALLER_VOICES
+
+pytestmark = [pytest.mark.rasa, pytest.mark.models]
+
+# Floors CI holds the line to, under what was measured when the set was frozen (2026-12-01: typed right 0.831,
+# spoken sample right 0.769 and wrong action 13.5 %; README "Understanding callers"). Issue #14's targets are
+# higher (typed 0.97; spoken right 0.93, wrong action 2 %) and are not met yet: these gates stop a regression.
+TYPED_RIGHT_FLOOR = 0.80
+# Held-out benefit turns the NLU could not place and that name no agency word still get the "please say it again"
+# re-prompt (7 when frozen); the target is 0. Not lowered by tuning on the held-out set: it must be met by work
+# judged on the dev set.
+TYPED_DISMISSED_CEILING = 7
+SPOKEN_RIGHT_FLOOR = 0.70
+SPOKEN_WRONG_ACTION_CEILING = 0.20
+
+# Written for this test, apart from every data set: callers describing a problem with the agency's matters in
+# words no intent was trained on. Whatever the NLU makes of them, the assistant must not turn them away.
+BENEFIT_PROBLEMS = [
+    "the money you sent me was less than last month",
+    "i've had a letter from you and i don't understand it",
+    "my landlord says the allowance should be higher",
+    "you want eleven thousand back from me",
+    "the e-id thing on my pages just spins",
+    "they refused my claim and i think it's unfair",
+    "someone used my personal number",
+    "i was ill all of october and my boss won't pay",
+    "nothing has come into my account since the decision",
+    "the pension part of my payment is missing",
+]
+
+
+def test_no_benefit_problem_is_dismissed(stack):
+    async def decisions() -> list[tuple[str, str]]:
+        rasa = RasaClient(stack.rasa.url, stack.rasa.timeout_s)
+        out = []
+        try:
+            for text in BENEFIT_PROBLEMS:
+                sender = f"policy-{uuid.uuid4().hex}"
+                await rasa.start_call(sender)
+                out.append((text, (await rasa.respond(text, sender, {"input": "typed"})).decision))
+        finally:
+            await rasa.aclose()
+        return out
+
+    made = asyncio.run(decisions())
+    print(json.dumps(made, indent=1))
+    dismissed = [(text, decision) for text, decision in made if decision == "smalltalk:out_of_scope"]
+    assert not dismissed
+    # Asked which matter it is, or put through to a person, or understood: each a way of helping.
+    assert all(d.split(":", 1)[0] in ("clarify", "route", "answer") for _, d in made), made
+
+
+def test_typed_heldout_turns_through_the_real_dialogue(stack):
+    routing = load_routing()
+    judged = asyncio.run(judge_typed(stack, load_turns(HELDOUT_TURNS)))
+    scores = Scores.of(judged, routing)
+    print(scores)
+    assert scores.n >= 300
+    assert scores.dismissed_benefit_problems <= TYPED_DISMISSED_CEILING
+    assert scores.right >= TYPED_RIGHT_FLOOR
+
+
+def test_spoken_heldout_sample_through_the_gateway(stack):
+    routing = load_routing()
+    plan = rotating_plan(sample(load_turns(HELDOUT_TURNS), 2), list(CALLER_VOICES.values()))
+    judged = asyncio.run(judge_spoken(stack, plan))
+    scores = Scores.of(judged, routing)
+    print(scores)
+    for j in judged:
+        if j.verdict != "right":
+            print(f"{j.verdict:12} {j.voice:10} {j.condition:9} {j.turn.text!r} heard {j.transcript!r} -> {j.decision}")
+    assert len({j.voice for j in judged}) == len(CALLER_VOICES) and {j.condition for j in judged} == {
+        "clean",
+        "degraded",
+    }
+    assert not [j for j in judged if j.decision.startswith("dropped")], "every call was placed"
+    assert scores.dismissed_benefit_problems == 0
+    assert scores.right >= SPOKEN_RIGHT_FLOOR
+    assert scores.wrong_action <= SPOKEN_WRONG_ACTION_CEILING
