@@ -37,12 +37,18 @@ def _latest_intent(tracker: Tracker) -> str:
     return (tracker.latest_message.get("intent") or {}).get("name") or ""
 
 
-def _may_be_about_the_agency(tracker: Tracker) -> bool:
-    """The caller's turn speaks of benefits, payments, decisions, letters, accounts or identity, or the NLU called
-    it out of scope without being sure: either way it must not be dismissed."""
+def _names_the_agencys_matters(tracker: Tracker) -> bool:
+    """The caller's turn speaks of benefits, payments, decisions, letters, accounts or identity."""
     message = tracker.latest_message
     language = ((message.get("metadata") or {}).get("asr") or {}).get("language") or "en"
-    if concerns_agency(str(message.get("text") or ""), str(language)):
+    return concerns_agency(str(message.get("text") or ""), str(language))
+
+
+def _may_be_about_the_agency(tracker: Tracker) -> bool:
+    """The turn names the agency's matters, or the NLU called it out of scope without being sure: either way it
+    must not be dismissed."""
+    message = tracker.latest_message
+    if _names_the_agencys_matters(tracker):
         return True
     intent = message.get("intent") or {}
     unsure = float(intent.get("confidence") or 0.0) < float(ROUTING["dismiss_min_confidence"])
@@ -115,9 +121,12 @@ def offer_likeliest(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[
     options = likeliest_matters(ranking, ROUTING["describe"])
     failures = int(tracker.get_slot("failed_understandings") or 0) + 1
     if failures >= int(ROUTING["max_failed_understandings"]) or not options:
-        events = route(
-            dispatcher, ROUTING["fallback_queue"], "a benefit matter the assistant could not place", "nlu_fallback"
+        reason = (
+            "a benefit matter the assistant could not place"
+            if _names_the_agencys_matters(tracker)
+            else f"not understood {failures} times in a row"
         )
+        events = route(dispatcher, ROUTING["fallback_queue"], reason, "nlu_fallback")
         return events + [SlotSet("failed_understandings", 0)]
     first, second = options[0], options[1] if len(options) > 1 else None
     question = f"I'd like to put you in the right place. Is your call about {ROUTING['describe'][first]}?"
