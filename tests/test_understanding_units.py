@@ -62,6 +62,8 @@ BENEFIT_PROBLEMS = [
     "they refused my claim and i think it's unfair",
     "someone used my personal number",
     "i was ill all of october and my boss won't pay",
+    "nothing has come into my account since the decision",
+    "the pension part of my payment is missing",
 ]
 NOT_THE_AGENCY = [
     "can you book me a haircut",
