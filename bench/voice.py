@@ -24,6 +24,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
 import os
 import platform
@@ -68,7 +69,8 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
     contexts: dict[str, RecognitionContext | None] = {"none": None}
     if bias:  # the domain prompt the gateway gives every turn, and with a question after it
         vocabulary = AsrVocabulary.load(settings.asr.language)
-        contexts |= {"domain": vocabulary.context(), "domain+question": vocabulary.context(CONFIRM_QUESTION)}
+        asking = dataclasses.replace(vocabulary, with_question=True)  # measured whatever the data file decides
+        contexts |= {"domain": vocabulary.context(), "domain+question": asking.context(CONFIRM_QUESTION)}
     print(f"\n== ASR: {len(files)} real recordings, {total_s:.0f} s ({cpu_name()})")
     print(f"{'engine':<28}{'condition':<20}{'biasing':<17}{'WER':>7}{'RTF (CPU)':>11}{'CPU s/utt':>11}")
     for name in engines:

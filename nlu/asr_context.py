@@ -42,6 +42,7 @@ class AsrVocabulary:
 
     prompt: str
     key_words: tuple[str, ...]
+    with_question: bool = False
 
     @classmethod
     def load(cls, language: str, path: Path = CONTEXT_FILE, nlu_dir: Path = NLU_DIR / "data") -> AsrVocabulary:
@@ -51,11 +52,18 @@ class AsrVocabulary:
             raise AsrContextError(f"{path.name} has no prompt with {{terms}} for language {language!r}")
         terms = [*benefit_names(nlu_dir)[: int(block.get("benefits", 4))], *[str(t) for t in block.get("terms") or []]]
         prompt = str(block["prompt"]).format(terms=", ".join(terms[:-1]) + " or " + terms[-1])
-        return cls(prompt=prompt, key_words=tuple(str(w).lower() for w in block.get("key_words") or []))
+        return cls(
+            prompt=prompt,
+            key_words=tuple(str(w).lower() for w in block.get("key_words") or []),
+            with_question=bool(block.get("with_question", False)),
+        )
 
     def context(self, question: str | None = None) -> RecognitionContext:
-        """The context for a turn; ``question``, when the caller is answering one, follows the domain prompt."""
-        return RecognitionContext(prompt=f"{self.prompt} {question.strip()}" if question else self.prompt)
+        """The context for a turn; ``question``, when the caller is answering one, follows the domain prompt where the
+        language's data says so (``with_question``: decided by measurement)."""
+        if question and self.with_question:
+            return RecognitionContext(prompt=f"{self.prompt} {question.strip()}")
+        return RecognitionContext(prompt=self.prompt)
 
     def key_words_in(self, text: str) -> list[str]:
         """The key words ``text`` holds (whole words, case and hyphens ignored)."""
