@@ -23,5 +23,5 @@ def test_quality_gates_hold_on_heldout_turns_and_test_stories():
     assert summary["stories"] >= 10 and summary["stories_failed"] == 0
     assert done.returncode == 0
     reports = Path(summary["report_dir"])
-    assert (reports / "nlu" / "intent_confusion_matrix.png").stat().st_size > 10_000
-    assert (reports / "nlu" / "intent_report.json").exists()
+    assert (reports / "heldout" / "intent_confusion_matrix.png").stat().st_size > 10_000
+    assert (reports / "heldout" / "intent_report.json").exists()
