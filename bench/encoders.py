@@ -18,19 +18,18 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nlu.caller_turns import DEV_TURNS, load_turns  # noqa: E402
 from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
+from nlu.training_data import training_examples  # noqa: E402
 
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
 
@@ -45,17 +44,6 @@ def banking77(split: str, limit: int | None) -> list[tuple[str, str]]:
     with (BANKING77 / f"{split}.tsv").open(newline="", encoding="utf-8") as f:
         rows = [(row["intent"], row["text"]) for row in csv.DictReader(f, delimiter="\t")]
     return rows[:limit] if limit else rows
-
-
-def our_training_data() -> list[tuple[str, str]]:
-    pairs = []
-    for path in sorted((ROOT / "nlu" / "data").glob("*.yml")):
-        for block in yaml.safe_load(path.read_text())["nlu"]:
-            for line in (block.get("examples") or "").splitlines():
-                text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- ").strip())
-                if text and "intent" in block:
-                    pairs.append((block["intent"], text))
-    return pairs
 
 
 def probe(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]) -> tuple[float, float, float]:
@@ -96,7 +84,7 @@ def main() -> int:
     if args.mpnet_dir:
         encoders["all-mpnet-base-v2"] = args.mpnet_dir
     b_train, b_test = banking77("train", args.limit), banking77("test", None)
-    ours, dev = our_training_data(), [(t.intent, t.text) for t in load_turns(DEV_TURNS)]
+    ours, dev = training_examples(), [(t.intent, t.text) for t in load_turns(DEV_TURNS)]
     print(f"\n== Sentence encoders, frozen features + softmax regression ({cpu_name()})")
     print(f"Banking77: {len(b_train)} training / {len(b_test)} test; ours: {len(ours)} training / {len(dev)} dev turns")
     print(

@@ -9,25 +9,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from helpline.settings import REPO_ROOT, Settings, TtsSettings
+from nlu.training_data import training_examples
 from voice.asr import create_asr
 from voice.codecs import TELEPHONE_RATE, telephone_round_trip
 from voice.tts.piper import PiperTts
 from voice.wer import normalize
 
 ASR_VARIANTS = REPO_ROOT / "nlu" / "data" / "asr_variants.yml"
-
-
-def block_texts(block: dict[str, str]) -> list[str]:
-    """The texts of one Rasa NLU intent block, without entity annotations."""
-    texts = []
-    for line in block["examples"].splitlines():
-        text = line.strip().removeprefix("- ").strip()
-        if text:
-            texts.append(re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", text))
-    return texts
 
 
 def transcribe_spoken(settings: Settings, pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -67,14 +56,10 @@ def asr_variants(settings: Settings, per_intent: int) -> Path:
     unpunctuated form the NLU receives. A trainer reviews the file before training on it.
     """
     chosen: dict[str, list[str]] = {}
-    for path in sorted((REPO_ROOT / "nlu" / "data").glob("*.yml")):
-        if path == ASR_VARIANTS:
-            continue
-        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
-            if "intent" not in block:
-                continue
-            texts = chosen.setdefault(block["intent"], [])
-            texts += [t for t in block_texts(block) if len(t.split()) >= 4][: per_intent - len(texts)]
+    for intent, text in training_examples(skip=ASR_VARIANTS):
+        texts = chosen.setdefault(intent, [])
+        if len(text.split()) >= 4 and len(texts) < per_intent:
+            texts.append(text)
     pairs = [(intent, text) for intent, texts in chosen.items() for text in texts]
     # Kept as transcribed (that is what the NLU receives), where the words differ from what was said.
     variants = [

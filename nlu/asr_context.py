@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from nlu.training_data import block_texts
 from voice.asr.base import RecognitionContext
 
 NLU_DIR = Path(__file__).resolve().parent
@@ -19,10 +20,6 @@ class AsrContextError(ValueError):
     """The biasing data for a language is missing or malformed."""
 
 
-def _examples(block: dict[str, object]) -> list[str]:
-    return [line.strip().removeprefix("- ").strip() for line in str(block.get("examples") or "").splitlines()]
-
-
 def benefit_names(nlu_dir: Path = NLU_DIR / "data") -> list[str]:
     """The benefit names: the synonyms' canonical names first, then the rest of the benefit_type lookup, each once."""
     names: list[str] = []
@@ -31,7 +28,7 @@ def benefit_names(nlu_dir: Path = NLU_DIR / "data") -> list[str]:
             if "synonym" in block:
                 names.append(str(block["synonym"]))
             elif block.get("lookup") == "benefit_type":
-                names += _examples(block)
+                names += block_texts(block)
     seen: set[str] = set()
     return [n for n in names if n and not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
 

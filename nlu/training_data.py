@@ -4,17 +4,53 @@ block style): a YAML round trip with ruamel.yaml. Runs in the product venv (the 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+NLU_DATA = Path(__file__).resolve().parent / "data"
 INTENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+ANNOTATION = re.compile(r"\[([^\]]+)\]\([^)]+\)")  # [text](entity) or [text](entity:value)
 REVIEWED_FILE = "reviewed.yml"  # where examples of intents new to the data go
 REVIEWED_HEADER = (
     "# Intents a trainer created from the review queue (helpline nlu review / the dashboard's review page).\n"
     "# Add them to dialogues/routing.yml (answer or route) before they change what the assistant does.\n"
 )
+
+
+def block_texts(block: Mapping[str, Any]) -> list[str]:
+    """The example texts of one Rasa NLU block (intent, synonym or lookup), without entity annotations."""
+    texts = []
+    for line in str(block.get("examples") or "").splitlines():
+        text = line.strip().removeprefix("- ").strip()
+        if text:
+            texts.append(ANNOTATION.sub(r"\1", text))
+    return texts
+
+
+BLOCK_KINDS = ("intent", "synonym", "lookup", "regex")
+
+
+def training_examples(
+    nlu_dir: Path = NLU_DATA, skip: Path | None = None, every_block: bool = False
+) -> list[tuple[str, str]]:
+    """(intent, text) of every intent example in the NLU data files (but ``skip``), in file order, annotations
+    removed: the one reader of the training data for tests, benchmarks and generated data. ``every_block`` adds the
+    synonym, lookup and regex examples, keyed by their name."""
+    pairs = []
+    for path in sorted(nlu_dir.glob("*.yml")):
+        if path == skip:
+            continue
+        for block in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("nlu") or []:
+            kinds = BLOCK_KINDS if every_block else BLOCK_KINDS[:1]
+            name = next((block[kind] for kind in kinds if kind in block), None)
+            if name is not None:
+                pairs += [(str(name), text) for text in block_texts(block)]
+    return pairs
 
 
 class TrainingDataError(ValueError):

@@ -1,30 +1,23 @@
 """The frozen held-out set stays frozen and stays apart: nothing trained or tuned on is the same as, or an encoder
 near-duplicate of, a held-out turn."""
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from helpline.trainer import load_routing
 from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, CallerTurnsError, file_digest, load_turns, sample
 from nlu.sentence_encoder import SentenceEncoder
+from nlu.training_data import training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 NEAR_DUPLICATE = 0.93  # cosine of the NLU's own encoder: rewordings above it are the same sentence to the model
 
 
 def training_texts() -> list[str]:
-    texts = []
-    for path in sorted((ROOT / "nlu" / "data").glob("*.yml")):
-        for block in yaml.safe_load(path.read_text())["nlu"]:
-            for line in (block.get("examples") or "").splitlines():
-                text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- ").strip())
-                if text:
-                    texts.append(" ".join(text.lower().split()))
-    return texts
+    """Every example text of the training data, synonyms and lookups included."""
+    return [" ".join(text.lower().split()) for _, text in training_examples(every_block=True)]
 
 
 def test_heldout_set_is_the_frozen_one():

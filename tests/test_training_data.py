@@ -1,11 +1,9 @@
 """The training data as a trainer maintains it: coverage of DOMAIN.md ids and held-out data kept apart."""
 
-import re
 from pathlib import Path
 
-import yaml
-
 from helpline.trainer import load_routing
+from nlu.training_data import training_examples as read_training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN_IDS = {
@@ -21,13 +19,8 @@ DOMAIN_IDS = {
 
 def training_examples() -> dict[str, list[str]]:
     examples: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "nlu" / "data").glob("*.yml")):
-        for block in yaml.safe_load(path.read_text())["nlu"]:
-            if "intent" in block:
-                for line in block["examples"].splitlines():
-                    text = re.sub(r"\[([^\]]+)\]\([^)]+\)", r"\1", line.strip().removeprefix("- ").strip())
-                    if text:
-                        examples.setdefault(block["intent"], []).append(text.lower())
+    for intent, text in read_training_examples():
+        examples.setdefault(intent, []).append(text.lower())
     return examples
 
 
