@@ -3,12 +3,13 @@ as out of scope, and which matters to offer a caller whose turn fits no intent w
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from nlu.phrases import phrases_in
 
 AGENCY_WORDS = Path(__file__).resolve().parent / "agency_words.yml"
 
@@ -20,15 +21,10 @@ def agency_words(language: str = "en") -> tuple[str, ...]:
     return tuple(" ".join(str(w).lower().split()) for w in words)
 
 
-def _flat(text: str) -> str:
-    return " " + re.sub(r"[^\w]+", " ", text.lower().replace("-", "")).strip() + " "
-
-
 def concerns_agency(text: str, language: str = "en") -> bool:
     """True when ``text`` speaks of the agency's benefits, payments, decisions, letters, accounts or identity:
     such a turn is never dismissed as out of scope, whatever the classifier made of it."""
-    flat = _flat(text)
-    return any(_flat(word) in flat for word in agency_words(language))
+    return bool(phrases_in(text, agency_words(language)))
 
 
 def likeliest_matters(ranking: list[dict[str, Any]], describe: dict[str, str], n: int = 2) -> list[str]:

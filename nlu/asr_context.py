@@ -3,12 +3,12 @@ the lookup table and synonyms, plus nlu/asr_context.yml) and the question the ca
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from nlu.phrases import phrases_in
 from nlu.training_data import block_texts
 from voice.asr.base import RecognitionContext
 
@@ -64,5 +64,4 @@ class AsrVocabulary:
 
     def key_words_in(self, text: str) -> list[str]:
         """The key words ``text`` holds (whole words, case and hyphens ignored)."""
-        flat = " " + re.sub(r"[^a-z0-9]+", " ", text.lower().replace("-", "")) + " "
-        return [w for w in self.key_words if f" {re.sub(r'[^a-z0-9]+', ' ', w.replace('-', ''))} " in flat]
+        return phrases_in(text, self.key_words)
