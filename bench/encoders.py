@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,17 +26,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from helpline.machine import cpu_name  # noqa: E402
 from nlu.caller_turns import DEV_TURNS, load_turns  # noqa: E402
 from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
 from nlu.training_data import training_examples  # noqa: E402
 
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
-
-
-def cpu_name() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
-    return f"{model}, {os.cpu_count()} cores, {'AVX-512' if 'avx512f' in info else 'no AVX-512'}"
 
 
 def banking77(split: str, limit: int | None) -> list[tuple[str, str]]:

@@ -25,23 +25,16 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse
 import asyncio
 import json
-import socket
 import time
 from dataclasses import asdict
 
+from helpline.machine import free_port
 from helpline.services import Stack
 from helpline.settings import load_settings
 from helpline.trainer import load_routing
 from helpline.understanding import Judged, Scores, judge_spoken, judge_typed, spoken_plan
 from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, load_turns, sample
 from voice.caller_voices import CALLER_VOICES
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 HEADER = (
     f"{'voice':<12}{'line':<10}{'turns':>6}{'right':>8}{'wrong action':>14}{'asked back':>12}"

@@ -27,12 +27,12 @@ import asyncio
 import dataclasses
 import itertools
 import os
-import platform
 import time
 
 import numpy as np
 
 from helpline.loadgen import caller_audio, place_calls, summarise
+from helpline.machine import cpu_name
 from helpline.services import Stack
 from helpline.settings import Settings, load_settings
 from nlu.asr_context import AsrVocabulary
@@ -44,15 +44,6 @@ from voice.recordings import real_recordings
 from voice.wer import corpus_wer
 
 CONFIRM_QUESTION = CONFIRM_PROMPT.format(text="when is the child allowance paid")
-
-
-def cpu_name() -> str:
-    """The CPU, named with every absolute figure (machines differ)."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            avx512 = "AVX-512" if "avx512f" in Path("/proc/cpuinfo").read_text() else "no AVX-512"
-            return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores, {avx512}"
-    return platform.processor() or "unknown CPU"
 
 
 def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = False) -> None:
