@@ -238,21 +238,32 @@ def _retrain(settings: Settings) -> int:
 
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    """Make the openai-whisper checkpoint from the packaged CTranslate2 Whisper model (once; --force remakes it)."""
-    from voice.asr.faster_whisper import packaged_whisper_model
+    """Put the packaged models in the data directory (once; --force remakes them): the Whisper base model joined from
+    its parts, and the openai-whisper checkpoint made from the packaged tiny.en CTranslate2 model."""
+    from voice.asr.base import AsrError
+    from voice.asr.packaged_models import assemble_base, assembled_model_dir, packaged_tiny_en
     from voice.asr.whisper_checkpoint import CheckpointError, convert, openai_checkpoint_path
 
+    base = assembled_model_dir("base", settings.models_dir)
+    if (base / "model.bin").exists() and not args.force:
+        print(f"Whisper base model is in place: {base}")
+    else:
+        try:
+            assemble_base(base)
+        except (AsrError, OSError) as e:
+            return _fail(f"cannot assemble the Whisper base model: {e}")
+        print(f"assembled {base} ({(base / 'model.bin').stat().st_size / 1e6:.0f} MB)")
     out = openai_checkpoint_path(settings.models_dir)
     if out.exists() and not args.force:
         print(f"openai-whisper checkpoint is up to date: {out}")
         return 0
     try:
-        convert(packaged_whisper_model(), out)
+        convert(packaged_tiny_en(), out)
     except ImportError:
         return _fail("PyTorch is not installed in this venv: ./setup.sh installs it")
     except (CheckpointError, OSError) as e:
         return _fail(f"cannot make the openai-whisper checkpoint: {e}")
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB) from {packaged_whisper_model()}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB) from {packaged_tiny_en()}")
     return 0
 
 
@@ -370,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "retrain", help="validate, train and test; load the new model into the running server only if the gates pass"
     )
 
-    models = sub.add_parser("models", help="make the openai-whisper checkpoint from the packaged Whisper model")
+    models = sub.add_parser("models", help="assemble the Whisper base model and make the openai-whisper checkpoint")
     models.add_argument("--force", action="store_true", help="remake it even if it exists")
 
     seed = sub.add_parser("seed-demo", help="place a day's mix of simulated calls through the stack, for the dashboard")

