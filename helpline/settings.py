@@ -94,7 +94,11 @@ class VadSettings(BaseModel):
     end_silence_ms: int = Field(700, ge=100, le=5000)
     # Voiced audio needed before an utterance counts as started (filters clicks and line noise).
     min_speech_ms: int = Field(200, ge=20, le=2000)
-    max_utterance_s: float = Field(20.0, gt=1.0, le=120.0)
+    # The longest utterance: what one Whisper window holds (30 s, less its margin). A caller still talking then is
+    # not cut off: the piece waits and the turn is decided whole when they pause (telephony/session.py).
+    max_utterance_s: float = Field(28.0, gt=1.0, le=120.0)
+    # The longest turn decided as one: pieces are held up to this much speech, then what was said is decided.
+    max_turn_s: float = Field(56.0, gt=1.0, le=300.0)
     # After this much silence inside an utterance, recognition starts on what was said so far; if the silence lasts
     # until end_silence_ms, that result is used (the recogniser's time hides in the end-of-speech wait). 0: off.
     speculate_after_ms: int = Field(300, ge=0, le=5000)

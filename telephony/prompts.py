@@ -5,6 +5,7 @@ APOLOGY = (
 )
 FALLBACK_GREETING = "Hello, you are talking to an automated assistant. How can I help you?"
 NO_INPUT_REPROMPT = "Sorry, I didn't hear anything. Please tell me in a few words what your call is about."
+NOT_CAUGHT_REPROMPT = "Sorry, I didn't catch that. Please tell me in a few words what your call is about."
 NO_INPUT_KEYPAD = "If it's easier, you can use your keypad."
 NO_INPUT_HANDOFF = "I can't hear you, so I'm putting you through to one of my colleagues. Please hold."
 KEY_NOT_IN_MENU = "Sorry, that key is not in the menu."

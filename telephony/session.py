@@ -16,7 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,10 +27,11 @@ from helpline.settings import Settings
 from nlu.asr_context import AsrVocabulary
 from nlu.client import DialogueTurn, NluUnavailable, RasaClient
 from telephony import prompts
+from telephony.guards import heard_noise
 from telephony.routing import KeypadMenu
 from telephony.twilio_media import FINAL_MARK_SUFFIX, Start, clear_message, mark_message, media_message
 from voice.asr import AsrEngine, AsrError, RecognitionContext, Transcript
-from voice.asr.base import StreamingAsrEngine, TranscriptStream
+from voice.asr.base import StreamingAsrEngine, TranscriptStream, join_transcripts
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
 from voice.tts import TtsError
 from voice.tts.base import split_sentences
@@ -265,6 +266,8 @@ class CallSession:
         self._listening_since_ms: int | None = None
         self._no_inputs = 0
         self._unconfirmed: tuple[str, TurnRecord] | None = None  # transcript read back, awaiting yes or no
+        # Pieces of a turn longer than the longest utterance the line takes, held until the caller pauses.
+        self._held: list[tuple[Transcript, SpeechInput]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._dialogue_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
@@ -535,14 +538,23 @@ class CallSession:
     async def _on_no_input(self, item: NoInput) -> None:
         if not self._inputs.empty() or self._endpointer.in_speech:
             return  # the caller spoke or pressed a key meanwhile
+        if self._held:  # a long turn whose last piece was too short to be an utterance of its own
+            transcript, held = self._take_held(None, None)
+            await self._on_words(held, transcript, asr_ms=0.0)
+            return
+        self._event("no_input", count=self._no_inputs + 1, since_ms=item.since_ms)
+        await self._ask_again(prompts.NO_INPUT_REPROMPT)
+
+    async def _ask_again(self, reprompt: str) -> None:
+        """Nothing usable came from the caller (silence, or noise read as words): ask again, then offer the keypad,
+        then put the caller through to a person."""
         self._no_inputs += 1
-        self._event("no_input", count=self._no_inputs, since_ms=item.since_ms)
-        log.info("call %s: no input (%d in a row)", self.call_sid, self._no_inputs)
+        log.info("call %s: nothing heard (%d in a row)", self.call_sid, self._no_inputs)
         if self._no_inputs >= self._policy.no_input_max:
             await self._speak(prompts.NO_INPUT_HANDOFF, kind="no-input", interruptible=False)
             self._hand_off(FALLBACK_QUEUE, "no input from the caller", None)
         elif self._no_inputs == 1 or self._keypad is None:
-            await self._speak(prompts.NO_INPUT_REPROMPT, kind="reprompt")
+            await self._speak(reprompt, kind="reprompt")
         else:
             await self._speak(f"{prompts.NO_INPUT_KEYPAD} {self._keypad.menu_text()}", kind="menu")
 
@@ -585,6 +597,40 @@ class CallSession:
             if item.barged_in and item.over is not None:
                 await self._resume(item.over)
             return
+        context = self._asr_context()
+        if heard_noise(
+            transcript.text, transcript.confidence, transcript.no_speech, context.prompt if context else None
+        ):
+            # Background talk or noise that the recogniser wrote words for: not a request (README, bad input).
+            self._event("noise_words", text=redact_text(transcript.text), asr_confidence=transcript.confidence,
+                        no_speech=transcript.no_speech, stopped_prompt=item.barged_in)  # fmt: skip
+            if item.barged_in and item.over is not None:
+                await self._resume(item.over)
+            else:
+                await self._ask_again(prompts.NOT_CAUGHT_REPROMPT)
+            return
+        held_s = sum(t.audio_s for t, _ in self._held) + transcript.audio_s
+        vad = self._settings.vad
+        if utterance.truncated and held_s + vad.max_utterance_s <= vad.max_turn_s:  # another piece still fits
+            # Still talking at the longest utterance the line takes: these words wait for the rest of the turn, which
+            # is decided whole when the caller pauses (a story's request usually comes at its end).
+            self._held.append((transcript, item))
+            self._event("long_turn_held", pieces=len(self._held), audio_s=round(transcript.audio_s, 2))
+            return
+        if self._held:
+            transcript, item = self._take_held(transcript, item)
+        await self._on_words(item, transcript, asr_ms)
+
+    def _take_held(self, transcript: Transcript | None, item: SpeechInput | None) -> tuple[Transcript, SpeechInput]:
+        """The held pieces of a long turn, followed by its last piece if there is one, as one utterance."""
+        pieces = [*self._held, *([(transcript, item)] if transcript is not None and item is not None else [])]
+        self._held = []
+        first, last = pieces[0][1], pieces[-1][1]
+        whole = replace(last, utterance=replace(last.utterance, started_ms=first.utterance.started_ms))
+        return join_transcripts([t for t, _ in pieces]), whole
+
+    async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
+        utterance = item.utterance
         if self._listening_noise(item, transcript.text):
             # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
             self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)

@@ -158,3 +158,40 @@ async def test_streaming_partials_stop_a_prompt_as_soon_as_words_are_recognised(
     assert turn["barged_in"] is True
     assert any("\uac00" <= ch <= "\ud7a3" for ch in turn["transcript"])  # the final result came from the stream
     assert result["clears_received"] == 1
+
+
+@pytest.fixture(scope="module")
+def short_utterance_gateway(stack):
+    """A gateway whose longest utterance is 3 s, so that an ordinary request is a long turn to it."""
+    with extra_gateway(stack, "short-utterances", vad={"max_utterance_s": 3.0}) as settings:
+        yield settings
+
+
+async def test_a_turn_longer_than_the_longest_utterance_is_decided_whole(short_utterance_gateway, caller_voice):
+    story = (
+        "I have read the letter you sent me three times this week and I still do not understand it. "
+        "Can I please just talk to a real person?"
+    )
+    result = (await Softphone(short_utterance_gateway, speed=SPEED).call([spoken(caller_voice, story)])).as_dict()
+    assert len(kinds(result, "long_turn_held")) >= 2  # about 9 s of speech: cut at 3 s, twice or more
+    [turn] = [t for t in result["turns"] if t["transcript"]]
+    words = turn["transcript"].lower()
+    assert "letter" in words and "person" in words, words  # the story and its request, in one transcript
+    # Decided on the request at its end: put through, or asked "is your call about talking to a person?"
+    assert turn["decision"] in {"route:general", "clarify:request_human"}, turn["decision"]
+
+
+async def test_background_talk_alone_is_not_answered_as_a_request(stack, real_recordings):
+    """Other people talking near the phone while the caller is silent: babble made of real speech, reversed."""
+    from voice.codecs import TELEPHONE_RATE, read_audio
+    from voice.line_conditions import noise_alone
+
+    path, _ = real_recordings["jfk"]
+    babble = noise_alone("babble", read_audio(path, TELEPHONE_RATE)[: TELEPHONE_RATE * 4], seed=1)
+    result = (await Softphone(stack, speed=SPEED).call([Say(babble)])).as_dict()
+    assert not [t for t in result["turns"] if t["decision"]]  # nothing was decided, answered or routed
+    heard_words = kinds(result, "noise_words")
+    assert heard_words or kinds(result, "no_words")  # the recogniser heard it; no turn came of it
+    if heard_words:
+        assert any("didn't catch that" in said for said in result["said"])  # asked again
+    assert result["outcome"] == "abandoned"

@@ -107,3 +107,22 @@ def apply(speech: np.ndarray, condition: LineCondition, seed: int) -> np.ndarray
         for index in np.flatnonzero(lost):
             line[index * FRAME : (index + 1) * FRAME] = 0.0
     return line
+
+
+def noise_alone(kind: str, speech: np.ndarray, seed: int) -> np.ndarray:
+    """``kind`` noise (pink, street or babble made from ``speech``) as long as ``speech`` and as loud as its voiced
+    part, with no speech in it, as the gateway receives it (G.711): what a line carries while the caller is silent."""
+    if kind not in NOISES:
+        raise ValueError(f"unknown noise {kind!r}: one of {', '.join(NOISES)}")
+    rng = np.random.default_rng(seed)
+    audio = speech.astype(np.float64)
+    if kind == "babble":
+        noise = _babble(rng, len(audio), audio)
+    elif kind == "street":
+        noise = _street(rng, len(audio))
+    else:
+        noise = _pink(rng, len(audio))
+    voiced = audio[np.abs(audio) > 0.02 * np.abs(audio).max()] if audio.any() else audio
+    noise *= _rms(voiced) / _rms(noise)
+    return apply(noise.astype(np.float32), CLEAN, seed)
+

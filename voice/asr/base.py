@@ -77,6 +77,24 @@ class Transcript:
         return not self.text.strip()
 
 
+def join_transcripts(pieces: list[Transcript]) -> Transcript:
+    """Consecutive pieces of one utterance as one transcript: words in order, confidences weighted by audio length,
+    the engine's no-speech belief of the most speech-like piece (n-best lists do not carry over)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    spoken = [p for p in pieces if not p.is_empty] or pieces[:1]
+    audio_s = sum(p.audio_s for p in pieces)
+    weight = sum(p.audio_s for p in spoken) or 1.0
+    return Transcript(
+        text=" ".join(p.text.strip() for p in spoken),
+        confidence=round(sum(p.confidence * p.audio_s for p in spoken) / weight, 3),
+        language=spoken[0].language,
+        audio_s=audio_s,
+        words=tuple(w for p in spoken for w in p.words),
+        no_speech=min(p.no_speech for p in spoken),
+    )
+
+
 class AsrEngine(Protocol):
     """A loaded recognizer. ``transcribe`` blocks: callers run it off the event loop (asyncio.to_thread)."""
 

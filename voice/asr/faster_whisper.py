@@ -56,6 +56,17 @@ def _window_model_class() -> type:
     return WindowedWhisperModel
 
 
+TOKENS_PER_SECOND = 6  # fast speech is about 3 words, 4-5 tokens, a second
+TOKENS_AT_LEAST = 16
+
+
+def max_new_tokens(audio_s: float) -> int:
+    """The most tokens a caller's utterance can hold. Noise can send Whisper into a loop ("work, work, work, ...")
+    until its 448-token limit, decoded again at each fallback temperature: seconds of CPU for nothing. The bound
+    stops that and never binds on speech."""
+    return TOKENS_AT_LEAST + math.ceil(audio_s * TOKENS_PER_SECOND)
+
+
 @register_asr
 class FasterWhisperAsr:
     name: ClassVar[str] = "faster_whisper"
@@ -97,6 +108,7 @@ class FasterWhisperAsr:
                 condition_on_previous_text=False,
                 vad_filter=False,
                 word_timestamps=self._settings.word_confidences,
+                max_new_tokens=max_new_tokens(len(audio16) / ASR_RATE),
             )
             # The segments are a lazy generator: the decoding happens here, in the caller's (worker) thread.
             segments = list(segments)

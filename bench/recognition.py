@@ -1,0 +1,134 @@
+"""What the recogniser makes of callers it has never heard, and of noise when nobody speaks, per packaged model.
+
+    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--per-intent 1] [--no-noise]
+
+Speech: the first --per-intent dev turns of each intent (nlu/dev/callers.yml; never the frozen held-out set) spoken
+by every simulated caller voice on a clean line and on a degraded one (voice/line_conditions.py), recognised as the
+line does it (the domain prompt). Per model, voice and line: word error rate against the text, recall of the
+agency's key words (nlu/asr_context.yml), and CPU seconds per utterance. Noise: for each spoken turn, the same
+length of babble (that speech reversed and overlaid), street rumble and pink noise alone, as loud as the speech;
+prints how often each model writes words for it, and for candidate rules the share of those it rejects and the
+share of real speech it would wrongly reject. The rule in force is telephony.guards.heard_noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpline.machine import cpu_name  # noqa: E402
+from helpline.settings import Settings  # noqa: E402
+from nlu.asr_context import AsrVocabulary  # noqa: E402
+from nlu.caller_turns import DEV_TURNS, load_turns, sample  # noqa: E402
+from telephony.guards import heard_noise  # noqa: E402
+from voice import line_conditions  # noqa: E402
+from voice.asr import create_asr  # noqa: E402
+from voice.caller_voices import CALLER_VOICES  # noqa: E402
+from voice.codecs import TELEPHONE_RATE  # noqa: E402
+from voice.wer import normalize, wer  # noqa: E402
+
+Scores = tuple[float, float, str]  # confidence, no_speech, text
+
+
+def below(no_speech_at_least: float, confidence_below: float, c: float, n: float, text: str) -> bool:
+    return n >= no_speech_at_least and c < confidence_below
+
+
+def run_model(model: str, per_intent: int, noise: bool) -> None:
+    settings = Settings(asr={"model": model})
+    asr = create_asr(settings.asr)
+    vocabulary = AsrVocabulary.load(settings.asr.language)
+    context = vocabulary.context(None)
+    turns = sample(load_turns(DEV_TURNS), per_intent)
+    errors: dict[tuple[str, str], list[float]] = defaultdict(list)
+    said_heard: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    cpu: list[float] = []
+    speech: list[Scores] = []
+    noise_scores: list[tuple[float, float, str, str]] = []
+    for index, turn in enumerate(turns, 1):
+        if index % 9 == 0:
+            print(f"  {model}: {index}/{len(turns)} turns", flush=True)
+        for voice in CALLER_VOICES.values():
+            seed = line_conditions.seed_of(turn.id, voice.name)
+            raw = voice.speak(turn.text)
+            for condition in (line_conditions.CLEAN, line_conditions.degraded(seed)):
+                started = time.process_time()
+                t = asr.transcribe(line_conditions.apply(raw, condition, seed), TELEPHONE_RATE, context)
+                cpu.append(time.process_time() - started)
+                key = (voice.name, condition.name)
+                errors[key].append(wer(turn.text, t.text))
+                said = vocabulary.key_words_in(turn.text)
+                heard = set(vocabulary.key_words_in(t.text))
+                said_heard[key][0] += len(said)
+                said_heard[key][1] += sum(w in heard for w in said)
+                if not t.is_empty:
+                    speech.append((t.confidence, t.no_speech, t.text))
+            if noise:
+                for kind in line_conditions.NOISES:
+                    t = asr.transcribe(line_conditions.noise_alone(kind, raw, seed), TELEPHONE_RATE, context)
+                    noise_scores.append((t.confidence, t.no_speech, t.text, kind))
+    cpu.sort()
+    print(f"\n== {model}: {len(turns)} dev turns x {len(CALLER_VOICES)} voices x 2 lines ({cpu_name()})")
+    print(f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s")
+    print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16}")
+    for line in ("clean", "degraded", None):
+        keys = [k for k in errors if line is None or k[1] == line]
+        for key in sorted(keys) if line is not None else []:
+            n_said, n_heard = said_heard[key]
+            recall = n_heard / max(1, n_said)
+            print(f"{key[0]:12} {key[1]:9} {sum(errors[key]) / len(errors[key]):>6.3f} {recall:>16.3f}")
+    all_errors = [e for k in errors for e in errors[k]]
+    total_said = sum(v[0] for v in said_heard.values())
+    total_heard = sum(v[1] for v in said_heard.values())
+    recall = total_heard / max(1, total_said)
+    print(f"{'all':12} {'both':9} {sum(all_errors) / len(all_errors):>6.3f} {recall:>16.3f}")
+    if noise:
+        report_noise(speech, noise_scores, context.prompt)
+
+
+def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, str, str]], prompt: str) -> None:
+    worded = [s for s in noise_scores if s[2].strip()]
+    print(f"noise clips: {len(noise_scores)}, came out as words: {len(worded)} "
+          f"({len(worded) / max(1, len(noise_scores)):.1%}); speech clips with words: {len(speech)}")  # fmt: skip
+    print(f"{'rule':44} {'noise-words rejected':>21} {'speech rejected':>16}")
+    rules: dict[str, Callable[[float, float, str], bool]] = {
+        "in force (telephony.guards.heard_noise)": lambda c, n, text: heard_noise(text, c, n, prompt)
+    }
+    for ns in (0.3, 0.4, 0.5, 0.6):
+        for conf in (0.4, 0.5, 0.6):
+            rules[f"no_speech >= {ns} and confidence < {conf}"] = functools.partial(below, ns, conf)
+    for name, rule in rules.items():
+        caught = sum(rule(c, n, text) for c, n, text, _ in worded)
+        wrongly = sum(rule(c, n, text) for c, n, text in speech)
+        print(f"{name:44} {caught / max(1, len(worded)):>21.1%} {wrongly / max(1, len(speech)):>16.1%}")
+    print("noise that came out as words, and whether the rule in force rejects it:")
+    for c, n, text, kind in worded:
+        verdict = "rejected" if heard_noise(text, c, n, prompt) else "KEPT    "
+        print(f"  {kind:7} conf {c:.2f} no_speech {n:.2f} {verdict} {' '.join(normalize(text))[:80]!r}")
+    kept = [(c, n, text) for c, n, text in speech if heard_noise(text, c, n, prompt)]
+    print(f"speech the rule in force rejects: {len(kept)}")
+    for c, n, text in kept:
+        print(f"  conf {c:.2f} no_speech {n:.2f} {text[:80]!r}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="tiny.en", help="comma-separated: tiny.en, base")
+    parser.add_argument("--per-intent", type=int, default=1)
+    parser.add_argument("--no-noise", action="store_true", help="speech only")
+    args = parser.parse_args()
+    for model in args.models.split(","):
+        run_model(model.strip(), args.per_intent, not args.no_noise)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

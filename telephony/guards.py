@@ -1,0 +1,55 @@
+"""Noise the recogniser turned into words is not a caller's request.
+
+Whisper, given background talk or street noise and no speech, often writes words anyway: phrases it saw often
+("thank you, see you next time"), loops ("no, no, no, no, no") or, when a prompt biases it, the prompt itself ("I'm
+calling about my parental benefit, child allowance.": 38 % of noise-only clips on the dev set came out as words, most
+of them that). Acting on those would answer a question nobody asked. Three signs give them away, all the engine's
+own: it believes there was no speech while it is unsure of the words; the words echo its prompt while it is not sure
+of them; the words are one phrase looped. Thresholds chosen on the dev set with bench/recognition.py (README
+"Understanding callers the line has never heard").
+"""
+
+from __future__ import annotations
+
+from voice.wer import normalize
+
+NO_SPEECH_AT_LEAST = 0.5
+CONFIDENCE_BELOW = 0.4
+ECHO_SHARE = 0.5  # of the transcript's word trigrams that are also the prompt's
+ECHO_CONFIDENCE_BELOW = 0.6
+LOOP_WORDS_AT_LEAST = 5
+LOOP_DISTINCT_AT_MOST = 4  # "no, no, no, no, no, no", "you know, you know, you know": a caller's sentence has more
+LOOP_DISTINCT_SHARE = 0.35  # distinct words over words: "no, no, no, no, no, no" is 1/6
+LOOP_CONFIDENCE_BELOW = 0.7
+
+
+def _trigrams(words: list[str]) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def echoes_prompt(text: str, prompt: str | None) -> bool:
+    """Most of ``text`` is word-for-word the prompt (a transcript too short to tell is not an echo)."""
+    if not prompt:
+        return False
+    said = _trigrams(normalize(text))
+    return len(said) >= 2 and len(said & _trigrams(normalize(prompt))) / len(said) >= ECHO_SHARE
+
+
+def loops(text: str) -> bool:
+    """``text`` is a few words said over and over, the way Whisper decodes noise."""
+    words = normalize(text)
+    distinct = len(set(words))
+    return (
+        len(words) >= LOOP_WORDS_AT_LEAST
+        and distinct <= LOOP_DISTINCT_AT_MOST
+        and distinct / len(words) <= LOOP_DISTINCT_SHARE
+    )
+
+
+def heard_noise(text: str, confidence: float, no_speech: float, prompt: str | None) -> bool:
+    """The transcript is the recogniser's reading of noise rather than of a caller's words."""
+    if no_speech >= NO_SPEECH_AT_LEAST and confidence < CONFIDENCE_BELOW:
+        return True
+    if confidence < ECHO_CONFIDENCE_BELOW and echoes_prompt(text, prompt):
+        return True
+    return confidence < LOOP_CONFIDENCE_BELOW and loops(text)
