@@ -591,16 +591,18 @@ class CallSession:
             turn.error = f"asr: {e}"
             await self._fault_handoff("speech recognition failed", turn)
             return
+        if self._held and (transcript.is_empty or self._heard_noise(transcript)):
+            # The tail of a long turn held nothing of use: the turn is what was held.
+            whole, held = self._take_held(None, None)
+            await self._on_words(held, whole, asr_ms)
+            return
         if transcript.is_empty:
             self._event("no_words", started_ms=utterance.started_ms, speech_end_ms=utterance.speech_end_ms)
             log.info("call %s: no words recognised in %d ms of audio", self.call_sid, len(utterance.pcm) // 8)
             if item.barged_in and item.over is not None:
                 await self._resume(item.over)
             return
-        context = self._asr_context()
-        if heard_noise(
-            transcript.text, transcript.confidence, transcript.no_speech, context.prompt if context else None
-        ):
+        if self._heard_noise(transcript):
             # Background talk or noise that the recogniser wrote words for: not a request (README, bad input).
             self._event("noise_words", text=redact_text(transcript.text), asr_confidence=transcript.confidence,
                         no_speech=transcript.no_speech, stopped_prompt=item.barged_in)  # fmt: skip
@@ -620,6 +622,11 @@ class CallSession:
         if self._held:
             transcript, item = self._take_held(transcript, item)
         await self._on_words(item, transcript, asr_ms)
+
+    def _heard_noise(self, transcript: Transcript) -> bool:
+        context = self._asr_context()
+        prompt = context.prompt if context else None
+        return heard_noise(transcript.text, transcript.confidence, transcript.no_speech, prompt)
 
     def _take_held(self, transcript: Transcript | None, item: SpeechInput | None) -> tuple[Transcript, SpeechInput]:
         """The held pieces of a long turn, followed by its last piece if there is one, as one utterance."""
