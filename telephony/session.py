@@ -611,9 +611,10 @@ class CallSession:
             else:
                 await self._ask_again(prompts.NOT_CAUGHT_REPROMPT)
             return
-        held_s = sum(t.audio_s for t, _ in self._held) + transcript.audio_s
         vad = self._settings.vad
-        if utterance.truncated and held_s + vad.max_utterance_s <= vad.max_turn_s:  # another piece still fits
+        turn_started_ms = self._held[0][1].utterance.started_ms if self._held else utterance.started_ms
+        span_s = (utterance.speech_end_ms - turn_started_ms) / 1000  # the turn so far, in stream time
+        if utterance.truncated and span_s + vad.max_utterance_s <= vad.max_turn_s:  # another piece still fits
             # Still talking at the longest utterance the line takes: these words wait for the rest of the turn, which
             # is decided whole when the caller pauses (a story's request usually comes at its end).
             self._held.append((transcript, item))
