@@ -79,12 +79,10 @@ def run_model(model: str, per_intent: int, noise: bool) -> None:
     print(f"\n== {model}: {len(turns)} dev turns x {len(CALLER_VOICES)} voices x 2 lines ({cpu_name()})")
     print(f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s")
     print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16}")
-    for line in ("clean", "degraded", None):
-        keys = [k for k in errors if line is None or k[1] == line]
-        for key in sorted(keys) if line is not None else []:
-            n_said, n_heard = said_heard[key]
-            recall = n_heard / max(1, n_said)
-            print(f"{key[0]:12} {key[1]:9} {sum(errors[key]) / len(errors[key]):>6.3f} {recall:>16.3f}")
+    for key in sorted(errors, key=lambda k: (k[1], k[0])):  # clean lines first, then degraded; voices in order
+        n_said, n_heard = said_heard[key]
+        recall = n_heard / max(1, n_said)
+        print(f"{key[0]:12} {key[1]:9} {sum(errors[key]) / len(errors[key]):>6.3f} {recall:>16.3f}")
     all_errors = [e for k in errors for e in errors[k]]
     total_said = sum(v[0] for v in said_heard.values())
     total_heard = sum(v[1] for v in said_heard.values())

@@ -539,7 +539,7 @@ class CallSession:
         if not self._inputs.empty() or self._endpointer.in_speech:
             return  # the caller spoke or pressed a key meanwhile
         if self._held:  # a long turn whose last piece was too short to be an utterance of its own
-            transcript, held = self._take_held(None, None)
+            transcript, held = self._take_held()
             await self._on_words(held, transcript, asr_ms=0.0)
             return
         self._event("no_input", count=self._no_inputs + 1, since_ms=item.since_ms)
@@ -591,9 +591,10 @@ class CallSession:
             turn.error = f"asr: {e}"
             await self._fault_handoff("speech recognition failed", turn)
             return
-        if self._held and (transcript.is_empty or self._heard_noise(transcript)):
+        noise = not transcript.is_empty and self._heard_noise(transcript)
+        if self._held and (transcript.is_empty or noise):
             # The tail of a long turn held nothing of use: the turn is what was held.
-            whole, held = self._take_held(None, None)
+            whole, held = self._take_held()
             await self._on_words(held, whole, asr_ms)
             return
         if transcript.is_empty:
@@ -602,7 +603,7 @@ class CallSession:
             if item.barged_in and item.over is not None:
                 await self._resume(item.over)
             return
-        if self._heard_noise(transcript):
+        if noise:
             # Background talk or noise that the recogniser wrote words for: not a request (README, bad input).
             self._event("noise_words", text=redact_text(transcript.text), asr_confidence=transcript.confidence,
                         no_speech=transcript.no_speech, stopped_prompt=item.barged_in)  # fmt: skip
@@ -621,7 +622,7 @@ class CallSession:
             self._event("long_turn_held", pieces=len(self._held), audio_s=round(transcript.audio_s, 2))
             return
         if self._held:
-            transcript, item = self._take_held(transcript, item)
+            transcript, item = self._take_held((transcript, item))
         await self._on_words(item, transcript, asr_ms)
 
     def _heard_noise(self, transcript: Transcript) -> bool:
@@ -629,12 +630,12 @@ class CallSession:
         prompt = context.prompt if context else None
         return heard_noise(transcript.text, transcript.confidence, transcript.no_speech, prompt)
 
-    def _take_held(self, transcript: Transcript | None, item: SpeechInput | None) -> tuple[Transcript, SpeechInput]:
+    def _take_held(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
         """The held pieces of a long turn, followed by its last piece if there is one, as one utterance."""
-        pieces = [*self._held, *([(transcript, item)] if transcript is not None and item is not None else [])]
+        pieces = [*self._held, *([last] if last is not None else [])]
         self._held = []
-        first, last = pieces[0][1], pieces[-1][1]
-        whole = replace(last, utterance=replace(last.utterance, started_ms=first.utterance.started_ms))
+        first, final = pieces[0][1], pieces[-1][1]
+        whole = replace(final, utterance=replace(final.utterance, started_ms=first.utterance.started_ms))
         return join_transcripts([t for t, _ in pieces]), whole
 
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:

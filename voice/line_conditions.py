@@ -83,6 +83,20 @@ def _babble(rng: np.random.Generator, n: int, speech: np.ndarray) -> np.ndarray:
     return out
 
 
+def _noise(kind: str, rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
+    """``kind`` noise as long as ``audio``, at no set level (babble is made of ``audio`` itself)."""
+    if kind == "babble":
+        return _babble(rng, len(audio), audio)
+    if kind == "street":
+        return _street(rng, len(audio))
+    return _pink(rng, len(audio))
+
+
+def _voiced(audio: np.ndarray) -> np.ndarray:
+    """The samples of ``audio`` loud enough to be speech: what a noise level is set against."""
+    return audio[np.abs(audio) > 0.02 * np.abs(audio).max()] if audio.any() else audio
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)) + 1e-12))
 
@@ -92,13 +106,8 @@ def apply(speech: np.ndarray, condition: LineCondition, seed: int) -> np.ndarray
     rng = np.random.default_rng(seed)
     audio = speech.astype(np.float64) * 10 ** (condition.level_db / 20)
     if condition.snr_db is not None:
-        voiced = audio[np.abs(audio) > 0.02 * np.abs(audio).max()] if audio.any() else audio
-        if condition.noise == "babble":
-            noise = _babble(rng, len(audio), audio)
-        elif condition.noise == "street":
-            noise = _street(rng, len(audio))
-        else:
-            noise = _pink(rng, len(audio))
+        voiced = _voiced(audio)
+        noise = _noise(condition.noise, rng, audio)
         noise *= _rms(voiced) / _rms(noise) * 10 ** (-condition.snr_db / 20)
         audio = audio + noise
     line = telephone_round_trip(np.clip(audio, -1.0, 1.0).astype(np.float32), TELEPHONE_RATE)
@@ -114,15 +123,7 @@ def noise_alone(kind: str, speech: np.ndarray, seed: int) -> np.ndarray:
     part, with no speech in it, as the gateway receives it (G.711): what a line carries while the caller is silent."""
     if kind not in NOISES:
         raise ValueError(f"unknown noise {kind!r}: one of {', '.join(NOISES)}")
-    rng = np.random.default_rng(seed)
     audio = speech.astype(np.float64)
-    if kind == "babble":
-        noise = _babble(rng, len(audio), audio)
-    elif kind == "street":
-        noise = _street(rng, len(audio))
-    else:
-        noise = _pink(rng, len(audio))
-    voiced = audio[np.abs(audio) > 0.02 * np.abs(audio).max()] if audio.any() else audio
-    noise *= _rms(voiced) / _rms(noise)
+    noise = _noise(kind, np.random.default_rng(seed), audio)
+    noise *= _rms(_voiced(audio)) / _rms(noise)
     return apply(noise.astype(np.float32), CLEAN, seed)
-

