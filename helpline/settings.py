@@ -76,6 +76,9 @@ class AsrSettings(BaseModel):
     # Contextual biasing (engines that can be biased): each turn is recognised with the domain's words and the question
     # the caller is answering as its prompt (nlu/asr_context.yml). Measured: README "Speech recognition engines".
     biasing: bool = True
+    # Whisper engines drop a sentence they wrote after the caller stopped ("... a person. Thank you.") when its first
+    # word's probability is below this (0: keep everything). Measured: README "Understanding callers".
+    invented_tail_below: float = Field(0.1, ge=0.0, le=1.0)
     # Hypotheses asked of engines that give an n-best list (Vosk); passed to Rasa as metadata.
     nbest: int = Field(1, ge=1, le=10)
 

@@ -12,11 +12,11 @@ import numpy as np
 from voice.asr.base import (
     AsrCapabilities,
     AsrError,
+    DecodedSegment,
     Hypothesis,
     RecognitionContext,
     Transcript,
-    Word,
-    segments_confidence,
+    whisper_transcript,
 )
 from voice.asr.packaged_models import packaged_tiny_en
 from voice.asr.registry import register_asr
@@ -114,27 +114,21 @@ class FasterWhisperAsr:
             segments = list(segments)
         except (RuntimeError, ValueError) as e:
             raise AsrError(f"faster-whisper failed: {e}", retryable=isinstance(e, RuntimeError)) from e
-        text = " ".join(s.text.strip() for s in segments).strip()
-        if not segments:
-            return Transcript("", 0.0, info.language, len(audio16) / ASR_RATE, no_speech=1.0)
-        # Length-weighted mean of per-token log-probabilities, as a probability.
-        no_speech = max(s.no_speech_prob for s in segments)
-        words = tuple(
-            Word(w.word.strip(), round(float(w.probability), 3))
+        decoded = [
+            DecodedSegment(
+                s.text,
+                s.avg_logprob,
+                len(s.tokens),
+                s.no_speech_prob,
+                tuple((w.word, w.probability) for w in s.words or ()),
+            )
             for s in segments
-            for w in (s.words or ())
-            if w.word.strip()
-        )
-        alternatives = self._alternatives(audio16, text) if self._settings.nbest > 1 else ()
-        return Transcript(
-            text=text,
-            confidence=segments_confidence([(s.avg_logprob, len(s.tokens)) for s in segments]),
-            language=info.language,
-            audio_s=len(audio16) / ASR_RATE,
-            words=words,
-            no_speech=round(no_speech, 3),
-            alternatives=alternatives,
-        )
+        ]
+        alternatives: tuple[Hypothesis, ...] = ()
+        if segments and self._settings.nbest > 1:
+            alternatives = self._alternatives(audio16, " ".join(s.text.strip() for s in segments))
+        audio_s = len(audio16) / ASR_RATE
+        return whisper_transcript(decoded, info.language, audio_s, alternatives, self._settings.invented_tail_below)
 
     def _alternatives(self, audio16: np.ndarray, best: str) -> tuple[Hypothesis, ...]:
         """The runners-up of a beam search over the utterance (one window: a caller's turn is shorter than 30 s), for

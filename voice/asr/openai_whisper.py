@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript, Word, segments_confidence
+from voice.asr.base import AsrCapabilities, AsrError, DecodedSegment, RecognitionContext, Transcript, whisper_transcript
 from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 
@@ -71,21 +71,15 @@ class OpenAiWhisperAsr:
             )
         except (RuntimeError, ValueError) as e:
             raise AsrError(f"openai-whisper failed: {e}", retryable=isinstance(e, RuntimeError)) from e
-        segments = result.get("segments", [])
-        audio_s = len(audio16) / ASR_RATE
-        if not segments:
-            return Transcript("", 0.0, result.get("language", self._settings.language), audio_s, no_speech=1.0)
-        words = tuple(
-            Word(w["word"].strip(), round(float(w["probability"]), 3))
-            for s in segments
-            for w in s.get("words", [])
-            if w["word"].strip()
-        )
-        return Transcript(
-            text=" ".join(s["text"].strip() for s in segments).strip(),
-            confidence=segments_confidence([(s["avg_logprob"], len(s["tokens"])) for s in segments]),
-            language=result.get("language", self._settings.language),
-            audio_s=audio_s,
-            words=words,
-            no_speech=round(max(s["no_speech_prob"] for s in segments), 3),
-        )
+        decoded = [
+            DecodedSegment(
+                s["text"],
+                s["avg_logprob"],
+                len(s["tokens"]),
+                s["no_speech_prob"],
+                tuple((w["word"], float(w["probability"])) for w in s.get("words", [])),
+            )
+            for s in result.get("segments", [])
+        ]
+        language, audio_s = result.get("language", self._settings.language), len(audio16) / ASR_RATE
+        return whisper_transcript(decoded, language, audio_s, tail_below=self._settings.invented_tail_below)

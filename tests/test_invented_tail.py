@@ -1,0 +1,58 @@
+"""Sentences Whisper writes after the caller stopped are not the caller's words (pure units, no model).
+
+The word probabilities are those faster-whisper tiny.en gave on the tests' Piper caller with the endpointer's quiet
+after the speech."""
+
+from voice.asr.base import DecodedSegment, invented_tail, whisper_transcript
+
+
+def _segment(words: list[tuple[str, float]], avg_logprob: float = -0.3) -> DecodedSegment:
+    return DecodedSegment("".join(w for w, _ in words), avg_logprob, len(words), 0.02, tuple(words))
+
+
+PERSON = [(" I", 0.9), (" want", 1.0), (" to", 1.0), (" talk", 1.0), (" to", 1.0), (" a", 1.0), (" person.", 1.0)]
+
+
+def test_a_sentence_the_model_barely_believes_after_the_speech_is_dropped():
+    assert invented_tail([*PERSON, (" 1.", 0.01)]) == 1
+    assert invented_tail([*PERSON, (" .", 0.01), (" 1.", 0.0)]) == 2  # one invented sentence after another
+    paid = [(" When", 0.9), (" is", 1.0), (" it", 0.9), (" paid?", 0.92), (" Thank", 0.02), (" you.", 0.99)]
+    assert invented_tail(paid) == 2  # the tail's later words can look sure: its first word gives it away
+
+
+def test_the_callers_own_sentences_stay():
+    assert invented_tail(PERSON) == 0
+    assert invented_tail([(" No", 0.8), (" thanks.", 0.9), (" Goodbye.", 0.84), (" Bye.", 0.65)]) == 0
+    two = [*PERSON, (" It", 0.7), (" is", 0.9), (" about", 0.9), (" my", 0.9), (" appeal.", 0.8)]
+    assert invented_tail(two) == 0
+    # An unsure first sentence is never dropped: it is all the caller said.
+    assert invented_tail([(" Housing", 0.05), (" alone.", 0.3)]) == 0
+    assert invented_tail([]) == 0
+
+
+def test_the_threshold_is_a_setting_and_zero_keeps_everything():
+    assert invented_tail([*PERSON, (" 1.", 0.01)], below=0.0) == 0
+    assert invented_tail([*PERSON, (" Okay.", 0.08)], below=0.05) == 0
+
+
+def test_the_transcript_loses_the_tail_in_text_words_and_confidence():
+    kept = whisper_transcript([_segment([*PERSON, (" time.", 0.01)])], "en", 2.4)
+    whole = whisper_transcript([_segment([*PERSON, (" time.", 0.01)])], "en", 2.4, tail_below=0.0)
+    assert kept.text == "I want to talk to a person."
+    assert [w.text for w in kept.words] == ["I", "want", "to", "talk", "to", "a", "person."]
+    assert whole.text == "I want to talk to a person. time."
+    assert kept.confidence > whole.confidence  # the invented word's log-probability no longer drags the mean down
+
+
+def test_a_tail_in_a_segment_of_its_own_takes_the_segment_with_it():
+    first = _segment(PERSON)
+    tail = DecodedSegment(" We'll see you next time.", -2.5, 5, 0.6, ((" We'll", 0.03), (" see", 0.5), (" you", 0.9),
+                                                                    (" next", 0.9), (" time.", 0.9)))  # fmt: skip
+    t = whisper_transcript([first, tail], "en", 4.0)
+    assert t.text == "I want to talk to a person."
+    assert t.no_speech == 0.02  # the dropped segment's no-speech belief goes with it
+
+
+def test_no_segments_is_an_empty_transcript():
+    t = whisper_transcript([], "en", 1.0)
+    assert t.is_empty and t.no_speech == 1.0 and t.confidence == 0.0
