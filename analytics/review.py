@@ -62,7 +62,7 @@ def review_items(db: Session, start: datetime, end: datetime, limit: int = 500) 
     # Why a turn is in the queue: the first rule it meets (a turn meeting none is not in the queue).
     rules = [
         (and_(Turn.decision == "confirm:asr", rejected), "read_back_rejected"),
-        (Turn.decision == "smalltalk:out_of_scope", "not_understood"),
+        (Turn.decision.in_(("smalltalk:out_of_scope", "clarify:rephrase")), "not_understood"),
         (Turn.intent == "nlu_fallback", "not_understood"),
         (and_(Turn.decision == "route:general", Turn.intent.not_in(PERSON_INTENTS)), "routed_general"),
         (

@@ -1,7 +1,8 @@
 """Custom actions, run by the Rasa action server (`rasa run actions --actions dialogues.actions`, Python 3.10).
 
 Each answer or routing step sends its text and a custom payload with the decision (answer:<topic>,
-route:<queue>, smalltalk:<kind>), the form the gateway reads. Texts and the routing table are data files here.
+route:<queue>, smalltalk:<kind>, clarify:<intent>, or clarify:rephrase when the caller is asked to say it again),
+the form the gateway reads. Texts and the routing table are data files here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from dialogues.policy import concerns_agency, likeliest_matters
 HERE = Path(__file__).resolve().parent
 ROUTING = yaml.safe_load((HERE / "routing.yml").read_text(encoding="utf-8"))
 ANSWERS: dict[str, str] = yaml.safe_load((HERE / "answers.yml").read_text(encoding="utf-8"))
+
+# Not understood: the caller is asked to say it again (not dismissed: "I can't help with that" is
+# smalltalk:out_of_scope, said only of what is outside the agency's matters).
+NOT_UNDERSTOOD = "clarify:rephrase"
 
 QUEUE_PHRASES = {
     "family": "our experts on family benefits",
@@ -157,7 +162,7 @@ def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker, response:
                 "Sorry, I didn't quite understand. You can ask me about payment dates, opening hours, applications, "
                 'documents or logging in, or say "a person" to talk to someone.'
             ),
-            json_message={"decision": "smalltalk:out_of_scope"},
+            json_message={"decision": NOT_UNDERSTOOD},
         )
     return [SlotSet("failed_understandings", failures)]
 

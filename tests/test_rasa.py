@@ -48,7 +48,7 @@ async def test_answer_then_repeat_then_no_ends_the_call(rasa):
 async def test_two_failed_understandings_route_to_general(rasa):
     sender = "test-conversation-2"
     first = await rasa.respond("zxq plorb wibble", sender, {})
-    assert first.decision == "smalltalk:out_of_scope"
+    assert first.decision == "clarify:rephrase"  # asked to say it again
     second = await rasa.respond("flarn greeble zop", sender, {})
     assert second.decision == "route:general"
     assert second.details["reason"].startswith("not understood")
@@ -88,7 +88,7 @@ async def test_model_hot_reload_keeps_conversations_in_progress(rasa, stack):
 
     sender = "test-hot-reload"
     first = await rasa.respond("zxq plorb wibble", sender, {})
-    assert first.decision == "smalltalk:out_of_scope"
+    assert first.decision == "clarify:rephrase"  # asked to say it again
     reload_model(stack, model_path(stack))
     second = await rasa.respond("flarn greeble zop", sender, {})
     # Only a conversation that remembers the first failure routes on the second.
@@ -152,4 +152,6 @@ def test_a_weak_guess_without_a_close_rival_counts_as_not_understood(stack):
     ranking = [("nlu_fallback", 0.45), ("ask_login_help", 0.41), ("greet", 0.05)]
     result = _run_action(stack, "action_handle_fallback", "nlu_fallback", ranking, {})
     [message] = [r for r in result["responses"] if r.get("text")]
-    assert message["custom"]["decision"] == "smalltalk:out_of_scope"
+    # Asked to say it again, not told "I can't help with that".
+    assert message["custom"]["decision"] == "clarify:rephrase"
+    assert "can't help" not in message["text"]

@@ -32,7 +32,8 @@ def store(store_url):
                _turn(2, "no", "deny", 0.99, "confirm:denied")],
         "C4": [_turn(1, "can i talk to someone", "request_human", 0.95, "route:general"),
                _turn(2, "when is the child allowance paid", "ask_payment_dates", 0.97, "answer:payment_dates"),
-               _turn(3, "um", "greet", 0.2, "smalltalk:greet")],
+               _turn(3, "um", "greet", 0.2, "smalltalk:greet"),
+               _turn(4, "the thing you sent about my", "out_of_scope", 0.5, "clarify:rephrase")],
     }  # fmt: skip
     for n, (sid, call_turns) in enumerate(turns.items()):
         store.call_started(sid, "+46******00", f"k{n}", T + timedelta(minutes=n))
@@ -52,6 +53,7 @@ def test_the_queue_holds_the_misunderstood_turns_with_their_reason(store):
         ("C2", 1): "not_understood",
         ("C2", 2): "not_understood",  # nlu_fallback: not understood, and it sent the call to general
         ("C3", 1): "read_back_rejected",
+        ("C4", 4): "not_understood",  # asked to say it again
     }  # a request for a person, a confident answer and low-confidence small talk are not for review
 
 
