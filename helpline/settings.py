@@ -130,9 +130,12 @@ class TurnTakingSettings(BaseModel):
         "mm", "mhm", "hm", "hmm", "uh", "huh", "uh-huh", "um", "ah", "aha", "oh",
         "yeah", "yes", "yep", "ok", "okay", "right", "sure", "alright", "i", "see",
     )  # fmt: skip
-    # A transcript whose ASR confidence is under this is read back ("Did you say ...?") before acting on it,
-    # unless it is small talk. 0.55 reads back ~11 % of spoken held-out turns and catches 8 of their 11 bad ones.
-    confirm_below_confidence: float = Field(0.55, ge=0.0, le=1.0)
+    # A transcript is read back ("I think you said ... Is that right?") before acting on it when its ASR confidence
+    # is under confirm_below_confidence AND the NLU's confidence in its intent is under confirm_below_nlu_confidence,
+    # unless it is small talk: a sure reading of unsure words is acted on. Chosen on the spoken dev set with
+    # bench/readback.py (README "Understanding callers"); confirm_below_nlu_confidence 1.0 reads back on ASR alone.
+    confirm_below_confidence: float = Field(0.75, ge=0.0, le=1.0)
+    confirm_below_nlu_confidence: float = Field(0.7, ge=0.0, le=1.0)
     keypad: bool = True
 
 

@@ -670,13 +670,13 @@ class CallSession:
         await self._converse(turn, transcript.text, metadata, item.endpoint_at)
 
     async def _worth_reading_back(self, text: str) -> bool:
-        """An uncertain transcript is read back unless it is small talk ("hello", "no"): a wrong guess there costs
-        less than the question. Asks NLU only; the conversation is not touched."""
+        """An uncertain transcript is read back unless the NLU is sure what it means, or it is small talk ("hello",
+        "no"): a wrong guess there costs less than the question. Asks NLU only; the conversation is not touched."""
         try:
-            intent, _ = await self._rasa.parse(text)
+            intent, confidence = await self._rasa.parse(text)
         except NluUnavailable:
             return False  # the dialogue turn that follows meets the same fault and handles it
-        return intent not in self._smalltalk
+        return intent not in self._smalltalk and confidence < self._policy.confirm_below_nlu_confidence
 
     async def _on_confirmation_answer(
         self, turn: TurnRecord, transcript: Transcript, metadata: dict[str, Any], endpoint_at: float

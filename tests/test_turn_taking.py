@@ -98,8 +98,9 @@ async def test_a_silent_line_is_put_through_to_a_person(stack):
 
 @pytest.fixture(scope="module")
 def confirming_gateway(stack):
-    """A second gateway on the same Rasa that reads back every transcript (confirmation threshold 1.0)."""
-    with extra_gateway(stack, "confirming", turn_taking={"confirm_below_confidence": 1.0}) as settings:
+    """A second gateway on the same Rasa that reads back every transcript (confirmation thresholds 1.0)."""
+    turn_taking = {"confirm_below_confidence": 1.0, "confirm_below_nlu_confidence": 1.0}
+    with extra_gateway(stack, "confirming", turn_taking=turn_taking) as settings:
         yield settings
 
 
@@ -127,6 +128,24 @@ async def test_uncertain_transcript_denied_is_asked_again(confirming_gateway, ca
     assert denied["decision"] == "confirm:denied"
     assert "say it again" in denied["reply"] or "tell me again" in denied["reply"]
     assert result["outcome"] == "abandoned"  # the caller hung up without saying it again
+
+
+async def test_unsure_words_the_nlu_is_sure_of_are_acted_on_without_a_read_back(stack, caller_voice):
+    """Every transcript counts as unsure here, but the NLU is sure what this one asks (above the production 0.70):
+    the caller gets the answer, not "I think you said ..."."""
+    turn_taking = {"confirm_below_confidence": 1.0, "confirm_below_nlu_confidence": 0.7}
+    with extra_gateway(stack, "confirming unsure readings", turn_taking=turn_taking) as settings:
+        result = (
+            await Softphone(settings, speed=SPEED).call(
+                [
+                    spoken(caller_voice, "How do I apply for housing allowance?"),
+                    spoken(caller_voice, "Thank you, goodbye."),
+                ]
+            )
+        ).as_dict()
+    asked = result["turns"][0]
+    assert asked["decision"] == "answer:apply_housing_allowance", asked
+    assert asked["confidence"] >= 0.7 and not asked["reply"].startswith("I think you said")
 
 
 @pytest.fixture(scope="module")
