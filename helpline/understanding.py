@@ -1,10 +1,11 @@
 """How the line understands callers it has never heard, judged as the caller experiences it.
 
 Each caller turn's decision is one of: right (what the routing table does with a right reading of the turn), asked
-back (a read-back of the transcript or "is your call about ...?"), a wrong action (answered or routed the wrong way),
-dismissed (told "I can't help with that" about a benefit problem), or other (the wrong small talk). Typed turns go
-through the real Rasa dialogue (NLU, rules, the action server's policy); spoken turns are first turns of real calls
-through the gateway over Twilio's protocol, spoken by simulated callers on simulated phone lines.
+back (a read-back of the transcript, "is your call about ...?" or "please say it again"), a wrong action (answered
+or routed the wrong way), dismissed (told "I can't help with that" about a benefit problem), or other (the wrong
+small talk). Typed turns go through the real Rasa dialogue (NLU, rules, the action server's policy); spoken turns
+are first turns of real calls through the gateway over Twilio's protocol, spoken by simulated callers on simulated
+phone lines.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from voice.line_conditions import CLEAN, LineCondition, apply, degraded, seed_of
 
 VERDICTS = ("right", "asked_back", "wrong_action", "dismissed", "other")
 DISMISSED = "smalltalk:out_of_scope"
+NOT_UNDERSTOOD = "clarify:rephrase"  # "Sorry, I didn't quite understand. You can ask me about ...": asked again
 
 
 def is_benefit_problem(turn: CallerTurn, routing: dict[str, Any]) -> bool:
@@ -38,6 +40,8 @@ def judge(turn: CallerTurn, decision: str, routing: dict[str, Any]) -> str:
     """The verdict on ``decision`` for ``turn`` (one of VERDICTS)."""
     if decision in {routing_decision(intent, routing) for intent in turn.intents}:
         return "right"
+    if decision == NOT_UNDERSTOOD and "out_of_scope" in turn.intents:
+        return "right"  # both replies tell a caller with a matter outside the line what it can help with
     if decision.startswith(("clarify:", "confirm:")):
         return "asked_back"
     if decision == DISMISSED and turn.intent != "out_of_scope":

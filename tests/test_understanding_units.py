@@ -31,7 +31,9 @@ def turn(intent: str, also: tuple[str, ...] = ()) -> CallerTurn:
         ("payment_problem", (), "smalltalk:out_of_scope", "dismissed"),
         ("payment_problem", (), "answer:payment_dates", "wrong_action"),
         ("payment_problem", (), "route:general", "wrong_action"),
+        ("payment_problem", (), "clarify:rephrase", "asked_back"),  # "please say it again" is not a dismissal
         ("out_of_scope", (), "smalltalk:out_of_scope", "right"),
+        ("out_of_scope", (), "clarify:rephrase", "right"),  # told what the line can help with, either way
         ("out_of_scope", (), "answer:opening_hours", "wrong_action"),
         ("thanks", (), "smalltalk:goodbye", "other"),
         ("request_human", (), "route:general", "right"),
