@@ -19,19 +19,17 @@ from voice.caller_voices import CALLER_VOICES
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
 # Floors CI holds the line to, under what was measured (2026-12-01 when the set was frozen: typed right 0.831, 7
-# dismissed; spoken sample right 0.673, wrong action 7.7 %. 2026-12-02, after training on the dev set's failure
-# classes: typed right 0.876, 2 dismissed; spoken sample right 0.731, wrong action 3.8 %, none dismissed; README
-# "Understanding callers"). Issue #14's targets are higher (typed 0.97; spoken right 0.93, wrong action 2 %) and are
-# not met yet: these gates stop a regression.
-TYPED_RIGHT_FLOOR = 0.85
-# Held-out benefit turns the NLU could not place and that name no agency word still get the "please say it again"
-# re-prompt (2 on 2026-12-02); the target is 0. Not lowered by tuning on the held-out set: it must be met by work
-# judged on the dev set.
-TYPED_DISMISSED_CEILING = 3
-SPOKEN_RIGHT_FLOOR = 0.65
-SPOKEN_WRONG_ACTION_CEILING = 0.08
-# The whole bench dismissed 10 of 260 spoken turns (misheard, then not placed): the target is 0.
-SPOKEN_DISMISSED_CEILING = 2
+# dismissed; spoken sample right 0.673, wrong action 7.7 %. 2026-12-02, after invented tails were dropped, the
+# read-back rule chosen on the dev set and "please say it again" told apart from a dismissal: typed right 0.876,
+# none dismissed; spoken sample right 0.731, wrong action 1.9 %, none dismissed; README "Understanding callers").
+# Issue #14's targets are higher (typed 0.97; spoken right 0.93, wrong action 2 %) and are not all met: these gates
+# stop a regression, with a margin of a few turns for the spoken sample's timing.
+TYPED_RIGHT_FLOOR = 0.86
+# No benefit problem may be dismissed: the issue's target, met on the typed set.
+TYPED_DISMISSED_CEILING = 0
+SPOKEN_RIGHT_FLOOR = 0.69
+SPOKEN_WRONG_ACTION_CEILING = 0.06
+SPOKEN_DISMISSED_CEILING = 0
 
 
 def test_no_benefit_problem_is_dismissed(stack):
