@@ -29,7 +29,7 @@ from helpline.machine import cpu_name, free_port
 from helpline.services import Stack
 from helpline.settings import TurnTakingSettings, load_settings
 from helpline.trainer import load_routing
-from helpline.understanding import judge
+from helpline.understanding import judge, spoken_plan
 from nlu.asr_context import AsrVocabulary
 from nlu.caller_turns import DEV_TURNS, CallerTurn, load_turns, sample
 from nlu.client import RasaClient
@@ -73,43 +73,39 @@ async def recognise_and_decide(per_intent: int, voices: list[str]) -> list[Row]:
     with Stack(settings):
         rasa = RasaClient(settings.rasa.url, settings.rasa.timeout_s)
         try:
-            for n, turn in enumerate(turns, 1):
-                if n % 10 == 0:
-                    print(f"  {n}/{len(turns)} turns", flush=True)
-                for name in voices:
-                    voice = CALLER_VOICES[name]
-                    for condition in (
-                        line_conditions.CLEAN,
-                        line_conditions.degraded(line_conditions.seed_of(voice.name, turn.id)),
-                    ):
-                        seed = line_conditions.seed_of(voice.name, turn.id, condition.name)
-                        audio = line_conditions.apply(voice.speak(turn.text, condition.rate), condition, seed)
-                        t = await asyncio.to_thread(asr.transcribe, audio, TELEPHONE_RATE, context)
-                        noise = t.is_empty or heard_noise(
-                            t.text, t.confidence, t.no_speech, context.prompt if context else None
-                        )
-                        if noise:
-                            intent, confidence, decision = "", 0.0, "reprompt"
-                        else:
-                            sender = f"readback-{uuid.uuid4().hex}"
-                            await rasa.start_call(sender)
-                            reply = await rasa.respond(t.text, sender, {"input": "speech"})
-                            intent, confidence, decision = reply.intent, reply.confidence, reply.decision
-                        rows.append(
-                            Row(
-                                turn.id,
-                                turn.intent,
-                                voice.name,
-                                condition.name,
-                                t.text,
-                                t.confidence,
-                                noise,
-                                intent,
-                                confidence,
-                                decision,
-                                judge(turn, decision, routing),
-                            )  # fmt: skip
-                        )
+            plan = spoken_plan(turns, [CALLER_VOICES[name] for name in voices])
+            for n, (turn, voice, condition) in enumerate(plan, 1):
+                if n % 100 == 0:
+                    print(f"  {n}/{len(plan)} spoken turns", flush=True)
+                seed = line_conditions.seed_of(voice.name, turn.id, condition.name)
+                audio = line_conditions.apply(voice.speak(turn.text, condition.rate), condition, seed)
+                t = await asyncio.to_thread(asr.transcribe, audio, TELEPHONE_RATE, context)
+                noise = t.is_empty or heard_noise(
+                    t.text, t.confidence, t.no_speech, context.prompt if context else None
+                )
+                if noise:
+                    intent, confidence, decision = "", 0.0, "reprompt"
+                else:
+                    sender = f"readback-{uuid.uuid4().hex}"
+                    await rasa.start_call(sender)
+                    reply = await rasa.respond(t.text, sender, {"input": "speech"})
+                    intent, confidence, decision = reply.intent, reply.confidence, reply.decision
+                verdict = judge(turn, decision, routing)
+                rows.append(
+                    Row(
+                        turn.id,
+                        turn.intent,
+                        voice.name,
+                        condition.name,
+                        t.text,
+                        t.confidence,
+                        noise,
+                        intent,
+                        confidence,
+                        decision,
+                        verdict,
+                    )
+                )
         finally:
             await rasa.aclose()
     return rows
@@ -182,8 +178,8 @@ def main() -> int:
         print(f"{a:>6.2f}{b:>6.2f}{r['right']:>8.3f}{r['asked_back']:>12.1%}{r['wrong_action']:>14.1%}"
               f"{r['other']:>8.1%}{cost:>8.3f}{mark}")  # fmt: skip
     by_line: dict[tuple[str, str], list[Row]] = {}
-    for r in rows:
-        by_line.setdefault((r.voice, r.condition), []).append(r)
+    for row in rows:
+        by_line.setdefault((row.voice, row.condition), []).append(row)
     print("\nif acted on without read-back, per voice and line: right / wrong action")
     for (voice, condition), part in sorted(by_line.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         s = score(part, reads_back(0.0, 0.0), smalltalk)
