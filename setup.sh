@@ -71,7 +71,7 @@ fi
 
 step "checking the packaged models load"
 .venv/bin/python - <<'PY'
-from helpline.settings import AsrSettings, TtsSettings
+from foundation.settings import AsrSettings, TtsSettings
 from voice.asr import create_asr
 from voice.tts import create_tts
 create_asr(AsrSettings())

@@ -19,8 +19,8 @@ from analytics import kpis, review
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
 from analytics.web import page, private_headers, require_role, web_context
+from foundation.vocabulary import QUEUES
 from nlu.training_data import known_intents
-from telephony.call_control import QUEUES
 
 DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
 OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from analytics.models import Call, TaskEvent, Turn
+from foundation.vocabulary import NOT_UNDERSTOOD_DECISIONS
 
 REPEAT_DAYS = 7
 
@@ -224,7 +225,7 @@ def turn_quality(db: Session, period: Period, low_confidence: float = 0.55) -> d
             func.avg(Turn.asr_confidence),
             func.sum(case((Turn.asr_confidence < low_confidence, 1), else_=0)),
             # Not understood: asked to say it again (clarify:rephrase), or taken for something outside the line.
-            func.sum(case((Turn.decision.in_(("smalltalk:out_of_scope", "clarify:rephrase")), 1), else_=0)),
+            func.sum(case((Turn.decision.in_(NOT_UNDERSTOOD_DECISIONS), 1), else_=0)),
             func.sum(case((Turn.decision.like("clarify:%") | Turn.decision.like("confirm:%"), 1), else_=0)),
         )
         .select_from(Turn)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased
 
 from analytics.models import Call, ReviewLabel, Turn
 from analytics.store import CallStore, utcnow
+from foundation.vocabulary import NOT_UNDERSTOOD_DECISIONS, READ_BACK, READ_BACK_DENIED
 
 LOW_NLU_CONFIDENCE = 0.6
 SAME_GROUP = 0.7  # cosine similarity to a group's centre that puts a turn in that group
@@ -55,14 +56,14 @@ def review_items(db: Session, start: datetime, end: datetime, limit: int = 500) 
         .where(
             following.call_sid == Turn.call_sid,
             following.index == Turn.index + 1,
-            following.decision == "confirm:denied",
+            following.decision == str(READ_BACK_DENIED),
         )
         .exists()
     )
     # Why a turn is in the queue: the first rule it meets (a turn meeting none is not in the queue).
     rules = [
-        (and_(Turn.decision == "confirm:asr", rejected), "read_back_rejected"),
-        (Turn.decision.in_(("smalltalk:out_of_scope", "clarify:rephrase")), "not_understood"),
+        (and_(Turn.decision == str(READ_BACK), rejected), "read_back_rejected"),
+        (Turn.decision.in_(NOT_UNDERSTOOD_DECISIONS), "not_understood"),
         (Turn.intent == "nlu_fallback", "not_understood"),
         (and_(Turn.decision == "route:general", Turn.intent.not_in(PERSON_INTENTS)), "routed_general"),
         (

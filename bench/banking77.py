@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from helpline.settings import load_settings
+from foundation.settings import load_settings
 from helpline.training import NLU_CONFIG, rasa_environment, rasa_executable
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "banking77"

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from analytics.store import CallStore
+from foundation.settings import Settings, load_settings
 from helpline.loadgen import Watch, caller_audio, place_call, sample_process, summarise
 from helpline.services import Stack, build_stack
-from helpline.settings import Settings, load_settings
 
 
 async def keep_calling(gateways: list[Settings], callers: list, n: int, duration_s: float) -> list[dict[str, Any]]:

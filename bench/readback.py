@@ -25,9 +25,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from foundation.settings import TurnTakingSettings, load_settings
 from helpline.machine import cpu_name, free_port
 from helpline.services import Stack
-from helpline.settings import TurnTakingSettings, load_settings
 from helpline.trainer import load_routing
 from helpline.understanding import judge, spoken_plan
 from nlu.asr_context import AsrVocabulary
@@ -89,7 +89,7 @@ async def recognise_and_decide(per_intent: int, voices: list[str]) -> list[Row]:
                     sender = f"readback-{uuid.uuid4().hex}"
                     await rasa.start_call(sender)
                     reply = await rasa.respond(t.text, sender, {"input": "speech"})
-                    intent, confidence, decision = reply.intent, reply.confidence, reply.decision
+                    intent, confidence, decision = reply.intent, reply.confidence, str(reply.decision)
                 verdict = judge(turn, decision, routing)
                 rows.append(
                     Row(

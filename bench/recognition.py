@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from foundation.settings import Settings  # noqa: E402
 from helpline.machine import cpu_name  # noqa: E402
-from helpline.settings import Settings  # noqa: E402
 from nlu.asr_context import AsrVocabulary  # noqa: E402
 from nlu.caller_turns import DEV_TURNS, load_turns, sample  # noqa: E402
 from telephony.guards import heard_noise  # noqa: E402

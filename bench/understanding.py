@@ -28,9 +28,9 @@ import json
 import time
 from dataclasses import asdict
 
+from foundation.settings import load_settings
 from helpline.machine import free_port
 from helpline.services import Stack
-from helpline.settings import load_settings
 from helpline.trainer import load_routing
 from helpline.understanding import Judged, Scores, judge_spoken, judge_typed, spoken_plan
 from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, load_turns, sample

@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
+from foundation.settings import Settings, load_settings
 from helpline.loadgen import caller_audio, place_calls, summarise
 from helpline.machine import cpu_name
 from helpline.services import Stack
-from helpline.settings import Settings, load_settings
 from nlu.asr_context import AsrVocabulary
 from telephony.prompts import CONFIRM as CONFIRM_PROMPT
 from voice.asr import ASR_ENGINES, RecognitionContext, create_asr

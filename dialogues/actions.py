@@ -18,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from dialogues.payment_calendar import CHILD_ALLOWANCE_PAY_DAY, next_payment_day, spoken_date
 from dialogues.policy import concerns_agency, likeliest_matters
+from foundation import vocabulary
 
 HERE = Path(__file__).resolve().parent
 ROUTING = yaml.safe_load((HERE / "routing.yml").read_text(encoding="utf-8"))
@@ -25,7 +26,7 @@ ANSWERS: dict[str, str] = yaml.safe_load((HERE / "answers.yml").read_text(encodi
 
 # Not understood: the caller is asked to say it again (not dismissed: "I can't help with that" is
 # smalltalk:out_of_scope, said only of what is outside the agency's matters).
-NOT_UNDERSTOOD = "clarify:rephrase"
+NOT_UNDERSTOOD = str(vocabulary.NOT_UNDERSTOOD)
 
 QUEUE_PHRASES = {
     "family": "our experts on family benefits",

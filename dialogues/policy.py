@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from nlu.phrases import phrases_in
+from foundation.phrases import phrases_in
 
 AGENCY_WORDS = Path(__file__).resolve().parent / "agency_words.yml"
 

@@ -10,7 +10,7 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.events import UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from helpline.redaction import redact_text
+from foundation.redaction import redact_text
 
 
 class RedactingSQLTrackerStore(SQLTrackerStore):

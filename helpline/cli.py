@@ -12,8 +12,8 @@ import uuid
 from pathlib import Path
 
 from analytics.auth import ROLES
-from helpline.redaction import RedactingFilter
-from helpline.settings import Settings, load_settings
+from foundation.redaction import RedactingFilter
+from foundation.settings import Settings, load_settings
 
 EXIT_USAGE = 2
 
@@ -27,7 +27,7 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
     """Run only the gateway (uvicorn) in this process."""
     import uvicorn
 
-    from telephony.gateway import create_app
+    from helpline.app import create_app
 
     uvicorn.run(
         create_app(settings),
@@ -240,9 +240,10 @@ def _retrain(settings: Settings) -> int:
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     """Put the packaged models in the data directory (once; --force remakes them): the Whisper base model joined from
     its parts, and the openai-whisper checkpoint made from the packaged tiny.en CTranslate2 model."""
+    from foundation.settings import assembled_model_dir, openai_checkpoint_path
     from voice.asr.base import AsrError
-    from voice.asr.packaged_models import assemble_base, assembled_model_dir, packaged_tiny_en
-    from voice.asr.whisper_checkpoint import CheckpointError, convert, openai_checkpoint_path
+    from voice.asr.packaged_models import assemble_base, packaged_tiny_en
+    from voice.asr.whisper_checkpoint import CheckpointError, convert
 
     base = assembled_model_dir("base", settings.models_dir)
     if (base / "model.bin").exists() and not args.force:

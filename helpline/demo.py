@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from foundation.settings import Settings, TtsSettings
 from helpline.services import ServiceError, Stack
-from helpline.settings import Settings, TtsSettings
 
 if TYPE_CHECKING:
     from telephony.twilio_standin import TwilioStandIn

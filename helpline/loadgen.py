@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from helpline.settings import Settings, TtsSettings
+from foundation.settings import Settings, TtsSettings
 from telephony.softphone import Softphone, SoftphoneError
 from voice.codecs import TELEPHONE_RATE, read_audio
 

@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 from twilio.request_validator import RequestValidator
 
+from foundation.settings import Settings, TtsSettings
 from helpline.demo import with_twilio_standin
 from helpline.services import ServiceError, Stack
-from helpline.settings import Settings, TtsSettings
 
 # (caller turns, share of the day). A turn is text to say, or "key:N" for a key press.
 SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
@@ -66,7 +66,7 @@ def _caller_turns(voice: Any, turns: tuple[str, ...]) -> list[Any]:
 
 def _expert_events(settings: Settings, packet: dict, rng: random.Random) -> None:  # type: ignore[type-arg]
     """A simulated expert takes the task and completes it: TaskRouter's event callbacks, signed like Twilio's."""
-    from telephony.gateway import EVENTS_PATH, public_url
+    from telephony.line import EVENTS_PATH, public_url
 
     url = public_url(settings, EVENTS_PATH)
     validator = RequestValidator(settings.twilio_auth_token)

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from helpline.settings import REPO_ROOT, Settings
+from foundation.settings import REPO_ROOT, Settings
 from helpline.training import model_path, rasa_environment, rasa_executable, serving_model, train
 
 log = logging.getLogger(__name__)

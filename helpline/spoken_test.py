@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from helpline.settings import REPO_ROOT, Settings, TtsSettings
+from foundation.settings import REPO_ROOT, Settings, TtsSettings
 from nlu.training_data import training_examples
 from voice.asr import create_asr
 from voice.codecs import TELEPHONE_RATE, telephone_round_trip

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
-from helpline.settings import REPO_ROOT, Settings
+from foundation.settings import REPO_ROOT, Settings
 from helpline.training import (
     DOMAIN,
     NLU_CONFIG,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpline.settings import REPO_ROOT, Settings
+from foundation.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ TRAINING_DATA = (REPO_ROOT / "nlu" / "data", REPO_ROOT / "dialogues" / "data")
 MODEL_CODE = (
     REPO_ROOT / "nlu" / "rasa_components.py",
     REPO_ROOT / "nlu" / "sentence_encoder.py",
-    REPO_ROOT / "nlu" / "personnummer.py",
+    REPO_ROOT / "foundation" / "personnummer.py",
     REPO_ROOT / "nlu" / "rasa-requirements.lock",
 )
 

@@ -17,7 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from helpline.settings import Settings
+from foundation.settings import Settings
+from foundation.vocabulary import NOT_UNDERSTOOD as NOT_UNDERSTOOD_DECISION
+from foundation.vocabulary import OUT_OF_SCOPE
 from helpline.trainer import load_routing, routing_decision
 from nlu.asr_context import AsrVocabulary
 from nlu.caller_turns import CallerTurn
@@ -27,8 +29,10 @@ from voice.caller_voices import CallerVoice
 from voice.line_conditions import CLEAN, LineCondition, apply, degraded, seed_of
 
 VERDICTS = ("right", "asked_back", "wrong_action", "dismissed", "other")
-DISMISSED = "smalltalk:out_of_scope"
-NOT_UNDERSTOOD = "clarify:rephrase"  # "Sorry, I didn't quite understand. You can ask me about ...": asked again
+DISMISSED = str(OUT_OF_SCOPE)
+NOT_UNDERSTOOD = str(
+    NOT_UNDERSTOOD_DECISION
+)  # "Sorry, I didn't quite understand. You can ask me about ...": asked again
 
 
 def is_benefit_problem(turn: CallerTurn, routing: dict[str, Any]) -> bool:
@@ -108,7 +112,7 @@ async def judge_typed(settings: Settings, turns: list[CallerTurn], at_once: int 
             sender = f"eval-{uuid.uuid4().hex}"
             await rasa.start_call(sender)
             reply = await rasa.respond(turn.text, sender, {"input": "typed"})
-        return Judged(turn, "typed", "text", turn.text, reply.decision, judge(turn, reply.decision, routing))
+        return Judged(turn, "typed", "text", turn.text, str(reply.decision), judge(turn, str(reply.decision), routing))
 
     try:
         return list(await asyncio.gather(*(one(t) for t in turns)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from nlu.phrases import phrases_in
+from foundation.phrases import phrases_in
 from nlu.training_data import block_texts
 from voice.asr.base import RecognitionContext
 

@@ -1,77 +1,17 @@
-"""The one boundary to dialogue: text + sender id + call metadata in, bot messages and the decision out.
-
-Talks to the Rasa server over HTTP: the REST channel for the turn, then the tracker for what NLU understood.
-"""
+"""The dialogue (nlu/dialogue.py) served by Rasa over HTTP: the REST channel for the turn, then the tracker for what
+NLU understood."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from nlu.dialogue import DialogueTurn, NluUnavailable, decision_from
+
 log = logging.getLogger(__name__)
-
-DECISION_KINDS = ("answer", "route", "smalltalk", "clarify")
-
-
-class NluUnavailable(RuntimeError):
-    """The Rasa server did not answer (down, slow or broken). The caller must still be helped: route to a person."""
-
-
-@dataclass(frozen=True)
-class DialogueTurn:
-    """What the dialogue made of one caller turn."""
-
-    text: str
-    intent: str
-    confidence: float
-    intent_ranking: tuple[tuple[str, float], ...]
-    entities: tuple[dict[str, Any], ...]
-    replies: tuple[str, ...]
-    decision: str
-    details: dict[str, Any] = field(default_factory=dict)  # custom payload of the deciding message
-    latency_ms: float = 0.0
-
-    @property
-    def reply(self) -> str:
-        return " ".join(self.replies)
-
-    @property
-    def decision_kind(self) -> str:
-        return self.decision.split(":", 1)[0]
-
-    @property
-    def decision_target(self) -> str:
-        return self.decision.split(":", 1)[1]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "intent": self.intent,
-            "confidence": round(self.confidence, 4),
-            "intent_ranking": [{"name": n, "confidence": round(c, 4)} for n, c in self.intent_ranking],
-            "entities": list(self.entities),
-            "decision": self.decision,
-            "reply": self.reply,
-            "nlu_latency_ms": round(self.latency_ms, 1),
-        }
-
-
-def decision_from(messages: list[dict[str, Any]], intent: str) -> tuple[str, dict[str, Any]]:
-    """The turn's decision: the last decision a bot message carried; else small talk named by the intent."""
-    decision, details = "", {}
-    for message in messages:
-        custom = message.get("custom")
-        if isinstance(custom, dict) and isinstance(custom.get("decision"), str):
-            kind = custom["decision"].split(":", 1)[0]
-            if kind in DECISION_KINDS:
-                decision, details = custom["decision"], custom
-    if not decision:
-        decision = f"smalltalk:{intent if intent and intent != 'nlu_fallback' else 'out_of_scope'}"
-    return decision, details
 
 
 class RasaClient:

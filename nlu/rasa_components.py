@@ -18,7 +18,7 @@ from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from nlu.personnummer import find_personal_ids
+from foundation.personnummer import find_personal_ids
 from nlu.sentence_encoder import SentenceEncoder
 
 ENTITY = "personal_id"

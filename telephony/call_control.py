@@ -23,13 +23,12 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 
-from helpline.settings import TwilioSettings
+from foundation.settings import TwilioSettings
+from foundation.vocabulary import FALLBACK_QUEUE, QUEUES
 from telephony.handoff import task_attributes
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("family", "sickness", "housing", "appeals", "payments_debt", "fraud", "general")  # DOMAIN.md
-FALLBACK_QUEUE = "general"
 E164 = r"^\+[1-9]\d{6,14}$"
 # A redirect of a call that is no longer in progress fails with this code: the caller has hung up.
 CALL_NOT_IN_PROGRESS = 21220

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from helpline.settings import REPO_ROOT
+from foundation.settings import REPO_ROOT
 
 ROUTING_FILE = REPO_ROOT / "dialogues" / "routing.yml"
 ANSWERS_FILE = REPO_ROOT / "dialogues" / "answers.yml"

@@ -22,26 +22,30 @@ from typing import Any
 
 import numpy as np
 
-from helpline.redaction import mask_phone_number, redact_text
-from helpline.settings import Settings
+from foundation.redaction import mask_phone_number, redact_text
+from foundation.settings import Settings
+from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_DENIED
 from nlu.asr_context import AsrVocabulary
-from nlu.client import DialogueTurn, NluUnavailable, RasaClient
+from nlu.dialogue import Dialogue, DialogueTurn, NluUnavailable
 from telephony import prompts
 from telephony.guards import heard_noise
 from telephony.routing import KeypadMenu
-from telephony.twilio_media import FINAL_MARK_SUFFIX, Start, clear_message, mark_message, media_message
-from voice.asr import AsrEngine, AsrError, RecognitionContext, Transcript
-from voice.asr.base import StreamingAsrEngine, TranscriptStream, join_transcripts
+from telephony.transport import FINAL_MARK_SUFFIX, CallStart, CallTransport
+from voice.asr.base import (
+    AsrEngine,
+    AsrError,
+    RecognitionContext,
+    StreamingAsrEngine,
+    Transcript,
+    TranscriptStream,
+    join_transcripts,
+)
 from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
-from voice.tts import TtsError
-from voice.tts.base import split_sentences
-from voice.tts.registry import FallbackTts
+from voice.tts.base import TelephoneVoice, TtsError, split_sentences
 from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
 
-SendText = Callable[[str], Awaitable[None]]
-FALLBACK_QUEUE = "general"  # DOMAIN.md: explicit requests, anything not understood, any fault
 MAX_PENDING_KEYS = 2  # keys waiting behind the turn in progress; more are a flood (dropped, counted)
 # With a streaming recogniser, an utterance ends before the VAD's end silence once the line has been silent for half
 # of it and the recogniser is done: its own endpointer closed the segment, or its words stopped changing for this many
@@ -206,7 +210,7 @@ CallerInput = SpeechInput | KeyInput | NoInput
 
 
 class CallSession:
-    """Runs one call. The gateway feeds it inbound events; it sends media/mark/clear through ``send``.
+    """Runs one call. The line feeds it inbound events; it plays audio, marks and clears through ``transport``.
 
     Inputs (utterances, key presses, no-input timeouts) are handled one at a time by the session's own dialogue task,
     so audio keeps flowing while the assistant thinks. Any fault (ASR, Rasa, TTS) ends in an apology and a handoff to
@@ -215,13 +219,13 @@ class CallSession:
 
     def __init__(
         self,
-        start: Start,
+        call: CallStart,
         settings: Settings,
         asr: AsrEngine,
-        tts: FallbackTts,
-        rasa: RasaClient,
+        tts: TelephoneVoice,
+        rasa: Dialogue,
         apology_audio: bytes,
-        send: SendText,
+        transport: CallTransport,
         keypad: KeypadMenu | None = None,
         smalltalk: frozenset[str] = frozenset(),
         on_turn: Callable[[str, TurnRecord], None] | None = None,
@@ -234,15 +238,15 @@ class CallSession:
         self._tts = tts
         self._rasa = rasa
         self._apology_audio = apology_audio
-        self._send_raw = send
+        self._transport = transport
         self._send_lock = asyncio.Lock()
         self._keypad = keypad if settings.turn_taking.keypad else None
         self._smalltalk = smalltalk
         self._recognition = recognition  # the domain's words for the recogniser, and the question being answered
         self._last_question: str | None = None
         self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
-        self.stream_sid = start.stream_sid
-        self.call_sid = start.call_sid
+        self.stream_sid = call.stream_sid
+        self.call_sid = call.call_sid
         vad = settings.vad
         self._endpointer = Endpointer(
             vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, vad.speculate_after_ms
@@ -272,9 +276,9 @@ class CallSession:
         self._dialogue_task: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
         self.record = CallRecord(
-            call_sid=start.call_sid,
-            stream_sid=start.stream_sid,
-            caller=mask_phone_number(start.custom_parameters.get("from", "")),
+            call_sid=call.call_sid,
+            stream_sid=call.stream_sid,
+            caller=mask_phone_number(call.caller_number),
             started_at=now_iso(),
         )
 
@@ -484,16 +488,16 @@ class CallSession:
             prompt.turn.interrupted = prompt.interrupted
         self._event("barge_in", prompt=prompt.kind, **prompt.interrupted)
         log.info("call %s: %s stopped the %s prompt", self.call_sid, cause, prompt.kind)
-        self._spawn(self._send(clear_message(self.stream_sid)))
+        self._spawn(self._clear())
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _send(self, text: str) -> None:
+    async def _clear(self) -> None:
         async with self._send_lock:
-            await self._send_raw(text)
+            await self._transport.clear()
 
     # --- the dialogue task -----------------------------------------------------------------------------------
 
@@ -660,7 +664,7 @@ class CallSession:
             transcript.text
         ):
             self._unconfirmed = (transcript.text, turn)
-            turn.decision = "confirm:asr"
+            turn.decision = str(READ_BACK)
             # The caller hears their own words back; the record keeps them redacted, as every transcript.
             read_back = prompts.CONFIRM.format(text=transcript.text.strip().rstrip(".?!"))
             turn.reply = redact_text(read_back)
@@ -697,7 +701,7 @@ class CallSession:
             metadata = {**metadata, "confirmed": True, "asr": {**metadata["asr"], "confirmed_by_caller": True}}
             await self._converse(turn, held_text, metadata, endpoint_at)
         elif answer == "deny":
-            turn.decision, turn.reply = "confirm:denied", prompts.CONFIRM_DENIED
+            turn.decision, turn.reply = str(READ_BACK_DENIED), prompts.CONFIRM_DENIED
             await self._speak(turn.reply, kind="confirm", turn=turn, endpoint_at=endpoint_at)
         else:
             await self._converse(turn, transcript.text, metadata, endpoint_at)
@@ -762,7 +766,7 @@ class CallSession:
             turn.error = "actions: no decision from the action server"
             await self._fault_handoff("action server unavailable", turn)
             return
-        turn.decision, turn.reply = result.decision, result.reply
+        turn.decision, turn.reply = str(result.decision), result.reply
         log.info(
             "call %s: turn %d: intent=%s (%.2f) decision=%s",
             self.call_sid,
@@ -771,15 +775,15 @@ class CallSession:
             result.confidence,
             result.decision,
         )
-        if result.decision_kind == "answer":
-            self.record.answered_topics.append(result.decision_target)
-        routing = result.decision_kind == "route"
+        if result.decision.kind == "answer":
+            self.record.answered_topics.append(result.decision.target)
+        routing = result.decision.kind == "route"
         await self._speak(
             result.reply, kind=f"turn-{turn.index}", turn=turn, endpoint_at=endpoint_at, interruptible=not routing
         )
         if routing:
-            self._hand_off(result.decision_target, str(result.details.get("reason") or result.intent), turn)
-        elif result.decision == "smalltalk:goodbye":
+            self._hand_off(result.decision.target, str(result.details.get("reason") or result.intent), turn)
+        elif result.decision == GOODBYE:
             self.record.farewell = True
             self.finished.set()
 
@@ -842,12 +846,12 @@ class CallSession:
                 if prompt.interrupted is not None:
                     self._marks.pop(mark, None)
                     return
-                await self._send_raw(media_message(self.stream_sid, frame))
+                await self._transport.send_audio(frame)
                 if prompt.started_ms is None:
                     prompt.started_ms = self._stream_ms
                     if turn is not None and endpoint_at is not None:
                         turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
-            await self._send_raw(mark_message(self.stream_sid, mark))
+            await self._transport.send_mark(mark)
 
     async def _resume(self, prompt: Prompt) -> None:
         """A listening noise stopped a prompt: carry on from the sentence that was cut."""

@@ -20,10 +20,10 @@ import numpy as np
 import websockets
 from twilio.request_validator import RequestValidator
 
-from helpline.settings import Settings
-from telephony.gateway import voice_webhook_url
+from foundation.settings import Settings
+from telephony.line import voice_webhook_url
+from telephony.transport import FINAL_MARK_SUFFIX
 from telephony.twilio_media import (
-    FINAL_MARK_SUFFIX,
     Outbound,
     connected_message,
     dtmf_message,

@@ -16,10 +16,11 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from analytics.writer import StoreWriter
+from foundation.vocabulary import FALLBACK_QUEUE, QUEUES
 from telephony import prompts
-from telephony.call_control import QUEUES, CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
+from telephony.call_control import CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
 from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
-from telephony.session import FALLBACK_QUEUE, CallRecord
+from telephony.session import CallRecord
 
 log = logging.getLogger(__name__)
 

@@ -143,10 +143,6 @@ def parse_inbound(text: str | bytes) -> InboundEvent:
     raise MediaProtocolError(f"unknown event {event!r}")
 
 
-# Helpline names the mark after a prompt's last sentence "<prompt>.<n>" + this: its echo means the whole prompt played.
-FINAL_MARK_SUFFIX = ".end"
-
-
 def media_message(stream_sid: str, mulaw: bytes) -> str:
     """Outbound audio for Twilio to play."""
     payload = base64.b64encode(mulaw).decode("ascii")

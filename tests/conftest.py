@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from foundation.settings import Settings
 from helpline.machine import free_port
-from helpline.settings import Settings
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +72,7 @@ def stack(test_settings: Settings) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def asr_model():  # type: ignore[no-untyped-def]
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
     from voice.asr import create_asr
 
     return create_asr(AsrSettings())
@@ -81,7 +81,7 @@ def asr_model():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def caller_voice():  # type: ignore[no-untyped-def]
     """Piper, a little slower than the assistant: the voice of simulated callers."""
-    from helpline.settings import TtsSettings
+    from foundation.settings import TtsSettings
     from voice.tts.piper import PiperTts
 
     return PiperTts(TtsSettings(length_scale=1.1))

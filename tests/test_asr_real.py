@@ -55,7 +55,7 @@ class _EncoderSpy:
 def test_the_encoder_window_fits_the_utterance(real_recordings, window_s, expected_frames):
     """A 2.8 s turn is not padded to Whisper's 30 s (the window is the engine's setting), and an 11 s one gets its
     own length plus a margin when that is longer; the words stay right."""
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
     from voice.asr import create_asr
     from voice.wer import wer
 

@@ -12,7 +12,7 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
-from telephony.gateway import media_stream_url, voice_webhook_url
+from telephony.line import media_stream_url, voice_webhook_url
 from telephony.softphone import Softphone
 from tests.conftest import spoken
 from voice.codecs import TELEPHONE_RATE, read_audio

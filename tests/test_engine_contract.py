@@ -5,7 +5,7 @@ import difflib
 import numpy as np
 import pytest
 
-from helpline.settings import AsrSettings, Settings, TtsSettings
+from foundation.settings import AsrSettings, Settings, TtsSettings
 from nlu.asr_context import AsrVocabulary
 from voice.asr import ASR_ENGINES, AsrError, create_asr
 from voice.asr.registry import ASR_REGISTRY
@@ -196,7 +196,8 @@ def test_repeated_sentences_are_not_synthesised_again_and_a_failing_voice_falls_
 
 @pytest.mark.models
 def test_the_packaged_whisper_base_model_is_assembled_from_its_parts_and_transcribes(tmp_path, real_recordings):
-    from voice.asr.packaged_models import assemble_base, assembled_model_dir
+    from foundation.settings import assembled_model_dir
+    from voice.asr.packaged_models import assemble_base
 
     settings = Settings(data_dir=tmp_path, asr={"model": "base"})
     assert settings.asr.model_path == assembled_model_dir("base", settings.models_dir)

@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from analytics.store import CallStore
+from foundation.settings import Settings
 from helpline.services import Stack
-from helpline.settings import Settings
 from telephony import prompts
 from telephony.handoff import validate_packet
 from telephony.softphone import Silence, Softphone

@@ -24,7 +24,7 @@ from twilio.request_validator import RequestValidator
 
 from helpline.cli import MAX_ASK_CHARS
 from helpline.services import settings_environment
-from telephony.gateway import media_stream_url
+from telephony.line import media_stream_url
 from telephony.softphone import ACCOUNT_SID, Press, Say, Silence, Softphone
 from telephony.twilio_media import connected_message, dtmf_message, inbound_media_message, start_message
 from tests.conftest import add_user, extra_gateway, signed_post, spoken

@@ -4,7 +4,7 @@ same transcripts as faster-whisper (float32) on the real recordings."""
 import numpy as np
 import pytest
 
-from helpline.settings import AsrSettings, Settings
+from foundation.settings import AsrSettings, Settings
 from voice.asr import create_asr
 from voice.asr.packaged_models import packaged_tiny_en
 from voice.asr.whisper_checkpoint import CheckpointError, openai_state_dict, read_ct2_model

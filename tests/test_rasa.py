@@ -28,7 +28,7 @@ async def rasa(stack):
 )
 async def test_decisions_for_held_out_phrasings(rasa, text, decision):
     turn = await rasa.respond(text, f"test-{abs(hash(text))}", {"channel": "test"})
-    assert turn.decision == decision, turn.as_dict()
+    assert str(turn.decision) == decision, turn.as_dict()
     assert turn.reply
     assert turn.intent_ranking and turn.intent_ranking[0][0] == turn.intent
 
@@ -36,21 +36,21 @@ async def test_decisions_for_held_out_phrasings(rasa, text, decision):
 async def test_answer_then_repeat_then_no_ends_the_call(rasa):
     sender = "test-conversation-1"
     first = await rasa.respond("when do you pay out child allowance", sender, {})
-    assert first.decision == "answer:payment_dates"
+    assert str(first.decision) == "answer:payment_dates"
     assert "twentieth" in first.reply and "anything else" in first.reply.lower()
     again = await rasa.respond("sorry could you say that again", sender, {})
-    assert again.decision == "smalltalk:repeat"
+    assert str(again.decision) == "smalltalk:repeat"
     assert again.reply == first.reply
     last = await rasa.respond("no thank you that's everything", sender, {})
-    assert last.decision == "smalltalk:goodbye"
+    assert str(last.decision) == "smalltalk:goodbye"
 
 
 async def test_two_failed_understandings_route_to_general(rasa):
     sender = "test-conversation-2"
     first = await rasa.respond("zxq plorb wibble", sender, {})
-    assert first.decision == "clarify:rephrase"  # asked to say it again
+    assert str(first.decision) == "clarify:rephrase"  # asked to say it again
     second = await rasa.respond("flarn greeble zop", sender, {})
-    assert second.decision == "route:general"
+    assert str(second.decision) == "route:general"
     assert second.details["reason"].startswith("not understood")
 
 
@@ -61,7 +61,7 @@ async def test_call_greeting_says_it_is_an_automated_assistant(rasa):
 
 async def test_distress_is_routed_at_once_and_flagged_urgent(rasa):
     turn = await rasa.respond("please help me i really can't go on anymore", "test-distress", {})
-    assert turn.decision == "route:general"
+    assert str(turn.decision) == "route:general"
     assert turn.details["urgent"] is True
 
 
@@ -70,7 +70,7 @@ async def test_personal_identity_number_is_extracted_but_never_stored(rasa, stac
 
     sender = "test-personnummer"
     turn = await rasa.respond("i want to appeal my decision my personal number is 811218-9876", sender, {})
-    assert turn.decision == "route:appeals"
+    assert str(turn.decision) == "route:appeals"
     assert {"entity": "personal_id", "value": "personnummer"} in [
         {"entity": e["entity"], "value": e["value"]} for e in turn.entities
     ]
@@ -88,11 +88,11 @@ async def test_model_hot_reload_keeps_conversations_in_progress(rasa, stack):
 
     sender = "test-hot-reload"
     first = await rasa.respond("zxq plorb wibble", sender, {})
-    assert first.decision == "clarify:rephrase"  # asked to say it again
+    assert str(first.decision) == "clarify:rephrase"  # asked to say it again
     reload_model(stack, model_path(stack))
     second = await rasa.respond("flarn greeble zop", sender, {})
     # Only a conversation that remembers the first failure routes on the second.
-    assert second.decision == "route:general"
+    assert str(second.decision) == "route:general"
 
 
 def _run_action(stack, action: str, intent: str, ranking: list[tuple[str, float]], slots: dict) -> dict:

@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from helpline.redaction import RedactingFilter, redact_text
-from nlu.personnummer import classify, find_personal_ids, luhn_valid
+from foundation.personnummer import classify, find_personal_ids, luhn_valid
+from foundation.redaction import RedactingFilter, redact_text
 
 
 @pytest.mark.parametrize(

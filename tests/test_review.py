@@ -131,7 +131,7 @@ def test_a_trainer_labels_a_turn_on_the_review_page(stack, tmp_path):
 
 def test_servers_start_with_the_last_model_that_passed_the_gates(tmp_path):
     """A trainer's label changes the data; until `helpline nlu retrain` passes, servers keep the approved model."""
-    from helpline.settings import Settings
+    from foundation.settings import Settings
     from helpline.training import approve, model_path, serving_model
 
     settings = Settings(data_dir=tmp_path)

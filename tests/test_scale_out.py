@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from analytics.store import CallStore
+from foundation.settings import Settings
 from helpline.loadgen import caller_audio, place_calls
 from helpline.services import Cluster, wait_voice_warm
-from helpline.settings import Settings
 from telephony.softphone import Softphone
 from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
 

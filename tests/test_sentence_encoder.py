@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from helpline.settings import REPO_ROOT
+from foundation.settings import REPO_ROOT
 
 PROBE = """
 import json

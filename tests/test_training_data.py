@@ -41,7 +41,7 @@ def test_every_routed_intent_has_at_least_25_training_examples():
 
 
 def test_a_model_trained_in_another_checkout_comes_from_the_cache_whole(tmp_path):
-    from helpline.settings import Settings
+    from foundation.settings import Settings
     from helpline.training import DOMAIN, MODEL_CODE, NLU_CONFIG, model_path, train, training_inputs
 
     settings = Settings(data_dir=tmp_path / "var", model_cache_dir=tmp_path / "cache")

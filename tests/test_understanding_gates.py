@@ -43,7 +43,7 @@ def test_no_benefit_problem_is_dismissed(stack):
             for text in BENEFIT_PROBLEMS:
                 sender = f"policy-{uuid.uuid4().hex}"
                 await rasa.start_call(sender)
-                out.append((text, (await rasa.respond(text, sender, {"input": "typed"})).decision))
+                out.append((text, str((await rasa.respond(text, sender, {"input": "typed"})).decision)))
         finally:
             await rasa.aclose()
         return out
@@ -68,7 +68,7 @@ def test_typed_heldout_turns_through_the_real_dialogue(stack):
 
 def test_spoken_heldout_sample_through_the_gateway(stack):
     """Through a gateway with the production turn-taking (the session's gateway has read-back off)."""
-    from helpline.settings import TurnTakingSettings
+    from foundation.settings import TurnTakingSettings
 
     routing = load_routing()
     plan = rotating_plan(sample(load_turns(HELDOUT_TURNS), 2), list(CALLER_VOICES.values()))

@@ -11,8 +11,9 @@ from dialogues.payment_calendar import (
     public_holidays,
     spoken_date,
 )
-from helpline.redaction import mask_phone_number
-from helpline.settings import Settings
+from foundation.redaction import mask_phone_number
+from foundation.settings import Settings
+from foundation.vocabulary import NOT_UNDERSTOOD, Decision
 from nlu.client import decision_from
 from voice.wer import normalize, wer
 
@@ -46,13 +47,21 @@ def test_decision_comes_from_the_last_decision_payload():
         {"text": "Anything else?"},
     ]
     assert decision_from(messages, "ask_payment_dates") == (
-        "answer:payment_dates",
+        Decision("answer", "payment_dates"),
         {"decision": "answer:payment_dates", "topic": "payment_dates"},
     )
-    assert decision_from([{"text": "Hi"}], "greet")[0] == "smalltalk:greet"
-    assert decision_from([], "nlu_fallback")[0] == "smalltalk:out_of_scope"
+    assert decision_from([{"text": "Hi"}], "greet")[0] == Decision("smalltalk", "greet")
+    assert decision_from([], "nlu_fallback")[0] == Decision("smalltalk", "out_of_scope")
     # A payload with a decision of an unknown kind is ignored rather than trusted.
-    assert decision_from([{"custom": {"decision": "launch:rocket"}}], "thanks")[0] == "smalltalk:thanks"
+    assert decision_from([{"custom": {"decision": "launch:rocket"}}], "thanks")[0] == Decision("smalltalk", "thanks")
+
+
+def test_a_decision_is_parsed_once_and_prints_as_it_travels():
+    assert Decision.parse("route:payments_debt") == Decision("route", "payments_debt")
+    assert str(Decision.parse("clarify:rephrase")) == "clarify:rephrase" == str(NOT_UNDERSTOOD)
+    for bad in ("route", "route:", "launch:rocket", ":general", ""):
+        with pytest.raises(ValueError, match="not a decision"):
+            Decision.parse(bad)
 
 
 def test_wer_normaliser_makes_spoken_and_written_forms_equal():

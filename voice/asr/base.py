@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
 
 
 class AsrError(RuntimeError):

@@ -24,7 +24,7 @@ from voice.codecs import ASR_RATE, resample
 from voice.wer import normalize
 
 if TYPE_CHECKING:
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
 
 
 FRAMES_PER_SECOND = 100  # Whisper's mel frames

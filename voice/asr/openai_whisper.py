@@ -18,7 +18,7 @@ from voice.asr.registry import register_asr
 from voice.codecs import ASR_RATE, resample
 
 if TYPE_CHECKING:
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
 
 # The decoding faster-whisper uses in voice/asr/faster_whisper.py, in openai-whisper's terms.
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

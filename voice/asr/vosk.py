@@ -19,7 +19,7 @@ from voice.asr.registry import register_asr
 from voice.codecs import float_to_pcm16
 
 if TYPE_CHECKING:
-    from helpline.settings import AsrSettings
+    from foundation.settings import AsrSettings
 
 
 def packaged_korean_model() -> Path | None:

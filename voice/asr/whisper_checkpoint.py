@@ -21,12 +21,6 @@ from typing import Any
 import numpy as np
 
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
-CHECKPOINT_NAME = "openai-whisper-tiny.en.pt"
-
-
-def openai_checkpoint_path(models_dir: Path) -> Path:
-    """Where ``helpline models`` writes the checkpoint and the openai_whisper engine looks for it by default."""
-    return models_dir / CHECKPOINT_NAME
 
 
 class CheckpointError(RuntimeError):

@@ -11,7 +11,7 @@ import numpy as np
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample, ulaw_encode
 
 if TYPE_CHECKING:
-    from helpline.settings import TtsSettings
+    from foundation.settings import TtsSettings
 
 
 class TtsError(RuntimeError):
@@ -46,6 +46,13 @@ class TtsEngine(Protocol):
     def __init__(self, settings: TtsSettings) -> None: ...
 
     def synthesize(self, text: str) -> Speech: ...
+
+
+class TelephoneVoice(Protocol):
+    """What a call needs of synthesis: a sentence as 8 kHz mu-law, blocking (registry.FallbackTts: cached, with a
+    fallback engine)."""
+
+    def telephone(self, text: str) -> bytes: ...
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'])")

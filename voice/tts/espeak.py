@@ -14,7 +14,7 @@ from voice.tts.base import Speech, TtsError
 from voice.tts.registry import register_tts
 
 if TYPE_CHECKING:
-    from helpline.settings import TtsSettings
+    from foundation.settings import TtsSettings
 
 
 @register_tts

@@ -11,7 +11,7 @@ from voice.tts.base import Speech, TtsError
 from voice.tts.registry import register_tts
 
 if TYPE_CHECKING:
-    from helpline.settings import TtsSettings
+    from foundation.settings import TtsSettings
 
 
 def packaged_piper_voice() -> Path:

@@ -11,7 +11,7 @@ from voice.registry import Registry
 from voice.tts.base import Speech, TtsError
 
 if TYPE_CHECKING:
-    from helpline.settings import TtsSettings
+    from foundation.settings import TtsSettings
     from voice.tts.base import TtsEngine
 
 log = logging.getLogger(__name__)

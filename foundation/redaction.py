@@ -12,7 +12,7 @@ import hmac
 import logging
 import re
 
-from nlu.personnummer import find_personal_ids, luhn_valid
+from foundation.personnummer import find_personal_ids, luhn_valid
 
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")

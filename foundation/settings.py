@@ -12,6 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+OPENAI_CHECKPOINT_NAME = "openai-whisper-tiny.en.pt"
+
+
+def openai_checkpoint_path(models_dir: Path) -> Path:
+    """Where ``helpline models`` writes the openai-whisper checkpoint and that engine looks for it by default."""
+    return models_dir / OPENAI_CHECKPOINT_NAME
+
+
+def assembled_model_dir(name: str, models_dir: Path) -> Path:
+    """Where a Whisper model shipped in parts is put together (``helpline models``) and read by faster-whisper."""
+    return models_dir / f"faster-whisper-{name}"
 
 
 class GatewaySettings(BaseModel):
@@ -203,12 +214,8 @@ class Settings(BaseSettings):
     def _default_openai_whisper_checkpoint(self) -> Settings:
         """openai-whisper reads the checkpoint `helpline models` writes in the data directory, unless told otherwise."""
         if self.asr.engine == "openai_whisper" and self.asr.model_path is None:
-            from voice.asr.whisper_checkpoint import openai_checkpoint_path
-
             self.asr = self.asr.model_copy(update={"model_path": openai_checkpoint_path(self.models_dir)})
         if self.asr.engine == "faster_whisper" and self.asr.model_path is None and self.asr.model != "tiny.en":
-            from voice.asr.packaged_models import assembled_model_dir
-
             self.asr = self.asr.model_copy(update={"model_path": assembled_model_dir(self.asr.model, self.models_dir)})
         return self
 

@@ -1,0 +1,162 @@
+"""The line: what a gateway process loads once and shares between its calls, and the URLs Twilio reaches it at."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import socket
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.exc import SQLAlchemyError
+from twilio.request_validator import RequestValidator
+
+from analytics.store import CallStore
+from analytics.writer import StoreWriter
+from foundation.settings import Settings
+from nlu.asr_context import AsrVocabulary
+from nlu.client import RasaClient
+from telephony import prompts
+from telephony.call_control import CallControl, QueueTable
+from telephony.drills import DrillAsr, Drills, DrillTts
+from telephony.handoff import RoutingVocabulary
+from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
+from telephony.session import CallRecord
+from voice.asr import AsrEngine, create_asr
+from voice.tts import TtsError, create_tts
+from voice.tts.base import split_sentences
+from voice.tts.registry import FallbackTts
+
+log = logging.getLogger(__name__)
+
+MEDIA_PATH = "/twilio/media"
+VOICE_PATH = "/twilio/voice"
+HANDOFF_PATH = "/twilio/handoff"  # + /<call sid>: the TwiML that puts a call through to its queue
+EVENTS_PATH = "/twilio/events"  # TaskRouter event callbacks, <Enqueue>/<Dial> action callbacks
+AGENT_PATH = "/agent/calls"
+KEPT_CALL_RECORDS = 1000
+STREAM_TOKEN = "stream_token"
+
+
+@dataclass
+class Line:
+    """What the gateway process loads once and shares between calls."""
+
+    settings: Settings
+    asr: AsrEngine
+    tts: FallbackTts
+    rasa: RasaClient
+    apology_audio: bytes
+    validator: RequestValidator
+    calls: OrderedDict[str, CallRecord]
+    store: CallStore
+    queue_table: QueueTable
+    vocabulary: RoutingVocabulary
+    call_control: CallControl | None = None  # None: no Twilio account configured (no REST call control)
+    worker: str = ""  # this gateway, as the call store knows it (host:port)
+    writer: StoreWriter = field(init=False)  # every call-store write of the calls, journaled (analytics/writer.py)
+    keypad: KeypadMenu | None = None
+    smalltalk: frozenset[str] = frozenset()
+    recognition: AsrVocabulary | None = None  # contextual biasing of speech recognition (ASR__BIASING)
+    voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
+    drills: Drills | None = None  # fault drills, when enabled
+    active_calls: set[str] = field(default_factory=set)  # call sids with a live media stream here
+
+    def start_writer(self) -> None:
+        """Start the journaled store writer: first what an earlier run of this gateway left unstored, then the calls
+        that run held are marked interrupted."""
+        worker_name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.worker)
+        self.writer = StoreWriter(self.store, self.settings.data_dir / "journal" / f"store-{worker_name}.jsonl")
+        self.writer.start()
+        self.writer.put("mark_interrupted", self.worker)
+
+    def keep(self, record: CallRecord) -> None:
+        self.calls[record.call_sid] = record
+        while len(self.calls) > KEPT_CALL_RECORDS:
+            self.calls.popitem(last=False)
+
+
+def media_stream_url(settings: Settings) -> str:
+    parts = urlsplit(settings.public_base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + MEDIA_PATH, "", ""))
+
+
+def public_url(settings: Settings, path: str) -> str:
+    """``path`` on the base URL Twilio reaches us at (what its signatures are computed over)."""
+    return settings.public_base_url + path
+
+
+def voice_webhook_url(settings: Settings) -> str:
+    return public_url(settings, VOICE_PATH)
+
+
+def build_line(settings: Settings) -> Line:
+    """Load the models and open the call store (slow: run it off the event loop)."""
+    queue_table = QueueTable.load(settings.twilio.queues_file)  # a broken table stops the start, not a call
+    call_control = (
+        CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
+    )
+    asr: AsrEngine = create_asr(settings.asr)
+    tts: FallbackTts = create_tts(settings.tts)
+    apology = tts.telephone(prompts.APOLOGY)  # made before any drill can touch the voice: a fault needs it
+    drills = None
+    if settings.gateway.fault_drills:
+        drills = Drills()
+        asr, tts = DrillAsr(asr, drills), DrillTts(tts, drills)  # type: ignore[assignment]
+        log.warning("fault drills are enabled (HELPLINE_GATEWAY__FAULT_DRILLS): not for a production line")
+    return Line(
+        drills=drills,
+        store=CallStore.open(settings.database),
+        queue_table=queue_table,
+        vocabulary=RoutingVocabulary.load(),
+        call_control=call_control,
+        worker=f"{socket.gethostname()}:{settings.gateway.port}",
+        settings=settings,
+        asr=asr,
+        tts=tts,
+        rasa=RasaClient(settings.rasa.url, settings.rasa.timeout_s, settings.rasa.backup_urls),
+        apology_audio=apology,
+        validator=RequestValidator(settings.twilio_auth_token),
+        calls=OrderedDict(),
+        keypad=KeypadMenu.load() if settings.turn_taking.keypad else None,
+        smalltalk=smalltalk_intents(),
+        recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
+    )
+
+
+def prewarm_voice(line: Line) -> None:
+    """Synthesise every fixed sentence into the voice's cache (prompts, menu, answers, responses)."""
+    texts = [line.keypad.menu_text()] if line.keypad else []
+    texts += [getattr(prompts, name) for name in dir(prompts) if name.isupper() and "{" not in getattr(prompts, name)]
+    sentences = {*fixed_sentences(), *(s for text in texts for s in split_sentences(text))}
+    for sentence in sorted(sentences):
+        try:
+            line.tts.telephone(sentence)
+        except TtsError as e:  # the call will meet it again and fall back; nothing to do here
+            log.warning("could not synthesise %r in advance: %s", sentence, e)
+    line.voice_warm.set()
+    log.info("voice cache warm: %d sentences", len(sentences))
+
+
+def stream_token(line: Line, call_sid: str) -> str:
+    """What the voice webhook gives Twilio to send back in the stream's `start`: a keyed hash of the call id."""
+    key = line.settings.twilio_auth_token.encode()
+    return hmac.new(key, f"stream:{call_sid}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+async def call_seen(line: Line, call_sid: str) -> bool:
+    """Whether this call has already had a media stream here or in the shared store (a replay); an unreachable
+    store is not a reason to refuse a caller, so then only this gateway's memory counts."""
+    if call_sid in line.calls:
+        return True
+    try:
+        row = await asyncio.wait_for(asyncio.to_thread(line.store.call, call_sid), timeout=2.0)
+    except (SQLAlchemyError, TimeoutError):
+        return False
+    return row is not None

@@ -1,0 +1,228 @@
+"""One Media Streams WebSocket: Twilio's messages in, the call's session driven, its audio, marks and clears out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from foundation.redaction import caller_key
+from telephony.line import (
+    AGENT_PATH,
+    EVENTS_PATH,
+    HANDOFF_PATH,
+    STREAM_TOKEN,
+    Line,
+    call_seen,
+    public_url,
+    stream_token,
+)
+from telephony.session import CallSession
+from telephony.transfer import TransferUrls, hand_over
+from telephony.transport import CallStart
+from telephony.twilio_media import (
+    SUPPORTED_ENCODING,
+    SUPPORTED_RATE,
+    Connected,
+    Dtmf,
+    Mark,
+    Media,
+    MediaProtocolError,
+    Start,
+    Stop,
+    clear_message,
+    mark_message,
+    media_message,
+    parse_inbound,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_MEDIA_PAYLOAD = 8000  # bytes of mu-law in one media message: 1 s (Twilio sends 20 ms, 160 bytes)
+
+
+class TwilioTransport:
+    """The session's way out (telephony/transport.py) as Twilio Media Streams messages on one stream."""
+
+    def __init__(self, stream_sid: str, send_text: Callable[[str], Awaitable[None]]):
+        self._stream_sid = stream_sid
+        self._send_text = send_text
+
+    async def send_audio(self, mulaw: bytes) -> None:
+        await self._send_text(media_message(self._stream_sid, mulaw))
+
+    async def send_mark(self, name: str) -> None:
+        await self._send_text(mark_message(self._stream_sid, name))
+
+    async def clear(self) -> None:
+        await self._send_text(clear_message(self._stream_sid))
+
+
+class MediaStreamHandler:
+    """Reads one Media Streams WebSocket and drives its CallSession until either side ends the call."""
+
+    def __init__(self, line: Line, websocket: WebSocket):
+        self._line = line
+        self._ws = websocket
+        self._session: CallSession | None = None
+        self._session_started = asyncio.Event()
+        self._malformed = 0
+        self._caller_key = ""
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read(), name="media-reader")
+        finisher = asyncio.create_task(self._wait_finished(), name="media-finisher")
+        bot_finished = False
+        try:
+            done, _ = await asyncio.wait({reader, finisher}, return_when=asyncio.FIRST_COMPLETED)
+            bot_finished = finisher in done
+        finally:
+            for task in (reader, finisher):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.gather(reader, finisher, return_exceptions=True), timeout=5)
+            if self._session is not None:
+                self._line.active_calls.discard(self._session.call_sid)
+                await self._end_call(self._session, bot_finished)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await self._ws.close()
+
+    async def _end_call(self, session: CallSession, bot_finished: bool) -> None:
+        """Settle the record; a routed call still on the line is moved to its queue before the stream closes (once
+        it closes, Twilio follows the voice webhook's redirect instead)."""
+        line = self._line
+        record = session.record
+        record.malformed_messages = self._malformed
+        await session.close()
+        log.info("call %s ended: %s", session.call_sid, record.outcome)
+        if bot_finished and record.handoff is not None:
+            urls = TransferUrls(
+                handoff=public_url(line.settings, f"{HANDOFF_PATH}/{record.call_sid}"),
+                events=public_url(line.settings, EVENTS_PATH),
+                agent=public_url(line.settings, f"{AGENT_PATH}/{record.call_sid}"),
+            )
+            await hand_over(
+                record,
+                self._caller_key,
+                line.store,
+                line.writer,
+                line.vocabulary,
+                line.call_control,
+                line.settings.asr.language,
+                urls,
+            )
+        line.writer.put("call_ended", record.as_dict())
+
+    async def _wait_finished(self) -> None:
+        """Ends when the session finished the bot part (handoff or goodbye); never before a session exists."""
+        await self._session_started.wait()
+        assert self._session is not None
+        await self._session.finished.wait()
+
+    async def _send(self, text: str) -> None:
+        await self._ws.send_text(text)
+
+    async def _read(self) -> None:
+        idle_s = self._line.settings.gateway.stream_idle_timeout_s
+        while True:
+            try:
+                text = await asyncio.wait_for(self._ws.receive_text(), timeout=idle_s)
+            except WebSocketDisconnect:
+                return
+            except TimeoutError:  # no `stop` will come: the far end is gone
+                log.warning("media stream: nothing received for %.0f s; the call is ended", idle_s)
+                if self._session is not None:
+                    self._session.note("stream_went_silent", after_s=idle_s)
+                return
+            except (KeyError, RuntimeError) as e:  # a binary frame, or the socket already closed
+                self._malformed += 1
+                log.warning("media stream: skipped a frame that is not text: %s", e)
+                continue
+            try:
+                event = parse_inbound(text)
+            except MediaProtocolError as e:
+                self._malformed += 1
+                log.warning("media stream: skipped malformed message: %s", e)
+                continue
+            if isinstance(event, Stop):
+                return
+            self._dispatch(event)
+            if self._session is None and isinstance(event, Start) and not await self._start_session(event):
+                return
+
+    async def _start_session(self, start: Start) -> bool:
+        if start.encoding != SUPPORTED_ENCODING or start.sample_rate != SUPPORTED_RATE or start.channels != 1:
+            log.error(
+                "call %s: unsupported media format %s/%d/%d",
+                start.call_sid,
+                start.encoding,
+                start.sample_rate,
+                start.channels,
+            )
+            return False
+        line = self._line
+        if line.settings.twilio.validate_signatures:
+            token = start.custom_parameters.get(STREAM_TOKEN, "")
+            if not hmac.compare_digest(token, stream_token(line, start.call_sid)):
+                log.error("call %s: stream refused: its start does not carry this call's stream token", start.call_sid)
+                return False
+            if await call_seen(line, start.call_sid):
+                log.error("call %s: stream refused: this call already had a stream (a replay)", start.call_sid)
+                return False
+        self._session = CallSession(
+            CallStart(start.call_sid, start.stream_sid, start.custom_parameters.get("from", "")),
+            line.settings,
+            line.asr,
+            line.tts,
+            line.rasa,
+            line.apology_audio,
+            TwilioTransport(start.stream_sid, self._send),
+            keypad=line.keypad,
+            smalltalk=line.smalltalk,
+            recognition=line.recognition,
+            on_turn=lambda sid, turn: line.writer.put("save_turn", sid, dict(vars(turn))),
+        )
+        line.keep(self._session.record)
+        line.active_calls.add(start.call_sid)
+        record = self._session.record
+        self._caller_key = caller_key(start.custom_parameters.get("from", ""), line.settings.caller_key_secret)
+        # Written at once (a repeat caller is recognised even if this call ends badly), but never waited for.
+        line.writer.put(
+            "call_started", record.call_sid, record.caller, self._caller_key, record.started_at, line.worker
+        )
+        self._session.begin()
+        self._session_started.set()
+        log.info("call %s started (stream %s)", start.call_sid, start.stream_sid)
+        return True
+
+    def _dispatch(self, event: Connected | Start | Media | Dtmf | Mark) -> None:
+        session = self._session
+        if isinstance(event, Connected | Start):
+            if isinstance(event, Start) and session is not None:
+                self._malformed += 1
+                log.warning("media stream: a second start event was ignored")
+            return
+        if session is None:
+            self._malformed += 1
+            log.warning("media stream: %s before start was ignored", type(event).__name__)
+            return
+        if event.stream_sid != session.stream_sid:
+            self._malformed += 1
+            log.warning("media stream: message for another stream %s was ignored", event.stream_sid)
+            return
+        if isinstance(event, Media):
+            if len(event.payload) == 0 or len(event.payload) % 160 or len(event.payload) > MAX_MEDIA_PAYLOAD:
+                self._malformed += 1
+                size = len(event.payload)
+                log.warning("media stream: a media payload of %d bytes is not whole 20 ms frames (<= 1 s)", size)
+                return
+            for offset in range(0, len(event.payload), 160):
+                session.on_audio(event.payload[offset : offset + 160], event.timestamp_ms + offset // 8)
+        elif isinstance(event, Mark):
+            session.on_mark(event.name)
+        elif isinstance(event, Dtmf):
+            session.on_dtmf(event.digit)
