@@ -1,0 +1,203 @@
+"""The call session on fakes (tests/fakes.py), driven by stream time: turn-taking without Rasa, models or sockets.
+
+The session is the real one, with its real WebRTC VAD hearing real recorded speech; the recogniser's words and the
+dialogue's decisions are scripted, so each test says exactly what the caller said and what the dialogue decided.
+"""
+
+import numpy as np
+import pytest
+from fakes import FakeCall, Reply, ScriptedDialogue, telephone_frames
+
+from foundation.settings import Settings
+from telephony import prompts
+from telephony.routing import KeypadMenu
+from voice.codecs import TELEPHONE_RATE, read_audio
+
+SCRIPT = {
+    "what are your opening hours": Reply(
+        "ask_opening_hours",
+        "answer:opening_hours",
+        "Our phone lines are open weekdays from eight to six. On Saturdays we are closed. Is there anything else?",
+    ),
+    "i want to appeal the decision": Reply("appeal_decision", "route:appeals", "I'm putting you through.", 0.5),
+    "yes": Reply("affirm", "smalltalk:affirm", "Okay."),
+    "no": Reply("deny", "smalltalk:deny", "Okay."),
+    "i would like to speak to a person": Reply("request_human", "route:general", "I'm putting you through."),
+    "i would like to": Reply("out_of_scope", "smalltalk:out_of_scope", "I can't help with that."),
+    "mhm": Reply("affirm", "smalltalk:affirm", "Okay."),
+}
+
+
+@pytest.fixture(scope="module")
+def speech(real_recordings) -> list[bytes]:
+    """About two seconds of a real person speaking, as the caller's phone sends it."""
+    path, _ = real_recordings["ps_goforward"]
+    audio = read_audio(path, TELEPHONE_RATE)
+    return telephone_frames(audio)
+
+
+def call(settings: Settings | None = None, keypad: KeypadMenu | None = None) -> FakeCall:
+    return FakeCall(ScriptedDialogue(dict(SCRIPT)), settings, keypad)
+
+
+async def test_a_question_is_answered_and_the_caller_hears_the_answer(speech):
+    async with call() as line:
+        await line.reply()
+        assert line.voice.said[:2] == ScriptedDialogue.greeting  # sentence by sentence
+        line.asr.hearing = lambda s: "What are your opening hours?"
+        await line.say(speech)
+        await line.reply()
+    record = line.session.record
+    assert [t.decision for t in record.turns] == ["answer:opening_hours"]
+    assert line.dialogue.respond_texts == ["What are your opening hours?"]
+    assert record.said[-1] == SCRIPT["what are your opening hours"].reply
+    assert record.turns[0].response_ms is not None and record.turns[0].response_ms >= 0
+    assert record.outcome == "answered:opening_hours"
+    assert [t.index for t in line.turns] == [1]  # the store was told of the turn once it was decided
+
+
+async def test_speech_over_an_answer_stops_it_and_is_a_turn(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "What are your opening hours?"
+        await line.say(speech[:10])  # the caller starts; the first words of the answer start playing on its end
+        await line.say(speech[10:])
+        await line.until(lambda: line.transport.playing)
+        await line.silence(0.3)
+        line.asr.hearing = lambda s: "I would like to speak to a person"
+        await line.say(speech)
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert line.transport.clears == 1, "the answer's audio still buffered at Twilio was dropped"
+    (barge_in,) = line.events("barge_in")
+    assert barge_in["prompt"] == "turn-1"
+    assert record.turns[0].interrupted is not None
+    assert [t.decision for t in record.turns] == ["answer:opening_hours", "route:general"]
+    assert record.handoff is not None and record.handoff.queue == "general"
+
+
+async def test_a_backchannel_over_an_answer_lets_it_go_on(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "What are your opening hours?"
+        await line.say(speech)
+        await line.until(lambda: line.transport.playing)
+        line.asr.hearing = lambda s: "Mhm."
+        await line.say(speech)  # long enough to stop the answer; then heard as listening, not a turn
+        await line.reply()
+    record = line.session.record
+    assert line.events("backchannel") and line.events("resumed")
+    assert [t.decision for t in record.turns] == ["answer:opening_hours"], "the backchannel was not a turn"
+    assert record.said[-1].startswith("On Saturdays") or "Is there anything else?" in record.said[-1]
+
+
+async def test_an_uncertain_transcript_is_read_back_and_a_yes_acts_on_it(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.confidence = 0.5
+        line.asr.hearing = lambda s: "I want to appeal the decision"
+        await line.say(speech)
+        await line.reply()
+        assert line.session.record.said[-1] == prompts.CONFIRM.format(text="I want to appeal the decision")
+        line.asr.confidence = 0.95
+        line.asr.hearing = lambda s: "Yes."
+        await line.say(speech)
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert [t.decision for t in record.turns] == ["confirm:asr", "route:appeals"]
+    assert record.turns[1].confirms_turn == 1
+    assert line.dialogue.respond_texts == ["I want to appeal the decision"], "the dialogue saw the read-back words"
+    assert record.handoff is not None and record.handoff.queue == "appeals"
+
+
+async def test_a_no_to_the_read_back_asks_again_and_anything_else_is_a_new_request(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.confidence = 0.5
+        line.asr.hearing = lambda s: "I want to appeal the decision"
+        await line.say(speech)
+        await line.reply()
+        line.asr.confidence = 0.95
+        line.asr.hearing = lambda s: "No."
+        await line.say(speech)
+        await line.reply()
+        assert line.session.record.said[-1] == prompts.CONFIRM_DENIED
+        line.asr.confidence = 0.5
+        line.asr.hearing = lambda s: "I want to appeal the decision"
+        await line.say(speech)
+        await line.reply()
+        line.asr.confidence = 0.95
+        line.asr.hearing = lambda s: "What are your opening hours?"
+        await line.say(speech)
+        await line.reply()
+    decisions = [t.decision for t in line.session.record.turns]
+    assert decisions == ["confirm:asr", "confirm:denied", "confirm:asr", "answer:opening_hours"]
+
+
+async def test_silence_is_asked_about_twice_then_the_caller_goes_to_a_person():
+    settings = Settings(turn_taking={"no_input_timeout_s": 2.0})
+    async with call(settings) as line:
+        await line.until(lambda: line.session.finished.is_set(), max_s=40)
+    record = line.session.record
+    assert [e["count"] for e in line.events("no_input")] == [1, 2, 3]
+    assert record.said.count(prompts.NO_INPUT_REPROMPT) == 2  # no keypad menu on this line
+    assert record.said[-1] == prompts.NO_INPUT_HANDOFF
+    assert record.handoff is not None and record.handoff.queue == "general" and not record.handoff.fault
+
+
+async def test_a_dialogue_fault_is_apologised_for_and_the_caller_goes_to_a_person(speech):
+    async with call() as line:
+        await line.reply()
+        line.dialogue.fail_respond = True
+        line.asr.hearing = lambda s: "What are your opening hours?"
+        await line.say(speech)
+        await line.until(lambda: line.session.finished.is_set())
+        await line.until(lambda: not line.transport.playing)
+    record = line.session.record
+    assert record.handoff is not None and record.handoff.queue == "general" and record.handoff.fault
+    assert record.outcome == "failed"
+    assert record.turns[0].error.startswith("nlu:")
+    assert line.transport.played_ms >= 800 // 8, "the caller heard the apology"
+
+
+async def test_a_recognition_fault_is_apologised_for_and_the_caller_goes_to_a_person(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.fail = True
+        await line.say(speech)
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert record.handoff is not None and record.handoff.fault and record.turns[0].error.startswith("asr:")
+
+
+async def test_a_speculation_the_caller_talks_past_is_thrown_away(speech):
+    pause = [b"\xff" * 160] * 25  # 500 ms: past the 300 ms speculation point, short of the 700 ms end of speech
+    first, rest = speech[:60], speech[60:]
+    first_s = len(first) * 0.02
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to" if s < first_s + 0.6 else "I would like to speak to a person"
+        await line.say(first + pause + rest)
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert record.speculations_started == 2, "one at the mid-sentence pause, one at the end"
+    assert record.speculations_used == 1, "the first was thrown away"
+    assert line.dialogue.respond_texts == ["I would like to speak to a person"], "decided on the whole utterance"
+    assert [t.decision for t in record.turns] == ["route:general"]
+
+
+async def test_a_flood_of_keys_during_a_prompt_is_counted_not_queued():
+    keypad = KeypadMenu.load()
+    async with call(keypad=keypad) as line:
+        await line.until(lambda: line.transport.playing)
+        for _ in range(20):
+            line.session.on_dtmf("5")
+        await line.silence(10)
+    (dropped,) = line.events("key_dropped")
+    assert dropped["count"] == 20 - 2  # two wait for the dialogue task (busy with the greeting); the rest dropped
+    assert len(line.events("key")) <= 3
+
+
+def test_the_fake_speech_is_real_speech(speech):
+    audio = np.frombuffer(b"".join(speech), dtype=np.uint8)
+    assert len(speech) > 50 and len(set(audio.tolist())) > 50, "a real recording, not silence"
