@@ -23,10 +23,10 @@ from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
 from telephony import prompts
 from telephony.call_control import CallControl, QueueTable
+from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.handoff import RoutingVocabulary
 from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
-from telephony.session import CallRecord
 from voice.asr import AsrEngine, create_asr
 from voice.tts import TtsError, create_tts
 from voice.tts.base import split_sentences

@@ -1,26 +1,28 @@
 """One phone call: caller audio -> VAD -> ASR -> dialogue -> TTS -> audio back, and the call's record.
 
-Turn-taking is the session's own business, so it works whatever the dialogue server does:
-- barge-in: speech over an interruptible prompt stops it at once (Twilio ``clear``); per-sentence marks tell what the
-  caller really heard; listening noises ("mm", "yeah") said over a prompt are not a turn, and a prompt they stopped
-  carries on where it was cut;
+The session is the call's loop and its dialogue policy; its parts each own one concern: the listener
+(telephony/listening.py: VAD, early recognition, barge-in by speech, the no-input clock), playback
+(telephony/playback.py: prompts, marks, clear), the rules (telephony/turn_policy.py, pure) and the record
+(telephony/call_record.py). Turn-taking is the session's own business, so it works whatever the dialogue does:
+- barge-in: speech over an interruptible prompt stops it at once (the transport's clear); per-sentence marks tell
+  what the caller really heard; listening noises ("mm", "yeah") said over a prompt are not a turn, and a prompt
+  they stopped carries on where it was cut;
 - no input: a reprompt, then the keypad menu, then a person;
 - the keypad menu at any time (a key is handled as the intent it stands for);
 - a transcript the recogniser is unsure of is read back ("Did you say ...?") before the assistant acts on it.
+
+The call's state (``CallState``) is explicit; every move is one of the call's events (``kind: state``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
-
-import numpy as np
 
 from foundation.redaction import mask_phone_number, redact_text
 from foundation.settings import Settings
@@ -28,185 +30,38 @@ from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_
 from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import Dialogue, DialogueTurn, NluUnavailable
 from telephony import prompts
+from telephony.call_record import CallRecord, HandoffRequested, TurnRecord, now_iso
 from telephony.guards import heard_noise
+from telephony.listening import CallerInput, KeyInput, Listener, NoInput, SpeechInput
+from telephony.playback import Playback, Prompt
 from telephony.routing import KeypadMenu
-from telephony.transport import FINAL_MARK_SUFFIX, CallStart, CallTransport
-from voice.asr.base import (
-    AsrEngine,
-    AsrError,
-    RecognitionContext,
-    StreamingAsrEngine,
-    Transcript,
-    TranscriptStream,
-    join_transcripts,
+from telephony.tasks import CallTasks
+from telephony.transport import CallStart, CallTransport
+from telephony.turn_policy import (
+    MAX_PENDING_KEYS,
+    after_nothing_heard,
+    is_listening_noise,
+    worth_reading_back,
 )
-from voice.codecs import TELEPHONE_RATE, frames, pcm16_to_float, ulaw_decode
+from voice.asr.base import AsrEngine, AsrError, RecognitionContext, Transcript, join_transcripts
+from voice.codecs import TELEPHONE_RATE, pcm16_to_float
 from voice.tts.base import TelephoneVoice, TtsError, split_sentences
-from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_KEYS = 2  # keys waiting behind the turn in progress; more are a flood (dropped, counted)
-# With a streaming recogniser, an utterance ends before the VAD's end silence once the line has been silent for half
-# of it and the recogniser is done: its own endpointer closed the segment, or its words stopped changing for this many
-# chunks (of 100 ms).
-STREAM_STABLE_CHUNKS = 3
 
+class CallState(enum.Enum):
+    """Where the call is. GREETING until the greeting is heard; then LISTENING for the caller (CONFIRMING while a
+    read-back awaits yes or no), THINKING once an input came (recognition, dialogue), SPEAKING while a reply plays;
+    HANDED_OFF once the assistant's part is over (a queue takes the call); ENDED when the stream is gone."""
 
-def stream_says_done(
-    words: str, segment_closed: bool, stable_chunks: int, silence_ms: int, end_silence_ms: int
-) -> bool:
-    """Endpointing from partial results: the caller has stopped and the recogniser has nothing more to add."""
-    if silence_ms < end_silence_ms // 2 or not words:
-        return False
-    return (
-        segment_closed or stable_chunks >= STREAM_STABLE_CHUNKS
-    )  # beyond this, key presses are dropped (a flood must not queue minutes of work)
-
-
-@dataclass(frozen=True)
-class HandoffRequested:
-    """The bot part of the call ends here; an expert queue takes over (the gateway builds the packet and moves the
-    call)."""
-
-    queue: str
-    reason: str
-    turn: int | None  # the turn whose decision routed the call; None when no input or a fault did
-    fault: bool  # a fault of ours routed the call, not the caller's request
-    at: str
-
-
-@dataclass
-class TurnRecord:
-    """One caller turn (spoken, or a key press) and what the assistant did with it."""
-
-    index: int
-    speech_started_ms: int
-    speech_end_ms: int  # stream time of the caller's last voiced frame (of the key press for keypad turns)
-    input: str = "speech"  # "speech" | "keypad"
-    transcript: str = ""
-    asr_confidence: float = 0.0
-    intent: str = ""
-    nlu_confidence: float = 0.0
-    intent_ranking: list[dict[str, Any]] = field(default_factory=list)
-    entities: list[dict[str, Any]] = field(default_factory=list)
-    decision: str = ""
-    reply: str = ""
-    asr_ms: float = 0.0
-    nlu_ms: float = 0.0
-    tts_ms: float = 0.0
-    # From the endpoint decision (end of speech + configured silence) to the first reply frame sent.
-    response_ms: float = 0.0
-    barged_in: bool = False  # this turn's speech stopped the assistant mid-prompt
-    confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
-    interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it
-    error: str = ""
-
-
-@dataclass
-class CallRecord:
-    call_sid: str
-    stream_sid: str
-    caller: str  # masked
-    started_at: str
-    turns: list[TurnRecord] = field(default_factory=list)
-    said: list[str] = field(default_factory=list)  # everything the caller heard the assistant say, in order
-    events: list[dict[str, Any]] = field(default_factory=list)  # turn-taking: barge-ins, no-input, keys ...
-    outcome: str = ""
-    answered_topics: list[str] = field(default_factory=list)
-    handoff: HandoffRequested | None = None
-    farewell: bool = False  # the bot part ended with the caller's goodbye (the call can be hung up)
-    packet: dict[str, Any] | None = None  # the handoff packet, once the gateway has built it
-    delivery: str = ""  # how the call reached its queue: queue | fallback | caller_gone | failed
-    ended_at: str = ""
-    malformed_messages: int = 0
-    speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
-    speculations_used: int = 0  # ... and those whose pause was the end of the utterance
-    stream_endpoints: int = 0  # utterances ended by the streaming recogniser before the VAD's silence ran out
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "call_sid": self.call_sid,
-            "stream_sid": self.stream_sid,
-            "caller": self.caller,
-            "started_at": self.started_at,
-            "ended_at": self.ended_at,
-            "outcome": self.outcome,
-            "answered_topics": self.answered_topics,
-            "said": self.said,
-            "events": self.events,
-            "handoff": None if self.handoff is None else vars(self.handoff),
-            "farewell": self.farewell,
-            "packet": self.packet,
-            "delivery": self.delivery,
-            "malformed_messages": self.malformed_messages,
-            "speculations": {"started": self.speculations_started, "used": self.speculations_used},
-            "stream_endpoints": self.stream_endpoints,
-            "turns": [vars(t) for t in self.turns],
-        }
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class Prompt:
-    """One thing the assistant says, as Twilio plays it. Each sentence is followed by a mark; a mark that comes back
-    before any ``clear`` means the caller heard that sentence whole."""
-
-    kind: str
-    sentences: list[str]
-    interruptible: bool
-    protected: int = 0  # sentences that must be heard before barge-in is allowed (the greeting's disclosure)
-    turn: TurnRecord | None = None
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    sentence_ms: list[int] = field(default_factory=list)  # audio length of each sentence sent
-    heard: int = 0  # sentences played whole
-    final_mark: str | None = None
-    started_ms: int | None = None  # stream time the first frame was sent
-    last_mark_ms: int | None = None  # stream time the latest mark came back
-    interrupted: dict[str, Any] | None = None
-
-    @property
-    def playing(self) -> bool:
-        return self.started_ms is not None and not self.finished.is_set()
-
-    def may_barge_in(self) -> bool:
-        return self.interruptible and self.playing and self.interrupted is None and self.heard >= self.protected
-
-    @property
-    def heard_text(self) -> str:
-        return " ".join(self.sentences[: self.heard])
-
-    @property
-    def unheard_text(self) -> str:
-        return " ".join(self.sentences[self.heard :])
-
-
-@dataclass(frozen=True)
-class SpeechInput:
-    utterance: UtteranceEnded
-    endpoint_at: float  # perf_counter() when the endpointer decided the utterance was over
-    over: Prompt | None  # the prompt that was playing when the caller started speaking
-    barged_in: bool  # the caller's speech stopped that prompt
-    transcript: asyncio.Future[Transcript] | None = None  # recognition started at the pause before the end
-    over_sentence: int = 0  # the sentence of that prompt that was playing when the caller started
-
-
-@dataclass(frozen=True)
-class KeyInput:
-    key: str
-    at_ms: int
-    at: float
-
-
-@dataclass(frozen=True)
-class NoInput:
-    since_ms: int
-
-
-CallerInput = SpeechInput | KeyInput | NoInput
+    GREETING = "greeting"
+    LISTENING = "listening"
+    CONFIRMING = "confirming"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    HANDED_OFF = "handed_off"
+    ENDED = "ended"
 
 
 class CallSession:
@@ -231,15 +86,14 @@ class CallSession:
         on_turn: Callable[[str, TurnRecord], None] | None = None,
         recognition: AsrVocabulary | None = None,
     ):
-        self._settings = settings
-        self._on_turn = on_turn  # told of each turn once decided (the gateway writes it to the store at once)
+        self._asr_engine = settings.asr.engine
+        self._vad = settings.vad
         self._policy = settings.turn_taking
+        self._on_turn = on_turn  # told of each turn once decided (the gateway writes it to the store at once)
         self._asr = asr
         self._tts = tts
         self._rasa = rasa
         self._apology_audio = apology_audio
-        self._transport = transport
-        self._send_lock = asyncio.Lock()
         self._keypad = keypad if settings.turn_taking.keypad else None
         self._smalltalk = smalltalk
         self._recognition = recognition  # the domain's words for the recogniser, and the question being answered
@@ -247,68 +101,52 @@ class CallSession:
         self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
         self.stream_sid = call.stream_sid
         self.call_sid = call.call_sid
-        vad = settings.vad
-        self._endpointer = Endpointer(
-            vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, vad.speculate_after_ms
-        )
-        self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
-        # Engines with partial results recognise while the caller speaks (no speculation needed then).
-        self._streaming: StreamingAsrEngine | None = asr if asr.capabilities.streaming_partials else None  # type: ignore[assignment]
-        self._stream: TranscriptStream | None = None
-        self._stream_fed: asyncio.Future[None] | None = None  # the last chunk handed to the stream
-        self._stream_pending: list[np.ndarray] = []
-        self._last_partial = ""
-        self._stable_chunks = 0  # chunks fed since the partial result last changed
-        self._inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
-        self._marks: dict[str, tuple[Prompt, int]] = {}
-        self._prompt_seq = 0
-        self._prompt: Prompt | None = None  # what the assistant is saying now
-        self._speech_over: Prompt | None = None  # the prompt the current utterance started over
-        self._speech_over_sentence = 0  # ... and which of its sentences was playing then
-        self._barged_in = False
-        self._stream_ms = 0
-        self._listening_since_ms: int | None = None
-        self._no_inputs = 0
-        self._unconfirmed: tuple[str, TurnRecord] | None = None  # transcript read back, awaiting yes or no
-        # Pieces of a turn longer than the longest utterance the line takes, held until the caller pauses.
-        self._held: list[tuple[Transcript, SpeechInput]] = []
-        self._background: set[asyncio.Task[None]] = set()
-        self._dialogue_task: asyncio.Task[None] | None = None
-        self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
         self.record = CallRecord(
             call_sid=call.call_sid,
             stream_sid=call.stream_sid,
             caller=mask_phone_number(call.caller_number),
             started_at=now_iso(),
         )
+        self.state = CallState.GREETING
+        self._tasks = CallTasks(call.call_sid)
+        self._playback = Playback(call.call_sid, transport, self._tasks, lambda: self._listener.stream_ms, self._event)
+        self._listener = Listener(
+            call.call_sid, settings.vad, settings.turn_taking, asr, self._playback, self._tasks, self.record,
+            self._asr_context,
+        )  # fmt: skip
+        self._no_inputs = 0
+        self._unconfirmed: tuple[str, TurnRecord] | None = None  # transcript read back, awaiting yes or no
+        # Pieces of a turn longer than the longest utterance the line takes, held until the caller pauses.
+        self._held: list[tuple[Transcript, SpeechInput]] = []
+        self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
 
-    # --- lifecycle -------------------------------------------------------------------------------------------
+    # --- lifecycle and state ---------------------------------------------------------------------------------
 
     def begin(self) -> None:
-        self._dialogue_task = asyncio.create_task(self._run(), name=f"call-{self.call_sid}")
+        self._tasks.start(self._run(), "dialogue")
 
     async def close(self, outcome_if_open: str = "abandoned") -> None:
         """The stream ended (caller hung up, or we finished). Stop work and settle the outcome."""
-        for task in [self._dialogue_task, *self._background]:
-            if task is None:
-                continue
-            task.cancel()
-            try:
-                await asyncio.wait_for(task, timeout=5)
-            except (asyncio.CancelledError, TimeoutError):
-                pass
-            except Exception:  # e.g. a send to a socket the caller already closed: the record still gets settled
-                log.exception("call %s: a task failed while the call ended", self.call_sid)
-        for prompt, _ in self._marks.values():
-            prompt.finished.set()
+        await self._tasks.close()
+        self._playback.release()
         if not self.record.outcome:
             last = self.record.answered_topics[-1] if self.record.answered_topics else None
             self.record.outcome = f"answered:{last}" if last else outcome_if_open
         self.record.ended_at = now_iso()
+        self._enter(CallState.ENDED)
         self.finished.set()
 
+    def _enter(self, state: CallState) -> None:
+        """The call moves to ``state``; the move is one of the call's events."""
+        if state is self.state:
+            return
+        if self.state in (CallState.HANDED_OFF, CallState.ENDED) and state is not CallState.ENDED:
+            return  # the bot part is over: nothing moves it back
+        self._event("state", to=state.value, **{"from": self.state.value})
+        self.state = state
+
     def _event(self, kind: str, **details: Any) -> None:
-        self.record.events.append({"at_ms": self._stream_ms, "kind": kind, **details})
+        self.record.events.append({"at_ms": self._listener.stream_ms, "kind": kind, **details})
 
     def note(self, kind: str, **details: Any) -> None:
         """An event of the call seen by the gateway rather than the session (e.g. the stream going silent)."""
@@ -317,143 +155,17 @@ class CallSession:
     # --- inbound events (called by the gateway's reader; never block) ----------------------------------------
 
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
-        self._stream_ms = timestamp_ms
-        pcm = ulaw_decode(mulaw)
-        started = False
-        for event in self._endpointer.feed(pcm, at_ms=timestamp_ms):
-            if isinstance(event, SpeechStarted):
-                self._speech_over = self._prompt if self._prompt is not None and self._prompt.playing else None
-                self._speech_over_sentence = self._speech_over.heard if self._speech_over is not None else 0
-                self._barged_in = False
-                self._listening_since_ms = None
-                if self._streaming is not None:
-                    self._stream = self._streaming.stream(TELEPHONE_RATE)
-                    self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0
-                    self._stream_pending = [self._endpointer.utterance_so_far()]  # this frame included
-                    started = True
-            elif isinstance(event, SpeechPaused):
-                if self._streaming is None:
-                    self._speculate(event)
-            elif isinstance(event, UtteranceEnded):
-                self._utterance_ended(event)
-        if self._stream is not None and self._endpointer.in_speech and not started:
-            self._stream_pending.append(pcm)
-            if sum(len(c) for c in self._stream_pending) >= TELEPHONE_RATE // 10:  # 100 ms at a time
-                self._stream_feed()
-        if self._endpointer.in_speech:
-            if self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms:
-                self._barge_in(by="speech_ms")
-        elif (
-            self._listening_since_ms is not None
-            and timestamp_ms - self._listening_since_ms >= self._policy.no_input_timeout_s * 1000
-        ):
-            self._inputs.put_nowait(NoInput(self._listening_since_ms))
-            self._listening_since_ms = None
-
-    def _utterance_ended(self, event: UtteranceEnded) -> None:
-        transcript = self._stream_final() if self._stream is not None else self._speculated(event)
-        self._inputs.put_nowait(
-            SpeechInput(
-                event, time.perf_counter(), self._speech_over, self._barged_in, transcript, self._speech_over_sentence
-            )
-        )
-        self._speech_over, self._barged_in = None, False
-
-    def _stream_feed(self) -> None:
-        """Hand the audio gathered since the last chunk to the streaming recogniser, in order, off the event loop."""
-        stream, previous = self._stream, self._stream_fed
-        chunk = np.concatenate(self._stream_pending)
-        self._stream_pending = []
-        assert stream is not None
-
-        async def feed() -> None:
-            if previous is not None:
-                await previous
-            words = await asyncio.to_thread(stream.accept, chunk)
-            if stream is self._stream:
-                self._on_partial(words)
-                self._stable_chunks = self._stable_chunks + 1 if words == self._last_partial else 0
-                self._last_partial = words
-                silence, end_silence = self._endpointer.silence_ms, self._settings.vad.end_silence_ms
-                if stream_says_done(words, stream.segment_closed, self._stable_chunks, silence, end_silence):
-                    ended = self._endpointer.end_now()
-                    if ended is not None:
-                        self.record.stream_endpoints += 1
-                        self._utterance_ended(ended)
-
-        self._stream_fed = asyncio.ensure_future(feed())
-
-    def _stream_final(self) -> asyncio.Future[Transcript]:
-        """The streaming recogniser's final result for the utterance that just ended."""
-        if self._stream_pending:
-            self._stream_feed()
-        stream, fed = self._stream, self._stream_fed
-        self._stream, self._stream_fed = None, None
-        assert stream is not None
-
-        async def final() -> Transcript:
-            if fed is not None:
-                await fed
-            return await asyncio.to_thread(stream.finish)
-
-        future = asyncio.ensure_future(final())
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is met when it is used
-        return future
-
-    def _on_partial(self, words: str) -> None:
-        """Real words over an interruptible prompt stop it, before the speech-length rule would."""
-        real_words = sum(1 for w in words.split() if not self._is_backchannel(w))
-        log.debug("call %s: partial %r (%d words)", self.call_sid, words, real_words)
-        if real_words >= self._policy.barge_in_min_words:
-            self._barge_in(by="words")
-
-    def _barge_in(self, by: str) -> None:
-        """The caller's speech stops the prompt it started over, if that prompt may be interrupted now."""
-        prompt = self._prompt
-        if self._policy.barge_in and prompt is not None and prompt is self._speech_over and prompt.may_barge_in():
-            self._barged_in = True
-            self._interrupt(prompt, cause="speech", by=by)
-
-    def _asr_context(self) -> RecognitionContext | None:
-        """The recogniser's bias for the next utterance: the domain's words, then the question it may answer."""
-        return self._recognition.context(self._last_question) if self._recognition is not None else None
-
-    def _speculate(self, pause: SpeechPaused) -> None:
-        """Start recognising what was said so far; the end of the utterance may well be this pause."""
-        future = asyncio.ensure_future(
-            asyncio.to_thread(self._asr.transcribe, pcm16_to_float(pause.pcm), TELEPHONE_RATE, self._asr_context())
-        )
-        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failure is met when it is used
-        self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
-        self.record.speculations_started += 1
-
-    def _speculated(self, utterance: UtteranceEnded) -> asyncio.Future[Transcript] | None:
-        """The speculative recognition of exactly this utterance, if one was started (the caller did not go on)."""
-        speculation, self._speculation = self._speculation, None
-        if speculation is None:
-            return None
-        key, future = speculation
-        if key != (utterance.started_ms, utterance.speech_end_ms, len(utterance.pcm)):
-            return None  # the caller spoke again after the pause: that work is wasted
-        self.record.speculations_used += 1
-        return future
+        self._listener.on_audio(mulaw, timestamp_ms)
 
     def on_mark(self, name: str) -> None:
-        entry = self._marks.pop(name, None)
-        if entry is None:
-            return
-        prompt, index = entry
-        if prompt.interrupted is None:  # marks Twilio returns after a clear were not heard
-            prompt.heard = max(prompt.heard, index + 1)
-            prompt.last_mark_ms = self._stream_ms
-        if name == prompt.final_mark:
-            prompt.finished.set()
+        self._playback.on_mark(name)
 
     def on_dtmf(self, digit: str) -> None:
         if self._keypad is None:
             log.info("call %s: key %s ignored (keypad menu disabled)", self.call_sid, digit)
             return
-        if self._inputs.qsize() >= MAX_PENDING_KEYS:  # a flood: one event per burst, counting its keys
+        inputs = self._listener.inputs
+        if inputs.qsize() >= MAX_PENDING_KEYS:  # a flood: one event per burst, counting its keys
             last = self.record.events[-1] if self.record.events else {}
             if last.get("kind") == "key_dropped":
                 last["count"] += 1
@@ -461,43 +173,15 @@ class CallSession:
                 self._event("key_dropped", count=1)
                 log.warning("call %s: keys dropped: %d inputs already waiting", self.call_sid, MAX_PENDING_KEYS)
             return
-        self._listening_since_ms = None
-        prompt = self._prompt
+        self._listener.listening_since_ms = None
+        prompt = self._playback.current
         if prompt is not None and prompt.interruptible and prompt.playing and prompt.interrupted is None:
-            self._interrupt(prompt, cause="key")
-        self._inputs.put_nowait(KeyInput(digit, self._stream_ms, time.perf_counter()))
+            self._playback.interrupt(prompt, cause="key")
+        inputs.put_nowait(KeyInput(digit, self._listener.stream_ms, time.perf_counter()))
 
-    def _interrupt(self, prompt: Prompt, cause: str, by: str = "") -> None:
-        """Stop the prompt now: Twilio drops what it has buffered; what was heard is what the marks said."""
-        in_progress = prompt.heard
-        fraction = 0.0
-        if in_progress < len(prompt.sentence_ms) and prompt.sentence_ms[in_progress] > 0:
-            since = prompt.last_mark_ms if prompt.last_mark_ms is not None else prompt.started_ms or 0
-            fraction = min(1.0, max(0.0, (self._stream_ms - since) / prompt.sentence_ms[in_progress]))
-        prompt.interrupted = {
-            "cause": cause,
-            "by": by or cause,  # for speech: "speech_ms" (voiced length) or "words" (partial recognition)
-            "at_ms": self._stream_ms,
-            "heard": redact_text(prompt.heard_text),
-            "unheard": redact_text(prompt.unheard_text),
-            # How far into the sentence that was cut the caller got, estimated from stream time since the last mark.
-            "cut_sentence_heard_fraction": round(fraction, 2),
-        }
-        prompt.finished.set()
-        if prompt.turn is not None:
-            prompt.turn.interrupted = prompt.interrupted
-        self._event("barge_in", prompt=prompt.kind, **prompt.interrupted)
-        log.info("call %s: %s stopped the %s prompt", self.call_sid, cause, prompt.kind)
-        self._spawn(self._clear())
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _clear(self) -> None:
-        async with self._send_lock:
-            await self._transport.clear()
+    def _asr_context(self) -> RecognitionContext | None:
+        """The recogniser's bias for the next utterance: the domain's words, then the question it may answer."""
+        return self._recognition.context(self._last_question) if self._recognition is not None else None
 
     # --- the dialogue task -----------------------------------------------------------------------------------
 
@@ -506,6 +190,7 @@ class CallSession:
             await self._greet()
             while not self.finished.is_set():
                 item = await self._next_input()
+                self._enter(CallState.THINKING)
                 if isinstance(item, NoInput):
                     await self._on_no_input(item)
                 elif isinstance(item, KeyInput):
@@ -520,10 +205,12 @@ class CallSession:
 
     async def _next_input(self) -> CallerInput:
         """The next input; while none is waiting, the no-input clock runs (in stream time, from now)."""
-        if self._inputs.empty() and not self._endpointer.in_speech:
-            self._listening_since_ms = self._stream_ms
-        item = await self._inputs.get()
-        self._listening_since_ms = None
+        self._enter(CallState.CONFIRMING if self._unconfirmed is not None else CallState.LISTENING)
+        listener = self._listener
+        if listener.inputs.empty() and not listener.in_speech:
+            listener.listening_since_ms = listener.stream_ms
+        item = await listener.inputs.get()
+        listener.listening_since_ms = None
         return item
 
     async def _greet(self) -> None:
@@ -540,7 +227,7 @@ class CallSession:
         await self._speak(text, kind="greeting", protected=protected)
 
     async def _on_no_input(self, item: NoInput) -> None:
-        if not self._inputs.empty() or self._endpointer.in_speech:
+        if not self._listener.inputs.empty() or self._listener.in_speech:
             return  # the caller spoke or pressed a key meanwhile
         if self._held:  # a long turn whose last piece was too short to be an utterance of its own
             transcript, held = self._take_held()
@@ -554,10 +241,11 @@ class CallSession:
         then put the caller through to a person."""
         self._no_inputs += 1
         log.info("call %s: nothing heard (%d in a row)", self.call_sid, self._no_inputs)
-        if self._no_inputs >= self._policy.no_input_max:
+        step = after_nothing_heard(self._no_inputs, self._policy.no_input_max, self._keypad is not None)
+        if step == "handoff":
             await self._speak(prompts.NO_INPUT_HANDOFF, kind="no-input", interruptible=False)
             self._hand_off(FALLBACK_QUEUE, "no input from the caller", None)
-        elif self._no_inputs == 1 or self._keypad is None:
+        elif step == "reprompt" or self._keypad is None:
             await self._speak(reprompt, kind="reprompt")
         else:
             await self._speak(f"{prompts.NO_INPUT_KEYPAD} {self._keypad.menu_text()}", kind="menu")
@@ -616,7 +304,7 @@ class CallSession:
             else:
                 await self._ask_again(prompts.NOT_CAUGHT_REPROMPT)
             return
-        vad = self._settings.vad
+        vad = self._vad
         turn_started_ms = self._held[0][1].utterance.started_ms if self._held else utterance.started_ms
         span_s = (utterance.speech_end_ms - turn_started_ms) / 1000  # the turn so far, in stream time
         if utterance.truncated and span_s + vad.max_utterance_s <= vad.max_turn_s:  # another piece still fits
@@ -680,7 +368,7 @@ class CallSession:
             intent, confidence = await self._rasa.parse(text)
         except NluUnavailable:
             return False  # the dialogue turn that follows meets the same fault and handles it
-        return intent not in self._smalltalk and confidence < self._policy.confirm_below_nlu_confidence
+        return worth_reading_back(intent, confidence, self._smalltalk, self._policy.confirm_below_nlu_confidence)
 
     async def _on_confirmation_answer(
         self, turn: TurnRecord, transcript: Transcript, metadata: dict[str, Any], endpoint_at: float
@@ -714,22 +402,13 @@ class CallSession:
         return turn
 
     def _listening_noise(self, item: SpeechInput, text: str) -> bool:
-        """Backchannel words said over the assistant, before the prompt's last sentence: the caller is listening.
-        Over the last sentence (usually a question such as "anything else?") or over a read-back they are an
-        answer, and so a turn."""
-        prompt = item.over
-        if prompt is None or prompt.kind == "confirm" or item.over_sentence >= len(prompt.sentences) - 1:
-            return False
-        return self._is_backchannel(text)
-
-    def _is_backchannel(self, text: str) -> bool:
-        words = [w.strip(".,!?;:'\"").lower() for w in text.replace("-", " - ").split()]
-        words = [w for w in words if w and w != "-"]
-        return bool(words) and all(w in self._backchannels for w in words)
+        over = item.over
+        over_kind, over_sentences = (over.kind, len(over.sentences)) if over is not None else (None, 0)
+        return is_listening_noise(text, over_kind, item.over_sentence, over_sentences, self._backchannels)
 
     def _asr_metadata(self, transcript: Transcript) -> dict[str, Any]:
         return {
-            "engine": self._settings.asr.engine,
+            "engine": self._asr_engine,
             "confidence": transcript.confidence,
             "no_speech": transcript.no_speech,
             "words": [{"word": w.text, "confidence": round(w.confidence, 3)} for w in transcript.words],
@@ -808,7 +487,9 @@ class CallSession:
             self._turn_decided(turn)
         if not prompt.sentences:
             return prompt
-        with self._playing(prompt):
+        if self.state is not CallState.GREETING:
+            self._enter(CallState.SPEAKING)
+        with self._playback.playing(prompt):
             for index, sentence in enumerate(prompt.sentences):
                 if prompt.interrupted is not None:
                     break
@@ -824,34 +505,12 @@ class CallSession:
                     return prompt
                 if turn is not None:
                     turn.tts_ms += (time.perf_counter() - t0) * 1000
-                await self._send_sentence(prompt, index, audio, turn, endpoint_at)
+                await self._playback.send_sentence(prompt, index, audio, turn, endpoint_at)
             await prompt.finished.wait()  # the last mark came back, or the caller interrupted
         said = prompt.heard_text if prompt.interrupted is not None else text
         if said:
             self.record.said.append(redact_text(said))
         return prompt
-
-    async def _send_sentence(
-        self, prompt: Prompt, index: int, audio: bytes, turn: TurnRecord | None = None, endpoint_at: float | None = None
-    ) -> None:
-        self._prompt_seq += 1
-        mark = f"{prompt.kind}.{self._prompt_seq}"
-        if index == len(prompt.sentences) - 1:
-            mark += FINAL_MARK_SUFFIX  # the prompt's last sentence: its echo means the caller heard it all
-            prompt.final_mark = mark
-        self._marks[mark] = (prompt, index)
-        prompt.sentence_ms.append(len(audio) // (TELEPHONE_RATE // 1000))
-        async with self._send_lock:
-            for frame in frames(audio):
-                if prompt.interrupted is not None:
-                    self._marks.pop(mark, None)
-                    return
-                await self._transport.send_audio(frame)
-                if prompt.started_ms is None:
-                    prompt.started_ms = self._stream_ms
-                    if turn is not None and endpoint_at is not None:
-                        turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
-            await self._transport.send_mark(mark)
 
     async def _resume(self, prompt: Prompt) -> None:
         """A listening noise stopped a prompt: carry on from the sentence that was cut."""
@@ -859,23 +518,6 @@ class CallSession:
         if rest:
             self._event("resumed", prompt=prompt.kind)
             await self._speak(rest, kind=f"{prompt.kind}-resumed", turn=None, interruptible=prompt.interruptible)
-
-    async def _play(self, mulaw: bytes, kind: str) -> None:
-        """Send ready audio (never interruptible), then wait until it played."""
-        prompt = Prompt(kind, [kind], interruptible=False)
-        with self._playing(prompt):
-            await self._send_sentence(prompt, 0, mulaw)
-            await prompt.finished.wait()
-
-    @contextlib.contextmanager
-    def _playing(self, prompt: Prompt) -> Iterator[None]:
-        """``prompt`` is what the assistant is saying (what barge-in and keys act on) until this block ends."""
-        self._prompt = prompt
-        try:
-            yield
-        finally:
-            if self._prompt is prompt:
-                self._prompt = None
 
     # --- ending the bot part ---------------------------------------------------------------------------------
 
@@ -885,6 +527,7 @@ class CallSession:
         )
         self.record.outcome = "failed" if fault else f"routed:{queue}"
         log.info("call %s: handed off to queue %s (%s)", self.call_sid, queue, reason)
+        self._enter(CallState.HANDED_OFF)
         self.finished.set()
 
     def _turn_decided(self, turn: TurnRecord) -> None:
@@ -897,8 +540,9 @@ class CallSession:
             return
         if turn is not None:
             self._turn_decided(turn)
-        if self._prompt is not None and self._prompt.playing:
-            self._interrupt(self._prompt, cause="fault")
-        await self._play(self._apology_audio, kind="apology")
+        current = self._playback.current
+        if current is not None and current.playing:
+            self._playback.interrupt(current, cause="fault")
+        await self._playback.play(self._apology_audio, kind="apology")
         self.record.said.append(prompts.APOLOGY)
         self._hand_off(FALLBACK_QUEUE, reason, turn, fault=True)

@@ -19,8 +19,8 @@ from analytics.writer import StoreWriter
 from foundation.vocabulary import FALLBACK_QUEUE, QUEUES
 from telephony import prompts
 from telephony.call_control import CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
+from telephony.call_record import CallRecord
 from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
-from telephony.session import CallRecord
 
 log = logging.getLogger(__name__)
 

@@ -201,3 +201,29 @@ async def test_a_flood_of_keys_during_a_prompt_is_counted_not_queued():
 def test_the_fake_speech_is_real_speech(speech):
     audio = np.frombuffer(b"".join(speech), dtype=np.uint8)
     assert len(speech) > 50 and len(set(audio.tolist())) > 50, "a real recording, not silence"
+
+
+async def test_the_call_moves_through_explicit_states_and_records_each_move(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.confidence = 0.5
+        line.asr.hearing = lambda s: "I want to appeal the decision"
+        await line.say(speech)
+        await line.reply()
+        assert line.session.state.value == "confirming"
+        line.asr.confidence = 0.95
+        line.asr.hearing = lambda s: "Yes."
+        await line.say(speech)
+        await line.until(lambda: line.session.finished.is_set())
+    moves = [(e["from"], e["to"]) for e in line.events("state")]
+    assert moves == [
+        ("greeting", "listening"),
+        ("listening", "thinking"),
+        ("thinking", "speaking"),  # the read-back
+        ("speaking", "confirming"),
+        ("confirming", "thinking"),
+        ("thinking", "speaking"),  # "I'm putting you through."
+        ("speaking", "handed_off"),
+        ("handed_off", "ended"),
+    ]
+    assert line.session.state.value == "ended"

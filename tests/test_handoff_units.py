@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from telephony.call_control import QUEUES, QueueTable, fallback_twiml, queue_twiml
+from telephony.call_record import CallRecord, HandoffRequested, TurnRecord
 from telephony.handoff import (
     MAX_ATTRIBUTES_CHARS,
     PacketInvalid,
@@ -16,7 +17,6 @@ from telephony.handoff import (
     task_attributes,
     validate_packet,
 )
-from telephony.session import CallRecord, HandoffRequested, TurnRecord
 
 EVENTS = "https://helpline.example/twilio/events"
 

@@ -126,7 +126,7 @@ def test_settings_travel_to_child_processes_intact(monkeypatch):
 
 
 def test_streaming_endpoint_needs_silence_words_and_a_recogniser_that_is_done():
-    from telephony.session import stream_says_done
+    from telephony.turn_policy import stream_says_done
 
     end = 700  # the VAD's end-of-speech silence: the recogniser may end a turn after half of it
     assert stream_says_done("two words", segment_closed=True, stable_chunks=0, silence_ms=360, end_silence_ms=end)

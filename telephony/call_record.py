@@ -1,0 +1,97 @@
+"""The record of one call: its turns, what the caller heard, its events and outcome, and where it was handed off.
+
+Everything in it is already redacted; the gateway keeps it in memory, writes it to the call store and builds the
+expert's handoff packet from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HandoffRequested:
+    """The bot part of the call ends here; an expert queue takes over (the gateway builds the packet and moves the
+    call)."""
+
+    queue: str
+    reason: str
+    turn: int | None  # the turn whose decision routed the call; None when no input or a fault did
+    fault: bool  # a fault of ours routed the call, not the caller's request
+    at: str
+
+
+@dataclass
+class TurnRecord:
+    """One caller turn (spoken, or a key press) and what the assistant did with it."""
+
+    index: int
+    speech_started_ms: int
+    speech_end_ms: int  # stream time of the caller's last voiced frame (of the key press for keypad turns)
+    input: str = "speech"  # "speech" | "keypad"
+    transcript: str = ""
+    asr_confidence: float = 0.0
+    intent: str = ""
+    nlu_confidence: float = 0.0
+    intent_ranking: list[dict[str, Any]] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    decision: str = ""
+    reply: str = ""
+    asr_ms: float = 0.0
+    nlu_ms: float = 0.0
+    tts_ms: float = 0.0
+    # From the endpoint decision (end of speech + configured silence) to the first reply frame sent.
+    response_ms: float = 0.0
+    barged_in: bool = False  # this turn's speech stopped the assistant mid-prompt
+    confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
+    interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it
+    error: str = ""
+
+
+@dataclass
+class CallRecord:
+    call_sid: str
+    stream_sid: str
+    caller: str  # masked
+    started_at: str
+    turns: list[TurnRecord] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)  # everything the caller heard the assistant say, in order
+    events: list[dict[str, Any]] = field(default_factory=list)  # turn-taking: barge-ins, no-input, keys ...
+    outcome: str = ""
+    answered_topics: list[str] = field(default_factory=list)
+    handoff: HandoffRequested | None = None
+    farewell: bool = False  # the bot part ended with the caller's goodbye (the call can be hung up)
+    packet: dict[str, Any] | None = None  # the handoff packet, once the gateway has built it
+    delivery: str = ""  # how the call reached its queue: queue | fallback | caller_gone | failed
+    ended_at: str = ""
+    malformed_messages: int = 0
+    speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
+    speculations_used: int = 0  # ... and those whose pause was the end of the utterance
+    stream_endpoints: int = 0  # utterances ended by the streaming recogniser before the VAD's silence ran out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_sid": self.call_sid,
+            "stream_sid": self.stream_sid,
+            "caller": self.caller,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "outcome": self.outcome,
+            "answered_topics": self.answered_topics,
+            "said": self.said,
+            "events": self.events,
+            "handoff": None if self.handoff is None else vars(self.handoff),
+            "farewell": self.farewell,
+            "packet": self.packet,
+            "delivery": self.delivery,
+            "malformed_messages": self.malformed_messages,
+            "speculations": {"started": self.speculations_started, "used": self.speculations_used},
+            "stream_endpoints": self.stream_endpoints,
+            "turns": [vars(t) for t in self.turns],
+        }
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

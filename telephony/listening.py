@@ -1,0 +1,213 @@
+"""The caller's side of the line: the VAD endpointer, recognition started before the end of an utterance (at a
+pause, or streaming partial results), barge-in by speech, and the no-input clock. What it hears becomes the
+session's inputs: an utterance (``SpeechInput``), a key (``KeyInput``) or a silence (``NoInput``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from foundation.settings import TurnTakingSettings, VadSettings
+from telephony.call_record import CallRecord
+from telephony.playback import Playback, Prompt
+from telephony.tasks import CallTasks
+from telephony.turn_policy import is_backchannel, stream_says_done
+from voice.asr.base import AsrEngine, RecognitionContext, StreamingAsrEngine, Transcript, TranscriptStream
+from voice.codecs import TELEPHONE_RATE, pcm16_to_float, ulaw_decode
+from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpeechInput:
+    utterance: UtteranceEnded
+    endpoint_at: float  # perf_counter() when the endpointer decided the utterance was over
+    over: Prompt | None  # the prompt that was playing when the caller started speaking
+    barged_in: bool  # the caller's speech stopped that prompt
+    transcript: asyncio.Future[Transcript] | None = None  # recognition started at the pause before the end
+    over_sentence: int = 0  # the sentence of that prompt that was playing when the caller started
+
+
+@dataclass(frozen=True)
+class KeyInput:
+    key: str
+    at_ms: int
+    at: float
+
+
+@dataclass(frozen=True)
+class NoInput:
+    since_ms: int
+
+
+CallerInput = SpeechInput | KeyInput | NoInput
+
+
+class Listener:
+    """Hears the caller, frame by frame, and puts what it heard on ``inputs``."""
+
+    def __init__(
+        self,
+        call_sid: str,
+        vad: VadSettings,
+        policy: TurnTakingSettings,
+        asr: AsrEngine,
+        playback: Playback,
+        tasks: CallTasks,
+        record: CallRecord,
+        context: Callable[[], RecognitionContext | None],
+    ):
+        self._call_sid = call_sid
+        self._policy = policy
+        self._end_silence_ms = vad.end_silence_ms
+        self._asr = asr
+        self._playback = playback
+        self._tasks = tasks
+        self.record = record
+        self._context = context  # the recogniser's bias for the next utterance
+        self._backchannels = frozenset(w.lower() for w in policy.backchannels)
+        self._endpointer = Endpointer(
+            vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, vad.speculate_after_ms
+        )
+        self.inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
+        self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
+        # Engines with partial results recognise while the caller speaks (no speculation needed then).
+        self._streaming: StreamingAsrEngine | None = asr if asr.capabilities.streaming_partials else None  # type: ignore[assignment]
+        self._stream: TranscriptStream | None = None
+        self._stream_fed: asyncio.Future[None] | None = None  # the last chunk handed to the stream
+        self._stream_pending: list[np.ndarray] = []
+        self._last_partial = ""
+        self._stable_chunks = 0  # chunks fed since the partial result last changed
+        self._speech_over: Prompt | None = None  # the prompt the current utterance started over
+        self._speech_over_sentence = 0  # ... and which of its sentences was playing then
+        self._barged_in = False
+        self.stream_ms = 0
+        self.listening_since_ms: int | None = None  # the no-input clock runs from here (stream time)
+
+    @property
+    def in_speech(self) -> bool:
+        return self._endpointer.in_speech
+
+    def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
+        """One 20 ms frame of the caller's audio (never blocks: recognition runs off the event loop)."""
+        self.stream_ms = timestamp_ms
+        pcm = ulaw_decode(mulaw)
+        started = False
+        for event in self._endpointer.feed(pcm, at_ms=timestamp_ms):
+            if isinstance(event, SpeechStarted):
+                current = self._playback.current
+                self._speech_over = current if current is not None and current.playing else None
+                self._speech_over_sentence = self._speech_over.heard if self._speech_over is not None else 0
+                self._barged_in = False
+                self.listening_since_ms = None
+                if self._streaming is not None:
+                    self._stream = self._streaming.stream(TELEPHONE_RATE)
+                    self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0
+                    self._stream_pending = [self._endpointer.utterance_so_far()]  # this frame included
+                    started = True
+            elif isinstance(event, SpeechPaused):
+                if self._streaming is None:
+                    self._speculate(event)
+            elif isinstance(event, UtteranceEnded):
+                self._utterance_ended(event)
+        if self._stream is not None and self._endpointer.in_speech and not started:
+            self._stream_pending.append(pcm)
+            if sum(len(c) for c in self._stream_pending) >= TELEPHONE_RATE // 10:  # 100 ms at a time
+                self._stream_feed()
+        if self._endpointer.in_speech:
+            if self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms:
+                self._barge_in(by="speech_ms")
+        elif (
+            self.listening_since_ms is not None
+            and timestamp_ms - self.listening_since_ms >= self._policy.no_input_timeout_s * 1000
+        ):
+            self.inputs.put_nowait(NoInput(self.listening_since_ms))
+            self.listening_since_ms = None
+
+    def _utterance_ended(self, event: UtteranceEnded) -> None:
+        transcript = self._stream_final() if self._stream is not None else self._speculated(event)
+        self.inputs.put_nowait(
+            SpeechInput(
+                event, time.perf_counter(), self._speech_over, self._barged_in, transcript, self._speech_over_sentence
+            )
+        )
+        self._speech_over, self._barged_in = None, False
+
+    def _stream_feed(self) -> None:
+        """Hand the audio gathered since the last chunk to the streaming recogniser, in order, off the event loop."""
+        stream, previous = self._stream, self._stream_fed
+        chunk = np.concatenate(self._stream_pending)
+        self._stream_pending = []
+        assert stream is not None
+
+        async def feed() -> None:
+            if previous is not None:
+                await previous
+            words = await asyncio.to_thread(stream.accept, chunk)
+            if stream is self._stream:
+                self._on_partial(words)
+                self._stable_chunks = self._stable_chunks + 1 if words == self._last_partial else 0
+                self._last_partial = words
+                silence, end_silence = self._endpointer.silence_ms, self._end_silence_ms
+                if stream_says_done(words, stream.segment_closed, self._stable_chunks, silence, end_silence):
+                    ended = self._endpointer.end_now()
+                    if ended is not None:
+                        self.record.stream_endpoints += 1
+                        self._utterance_ended(ended)
+
+        self._stream_fed = self._tasks.start(feed(), "stream-feed")
+
+    def _stream_final(self) -> asyncio.Future[Transcript]:
+        """The streaming recogniser's final result for the utterance that just ended."""
+        if self._stream_pending:
+            self._stream_feed()
+        stream, fed = self._stream, self._stream_fed
+        self._stream, self._stream_fed = None, None
+        assert stream is not None
+
+        async def final() -> Transcript:
+            if fed is not None:
+                await fed
+            return await asyncio.to_thread(stream.finish)
+
+        return self._tasks.start(final(), "stream-final")  # a failure is met where it is used
+
+    def _on_partial(self, words: str) -> None:
+        """Real words over an interruptible prompt stop it, before the speech-length rule would."""
+        real_words = sum(1 for w in words.split() if not is_backchannel(w, self._backchannels))
+        log.debug("call %s: partial %r (%d words)", self._call_sid, words, real_words)
+        if real_words >= self._policy.barge_in_min_words:
+            self._barge_in(by="words")
+
+    def _barge_in(self, by: str) -> None:
+        """The caller's speech stops the prompt it started over, if that prompt may be interrupted now."""
+        prompt = self._playback.current
+        if self._policy.barge_in and prompt is not None and prompt is self._speech_over and prompt.may_barge_in():
+            self._barged_in = True
+            self._playback.interrupt(prompt, cause="speech", by=by)
+
+    def _speculate(self, pause: SpeechPaused) -> None:
+        """Start recognising what was said so far; the end of the utterance may well be this pause."""
+        audio = pcm16_to_float(pause.pcm)
+        future = self._tasks.start(
+            asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, self._context()), "speculation"
+        )  # a failure is met where it is used
+        self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
+        self.record.speculations_started += 1
+
+    def _speculated(self, utterance: UtteranceEnded) -> asyncio.Future[Transcript] | None:
+        """The speculative recognition of exactly this utterance, if one was started (the caller did not go on)."""
+        speculation, self._speculation = self._speculation, None
+        if speculation is None:
+            return None
+        key, future = speculation
+        if key != (utterance.started_ms, utterance.speech_end_ms, len(utterance.pcm)):
+            return None  # the caller spoke again after the pause: that work is wasted
+        self.record.speculations_used += 1
+        return future

@@ -1,0 +1,161 @@
+"""What the assistant says, as the caller hears it: prompts sent sentence by sentence with a mark after each, the
+marks' echoes telling what was heard, and interruption (the transport's clear)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from foundation.redaction import redact_text
+from telephony.call_record import TurnRecord
+from telephony.tasks import CallTasks
+from telephony.transport import FINAL_MARK_SUFFIX, CallTransport
+from voice.codecs import TELEPHONE_RATE, frames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prompt:
+    """One thing the assistant says, as Twilio plays it. Each sentence is followed by a mark; a mark that comes back
+    before any ``clear`` means the caller heard that sentence whole."""
+
+    kind: str
+    sentences: list[str]
+    interruptible: bool
+    protected: int = 0  # sentences that must be heard before barge-in is allowed (the greeting's disclosure)
+    turn: TurnRecord | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    sentence_ms: list[int] = field(default_factory=list)  # audio length of each sentence sent
+    heard: int = 0  # sentences played whole
+    final_mark: str | None = None
+    started_ms: int | None = None  # stream time the first frame was sent
+    last_mark_ms: int | None = None  # stream time the latest mark came back
+    interrupted: dict[str, Any] | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self.started_ms is not None and not self.finished.is_set()
+
+    def may_barge_in(self) -> bool:
+        return self.interruptible and self.playing and self.interrupted is None and self.heard >= self.protected
+
+    @property
+    def heard_text(self) -> str:
+        return " ".join(self.sentences[: self.heard])
+
+    @property
+    def unheard_text(self) -> str:
+        return " ".join(self.sentences[self.heard :])
+
+
+class Playback:
+    """Sends prompts through the call's transport and follows their marks. ``current`` is what the assistant is
+    saying now: what barge-in and keys act on."""
+
+    def __init__(
+        self,
+        call_sid: str,
+        transport: CallTransport,
+        tasks: CallTasks,
+        stream_ms: Callable[[], int],
+        on_event: Callable[..., None],
+    ):
+        self._call_sid = call_sid
+        self._transport = transport
+        self._tasks = tasks
+        self._stream_ms = stream_ms
+        self._on_event = on_event
+        self._send_lock = asyncio.Lock()
+        self._marks: dict[str, tuple[Prompt, int]] = {}
+        self._seq = 0
+        self.current: Prompt | None = None
+
+    @contextlib.contextmanager
+    def playing(self, prompt: Prompt) -> Iterator[None]:
+        """``prompt`` is what the assistant is saying until this block ends."""
+        self.current = prompt
+        try:
+            yield
+        finally:
+            if self.current is prompt:
+                self.current = None
+
+    async def send_sentence(
+        self, prompt: Prompt, index: int, audio: bytes, turn: TurnRecord | None = None, endpoint_at: float | None = None
+    ) -> None:
+        """One sentence's audio, then its mark; the turn's response time is taken at its first frame."""
+        self._seq += 1
+        mark = f"{prompt.kind}.{self._seq}"
+        if index == len(prompt.sentences) - 1:
+            mark += FINAL_MARK_SUFFIX  # the prompt's last sentence: its echo means the caller heard it all
+            prompt.final_mark = mark
+        self._marks[mark] = (prompt, index)
+        prompt.sentence_ms.append(len(audio) // (TELEPHONE_RATE // 1000))
+        async with self._send_lock:
+            for frame in frames(audio):
+                if prompt.interrupted is not None:
+                    self._marks.pop(mark, None)
+                    return
+                await self._transport.send_audio(frame)
+                if prompt.started_ms is None:
+                    prompt.started_ms = self._stream_ms()
+                    if turn is not None and endpoint_at is not None:
+                        turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
+            await self._transport.send_mark(mark)
+
+    async def play(self, mulaw: bytes, kind: str) -> None:
+        """Send ready audio (never interruptible), then wait until it played."""
+        prompt = Prompt(kind, [kind], interruptible=False)
+        with self.playing(prompt):
+            await self.send_sentence(prompt, 0, mulaw)
+            await prompt.finished.wait()
+
+    def on_mark(self, name: str) -> None:
+        entry = self._marks.pop(name, None)
+        if entry is None:
+            return
+        prompt, index = entry
+        if prompt.interrupted is None:  # marks Twilio returns after a clear were not heard
+            prompt.heard = max(prompt.heard, index + 1)
+            prompt.last_mark_ms = self._stream_ms()
+        if name == prompt.final_mark:
+            prompt.finished.set()
+
+    def interrupt(self, prompt: Prompt, cause: str, by: str = "") -> None:
+        """Stop the prompt now: Twilio drops what it has buffered; what was heard is what the marks said."""
+        now = self._stream_ms()
+        in_progress = prompt.heard
+        fraction = 0.0
+        if in_progress < len(prompt.sentence_ms) and prompt.sentence_ms[in_progress] > 0:
+            since = prompt.last_mark_ms if prompt.last_mark_ms is not None else prompt.started_ms or 0
+            fraction = min(1.0, max(0.0, (now - since) / prompt.sentence_ms[in_progress]))
+        prompt.interrupted = {
+            "cause": cause,
+            "by": by or cause,  # for speech: "speech_ms" (voiced length) or "words" (partial recognition)
+            "at_ms": now,
+            "heard": redact_text(prompt.heard_text),
+            "unheard": redact_text(prompt.unheard_text),
+            # How far into the sentence that was cut the caller got, estimated from stream time since the last mark.
+            "cut_sentence_heard_fraction": round(fraction, 2),
+        }
+        prompt.finished.set()
+        if prompt.turn is not None:
+            prompt.turn.interrupted = prompt.interrupted
+        self._on_event("barge_in", prompt=prompt.kind, **prompt.interrupted)
+        log.info("call %s: %s stopped the %s prompt", self._call_sid, cause, prompt.kind)
+        self._tasks.start(self._clear(), "clear")
+
+    async def _clear(self) -> None:
+        async with self._send_lock:
+            await self._transport.clear()
+
+    def release(self) -> None:
+        """The call ended: no prompt waits for a mark any more."""
+        for prompt, _ in self._marks.values():
+            prompt.finished.set()

@@ -1,0 +1,62 @@
+"""The call's turn-taking rules as pure functions: no state, no I/O, each one tested on its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+MAX_PENDING_KEYS = 2  # keys waiting behind the turn in progress; more are a flood (dropped, counted)
+# With a streaming recogniser, an utterance ends before the VAD's end silence once the line has been silent for half
+# of it and the recogniser is done: its own endpointer closed the segment, or its words stopped changing for this many
+# chunks (of 100 ms).
+STREAM_STABLE_CHUNKS = 3
+
+
+def stream_says_done(
+    words: str, segment_closed: bool, stable_chunks: int, silence_ms: int, end_silence_ms: int
+) -> bool:
+    """Endpointing from partial results: the caller has stopped and the recogniser has nothing more to add."""
+    if silence_ms < end_silence_ms // 2 or not words:
+        return False
+    return segment_closed or stable_chunks >= STREAM_STABLE_CHUNKS
+
+
+def words_of(text: str) -> list[str]:
+    words = [w.strip(".,!?;:'\"").lower() for w in text.replace("-", " - ").split()]
+    return [w for w in words if w and w != "-"]
+
+
+def is_backchannel(text: str, backchannels: Iterable[str]) -> bool:
+    """Only listening noises ("mm", "uh-huh", "yeah"): the caller is following, not taking the turn."""
+    words = words_of(text)
+    allowed = set(backchannels)
+    return bool(words) and all(w in allowed for w in words)
+
+
+def is_listening_noise(
+    text: str, over_kind: str | None, over_sentence: int, over_sentences: int, backchannels: Iterable[str]
+) -> bool:
+    """Backchannel words said over the assistant, before the prompt's last sentence, are listening. Over the last
+    sentence (usually a question such as "anything else?") or over a read-back they are an answer, and so a turn."""
+    if over_kind is None or over_kind == "confirm" or over_sentence >= over_sentences - 1:
+        return False
+    return is_backchannel(text, backchannels)
+
+
+def worth_reading_back(intent: str, nlu_confidence: float, smalltalk: frozenset[str], below: float) -> bool:
+    """An uncertain transcript is read back unless the NLU is sure what it means, or it is small talk ("hello",
+    "no"): a wrong guess there costs less than the question."""
+    return intent not in smalltalk and nlu_confidence < below
+
+
+NoInputStep = Literal["reprompt", "menu", "handoff"]
+
+
+def after_nothing_heard(times_in_a_row: int, most: int, keypad: bool) -> NoInputStep:
+    """Nothing usable came from the caller ``times_in_a_row`` times: ask again, then offer the keypad menu (when
+    the line has one), then put the caller through to a person."""
+    if times_in_a_row >= most:
+        return "handoff"
+    if times_in_a_row == 1 or not keypad:
+        return "reprompt"
+    return "menu"
