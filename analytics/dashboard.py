@@ -7,50 +7,35 @@ import asyncio
 import csv
 import hmac
 import io
-import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from analytics import kpis, review
+from analytics.auth import SignedIn
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
-from analytics.web import page, private_headers, require_role, web_context
+from analytics.web import page, private_headers, user_with_role, web_context
 from foundation.vocabulary import QUEUES
 from nlu.training_data import known_intents
 
 DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
+DashboardUser = Annotated[SignedIn, Depends(user_with_role(DASHBOARD_ROLES))]
 OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")
 PAGE_SIZE = 50
 CSV_LIMIT = 10_000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 router = APIRouter()
 
 
 def _period(start: str | None, end: str | None) -> tuple[kpis.Period, str | None]:
-    """The period asked for ([start, end) in whole UTC days; default the last 7 days), or the default and why."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    default = kpis.Period(today - timedelta(days=6), today + timedelta(days=1))
-    if not start and not end:
-        return default, None
-    if not (start and end and _DATE.match(start) and _DATE.match(end)):
-        return default, "Give both dates as YYYY-MM-DD."
+    """The period asked for, or the last 7 days and what was wrong with the dates given."""
     try:
-        since = datetime.fromisoformat(start).replace(tzinfo=UTC)
-        until = datetime.fromisoformat(end).replace(tzinfo=UTC) + timedelta(days=1)
-    except ValueError:
-        return default, "Those are not dates."
-    if since >= until or until - since > timedelta(days=366):
-        return default, "The period runs forward and covers at most a year."
-    return kpis.Period(since, until), None
-
-
-def _period_fields(period: kpis.Period) -> dict[str, str]:
-    return {"start": period.start.date().isoformat(), "end": (period.end - timedelta(days=1)).date().isoformat()}
+        return kpis.period_of(start, end), None
+    except ValueError as e:
+        return kpis.period_of(None, None), str(e)
 
 
 def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = False) -> list[dict[str, Any]]:
@@ -68,10 +53,7 @@ def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = Fal
 
 
 @router.get("/dashboard", response_class=HTMLResponse)
-async def overview(request: Request, start: str | None = None, end: str | None = None) -> Response:
-    user = await require_role(request, DASHBOARD_ROLES)
-    if isinstance(user, Response):
-        return user
+async def overview(request: Request, user: DashboardUser, start: str | None = None, end: str | None = None) -> Response:
     period, problem = _period(start, end)
     web = web_context(request)
 
@@ -96,17 +78,16 @@ async def overview(request: Request, start: str | None = None, end: str | None =
         user=user,
         figures=figures,
         charts=charts,
-        period=_period_fields(period),
+        period=kpis.period_fields(period),
         problem=problem,
         queues=QUEUES,
     )
 
 
 @router.get("/dashboard/queues/{queue}", response_class=HTMLResponse)
-async def queue_view(request: Request, queue: str, start: str | None = None, end: str | None = None) -> Response:
-    user = await require_role(request, DASHBOARD_ROLES)
-    if isinstance(user, Response):
-        return user
+async def queue_view(
+    request: Request, user: DashboardUser, queue: str, start: str | None = None, end: str | None = None
+) -> Response:
     if queue not in QUEUES:
         return page(request, "message.html", 404, user=user, heading="No such queue", message="Unknown queue.")
     period, problem = _period(start, end)
@@ -128,7 +109,7 @@ async def queue_view(request: Request, queue: str, start: str | None = None, end
         handling=handling[0] if handling else None,
         calls=[_call_row(c) for c in calls],
         total=total,
-        period=_period_fields(period),
+        period=kpis.period_fields(period),
         problem=problem,
     )
 
@@ -161,13 +142,11 @@ def _filters(request: Request) -> dict[str, str]:
 @router.get("/dashboard/calls", response_class=HTMLResponse)
 async def call_list(
     request: Request,
+    user: DashboardUser,
     start: str | None = None,
     end: str | None = None,
     page_number: Annotated[int, Query(alias="page")] = 1,
 ) -> Response:
-    user = await require_role(request, DASHBOARD_ROLES)
-    if isinstance(user, Response):
-        return user
     period, problem = _period(start, end)
     filters = _filters(request)
     page_number = max(1, min(page_number, 10_000))
@@ -182,7 +161,7 @@ async def call_list(
         PAGE_SIZE,
         (page_number - 1) * PAGE_SIZE,
     )
-    query = {**_period_fields(period), **{k: v for k, v in filters.items() if v}}
+    query = {**kpis.period_fields(period), **{k: v for k, v in filters.items() if v}}
     return page(
         request,
         "dashboard_calls.html",
@@ -193,7 +172,7 @@ async def call_list(
         pages=max(1, -(-total // PAGE_SIZE)),
         filters=filters,
         query=query,
-        period=_period_fields(period),
+        period=kpis.period_fields(period),
         problem=problem,
         outcomes=OUTCOME_KINDS,
         queues=QUEUES,
@@ -201,10 +180,9 @@ async def call_list(
 
 
 @router.get("/dashboard/calls.csv")
-async def call_list_csv(request: Request, start: str | None = None, end: str | None = None) -> Response:
-    user = await require_role(request, DASHBOARD_ROLES)
-    if isinstance(user, Response):
-        return user
+async def call_list_csv(
+    request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
+) -> Response:
     period, _ = _period(start, end)
     filters = _filters(request)
     web = web_context(request)
@@ -218,17 +196,14 @@ async def call_list_csv(request: Request, start: str | None = None, end: str | N
         # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it as text.
         cells = [str(v) for v in row.values()]
         writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
-    name = f"helpline-calls-{_period_fields(period)['start']}-{_period_fields(period)['end']}.csv"
+    name = f"helpline-calls-{kpis.period_fields(period)['start']}-{kpis.period_fields(period)['end']}.csv"
     response = Response(out.getvalue(), media_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return private_headers(response)
 
 
 @router.get("/dashboard/calls/{call_id}", response_class=HTMLResponse)
-async def call_detail(request: Request, call_id: str) -> Response:
-    user = await require_role(request, DASHBOARD_ROLES)
-    if isinstance(user, Response):
-        return user
+async def call_detail(request: Request, user: DashboardUser, call_id: str) -> Response:
     web = web_context(request)
     call = await asyncio.to_thread(web.store.call, call_id) if CALL_ID_PATTERN.match(call_id) else None
     if call is None:
@@ -248,13 +223,13 @@ async def call_detail(request: Request, call_id: str) -> Response:
 
 
 REVIEW_ROLES = frozenset({"trainer", "admin"})
+ReviewUser = Annotated[SignedIn, Depends(user_with_role(REVIEW_ROLES))]
 
 
 @router.get("/dashboard/review", response_class=HTMLResponse)
-async def review_queue(request: Request, start: str | None = None, end: str | None = None) -> Response:
-    user = await require_role(request, REVIEW_ROLES)
-    if isinstance(user, Response):
-        return user
+async def review_queue(
+    request: Request, user: ReviewUser, start: str | None = None, end: str | None = None
+) -> Response:
     period, problem = _period(start, end)
     web = web_context(request)
 
@@ -272,7 +247,7 @@ async def review_queue(request: Request, start: str | None = None, end: str | No
         user=user,
         groups=groups,
         intents=intents,
-        period=_period_fields(period),
+        period=kpis.period_fields(period),
         problem=problem,
         done=request.query_params.get("done", "")[:200],
         error=request.query_params.get("error", "")[:300],
@@ -282,14 +257,12 @@ async def review_queue(request: Request, start: str | None = None, end: str | No
 @router.post("/dashboard/review/label")
 async def review_label(
     request: Request,
+    user: ReviewUser,
     call_sid: Annotated[str, Form(max_length=64)],
     turn: Annotated[int, Form(ge=1, le=10_000)],
     intent: Annotated[str, Form(max_length=64)],
     csrf_token: Annotated[str, Form(max_length=128)],
 ) -> Response:
-    user = await require_role(request, REVIEW_ROLES)
-    if isinstance(user, Response):
-        return user
     if not hmac.compare_digest(user.csrf_token, csrf_token):
         return page(request, "message.html", 403, user=user, heading="Form expired", message="Reload the page.")
     web = web_context(request)

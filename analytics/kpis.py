@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
@@ -29,17 +29,24 @@ class Period:
         return and_(Call.started_at >= self.start, Call.started_at < self.end)
 
 
-def period_of(start: str | None, end: str | None, default_days: int = 7) -> Period:
-    """[start, end) from YYYY-MM-DD dates (UTC); end defaults to now, start to ``default_days`` before end.
-    ValueError, with a message for the user, when they are not dates or run backwards."""
+def period_of(start: str | None, end: str | None, days: int = 7, longest_days: int = 366) -> Period:
+    """Whole UTC days from ``start`` to ``end``, both included (YYYY-MM-DD). Without ``start``: the ``days`` days up
+    to ``end``; without ``end``: up to today; without either: the last ``days`` days, today included. ValueError,
+    with a message for the user, when they are not dates, run backwards or cover more than ``longest_days``."""
+    today = datetime.now(UTC).date()
     try:
-        until = datetime.fromisoformat(end).replace(tzinfo=UTC) if end else datetime.now(UTC)
-        since = datetime.fromisoformat(start).replace(tzinfo=UTC) if start else until - timedelta(days=default_days)
+        last = date.fromisoformat(end) if end else today
+        first = date.fromisoformat(start) if start else last - timedelta(days=days - 1)
     except ValueError as e:
-        raise ValueError("dates are YYYY-MM-DD") from e
-    if since >= until:
-        raise ValueError("the start must be before the end")
-    return Period(since, until)
+        raise ValueError("Give dates as YYYY-MM-DD.") from e
+    if first > last or (last - first).days >= longest_days:
+        raise ValueError(f"The period runs forward and covers at most {longest_days} days.")
+    return Period(datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC))
+
+
+def period_fields(period: Period) -> dict[str, str]:
+    """The period as the dashboard's form shows it: first and last day."""
+    return {"start": period.start.date().isoformat(), "end": (period.end - timedelta(days=1)).date().isoformat()}
 
 
 def _dialect(db: Session) -> str:

@@ -10,11 +10,12 @@ import asyncio
 import hmac
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -78,15 +79,48 @@ async def signed_in(request: Request) -> SignedIn | None:
     return await asyncio.to_thread(web_context(request).accounts.session, request.cookies.get(SESSION_COOKIE))
 
 
-async def require_role(request: Request, roles: frozenset[str]) -> SignedIn | Response:
-    user = await signed_in(request)
-    if user is None:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    if user.role not in roles:
-        return page(
-            request, "message.html", 403, user=user, heading="Not allowed", message="Your role cannot open this page."
-        )
-    return user
+class SignInRequired(Exception):
+    """A page needs a signed-in user: the browser is sent to the login page, and back here after it."""
+
+
+class RoleNotAllowed(Exception):
+    """The signed-in user's role cannot open this page."""
+
+    def __init__(self, user: SignedIn):
+        super().__init__(user.role)
+        self.user = user
+
+
+async def sign_in_first(request: Request, exc: Exception) -> Response:
+    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+async def not_allowed(request: Request, exc: Exception) -> Response:
+    user = exc.user if isinstance(exc, RoleNotAllowed) else None
+    return page(
+        request, "message.html", 403, user=user, heading="Not allowed", message="Your role cannot open this page."
+    )
+
+
+# What the app installs (helpline/app.py) so that a page's user dependency can answer with a page.
+PAGE_EXCEPTION_HANDLERS = {SignInRequired: sign_in_first, RoleNotAllowed: not_allowed}
+
+
+def user_with_role(roles: frozenset[str]) -> Callable[[Request], Awaitable[SignedIn]]:
+    """A dependency: the signed-in user, if their role is one of ``roles``."""
+
+    async def current_user(request: Request) -> SignedIn:
+        user = await signed_in(request)
+        if user is None:
+            raise SignInRequired()
+        if user.role not in roles:
+            raise RoleNotAllowed(user)
+        return user
+
+    return current_user
+
+
+AgentUser = Annotated[SignedIn, Depends(user_with_role(AGENT_ROLES))]
 
 
 router = APIRouter()
@@ -157,10 +191,7 @@ async def logout(request: Request, csrf_token: Annotated[str, Form(max_length=12
 
 
 @router.get("/agent/calls", response_class=HTMLResponse)
-async def agent_calls(request: Request) -> Response:
-    user = await require_role(request, AGENT_ROLES)
-    if isinstance(user, Response):
-        return user
+async def agent_calls(request: Request, user: AgentUser) -> Response:
     rows = await asyncio.to_thread(web_context(request).store.routed_calls)
     calls = [
         {
@@ -177,10 +208,7 @@ async def agent_calls(request: Request) -> Response:
 
 
 @router.get("/agent/calls/{call_id}", response_class=HTMLResponse)
-async def agent_call(request: Request, call_id: str) -> Response:
-    user = await require_role(request, AGENT_ROLES)
-    if isinstance(user, Response):
-        return user
+async def agent_call(request: Request, call_id: str, user: AgentUser) -> Response:
     store = web_context(request).store
     row = await asyncio.to_thread(store.call, call_id) if CALL_ID_PATTERN.match(call_id) else None
     if row is None or row.packet is None:

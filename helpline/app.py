@@ -80,6 +80,8 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
             "store_writes_waiting": line_.writer.pending,
         }
 
+    for exception, handler in web.PAGE_EXCEPTION_HANDLERS.items():
+        app.add_exception_handler(exception, handler)
     for router in (web.router, dashboard.router, api.router, webhooks.router):
         app.include_router(router)
     return app

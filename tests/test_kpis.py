@@ -152,3 +152,18 @@ def test_an_empty_period_gives_no_numbers_rather_than_errors(day):
     summary = kpis.summary(day, empty, baseline_aht_s=300.0)
     assert summary["outcomes"]["calls"] == 0 and summary["outcomes"]["containment"] is None
     assert summary["handling_time"]["aht_s"] is None and summary["turns"]["response_ms_p95"] is None
+
+
+def test_one_period_parser_for_the_api_the_cli_and_the_dashboard():
+    period = kpis.period_of("2026-11-01", "2026-11-07")
+    assert (period.start.isoformat(), period.end.isoformat()) == (
+        "2026-11-01T00:00:00+00:00",
+        "2026-11-08T00:00:00+00:00",
+    )
+    assert kpis.period_fields(period) == {"start": "2026-11-01", "end": "2026-11-07"}  # both days included
+    last_week = kpis.period_of(None, None)
+    assert last_week.end - last_week.start == timedelta(days=7) and last_week.end > datetime.now(UTC)
+    assert kpis.period_of(None, "2026-11-07").start.date().isoformat() == "2026-11-01"
+    for start, end in (("yesterday", None), ("2026-11-08", "2026-11-01"), ("2025-01-01", "2026-11-01")):
+        with pytest.raises(ValueError, match="YYYY-MM-DD|runs forward"):
+            kpis.period_of(start, end)
