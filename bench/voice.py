@@ -31,18 +31,19 @@ import time
 
 import numpy as np
 
+from foundation.language import load_language
 from foundation.settings import Settings, load_settings
 from helpline.loadgen import caller_audio, place_calls, summarise
 from helpline.machine import cpu_name
 from helpline.services import Stack
 from nlu.asr_context import AsrVocabulary
-from telephony.prompts import CONFIRM as CONFIRM_PROMPT
 from voice.asr import ASR_ENGINES, RecognitionContext, create_asr
 from voice.asr.registry import load_builtin_engines
 from voice.codecs import ASR_RATE, TELEPHONE_RATE, read_audio, telephone_round_trip
 from voice.recordings import real_recordings
 from voice.wer import corpus_wer
 
+CONFIRM_PROMPT = load_language("en").prompts.confirm
 CONFIRM_QUESTION = CONFIRM_PROMPT.format(text="when is the child allowance paid")
 
 

@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from foundation.language import Language, load_language
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 OPENAI_CHECKPOINT_NAME = "openai-whisper-tiny.en.pt"
@@ -136,11 +138,9 @@ class TurnTakingSettings(BaseModel):
     barge_in_min_speech_ms: int = Field(500, ge=100, le=60000)
     # With an engine that gives partial results: non-backchannel words heard that stop a prompt sooner.
     barge_in_min_words: int = Field(2, ge=1, le=10)
-    # Said over the assistant, these alone are listening noises, not a turn: the assistant carries on.
-    backchannels: tuple[str, ...] = (
-        "mm", "mhm", "hm", "hmm", "uh", "huh", "uh-huh", "um", "ah", "aha", "oh",
-        "yeah", "yes", "yep", "ok", "okay", "right", "sure", "alright", "i", "see",
-    )  # fmt: skip
+    # Said over the assistant, these alone are listening noises, not a turn: the assistant carries on. Empty: the
+    # line's language's (foundation/languages/<language>.yml).
+    backchannels: tuple[str, ...] = ()
     # A transcript is read back ("I think you said ... Is that right?") before acting on it when its ASR confidence
     # is under confirm_below_confidence AND the NLU's confidence in its intent is under confirm_below_nlu_confidence,
     # unless it is small talk: a sure reading of unsure words is acted on. Chosen on the spoken dev set with
@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELPLINE_", env_nested_delimiter="__", env_file=None, extra="ignore")
 
     data_dir: Path = REPO_ROOT / "var"
+    # The language the line speaks and listens in (foundation/languages/<language>.yml): its prompts, keypad menu
+    # phrasing, listening noises and, unless ASR__MODEL / ASR__LANGUAGE say otherwise, its speech model.
+    language: str = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     gateway: GatewaySettings = GatewaySettings()
     rasa: RasaSettings = RasaSettings()
@@ -209,6 +212,23 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _language_data(self) -> Settings:
+        """The language's data exists and is whole; it picks the speech model and the backchannels not set here."""
+        spoken = load_language(self.language)  # LanguageError (a ValueError): a clear start-up error
+        asr = {k: v for k, v in (("model", spoken.asr_model), ("language", spoken.asr_language))
+               if k not in self.asr.model_fields_set}  # fmt: skip
+        if asr:
+            self.asr = self.asr.model_copy(update=asr)
+        if not self.turn_taking.backchannels:
+            self.turn_taking = self.turn_taking.model_copy(update={"backchannels": spoken.backchannels})
+        return self
+
+    @property
+    def spoken(self) -> Language:
+        """The line's language data (prompts, keypad phrasing, listening noises)."""
+        return load_language(self.language)
 
     @model_validator(mode="after")
     def _default_openai_whisper_checkpoint(self) -> Settings:

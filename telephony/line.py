@@ -21,7 +21,6 @@ from analytics.writer import StoreWriter
 from foundation.settings import Settings
 from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
-from telephony import prompts
 from telephony.call_control import CallControl, QueueTable
 from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
@@ -104,7 +103,8 @@ def build_line(settings: Settings) -> Line:
     )
     asr: AsrEngine = create_asr(settings.asr)
     tts: FallbackTts = create_tts(settings.tts)
-    apology = tts.telephone(prompts.APOLOGY)  # made before any drill can touch the voice: a fault needs it
+    # Made before any drill can touch the voice: a fault needs it.
+    apology = tts.telephone(settings.spoken.prompts.apology)
     drills = None
     if settings.gateway.fault_drills:
         drills = Drills()
@@ -124,7 +124,7 @@ def build_line(settings: Settings) -> Line:
         apology_audio=apology,
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
-        keypad=KeypadMenu.load() if settings.turn_taking.keypad else None,
+        keypad=KeypadMenu.load(phrases=settings.spoken.keypad) if settings.turn_taking.keypad else None,
         smalltalk=smalltalk_intents(),
         recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
     )
@@ -133,7 +133,7 @@ def build_line(settings: Settings) -> Line:
 def prewarm_voice(line: Line) -> None:
     """Synthesise every fixed sentence into the voice's cache (prompts, menu, answers, responses)."""
     texts = [line.keypad.menu_text()] if line.keypad else []
-    texts += [getattr(prompts, name) for name in dir(prompts) if name.isupper() and "{" not in getattr(prompts, name)]
+    texts += line.settings.spoken.fixed_prompts
     sentences = {*fixed_sentences(), *(s for text in texts for s in split_sentences(text))}
     for sentence in sorted(sentences):
         try:

@@ -13,13 +13,13 @@ from typing import Any
 
 import yaml
 
+from foundation.language import KeypadPhrases, load_language
 from foundation.settings import REPO_ROOT
 
 ROUTING_FILE = REPO_ROOT / "dialogues" / "routing.yml"
 ANSWERS_FILE = REPO_ROOT / "dialogues" / "answers.yml"
 DOMAIN_FILE = REPO_ROOT / "dialogues" / "domain.yml"
 KEYS = "0123456789*#"
-SPOKEN_KEYS = {"*": "star", "#": "hash"}
 
 
 def read_routing_table(path: Path = ROUTING_FILE) -> dict[str, Any]:
@@ -31,9 +31,10 @@ class KeypadMenu:
     keys: dict[str, str]  # key -> intent, in menu order
     repeat_key: str
     descriptions: dict[str, str]  # intent -> how the assistant names it
+    phrases: KeypadPhrases  # how the menu is said in the line's language
 
     @classmethod
-    def load(cls, path: Path = ROUTING_FILE) -> KeypadMenu:
+    def load(cls, path: Path = ROUTING_FILE, phrases: KeypadPhrases | None = None) -> KeypadMenu:
         table = read_routing_table(path)
         keys = {str(k): str(v) for k, v in (table.get("keypad") or {}).items()}
         repeat_key = str(table.get("keypad_repeat", "*"))
@@ -45,7 +46,12 @@ class KeypadMenu:
                 raise ValueError(f"{path}: keypad key {key} names {intent!r}, which is neither answered nor routed")
         if repeat_key in keys:
             raise ValueError(f"{path}: keypad_repeat {repeat_key!r} is also a menu key")
-        return cls(keys=keys, repeat_key=repeat_key, descriptions=dict(table.get("describe", {})))
+        return cls(
+            keys=keys,
+            repeat_key=repeat_key,
+            descriptions=dict(table.get("describe", {})),
+            phrases=phrases or load_language("en").keypad,
+        )
 
     def intent_for(self, key: str) -> str | None:
         return self.keys.get(key)
@@ -53,15 +59,14 @@ class KeypadMenu:
     def menu_text(self) -> str:
         """The menu as the assistant says it: option first, then its key (callers need not remember a number while
         listening for their option), the person last, then how to hear it again."""
+        say = self.phrases
         sentences = [
-            f"For {self.descriptions.get(i, i.replace('_', ' '))}, press {SPOKEN_KEYS.get(k, k)}."
+            say.option.format(option=self.descriptions.get(i, i.replace("_", " ")), key=say.key(k))
             for k, i in self.keys.items()
             if i != "request_human"
         ]
-        sentences += [
-            f"To talk to a person, press {SPOKEN_KEYS.get(k, k)}." for k, i in self.keys.items() if i == "request_human"
-        ]
-        sentences.append(f"To hear this again, press {SPOKEN_KEYS.get(self.repeat_key, self.repeat_key)}.")
+        sentences += [say.person.format(key=say.key(k)) for k, i in self.keys.items() if i == "request_human"]
+        sentences.append(say.repeat.format(key=say.key(self.repeat_key)))
         return " ".join(sentences)
 
 

@@ -29,7 +29,6 @@ from foundation.settings import Settings
 from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_DENIED
 from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import Dialogue, DialogueTurn, NluUnavailable
-from telephony import prompts
 from telephony.call_record import CallRecord, HandoffRequested, TurnRecord, now_iso
 from telephony.guards import heard_noise
 from telephony.listening import CallerInput, KeyInput, Listener, NoInput, SpeechInput
@@ -99,6 +98,8 @@ class CallSession:
         self._recognition = recognition  # the domain's words for the recogniser, and the question being answered
         self._last_question: str | None = None
         self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
+        self._spoken = settings.spoken  # what the line says in its language
+        self._say = self._spoken.prompts
         self.stream_sid = call.stream_sid
         self.call_sid = call.call_sid
         self.record = CallRecord(
@@ -221,9 +222,9 @@ class CallSession:
             await self._fault_handoff("dialogue server unavailable at call start", None)
             return
         # The sentence saying the caller is talking to an automated assistant is always heard whole.
-        text = " ".join(texts) or prompts.FALLBACK_GREETING
+        text = " ".join(texts) or self._say.fallback_greeting
         sentences = split_sentences(text)
-        protected = 1 + max((i for i, t in enumerate(sentences) if prompts.DISCLOSURE in t.lower()), default=0)
+        protected = 1 + max((i for i, t in enumerate(sentences) if self._spoken.disclosure in t.lower()), default=0)
         await self._speak(text, kind="greeting", protected=protected)
 
     async def _on_no_input(self, item: NoInput) -> None:
@@ -234,7 +235,7 @@ class CallSession:
             await self._on_words(held, transcript, asr_ms=0.0)
             return
         self._event("no_input", count=self._no_inputs + 1, since_ms=item.since_ms)
-        await self._ask_again(prompts.NO_INPUT_REPROMPT)
+        await self._ask_again(self._say.no_input_reprompt)
 
     async def _ask_again(self, reprompt: str) -> None:
         """Nothing usable came from the caller (silence, or noise read as words): ask again, then offer the keypad,
@@ -243,12 +244,12 @@ class CallSession:
         log.info("call %s: nothing heard (%d in a row)", self.call_sid, self._no_inputs)
         step = after_nothing_heard(self._no_inputs, self._policy.no_input_max, self._keypad is not None)
         if step == "handoff":
-            await self._speak(prompts.NO_INPUT_HANDOFF, kind="no-input", interruptible=False)
+            await self._speak(self._say.no_input_handoff, kind="no-input", interruptible=False)
             self._hand_off(FALLBACK_QUEUE, "no input from the caller", None)
         elif step == "reprompt" or self._keypad is None:
             await self._speak(reprompt, kind="reprompt")
         else:
-            await self._speak(f"{prompts.NO_INPUT_KEYPAD} {self._keypad.menu_text()}", kind="menu")
+            await self._speak(f"{self._say.no_input_keypad} {self._keypad.menu_text()}", kind="menu")
 
     async def _on_key(self, item: KeyInput) -> None:
         assert self._keypad is not None
@@ -260,7 +261,7 @@ class CallSession:
             return
         intent = self._keypad.intent_for(item.key)
         if intent is None:
-            await self._speak(f"{prompts.KEY_NOT_IN_MENU} {self._keypad.menu_text()}", kind="menu")
+            await self._speak(f"{self._say.key_not_in_menu} {self._keypad.menu_text()}", kind="menu")
             return
         turn = self._new_turn(item.at_ms, item.at_ms, input="keypad")
         turn.transcript = f"[key {item.key}]"
@@ -302,7 +303,7 @@ class CallSession:
             if item.barged_in and item.over is not None:
                 await self._resume(item.over)
             else:
-                await self._ask_again(prompts.NOT_CAUGHT_REPROMPT)
+                await self._ask_again(self._say.not_caught_reprompt)
             return
         vad = self._vad
         turn_started_ms = self._held[0][1].utterance.started_ms if self._held else utterance.started_ms
@@ -354,7 +355,7 @@ class CallSession:
             self._unconfirmed = (transcript.text, turn)
             turn.decision = str(READ_BACK)
             # The caller hears their own words back; the record keeps them redacted, as every transcript.
-            read_back = prompts.CONFIRM.format(text=transcript.text.strip().rstrip(".?!"))
+            read_back = self._say.confirm.format(text=transcript.text.strip().rstrip(".?!"))
             turn.reply = redact_text(read_back)
             self._event("confirm_asked", turn=turn.index, asr_confidence=transcript.confidence)
             await self._speak(read_back, kind="confirm", turn=turn, endpoint_at=item.endpoint_at)
@@ -389,7 +390,7 @@ class CallSession:
             metadata = {**metadata, "confirmed": True, "asr": {**metadata["asr"], "confirmed_by_caller": True}}
             await self._converse(turn, held_text, metadata, endpoint_at)
         elif answer == "deny":
-            turn.decision, turn.reply = str(READ_BACK_DENIED), prompts.CONFIRM_DENIED
+            turn.decision, turn.reply = str(READ_BACK_DENIED), self._say.confirm_denied
             await self._speak(turn.reply, kind="confirm", turn=turn, endpoint_at=endpoint_at)
         else:
             await self._converse(turn, transcript.text, metadata, endpoint_at)
@@ -544,5 +545,5 @@ class CallSession:
         if current is not None and current.playing:
             self._playback.interrupt(current, cause="fault")
         await self._playback.play(self._apology_audio, kind="apology")
-        self.record.said.append(prompts.APOLOGY)
+        self.record.said.append(self._say.apology)
         self._hand_off(FALLBACK_QUEUE, reason, turn, fault=True)

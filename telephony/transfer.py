@@ -17,7 +17,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from analytics.writer import StoreWriter
 from foundation.vocabulary import FALLBACK_QUEUE, QUEUES
-from telephony import prompts
 from telephony.call_control import CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
 from telephony.call_record import CallRecord
 from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
@@ -142,7 +141,12 @@ def _call_id(value: str | None) -> str:
 
 
 def record_expert_event(
-    add_event: AddEvent, table: QueueTable, events_url: str, query: dict[str, str], form: dict[str, str]
+    add_event: AddEvent,
+    table: QueueTable,
+    events_url: str,
+    query: dict[str, str],
+    form: dict[str, str],
+    lines_busy: str,
 ) -> str:
     """Record one callback; return the TwiML Twilio should run next (action callbacks) or an empty response."""
     source = query.get("source")
@@ -151,7 +155,7 @@ def record_expert_event(
             add_event, table, events_url, _call_id(query.get("call")), _queue(query.get("queue")), form
         )
     if source == "dial":
-        return _dial_result(add_event, table, events_url, query, form)
+        return _dial_result(add_event, table, events_url, query, form, lines_busy)
     if "EventType" in form:
         _taskrouter_event(add_event, form)
         return str(VoiceResponse())
@@ -172,7 +176,12 @@ def _enqueue_result(
 
 
 def _dial_result(
-    add_event: AddEvent, table: QueueTable, events_url: str, query: dict[str, str], form: dict[str, str]
+    add_event: AddEvent,
+    table: QueueTable,
+    events_url: str,
+    query: dict[str, str],
+    form: dict[str, str],
+    lines_busy: str,  # said before the line closes when even the fallback number did not answer
 ) -> str:
     call, queue = _call_id(query.get("call")), _queue(query.get("queue"))
     status = form.get("DialCallStatus", "")
@@ -192,7 +201,7 @@ def _dial_result(
         return fallback_twiml(table, call, events_url)
     log.error("call %s: the fallback number did not answer (%s)", call, status)
     response = VoiceResponse()
-    response.say(prompts.LINES_BUSY)
+    response.say(lines_busy)
     response.hangup()
     return str(response)
 

@@ -118,6 +118,7 @@ async def events(request: Request, line: CurrentLine) -> Response:
             public_url(line.settings, EVENTS_PATH),
             dict(request.query_params),
             params,
+            line.settings.spoken.prompts.lines_busy,
         )
     except BadEvent as e:
         log.warning("rejected an event callback: %s", e)

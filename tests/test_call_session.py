@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from fakes import FakeCall, Reply, ScriptedDialogue, telephone_frames
 
+from foundation.language import load_language
 from foundation.settings import Settings
-from telephony import prompts
 from telephony.routing import KeypadMenu
 from voice.codecs import TELEPHONE_RATE, read_audio
+
+SAY = load_language("en").prompts
 
 SCRIPT = {
     "what are your opening hours": Reply(
@@ -98,7 +100,7 @@ async def test_an_uncertain_transcript_is_read_back_and_a_yes_acts_on_it(speech)
         line.asr.hearing = lambda s: "I want to appeal the decision"
         await line.say(speech)
         await line.reply()
-        assert line.session.record.said[-1] == prompts.CONFIRM.format(text="I want to appeal the decision")
+        assert line.session.record.said[-1] == SAY.confirm.format(text="I want to appeal the decision")
         line.asr.confidence = 0.95
         line.asr.hearing = lambda s: "Yes."
         await line.say(speech)
@@ -121,7 +123,7 @@ async def test_a_no_to_the_read_back_asks_again_and_anything_else_is_a_new_reque
         line.asr.hearing = lambda s: "No."
         await line.say(speech)
         await line.reply()
-        assert line.session.record.said[-1] == prompts.CONFIRM_DENIED
+        assert line.session.record.said[-1] == SAY.confirm_denied
         line.asr.confidence = 0.5
         line.asr.hearing = lambda s: "I want to appeal the decision"
         await line.say(speech)
@@ -140,8 +142,8 @@ async def test_silence_is_asked_about_twice_then_the_caller_goes_to_a_person():
         await line.until(lambda: line.session.finished.is_set(), max_s=40)
     record = line.session.record
     assert [e["count"] for e in line.events("no_input")] == [1, 2, 3]
-    assert record.said.count(prompts.NO_INPUT_REPROMPT) == 2  # no keypad menu on this line
-    assert record.said[-1] == prompts.NO_INPUT_HANDOFF
+    assert record.said.count(SAY.no_input_reprompt) == 2  # no keypad menu on this line
+    assert record.said[-1] == SAY.no_input_handoff
     assert record.handoff is not None and record.handoff.queue == "general" and not record.handoff.fault
 
 

@@ -26,13 +26,15 @@ import httpx
 import pytest
 
 from analytics.store import CallStore
+from foundation.language import load_language
 from foundation.settings import Settings
 from helpline.services import Stack
-from telephony import prompts
 from telephony.handoff import validate_packet
 from telephony.softphone import Silence, Softphone
 from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
 from tests.tcp_proxy import TcpProxy
+
+APOLOGY = load_language("en").prompts.apology
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
@@ -117,7 +119,7 @@ async def _two_questions_first_decided(line: FaultLine, caller_voice: Any) -> tu
 def _assert_apology_then_general(result: dict[str, Any], reason: str, context: list[str]) -> dict[str, Any]:
     """The caller heard the apology and was put through to `general`, flagged as a fault, with ``context`` (what
     they had said) in the packet; returns the packet."""
-    assert prompts.APOLOGY in result["said"], result["said"]
+    assert APOLOGY in result["said"], result["said"]
     assert result["handoff"]["queue"] == "general" and result["handoff"]["fault"], result["handoff"]
     assert reason in result["handoff"]["reason"], result["handoff"]
     packet = result["packet"]
@@ -150,7 +152,7 @@ async def test_database_port_closed_during_calls_the_callers_are_served_and_noth
         caller = [spoken(caller_voice, ANSWERABLE), spoken(caller_voice, "I want to talk to a person.")]
         result = (await Softphone(line.settings, speed=2.0).call(caller, call_sid=sid)).as_dict()
         # Not a fault for the caller: answered, then put through to a person as asked, while nothing can be stored.
-        assert prompts.APOLOGY not in result["said"]
+        assert APOLOGY not in result["said"]
         assert result["turns"][0]["decision"] == "answer:opening_hours"
         assert result["outcome"] == "routed:general" and not result["handoff"]["fault"]
         assert line.store.call(sid) is None  # the database really was out of reach
@@ -195,7 +197,7 @@ async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_v
     finally:
         os.killpg(rasa.process.pid, signal.SIGCONT)
     _assert_apology_then_general(result, "dialogue server unavailable at call start", [])
-    assert result["said"][0] == prompts.APOLOGY
+    assert result["said"][0] == APOLOGY
     _assert_stored(line, sid, "failed", turns=0)
 
     # Mid-call: the first question is answered, the server stalls, the second question meets the timeout.
@@ -224,7 +226,7 @@ async def test_action_server_killed_mid_call(line, caller_voice):
     _assert_stored(line, sid, "failed", turns=2)
     # Back up, the line answers again.
     after = (await Softphone(line.settings, speed=2.0).call([spoken(caller_voice, ANSWERABLE)])).as_dict()
-    assert after["turns"][0]["decision"] == "answer:opening_hours" and prompts.APOLOGY not in after["said"]
+    assert after["turns"][0]["decision"] == "answer:opening_hours" and APOLOGY not in after["said"]
 
 
 async def test_twilio_rest_api_failing_when_a_call_is_routed(line, caller_voice, twilio_standin):

@@ -1,9 +1,9 @@
 """The turn-taking rules (telephony/turn_policy.py): pure functions, no call needed."""
 
-from foundation.settings import TurnTakingSettings
+from foundation.settings import Settings
 from telephony.turn_policy import after_nothing_heard, is_backchannel, is_listening_noise, worth_reading_back
 
-BACKCHANNELS = TurnTakingSettings().backchannels
+BACKCHANNELS = Settings().turn_taking.backchannels  # the English line's
 
 
 def test_backchannels_are_listening_noises_only():

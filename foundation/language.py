@@ -1,0 +1,101 @@
+"""The language the line speaks and listens in: per-language data (foundation/languages/<code>.yml) picked by
+``Settings.language``, loaded and checked once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LANGUAGES_DIR = Path(__file__).resolve().parent / "languages"
+
+
+class LanguageError(ValueError):
+    """A language's data file is missing, or lacks or misspells a key."""
+
+
+@dataclass(frozen=True)
+class LinePrompts:
+    """What the gateway itself says (turn-taking and faults), whatever the dialogue does."""
+
+    apology: str
+    fallback_greeting: str
+    no_input_reprompt: str
+    not_caught_reprompt: str
+    no_input_keypad: str
+    no_input_handoff: str
+    key_not_in_menu: str
+    confirm: str  # holds {text}: the caller's words read back
+    confirm_denied: str
+    lines_busy: str
+
+
+@dataclass(frozen=True)
+class KeypadPhrases:
+    option: str  # holds {option} and {key}
+    person: str  # holds {key}
+    repeat: str  # holds {key}
+    spoken_keys: dict[str, str]
+
+    def key(self, key: str) -> str:
+        return self.spoken_keys.get(key, key)
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    prompts: LinePrompts
+    disclosure: str  # the words saying the caller talks to a machine, in lower case
+    keypad: KeypadPhrases
+    backchannels: tuple[str, ...]
+    asr_model: str
+    asr_language: str
+
+    @property
+    def fixed_prompts(self) -> list[str]:
+        """The prompts said the same way every time (synthesised once at start-up)."""
+        return [text for text in vars(self.prompts).values() if "{" not in text]
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in LANGUAGES_DIR.glob("*.yml"))
+
+
+def _section(data: Any, cls: type, where: str) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    if not isinstance(data, dict) or set(data) != names:
+        given = set(data) if isinstance(data, dict) else set()
+        raise LanguageError(f"{where}: needs exactly {sorted(names)} (missing {sorted(names - given)}, "
+                            f"unknown {sorted(given - names)})")  # fmt: skip
+    return data
+
+
+@lru_cache(maxsize=8)
+def load_language(code: str) -> Language:
+    """The data of language ``code``; LanguageError naming the file and key when it is incomplete."""
+    path = LANGUAGES_DIR / f"{code}.yml"
+    if not path.is_file():
+        raise LanguageError(f"no data for language {code!r} ({path} is missing; there is {', '.join(available())})")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    prompts = LinePrompts(**_section(data.get("prompts"), LinePrompts, f"{path}: prompts"))
+    if "{text}" not in prompts.confirm:
+        raise LanguageError(f"{path}: prompts.confirm must hold {{text}} (the caller's words read back)")
+    keypad = _section(data.get("keypad"), KeypadPhrases, f"{path}: keypad")
+    asr = data.get("asr") or {}
+    try:
+        return Language(
+            code=code,
+            prompts=prompts,
+            disclosure=str(data["disclosure"]).lower(),
+            keypad=KeypadPhrases(
+                **{**keypad, "spoken_keys": {str(k): str(v) for k, v in keypad["spoken_keys"].items()}}
+            ),
+            backchannels=tuple(str(w).lower() for w in data["backchannels"]),
+            asr_model=str(asr["model"]),
+            asr_language=str(asr["language"]),
+        )
+    except (KeyError, TypeError, AttributeError) as e:
+        raise LanguageError(f"{path}: {e!r} is missing or malformed") from e

@@ -1,0 +1,60 @@
+"""Nothing assumes English: the line's prompts, keypad menu phrasing, listening noises and speech model come from
+per-language data (foundation/languages/<code>.yml) that Settings picks."""
+
+import pytest
+from fakes import FakeCall, ScriptedDialogue
+
+from foundation.language import LanguageError, available, load_language
+from foundation.settings import Settings
+from telephony.routing import KeypadMenu
+
+
+def test_every_language_has_every_piece_of_data():
+    assert {"en", "sv"} <= set(available())
+    for code in available():
+        spoken = load_language(code)
+        assert all(text.strip() for text in vars(spoken.prompts).values()), code
+        assert "{text}" in spoken.prompts.confirm and spoken.backchannels and spoken.asr_model
+
+
+def test_a_second_language_is_picked_by_settings_with_its_model_and_listening_noises():
+    settings = Settings(language="sv")
+    assert settings.spoken.prompts.fallback_greeting.startswith("Hej")
+    assert (settings.asr.model, settings.asr.language) == ("base", "sv")  # tiny.en knows no Swedish
+    assert "jaha" in settings.turn_taking.backchannels and "yeah" not in settings.turn_taking.backchannels
+    own = Settings(language="sv", asr={"model": "tiny.en", "language": "en"})  # what is set explicitly stays
+    assert (own.asr.model, own.asr.language) == ("tiny.en", "en")
+    assert Settings().turn_taking.backchannels == load_language("en").backchannels
+
+
+def test_the_keypad_menu_is_read_in_the_lines_language():
+    menu = KeypadMenu.load(phrases=load_language("sv").keypad)
+    text = menu.menu_text()
+    assert "tryck ett." in text and "För att prata med en person, tryck noll." in text
+    assert text.endswith("För att höra detta igen, tryck stjärna.")
+
+
+async def test_a_swedish_line_speaks_swedish_when_nobody_answers():
+    settings = Settings(language="sv", turn_taking={"no_input_timeout_s": 2.0})
+    dialogue = ScriptedDialogue({})
+    dialogue.greeting = []  # the dialogue said nothing: the line's own greeting
+    async with FakeCall(dialogue, settings) as line:
+        await line.until(lambda: line.session.finished.is_set(), max_s=40)
+    said = line.session.record.said
+    sv = load_language("sv").prompts
+    assert said[0] == sv.fallback_greeting and sv.no_input_reprompt in said and said[-1] == sv.no_input_handoff
+
+
+def test_an_unknown_or_incomplete_language_stops_the_start_with_a_clear_error(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="no data for language 'xx'"):
+        Settings(language="xx")
+    broken = tmp_path / "zz.yml"
+    broken.write_text("prompts: {apology: x}\n", encoding="utf-8")
+    monkeypatch.setattr("foundation.language.LANGUAGES_DIR", tmp_path)
+    load_language.cache_clear()
+    try:
+        with pytest.raises(LanguageError, match="zz.yml: prompts: needs exactly"):
+            load_language("zz")
+    finally:
+        monkeypatch.undo()
+        load_language.cache_clear()
