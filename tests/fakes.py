@@ -196,6 +196,12 @@ class FakeCall:
             await asyncio.sleep(0)
         await asyncio.sleep(0.001)  # a fake recognition or synthesis runs in a worker thread
 
+    async def caller_says(self, text: str, frames: list[bytes], confidence: float = 0.95) -> None:
+        """The caller speaks ``frames``, which the recogniser hears as ``text`` with ``confidence``."""
+        self.asr.confidence = confidence
+        self.asr.hearing = lambda seconds: text
+        await self.say(frames)
+
     async def say(self, frames: list[bytes]) -> None:
         for f in frames:
             await self.frame(f)

@@ -46,8 +46,7 @@ async def test_a_question_is_answered_and_the_caller_hears_the_answer(speech):
     async with call() as line:
         await line.reply()
         assert line.voice.said[:2] == ScriptedDialogue.greeting  # sentence by sentence
-        line.asr.hearing = lambda s: "What are your opening hours?"
-        await line.say(speech)
+        await line.caller_says("What are your opening hours?", speech)
         await line.reply()
     record = line.session.record
     assert [t.decision for t in record.turns] == ["answer:opening_hours"]
@@ -66,8 +65,7 @@ async def test_speech_over_an_answer_stops_it_and_is_a_turn(speech):
         await line.say(speech[10:])
         await line.until(lambda: line.transport.playing)
         await line.silence(0.3)
-        line.asr.hearing = lambda s: "I would like to speak to a person"
-        await line.say(speech)
+        await line.caller_says("I would like to speak to a person", speech)
         await line.until(lambda: line.session.finished.is_set())
     record = line.session.record
     assert line.transport.clears == 1, "the answer's audio still buffered at Twilio was dropped"
@@ -81,8 +79,7 @@ async def test_speech_over_an_answer_stops_it_and_is_a_turn(speech):
 async def test_a_backchannel_over_an_answer_lets_it_go_on(speech):
     async with call() as line:
         await line.reply()
-        line.asr.hearing = lambda s: "What are your opening hours?"
-        await line.say(speech)
+        await line.caller_says("What are your opening hours?", speech)
         await line.until(lambda: line.transport.playing)
         line.asr.hearing = lambda s: "Mhm."
         await line.say(speech)  # long enough to stop the answer; then heard as listening, not a turn
@@ -96,14 +93,10 @@ async def test_a_backchannel_over_an_answer_lets_it_go_on(speech):
 async def test_an_uncertain_transcript_is_read_back_and_a_yes_acts_on_it(speech):
     async with call() as line:
         await line.reply()
-        line.asr.confidence = 0.5
-        line.asr.hearing = lambda s: "I want to appeal the decision"
-        await line.say(speech)
+        await line.caller_says("I want to appeal the decision", speech, confidence=0.5)
         await line.reply()
         assert line.session.record.said[-1] == SAY.confirm.format(text="I want to appeal the decision")
-        line.asr.confidence = 0.95
-        line.asr.hearing = lambda s: "Yes."
-        await line.say(speech)
+        await line.caller_says("Yes.", speech)
         await line.until(lambda: line.session.finished.is_set())
     record = line.session.record
     assert [t.decision for t in record.turns] == ["confirm:asr", "route:appeals"]
@@ -115,22 +108,14 @@ async def test_an_uncertain_transcript_is_read_back_and_a_yes_acts_on_it(speech)
 async def test_a_no_to_the_read_back_asks_again_and_anything_else_is_a_new_request(speech):
     async with call() as line:
         await line.reply()
-        line.asr.confidence = 0.5
-        line.asr.hearing = lambda s: "I want to appeal the decision"
-        await line.say(speech)
+        await line.caller_says("I want to appeal the decision", speech, confidence=0.5)
         await line.reply()
-        line.asr.confidence = 0.95
-        line.asr.hearing = lambda s: "No."
-        await line.say(speech)
+        await line.caller_says("No.", speech)
         await line.reply()
         assert line.session.record.said[-1] == SAY.confirm_denied
-        line.asr.confidence = 0.5
-        line.asr.hearing = lambda s: "I want to appeal the decision"
-        await line.say(speech)
+        await line.caller_says("I want to appeal the decision", speech, confidence=0.5)
         await line.reply()
-        line.asr.confidence = 0.95
-        line.asr.hearing = lambda s: "What are your opening hours?"
-        await line.say(speech)
+        await line.caller_says("What are your opening hours?", speech)
         await line.reply()
     decisions = [t.decision for t in line.session.record.turns]
     assert decisions == ["confirm:asr", "confirm:denied", "confirm:asr", "answer:opening_hours"]
@@ -151,8 +136,7 @@ async def test_a_dialogue_fault_is_apologised_for_and_the_caller_goes_to_a_perso
     async with call() as line:
         await line.reply()
         line.dialogue.fail_respond = True
-        line.asr.hearing = lambda s: "What are your opening hours?"
-        await line.say(speech)
+        await line.caller_says("What are your opening hours?", speech)
         await line.until(lambda: line.session.finished.is_set())
         await line.until(lambda: not line.transport.playing)
     record = line.session.record
@@ -208,14 +192,10 @@ def test_the_fake_speech_is_real_speech(speech):
 async def test_the_call_moves_through_explicit_states_and_records_each_move(speech):
     async with call() as line:
         await line.reply()
-        line.asr.confidence = 0.5
-        line.asr.hearing = lambda s: "I want to appeal the decision"
-        await line.say(speech)
+        await line.caller_says("I want to appeal the decision", speech, confidence=0.5)
         await line.reply()
         assert line.session.state.value == "confirming"
-        line.asr.confidence = 0.95
-        line.asr.hearing = lambda s: "Yes."
-        await line.say(speech)
+        await line.caller_says("Yes.", speech)
         await line.until(lambda: line.session.finished.is_set())
     moves = [(e["from"], e["to"]) for e in line.events("state")]
     assert moves == [
