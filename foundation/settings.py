@@ -102,6 +102,9 @@ class TtsSettings(BaseModel):
     model_path: Path | None = None
     length_scale: float = Field(1.0, gt=0.2, le=3.0)
     espeak_voice: str = "en-us"
+    # The primary voice's audio of every sentence it said is also kept on disk (data directory, voice-cache/, one
+    # folder per voice and its settings), so a restarted gateway is warm at once instead of synthesising again.
+    disk_cache: bool = True
 
 
 class VadSettings(BaseModel):

@@ -102,7 +102,7 @@ def build_line(settings: Settings) -> Line:
         CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
     )
     asr: AsrEngine = create_asr(settings.asr)
-    tts: FallbackTts = create_tts(settings.tts)
+    tts: FallbackTts = create_tts(settings.tts, cache_root=settings.data_dir / "voice-cache")
     # Made before any drill can touch the voice: a fault needs it.
     apology = tts.telephone(settings.spoken.prompts.apology)
     drills = None
