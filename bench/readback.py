@@ -25,10 +25,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from foundation.routing_table import RoutingTable
 from foundation.settings import TurnTakingSettings, load_settings
 from helpline.machine import cpu_name, free_port
 from helpline.services import Stack
-from helpline.trainer import load_routing
 from helpline.understanding import judge, spoken_plan
 from nlu.asr_context import AsrVocabulary
 from nlu.caller_turns import DEV_TURNS, CallerTurn, load_turns, sample
@@ -65,7 +65,7 @@ async def recognise_and_decide(per_intent: int, voices: list[str]) -> list[Row]:
             "rasa": base.rasa.model_copy(update={"port": free_port(), "actions_port": free_port()}),
         }
     )
-    routing = load_routing()
+    routing = RoutingTable.load()
     asr = create_asr(settings.asr)
     context = AsrVocabulary.load(settings.asr.language).context(None) if settings.asr.biasing else None
     turns: list[CallerTurn] = sample(load_turns(DEV_TURNS), per_intent)
@@ -148,8 +148,8 @@ def main() -> int:
     parser.add_argument("--voices", default=",".join(CALLER_VOICES))
     parser.add_argument("--rows", type=Path, help="score the rows saved by an earlier run instead of speaking")
     args = parser.parse_args()
-    routing = load_routing()
-    smalltalk = set(routing["smalltalk"])
+    routing = RoutingTable.load()
+    smalltalk = set(routing.smalltalk)
     if args.rows:
         rows = [Row(**r) for r in json.loads(args.rows.read_text())]
     else:

@@ -28,10 +28,10 @@ import json
 import time
 from dataclasses import asdict
 
+from foundation.routing_table import RoutingTable
 from foundation.settings import load_settings
 from helpline.machine import free_port
 from helpline.services import Stack
-from helpline.trainer import load_routing
 from helpline.understanding import Judged, Scores, judge_spoken, judge_typed, spoken_plan
 from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, load_turns, sample
 from voice.caller_voices import CALLER_VOICES
@@ -76,7 +76,7 @@ def main() -> int:
         }
     )
     turns = load_turns(HELDOUT_TURNS if args.set == "heldout" else DEV_TURNS)
-    routing = load_routing()
+    routing = RoutingTable.load()
     judged: list[Judged] = []
     with Stack(settings) as stack:
         stack.wait_voice_warm(300)

@@ -11,7 +11,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -19,10 +18,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from dialogues.payment_calendar import CHILD_ALLOWANCE_PAY_DAY, next_payment_day, spoken_date
 from dialogues.policy import concerns_agency, likeliest_matters
 from foundation import vocabulary
+from foundation.routing_table import RoutingTable, load_answers
 
 HERE = Path(__file__).resolve().parent
-ROUTING = yaml.safe_load((HERE / "routing.yml").read_text(encoding="utf-8"))
-ANSWERS: dict[str, str] = yaml.safe_load((HERE / "answers.yml").read_text(encoding="utf-8"))
+ROUTING = RoutingTable.load(HERE / "routing.yml")
+ANSWERS = load_answers(HERE / "answers.yml")
 
 # Not understood: the caller is asked to say it again (not dismissed: "I can't help with that" is
 # smalltalk:out_of_scope, said only of what is outside the agency's matters).
@@ -57,7 +57,7 @@ def _may_be_about_the_agency(tracker: Tracker) -> bool:
     if _names_the_agencys_matters(tracker):
         return True
     intent = message.get("intent") or {}
-    unsure = float(intent.get("confidence") or 0.0) < float(ROUTING["dismiss_min_confidence"])
+    unsure = float(intent.get("confidence") or 0.0) < ROUTING.dismiss_min_confidence
     return intent.get("name") == "out_of_scope" and unsure
 
 
@@ -96,7 +96,7 @@ def route(dispatcher: CollectingDispatcher, queue: str, reason: str, intent: str
 
 def answer(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
     """Answer the topic of ``intent`` and ask whether there is anything else."""
-    topic = ROUTING["answers"][intent]
+    topic = ROUTING.answers[intent]
     dispatcher.utter_message(
         text=answer_text(topic, date.today()), json_message={"decision": f"answer:{topic}", "topic": topic}
     )
@@ -105,16 +105,16 @@ def answer(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
 
 def act_on(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
     """Do what the routing table says for ``intent``: answer its topic or route to its queue."""
-    if intent in ROUTING["answers"]:
+    if intent in ROUTING.answers:
         # As after any answer, the next step is "anything else?" (so a "no" then ends the call, by rule).
         return answer(dispatcher, intent) + [FollowupAction("utter_anything_else")]
-    queue = ROUTING["routes"].get(intent, ROUTING["fallback_queue"])
+    queue = ROUTING.routes.get(intent, ROUTING.fallback_queue)
     return route(dispatcher, queue, f"intent {intent} (confirmed by the caller)", intent)
 
 
 def ask_which(dispatcher: CollectingDispatcher, intent: str, alternative: str | None) -> list[EventType]:
     dispatcher.utter_message(
-        text=f"Just to be sure I understood: is your call about {ROUTING['describe'][intent]}? Please say yes or no.",
+        text=f"Just to be sure I understood: is your call about {ROUTING.describe[intent]}? Please say yes or no.",
         json_message={"decision": f"clarify:{intent}", "alternative": alternative},
     )
     return [SlotSet("clarify_intent", intent), SlotSet("clarify_alternative", alternative)]
@@ -124,20 +124,20 @@ def offer_likeliest(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[
     """A benefit problem that fits no intent well is never dismissed: the first time, ask about the two likeliest
     matters; when that has already failed (or nothing can be named), put the caller through to a person."""
     ranking = tracker.latest_message.get("intent_ranking") or []
-    options = likeliest_matters(ranking, ROUTING["describe"])
+    options = likeliest_matters(ranking, ROUTING.describe)
     failures = int(tracker.get_slot("failed_understandings") or 0) + 1
-    if failures >= int(ROUTING["max_failed_understandings"]) or not options:
+    if failures >= ROUTING.max_failed_understandings or not options:
         reason = (
             "a benefit matter the assistant could not place"
             if _names_the_agencys_matters(tracker)
             else f"not understood {failures} times in a row"
         )
-        events = route(dispatcher, ROUTING["fallback_queue"], reason, "nlu_fallback")
+        events = route(dispatcher, ROUTING.fallback_queue, reason, "nlu_fallback")
         return events + [SlotSet("failed_understandings", 0)]
     first, second = options[0], options[1] if len(options) > 1 else None
-    question = f"I'd like to put you in the right place. Is your call about {ROUTING['describe'][first]}?"
+    question = f"I'd like to put you in the right place. Is your call about {ROUTING.describe[first]}?"
     if second:
-        question += f" Please say yes or no. If not, I'll ask about {ROUTING['describe'][second]}."
+        question += f" Please say yes or no. If not, I'll ask about {ROUTING.describe[second]}."
     dispatcher.utter_message(text=question, json_message={"decision": f"clarify:{first}", "alternative": second})
     return [
         SlotSet("clarify_intent", first),
@@ -150,10 +150,8 @@ def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker, response:
     """A turn the assistant cannot help with: say what it can do (``response``, else a generic text). After
     ``max_failed_understandings`` such turns in a row, route to a person."""
     failures = int(tracker.get_slot("failed_understandings") or 0) + 1
-    if failures >= int(ROUTING["max_failed_understandings"]):
-        events = route(
-            dispatcher, ROUTING["fallback_queue"], f"not understood {failures} times in a row", "nlu_fallback"
-        )
+    if failures >= ROUTING.max_failed_understandings:
+        events = route(dispatcher, ROUTING.fallback_queue, f"not understood {failures} times in a row", "nlu_fallback")
         return events + [SlotSet("failed_understandings", 0)]
     if response:
         dispatcher.utter_message(response=response)
@@ -174,9 +172,9 @@ class ActionAnswerTopic(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         intent = _latest_intent(tracker)
-        topic = ROUTING["answers"].get(intent)
+        topic = ROUTING.answers.get(intent)
         if topic is None:
-            return route(dispatcher, ROUTING["fallback_queue"], f"no answer configured for {intent}", intent)
+            return route(dispatcher, ROUTING.fallback_queue, f"no answer configured for {intent}", intent)
         dispatcher.utter_message(
             text=answer_text(topic, date.today()),
             json_message={"decision": f"answer:{topic}", "topic": topic},
@@ -190,7 +188,7 @@ class ActionRouteCall(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         intent = _latest_intent(tracker)
-        queue = ROUTING["routes"].get(intent, ROUTING["fallback_queue"])
+        queue = ROUTING.routes.get(intent, ROUTING.fallback_queue)
         reason = "caller asked for a person" if intent == "request_human" else f"intent {intent}"
         return route(dispatcher, queue, reason, intent)
 
@@ -205,13 +203,11 @@ class ActionHandleFallback(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         if _may_be_about_the_agency(tracker):
             return offer_likeliest(dispatcher, tracker)
-        ranking = [
-            r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in ROUTING["describe"]
-        ]
+        ranking = [r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in ROUTING.describe]
         if len(ranking) >= 2:
             first, second = ranking[0], ranking[1]
-            close = first["confidence"] - second["confidence"] < float(ROUTING["clarify_margin"])
-            if close and first["confidence"] >= float(ROUTING["clarify_min_confidence"]):
+            close = first["confidence"] - second["confidence"] < ROUTING.clarify_margin
+            if close and first["confidence"] >= ROUTING.clarify_min_confidence:
                 return ask_which(dispatcher, first["name"], second["name"])
         return not_understood(dispatcher, tracker)
 

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import yaml
 
+from foundation.routing_table import RoutingTable
 from foundation.settings import REPO_ROOT, Settings
 from helpline.training import (
     DOMAIN,
@@ -30,7 +31,6 @@ from helpline.training import (
 from nlu.caller_turns import HELDOUT_TURNS, CallerTurn, load_turns
 
 TEST_STORIES = REPO_ROOT / "dialogues" / "tests" / "test_stories.yml"
-ROUTING_TABLE = REPO_ROOT / "dialogues" / "routing.yml"
 
 # Quality gates: CI fails when the model falls below them on the frozen held-out turns (nlu/heldout/callers.yml).
 # Floors under what the line measured on that set when it was frozen (2026-12-01: macro-F1 0.853, routing 0.838), so a
@@ -89,19 +89,10 @@ class QualityReport:
         return "\n".join(lines)
 
 
-def routing_decision(intent: str, routing: dict[str, Any]) -> str:
-    """The decision the routing table makes for an intent (what the caller experiences)."""
-    if intent in routing["answers"]:
-        return f"answer:{routing['answers'][intent]}"
-    if intent in routing["routes"]:
-        return f"route:{routing['routes'][intent]}"
-    if intent in routing["smalltalk"]:
-        return f"smalltalk:{routing['smalltalk'][intent]}"
-    return "not-understood"
-
-
-def load_routing() -> dict[str, Any]:
-    return yaml.safe_load(ROUTING_TABLE.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+def routing_decision(intent: str, routing: RoutingTable) -> str:
+    """The decision the routing table makes for an intent (what the caller experiences), as the call store has it."""
+    decision = routing.decision_for(intent)
+    return str(decision) if decision is not None else "not-understood"
 
 
 def _rasa(settings: Settings, *args: str) -> int:
@@ -126,7 +117,7 @@ def validate(settings: Settings) -> int:
 
 
 def score_nlu(
-    report_dir: Path, routing: dict[str, Any], also: dict[str, tuple[str, ...]] | None = None
+    report_dir: Path, routing: RoutingTable, also: dict[str, tuple[str, ...]] | None = None
 ) -> tuple[int, float, float, int, float, list]:  # type: ignore[type-arg]
     """Read rasa test nlu's reports: accuracy, macro-F1, routing accuracy and the worst confusions. ``also`` maps a
     turn's text to the other intents that are a right reading of it (a turn with two requests)."""
@@ -140,7 +131,7 @@ def score_nlu(
     routed = [
         (right, predicted)
         for right, (_, predicted) in zip(readings, pairs, strict=True)
-        if right[0] in routing["answers"] or right[0] in routing["routes"]
+        if right[0] in routing.answers or right[0] in routing.routes
     ]
     routing_ok = sum(
         routing_decision(predicted, routing) in {routing_decision(i, routing) for i in right}
@@ -196,7 +187,7 @@ def test(settings: Settings, turns_file: Path = HELDOUT_TURNS) -> QualityReport:
         raise TrainingError(f"rasa test core failed (exit {code})")
     stories, stories_failed = score_stories(core_out)
     also = {t.text: t.also for t in turns if t.also}
-    examples, accuracy, macro_f1, routed, routing_accuracy, worst = score_nlu(nlu_out, load_routing(), also)
+    examples, accuracy, macro_f1, routed, routing_accuracy, worst = score_nlu(nlu_out, RoutingTable.load(), also)
     report = QualityReport(
         examples, accuracy, macro_f1, routed, routing_accuracy, stories, stories_failed, worst, str(out)
     )

@@ -15,12 +15,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from foundation.routing_table import RoutingTable
 from foundation.settings import Settings
 from foundation.vocabulary import NOT_UNDERSTOOD as NOT_UNDERSTOOD_DECISION
 from foundation.vocabulary import OUT_OF_SCOPE
-from helpline.trainer import load_routing, routing_decision
+from helpline.trainer import routing_decision
 from nlu.asr_context import AsrVocabulary
 from nlu.caller_turns import CallerTurn
 from nlu.client import RasaClient
@@ -35,12 +35,12 @@ NOT_UNDERSTOOD = str(
 )  # "Sorry, I didn't quite understand. You can ask me about ...": asked again
 
 
-def is_benefit_problem(turn: CallerTurn, routing: dict[str, Any]) -> bool:
+def is_benefit_problem(turn: CallerTurn, routing: RoutingTable) -> bool:
     """The turn concerns the agency's benefits, payments, decisions, letters, accounts or identity."""
-    return turn.intent in routing["answers"] or (turn.intent in routing["routes"] and turn.intent != "request_human")
+    return turn.intent in routing.answers or (turn.intent in routing.routes and turn.intent != "request_human")
 
 
-def judge(turn: CallerTurn, decision: str, routing: dict[str, Any]) -> str:
+def judge(turn: CallerTurn, decision: str, routing: RoutingTable) -> str:
     """The verdict on ``decision`` for ``turn`` (one of VERDICTS)."""
     if decision in {routing_decision(intent, routing) for intent in turn.intents}:
         return "right"
@@ -82,7 +82,7 @@ class Scores:
     confusions: list[tuple[str, str, int]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, judged: list[Judged], routing: dict[str, Any]) -> Scores:
+    def of(cls, judged: list[Judged], routing: RoutingTable) -> Scores:
         n = max(1, len(judged))
         verdicts = Counter(j.verdict for j in judged)
         said = sum(len(j.key_words_said) for j in judged)
@@ -103,7 +103,7 @@ class Scores:
 
 async def judge_typed(settings: Settings, turns: list[CallerTurn], at_once: int = 8) -> list[Judged]:
     """Each turn typed as the first turn of a new conversation with the real Rasa server and action server."""
-    routing = load_routing()
+    routing = RoutingTable.load()
     rasa = RasaClient(settings.rasa.url, settings.rasa.timeout_s)
     semaphore = asyncio.Semaphore(at_once)
 
@@ -154,7 +154,7 @@ async def judge_spoken(
     progress: bool = False,
 ) -> list[Judged]:
     """Each planned turn spoken into a real call through the gateway; the call's first turn is judged."""
-    routing = load_routing()
+    routing = RoutingTable.load()
     vocabulary = AsrVocabulary.load(settings.asr.language)
     semaphore = asyncio.Semaphore(at_once)
     done = 0

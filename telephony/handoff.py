@@ -8,14 +8,13 @@ most telling sentences, framed by the routing reason and the details the NLU fou
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-from telephony.routing import read_routing_table
+from foundation.routing_table import RoutingTable
 
 SCHEMA_FILE = Path(__file__).with_name("handoff_packet.schema.json")
 SCHEMA_VERSION = 1
@@ -46,33 +45,12 @@ def validate_packet(packet: dict[str, Any]) -> None:
         raise PacketInvalid(f"handoff packet invalid at {where}: {errors[0].message}")
 
 
-@dataclass(frozen=True)
-class RoutingVocabulary:
-    """What the packet needs from the routing table: which intents are small talk or urgent, how intents are named."""
-
-    smalltalk: frozenset[str]
-    urgent: frozenset[str]
-    describe: dict[str, str]
-
-    @classmethod
-    def load(cls) -> RoutingVocabulary:
-        table = read_routing_table()
-        return cls(
-            smalltalk=frozenset(table.get("smalltalk") or {}),
-            urgent=frozenset(table.get("urgent") or []),
-            describe=dict(table.get("describe") or {}),
-        )
-
-    def name(self, intent: str) -> str:
-        return self.describe.get(intent, intent.replace("_", " "))
-
-
 DISTRESS_INTENT = "distress"
 
 
 def build_packet(
     record: dict[str, Any],
-    vocabulary: RoutingVocabulary,
+    vocabulary: RoutingTable,
     *,
     handed_off_at: str,
     previous_calls_7d: int,
@@ -135,7 +113,7 @@ def build_packet(
     return packet
 
 
-def _salience(turn: dict[str, Any], routed_turn: int | None, vocabulary: RoutingVocabulary) -> float:
+def _salience(turn: dict[str, Any], routed_turn: int | None, vocabulary: RoutingTable) -> float:
     """How much a caller turn tells the expert: the turn that decided the routing most, then turns naming details
     (benefit, dates, amounts), then other requests; small talk and key presses not at all."""
     if turn["input"] != "speech" or not turn["text"].strip() or turn["intent"] in vocabulary.smalltalk:
@@ -148,7 +126,7 @@ def _salience(turn: dict[str, Any], routed_turn: int | None, vocabulary: Routing
     return score + 0.5 * len(turn.get("_entities", []))
 
 
-def summarize(packet: dict[str, Any], vocabulary: RoutingVocabulary) -> str:
+def summarize(packet: dict[str, Any], vocabulary: RoutingTable) -> str:
     """Two or three plain sentences: why the call is here, the caller's own words, the details found."""
     intent = packet["intent"]
     routed_turn = next((t["turn"] for t in packet["transcript"] if intent and t["intent"] == intent["name"]), None)

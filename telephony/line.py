@@ -18,13 +18,13 @@ from twilio.request_validator import RequestValidator
 
 from analytics.store import CallStore
 from analytics.writer import StoreWriter
+from foundation.routing_table import RoutingTable
 from foundation.settings import Settings
 from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
 from telephony.call_control import CallControl, QueueTable
 from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
-from telephony.handoff import RoutingVocabulary
 from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
 from voice.asr import AsrEngine, create_asr
 from voice.tts import TtsError, create_tts
@@ -55,7 +55,7 @@ class Line:
     calls: OrderedDict[str, CallRecord]
     store: CallStore
     queue_table: QueueTable
-    vocabulary: RoutingVocabulary
+    vocabulary: RoutingTable
     call_control: CallControl | None = None  # None: no Twilio account configured (no REST call control)
     worker: str = ""  # this gateway, as the call store knows it (host:port)
     writer: StoreWriter = field(init=False)  # every call-store write of the calls, journaled (analytics/writer.py)
@@ -114,7 +114,7 @@ def build_line(settings: Settings) -> Line:
         drills=drills,
         store=CallStore.open(settings.database),
         queue_table=queue_table,
-        vocabulary=RoutingVocabulary.load(),
+        vocabulary=RoutingTable.load(),
         call_control=call_control,
         worker=f"{socket.gethostname()}:{settings.gateway.port}",
         settings=settings,

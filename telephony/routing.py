@@ -1,4 +1,4 @@
-"""What the gateway reads from the routing table (dialogues/routing.yml): the keypad menu and the small-talk intents.
+"""What the gateway takes from the routing table (foundation/routing_table.py): the keypad menu and the small talk.
 
 The keypad (DTMF) menu says which key means which intent and how the menu is read out. It lives in the routing table
 next to the intents it names, so a trainer changes menu and routing in one place. A key press becomes the intent
@@ -9,21 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from foundation.language import KeypadPhrases, load_language
+from foundation.routing_table import ROUTING_FILE, RoutingTable, load_answers
 from foundation.settings import REPO_ROOT
 
-ROUTING_FILE = REPO_ROOT / "dialogues" / "routing.yml"
-ANSWERS_FILE = REPO_ROOT / "dialogues" / "answers.yml"
 DOMAIN_FILE = REPO_ROOT / "dialogues" / "domain.yml"
 KEYS = "0123456789*#"
-
-
-def read_routing_table(path: Path = ROUTING_FILE) -> dict[str, Any]:
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
 @dataclass(frozen=True)
@@ -35,10 +29,9 @@ class KeypadMenu:
 
     @classmethod
     def load(cls, path: Path = ROUTING_FILE, phrases: KeypadPhrases | None = None) -> KeypadMenu:
-        table = read_routing_table(path)
-        keys = {str(k): str(v) for k, v in (table.get("keypad") or {}).items()}
-        repeat_key = str(table.get("keypad_repeat", "*"))
-        known = set(table.get("answers", {})) | set(table.get("routes", {}))
+        table = RoutingTable.load(path)
+        keys, repeat_key = table.keypad, table.keypad_repeat
+        known = set(table.answers) | set(table.routes)
         for key, intent in keys.items():
             if key not in KEYS:
                 raise ValueError(f"{path}: keypad key {key!r} is not a phone key")
@@ -49,7 +42,7 @@ class KeypadMenu:
         return cls(
             keys=keys,
             repeat_key=repeat_key,
-            descriptions=dict(table.get("describe", {})),
+            descriptions=table.describe,
             phrases=phrases or load_language("en").keypad,
         )
 
@@ -72,13 +65,13 @@ class KeypadMenu:
 
 def smalltalk_intents(path: Path = ROUTING_FILE) -> frozenset[str]:
     """Intents that are small talk (greet, thanks, yes, no ...): not worth reading back when heard uncertainly."""
-    return frozenset(read_routing_table(path).get("smalltalk", {}))
+    return frozenset(RoutingTable.load(path).smalltalk)
 
 
 def fixed_sentences() -> list[str]:
     """Every sentence the assistant says the same way each time: the answers and responses (without the parts the
     action server fills in, such as the next payment date). The gateway synthesises them once at start-up."""
-    texts = [str(t) for t in (yaml.safe_load(ANSWERS_FILE.read_text(encoding="utf-8")) or {}).values()]
+    texts = list(load_answers().values())
     domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8")) or {}
     for variants in (domain.get("responses") or {}).values():
         texts += [str(v["text"]) for v in variants if isinstance(v, dict) and v.get("text")]

@@ -16,10 +16,11 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from analytics.writer import StoreWriter
+from foundation.routing_table import RoutingTable
 from foundation.vocabulary import FALLBACK_QUEUE, QUEUES
 from telephony.call_control import CallControl, QueueTable, fallback_twiml, hangup_twiml, queue_twiml
 from telephony.call_record import CallRecord
-from telephony.handoff import PacketInvalid, RoutingVocabulary, build_packet
+from telephony.handoff import PacketInvalid, build_packet
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ async def hand_over(
     caller_key: str,
     store: CallStore,
     writer: StoreWriter,
-    vocabulary: RoutingVocabulary,
+    vocabulary: RoutingTable,
     control: CallControl | None,
     language: str,
     urls: TransferUrls,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from foundation.routing_table import RoutingTable
 from telephony.call_control import QUEUES, QueueTable, fallback_twiml, queue_twiml
 from telephony.call_record import CallRecord, HandoffRequested, TurnRecord
 from telephony.handoff import (
     MAX_ATTRIBUTES_CHARS,
     PacketInvalid,
-    RoutingVocabulary,
     build_packet,
     task_attributes,
     validate_packet,
@@ -64,7 +64,7 @@ def routed_record(queue: str = "appeals", intent: str = "appeal_decision") -> di
     return record.as_dict()
 
 
-VOCABULARY = RoutingVocabulary.load()
+VOCABULARY = RoutingTable.load()
 
 
 def packet_for(record: dict, previous: int = 0) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpline.trainer import load_routing
+from foundation.routing_table import RoutingTable
 from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, CallerTurnsError, file_digest, load_turns, sample
 from nlu.sentence_encoder import SentenceEncoder
 from nlu.training_data import training_examples
@@ -26,10 +26,10 @@ def test_heldout_set_is_the_frozen_one():
 
 
 def test_heldout_covers_every_domain_intent_and_kind_of_caller():
-    routing = load_routing()
+    routing = RoutingTable.load()
     turns = load_turns(HELDOUT_TURNS)
     assert len(turns) >= 300
-    intents = set(routing["answers"]) | set(routing["routes"]) | set(routing["smalltalk"])
+    intents = set(routing.answers) | set(routing.routes) | set(routing.smalltalk)
     assert {t.intent for t in turns} == intents
     assert {"story", "indirect", "complaint", "two", "hesitation", "describe"} <= {t.kind for t in turns}
     assert all(set(t.also) <= intents for t in turns)

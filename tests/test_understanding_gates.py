@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from helpline.trainer import load_routing
+from foundation.routing_table import RoutingTable
 from helpline.understanding import Scores, judge_spoken, judge_typed, rotating_plan
 from nlu.caller_turns import HELDOUT_TURNS, load_turns, sample
 from nlu.client import RasaClient
@@ -57,7 +57,7 @@ def test_no_benefit_problem_is_dismissed(stack):
 
 
 def test_typed_heldout_turns_through_the_real_dialogue(stack):
-    routing = load_routing()
+    routing = RoutingTable.load()
     judged = asyncio.run(judge_typed(stack, load_turns(HELDOUT_TURNS)))
     scores = Scores.of(judged, routing)
     print(scores)
@@ -70,7 +70,7 @@ def test_spoken_heldout_sample_through_the_gateway(stack):
     """Through a gateway with the production turn-taking (the session's gateway has read-back off)."""
     from foundation.settings import TurnTakingSettings
 
-    routing = load_routing()
+    routing = RoutingTable.load()
     plan = rotating_plan(sample(load_turns(HELDOUT_TURNS), 2), list(CALLER_VOICES.values()))
     with extra_gateway(stack, "(production turn-taking)", turn_taking=TurnTakingSettings().model_dump()) as gateway:
         judged = asyncio.run(judge_spoken(gateway, plan))

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from dialogues.policy import concerns_agency, likeliest_matters
-from helpline.trainer import load_routing
+from foundation.routing_table import RoutingTable
 from helpline.understanding import Judged, Scores, judge
 from nlu.asr_context import AsrContextError, AsrVocabulary
 from nlu.caller_turns import CallerTurn
 from voice.codecs import TELEPHONE_RATE
 from voice.line_conditions import CLEAN, FRAME, LineCondition, apply, degraded
 
-ROUTING = load_routing()
+ROUTING = RoutingTable.load()
 
 
 def turn(intent: str, also: tuple[str, ...] = ()) -> CallerTurn:
@@ -89,7 +89,7 @@ def test_a_turn_about_nothing_of_the_agency_may_be_out_of_scope(text):
 
 def test_the_likeliest_matters_are_those_the_assistant_can_name():
     ranking = [{"name": "out_of_scope"}, {"name": "payment_problem"}, {"name": "greet"}, {"name": "housing_repayment"}]
-    assert likeliest_matters(ranking, ROUTING["describe"]) == ["payment_problem", "housing_repayment"]
+    assert likeliest_matters(ranking, ROUTING.describe) == ["payment_problem", "housing_repayment"]
 
 
 def test_the_recogniser_context_names_the_agencys_words_and_the_question():

@@ -96,6 +96,7 @@ def test_settings_reject_bad_values(monkeypatch):
 
 
 def test_keypad_menu_from_the_routing_table_is_read_out_in_order(tmp_path):
+    from foundation.routing_table import ROUTING_FILE
     from telephony.routing import KeypadMenu
 
     menu = KeypadMenu.load()
@@ -104,11 +105,13 @@ def test_keypad_menu_from_the_routing_table_is_read_out_in_order(tmp_path):
     text = menu.menu_text()
     assert text.startswith("For when benefits are paid, press 1. For our opening hours, press 2.")
     assert text.endswith("To talk to a person, press 0. To hear this again, press star.")
+    table = ROUTING_FILE.read_text(encoding="utf-8")
     bad = tmp_path / "routing.yml"
-    bad.write_text('answers: {ask_x: x}\nroutes: {}\nkeypad: {"1": ask_y}\n')
+    bad.write_text(table.replace('"1": ask_payment_dates', '"1": ask_y'), encoding="utf-8")
     with pytest.raises(ValueError, match="neither answered nor routed"):
         KeypadMenu.load(bad)
-    bad.write_text('answers: {ask_x: x}\nroutes: {}\nkeypad: {"A": ask_x}\n')
+    bad = tmp_path / "routing2.yml"  # another file: the table read is kept per file
+    bad.write_text(table.replace('"1": ask_payment_dates', '"A": ask_payment_dates'), encoding="utf-8")
     with pytest.raises(ValueError, match="not a phone key"):
         KeypadMenu.load(bad)
 
