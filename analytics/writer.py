@@ -15,17 +15,13 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
+from analytics.journal import JournalEntryInvalid, StoreWrite, parse
 from analytics.store import CallStore
 
 log = logging.getLogger(__name__)
-
-OPERATIONS = frozenset(
-    {"call_started", "save_turn", "save_handoff", "add_task_event", "call_ended", "mark_interrupted"}
-)
 
 
 def _transient(error: SQLAlchemyError) -> bool:
@@ -38,7 +34,7 @@ class StoreWriter:
         self._store = store
         self._journal = journal
         self._max_backoff_s = max_backoff_s
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queue: asyncio.Queue[StoreWrite] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._busy = False  # an entry is taken from the queue and not yet stored
         self.outage_since: float | None = None  # loop time of the first failed attempt of the current outage
@@ -54,28 +50,28 @@ class StoreWriter:
         if self._journal.exists():
             for number, line in enumerate(self._journal.read_text(encoding="utf-8").splitlines(), 1):
                 try:
-                    entry = json.loads(line)
+                    write = parse(json.loads(line))
                 except json.JSONDecodeError:  # the last line of a gateway killed while writing it
                     log.warning("store journal %s: line %d is incomplete and was skipped", self._journal, number)
                     continue
-                if isinstance(entry, dict) and entry.get("op") in OPERATIONS:
-                    self._queue.put_nowait(entry)
-                    self.replayed += 1
+                except JournalEntryInvalid as e:
+                    log.error("store journal %s: line %d skipped: %s", self._journal, number, e)
+                    continue
+                self._queue.put_nowait(write)
+                self.replayed += 1
             if self.replayed:
                 log.warning("store journal: %d write(s) an earlier run left unstored are replayed", self.replayed)
         self._task = asyncio.create_task(self._run(), name="store-writer")
 
-    def put(self, op: str, *args: Any, **kwargs: Any) -> None:
-        assert op in OPERATIONS, op
-        entry = {"op": op, "args": list(args), "kwargs": kwargs}
-        line = json.dumps(entry, default=str, ensure_ascii=False)
-        with self._journal.open("a", encoding="utf-8") as journal:  # on disk before it is queued
+    def put(self, write: StoreWrite) -> None:
+        """Journal ``write`` (on disk before it is queued), then store it in order."""
+        line = json.dumps(write.line(), default=str, ensure_ascii=False)
+        with self._journal.open("a", encoding="utf-8") as journal:
             journal.write(line + "\n")
-        self._queue.put_nowait(json.loads(line))  # the journal's form: a replay applies exactly the same thing
+        self._queue.put_nowait(parse(json.loads(line)))  # the journal's form: a replay applies exactly the same
 
-    async def _apply(self, entry: dict[str, Any]) -> None:
-        method = getattr(self._store, entry["op"])
-        await asyncio.to_thread(method, *entry["args"], **entry["kwargs"])
+    async def _apply(self, write: StoreWrite) -> None:
+        await asyncio.to_thread(write.apply, self._store)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -89,7 +85,7 @@ class StoreWriter:
                     break
                 except SQLAlchemyError as e:
                     if not _transient(e):
-                        log.error("call store refused %s %s: %s (dropped)", entry["op"], entry["args"][:1], e)
+                        log.error("call store refused %s: %s (dropped)", entry.op, e)
                         break
                     if self.outage_since is None:
                         self.outage_since = loop.time()

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.request_validator import RequestValidator
 
+from analytics.journal import InterruptedMarked
 from analytics.store import CallStore
 from analytics.writer import StoreWriter
 from foundation.routing_table import RoutingTable
@@ -72,7 +73,7 @@ class Line:
         worker_name = re.sub(r"[^A-Za-z0-9_.-]", "_", self.worker)
         self.writer = StoreWriter(self.store, self.settings.data_dir / "journal" / f"store-{worker_name}.jsonl")
         self.writer.start()
-        self.writer.put("mark_interrupted", self.worker)
+        self.writer.put(InterruptedMarked(self.worker))
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record

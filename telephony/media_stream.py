@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
 
+from analytics.journal import CallEnded, CallStarted, TurnSaved
 from foundation.redaction import caller_key
 from telephony.line import (
     AGENT_PATH,
@@ -115,7 +116,7 @@ class MediaStreamHandler:
                 line.settings.asr.language,
                 urls,
             )
-        line.writer.put("call_ended", record.as_dict())
+        line.writer.put(CallEnded(record.as_dict()))
 
     async def _wait_finished(self) -> None:
         """Ends when the session finished the bot part (handoff or goodbye); never before a session exists."""
@@ -184,16 +185,14 @@ class MediaStreamHandler:
             keypad=line.keypad,
             smalltalk=line.smalltalk,
             recognition=line.recognition,
-            on_turn=lambda sid, turn: line.writer.put("save_turn", sid, dict(vars(turn))),
+            on_turn=lambda sid, turn: line.writer.put(TurnSaved(sid, dict(vars(turn)))),
         )
         line.keep(self._session.record)
         line.active_calls.add(start.call_sid)
         record = self._session.record
         self._caller_key = caller_key(start.custom_parameters.get("from", ""), line.settings.caller_key_secret)
         # Written at once (a repeat caller is recognised even if this call ends badly), but never waited for.
-        line.writer.put(
-            "call_started", record.call_sid, record.caller, self._caller_key, record.started_at, line.worker
-        )
+        line.writer.put(CallStarted(record.call_sid, record.caller, self._caller_key, record.started_at, line.worker))
         self._session.begin()
         self._session_started.set()
         log.info("call %s started (stream %s)", start.call_sid, start.stream_sid)

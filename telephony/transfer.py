@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 
+from analytics.journal import HandoffSaved, TaskEventAdded
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from analytics.writer import StoreWriter
 from foundation.routing_table import RoutingTable
@@ -25,7 +26,7 @@ from telephony.handoff import PacketInvalid, build_packet
 log = logging.getLogger(__name__)
 
 REPEAT_LOOKUP_TIMEOUT_S = 2.0  # the repeat-caller flag is not worth keeping a caller from their expert
-AddEvent = Callable[..., None]  # CallStore.add_task_event's arguments, written through the StoreWriter
+AddEvent = Callable[[TaskEventAdded], None]  # written through the StoreWriter
 
 # TaskRouter event types -> our event kinds (the rest are not about handling time and are ignored).
 TASKROUTER_EVENTS = {
@@ -82,12 +83,12 @@ async def hand_over(
     except (PacketInvalid, KeyError, TypeError) as e:  # a bug of ours: the caller still reaches a person
         log.exception("call %s: no handoff packet (%s); the call goes to the fallback number", sid, e)
     if record.packet is not None:
-        writer.put("save_handoff", sid, record.packet)
+        writer.put(HandoffSaved(sid, record.packet))
     if control is None:
         record.delivery = "stream_end"  # the voice webhook's redirect takes the call to the handoff URL
         return
     record.delivery = await control.route(sid, urls.handoff, urls.events)
-    writer.put("add_task_event", sid, record.handoff.queue, f"redirect_{record.delivery}", "gateway")
+    writer.put(TaskEventAdded(sid, record.handoff.queue, f"redirect_{record.delivery}", "gateway"))
 
 
 def transfer_twiml(
@@ -169,10 +170,10 @@ def _enqueue_result(
     result = form.get("QueueResult", "")
     details = {"queue_result": result, "queue_time_s": form.get("QueueTime")}
     if result in QUEUE_FAILURES:
-        add_event(call, queue, "failed", "enqueue", details=details)
+        add_event(TaskEventAdded(call, queue, "failed", "enqueue", details=details))
         log.error("call %s: queue %s failed (%s); dialling the fallback number", call, queue, result)
         return fallback_twiml(table, call, events_url)
-    add_event(call, queue, "left_queue", "enqueue", details=details)
+    add_event(TaskEventAdded(call, queue, "left_queue", "enqueue", details=details))
     return hangup_twiml()
 
 
@@ -193,10 +194,12 @@ def _dial_result(
         except ValueError as e:
             raise BadEvent("DialCallDuration is not a number") from e
         now = utcnow()
-        add_event(call, queue, "accepted", "dial", at=now - timedelta(seconds=duration), details=details)
-        add_event(call, queue, "completed", "dial", at=now, handled_s=duration, details=details)
+        add_event(
+            TaskEventAdded(call, queue, "accepted", "dial", at=now - timedelta(seconds=duration), details=details)
+        )
+        add_event(TaskEventAdded(call, queue, "completed", "dial", at=now, handled_s=duration, details=details))
         return hangup_twiml()
-    add_event(call, queue, "failed", "dial", details=details)
+    add_event(TaskEventAdded(call, queue, "failed", "dial", details=details))
     if query.get("fallback") != "1":
         log.error("call %s: dialling queue %s failed (%s); dialling the fallback number", call, queue, status)
         return fallback_twiml(table, call, events_url)
@@ -223,12 +226,14 @@ def _taskrouter_event(add_event: AddEvent, form: dict[str, str]) -> None:
     except (ValueError, OverflowError) as e:
         raise BadEvent("Timestamp is not epoch seconds") from e
     add_event(
-        _call_id(str(attributes["call_id"])),
-        _queue(str(attributes.get("queue"))),
-        kind,
-        "taskrouter",
-        at=at,
-        task_sid=form.get("TaskSid"),
-        worker=form.get("WorkerName") or form.get("WorkerSid"),
-        details={"event": form["EventType"], "task_queue": form.get("TaskQueueName")},
+        TaskEventAdded(
+            _call_id(str(attributes["call_id"])),
+            _queue(str(attributes.get("queue"))),
+            kind,
+            "taskrouter",
+            at=at,
+            task_sid=form.get("TaskSid"),
+            worker=form.get("WorkerName") or form.get("WorkerSid"),
+            details={"event": form["EventType"], "task_queue": form.get("TaskQueueName")},
+        )
     )

@@ -4,7 +4,6 @@ and the loopback-only fault drills. Every webhook's signature is checked over ou
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 from typing import Annotated, Any
@@ -113,7 +112,7 @@ async def events(request: Request, line: CurrentLine) -> Response:
     params = await signed_form(request, line, EVENTS_PATH)
     try:  # stored through the journal: a database outage does not stop the caller's next step
         text = record_expert_event(
-            functools.partial(line.writer.put, "add_task_event"),
+            line.writer.put,
             line.queue_table,
             public_url(line.settings, EVENTS_PATH),
             dict(request.query_params),

@@ -125,7 +125,7 @@ async def test_calls_spread_over_two_gateways_and_one_killed_mid_load_loses_no_r
     # What b had taken but not stored when it died waits in its journal; restarted, b replays it.
     journal = next((cluster.settings.data_dir / "journal").glob(f"store-*_{b.gateway.port}.jsonl"))
     entries = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
-    unstored = {e["args"][0] for e in entries if e["op"] == "call_started"}
+    unstored = {e["fields"]["call_sid"] for e in entries if e["op"] == "call_started"}
     killed.start()
     wait_voice_warm(b, 180, killed)
     async with httpx.AsyncClient(timeout=5) as http:
