@@ -8,7 +8,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +17,15 @@ from foundation.settings import TurnTakingSettings, VadSettings
 from telephony.call_record import CallRecord
 from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
-from telephony.turn_policy import is_backchannel, stream_says_done
-from voice.asr.base import AsrEngine, RecognitionContext, StreamingAsrEngine, Transcript, TranscriptStream
+from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, stream_says_done
+from voice.asr.base import (
+    AsrEngine,
+    RecognitionContext,
+    StreamingAsrEngine,
+    Transcript,
+    TranscriptStream,
+    join_transcripts,
+)
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, ulaw_decode
 from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
@@ -47,6 +55,45 @@ class NoInput:
 
 
 CallerInput = SpeechInput | KeyInput | NoInput
+
+
+class LongTurn:
+    """The pieces of a turn longer than the longest utterance the line takes, held until the caller pauses: then
+    the turn is decided whole (a story's request usually comes at its end)."""
+
+    def __init__(self) -> None:
+        self._pieces: list[tuple[Transcript, SpeechInput]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self._pieces)
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def started_ms(self, otherwise: int) -> int:
+        return self._pieces[0][1].utterance.started_ms if self._pieces else otherwise
+
+    def hold(self, transcript: Transcript, item: SpeechInput) -> None:
+        self._pieces.append((transcript, item))
+
+    def take(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
+        """The held pieces, followed by the last piece if there is one, as one utterance."""
+        pieces = [*self._pieces, *([last] if last is not None else [])]
+        self._pieces = []
+        first, final = pieces[0][1], pieces[-1][1]
+        whole = replace(final, utterance=replace(final.utterance, started_ms=first.utterance.started_ms))
+        return join_transcripts([t for t, _ in pieces]), whole
+
+
+def transcript_metadata(engine: str, transcript: Transcript) -> dict[str, Any]:
+    """What the dialogue is told of how the words were heard."""
+    return {
+        "engine": engine,
+        "confidence": transcript.confidence,
+        "no_speech": transcript.no_speech,
+        "words": [{"word": w.text, "confidence": round(w.confidence, 3)} for w in transcript.words],
+        "alternatives": [{"text": a.text, "confidence": round(a.confidence, 3)} for a in transcript.alternatives],
+    }
 
 
 class Listener:
@@ -93,6 +140,23 @@ class Listener:
     @property
     def in_speech(self) -> bool:
         return self._endpointer.in_speech
+
+    def on_key(self, digit: str, on_event: Callable[..., None]) -> None:
+        """A key press: it stops an interruptible prompt and waits its turn; a flood beyond MAX_PENDING_KEYS waiting
+        inputs is dropped (one event per burst, counting its keys): minutes of work must not queue."""
+        if self.inputs.qsize() >= MAX_PENDING_KEYS:
+            last = self.record.events[-1] if self.record.events else {}
+            if last.get("kind") == "key_dropped":
+                last["count"] += 1
+            else:
+                on_event("key_dropped", count=1)
+                log.warning("call %s: keys dropped: %d inputs already waiting", self._call_sid, MAX_PENDING_KEYS)
+            return
+        self.listening_since_ms = None
+        prompt = self._playback.current
+        if prompt is not None and prompt.interruptible and prompt.playing and prompt.interrupted is None:
+            self._playback.interrupt(prompt, cause="key")
+        self.inputs.put_nowait(KeyInput(digit, self.stream_ms, time.perf_counter()))
 
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
         """One 20 ms frame of the caller's audio (never blocks: recognition runs off the event loop)."""

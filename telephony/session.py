@@ -21,7 +21,6 @@ import enum
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 from foundation.redaction import mask_phone_number, redact_text
@@ -31,18 +30,17 @@ from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import Dialogue, DialogueTurn, NluUnavailable
 from telephony.call_record import CallRecord, HandoffRequested, TurnRecord, now_iso
 from telephony.guards import heard_noise
-from telephony.listening import CallerInput, KeyInput, Listener, NoInput, SpeechInput
+from telephony.listening import CallerInput, KeyInput, Listener, LongTurn, NoInput, SpeechInput, transcript_metadata
 from telephony.playback import Playback, Prompt
 from telephony.routing import KeypadMenu
 from telephony.tasks import CallTasks
 from telephony.transport import CallStart, CallTransport
 from telephony.turn_policy import (
-    MAX_PENDING_KEYS,
     after_nothing_heard,
     is_listening_noise,
     worth_reading_back,
 )
-from voice.asr.base import AsrEngine, AsrError, RecognitionContext, Transcript, join_transcripts
+from voice.asr.base import AsrEngine, AsrError, RecognitionContext, Transcript
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float
 from voice.tts.base import TelephoneVoice, TtsError, split_sentences
 
@@ -117,8 +115,7 @@ class CallSession:
         )  # fmt: skip
         self._no_inputs = 0
         self._unconfirmed: tuple[str, TurnRecord] | None = None  # transcript read back, awaiting yes or no
-        # Pieces of a turn longer than the longest utterance the line takes, held until the caller pauses.
-        self._held: list[tuple[Transcript, SpeechInput]] = []
+        self._held = LongTurn()  # pieces of a turn longer than the longest utterance, held until the caller pauses
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
 
     # --- lifecycle and state ---------------------------------------------------------------------------------
@@ -165,20 +162,7 @@ class CallSession:
         if self._keypad is None:
             log.info("call %s: key %s ignored (keypad menu disabled)", self.call_sid, digit)
             return
-        inputs = self._listener.inputs
-        if inputs.qsize() >= MAX_PENDING_KEYS:  # a flood: one event per burst, counting its keys
-            last = self.record.events[-1] if self.record.events else {}
-            if last.get("kind") == "key_dropped":
-                last["count"] += 1
-            else:
-                self._event("key_dropped", count=1)
-                log.warning("call %s: keys dropped: %d inputs already waiting", self.call_sid, MAX_PENDING_KEYS)
-            return
-        self._listener.listening_since_ms = None
-        prompt = self._playback.current
-        if prompt is not None and prompt.interruptible and prompt.playing and prompt.interrupted is None:
-            self._playback.interrupt(prompt, cause="key")
-        inputs.put_nowait(KeyInput(digit, self._listener.stream_ms, time.perf_counter()))
+        self._listener.on_key(digit, self._event)
 
     def _asr_context(self) -> RecognitionContext | None:
         """The recogniser's bias for the next utterance: the domain's words, then the question it may answer."""
@@ -231,7 +215,7 @@ class CallSession:
         if not self._listener.inputs.empty() or self._listener.in_speech:
             return  # the caller spoke or pressed a key meanwhile
         if self._held:  # a long turn whose last piece was too short to be an utterance of its own
-            transcript, held = self._take_held()
+            transcript, held = self._held.take()
             await self._on_words(held, transcript, asr_ms=0.0)
             return
         self._event("no_input", count=self._no_inputs + 1, since_ms=item.since_ms)
@@ -287,7 +271,7 @@ class CallSession:
         noise = not transcript.is_empty and self._heard_noise(transcript)
         if self._held and (transcript.is_empty or noise):
             # The tail of a long turn held nothing of use: the turn is what was held.
-            whole, held = self._take_held()
+            whole, held = self._held.take()
             await self._on_words(held, whole, asr_ms)
             return
         if transcript.is_empty:
@@ -306,30 +290,22 @@ class CallSession:
                 await self._ask_again(self._say.not_caught_reprompt)
             return
         vad = self._vad
-        turn_started_ms = self._held[0][1].utterance.started_ms if self._held else utterance.started_ms
+        turn_started_ms = self._held.started_ms(otherwise=utterance.started_ms)
         span_s = (utterance.speech_end_ms - turn_started_ms) / 1000  # the turn so far, in stream time
         if utterance.truncated and span_s + vad.max_utterance_s <= vad.max_turn_s:  # another piece still fits
             # Still talking at the longest utterance the line takes: these words wait for the rest of the turn, which
             # is decided whole when the caller pauses (a story's request usually comes at its end).
-            self._held.append((transcript, item))
+            self._held.hold(transcript, item)
             self._event("long_turn_held", pieces=len(self._held), audio_s=round(transcript.audio_s, 2))
             return
         if self._held:
-            transcript, item = self._take_held((transcript, item))
+            transcript, item = self._held.take((transcript, item))
         await self._on_words(item, transcript, asr_ms)
 
     def _heard_noise(self, transcript: Transcript) -> bool:
         context = self._asr_context()
         prompt = context.prompt if context else None
         return heard_noise(transcript.text, transcript.confidence, transcript.no_speech, prompt)
-
-    def _take_held(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
-        """The held pieces of a long turn, followed by its last piece if there is one, as one utterance."""
-        pieces = [*self._held, *([last] if last is not None else [])]
-        self._held = []
-        first, final = pieces[0][1], pieces[-1][1]
-        whole = replace(final, utterance=replace(final.utterance, started_ms=first.utterance.started_ms))
-        return join_transcripts([t for t, _ in pieces]), whole
 
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
         utterance = item.utterance
@@ -345,7 +321,7 @@ class CallSession:
         # What we keep is redacted; Rasa gets the words as heard (its extractor needs the number, and its
         # tracker store redacts before writing).
         turn.transcript, turn.asr_confidence = redact_text(transcript.text), transcript.confidence
-        metadata = {"input": "speech", "asr": self._asr_metadata(transcript)}
+        metadata = {"input": "speech", "asr": transcript_metadata(self._asr_engine, transcript)}
         if self._unconfirmed is not None:
             await self._on_confirmation_answer(turn, transcript, metadata, item.endpoint_at)
             return
@@ -406,15 +382,6 @@ class CallSession:
         over = item.over
         over_kind, over_sentences = (over.kind, len(over.sentences)) if over is not None else (None, 0)
         return is_listening_noise(text, over_kind, item.over_sentence, over_sentences, self._backchannels)
-
-    def _asr_metadata(self, transcript: Transcript) -> dict[str, Any]:
-        return {
-            "engine": self._asr_engine,
-            "confidence": transcript.confidence,
-            "no_speech": transcript.no_speech,
-            "words": [{"word": w.text, "confidence": round(w.confidence, 3)} for w in transcript.words],
-            "alternatives": [{"text": a.text, "confidence": round(a.confidence, 3)} for a in transcript.alternatives],
-        }
 
     async def _converse(self, turn: TurnRecord, text: str, extra: dict[str, Any], endpoint_at: float) -> None:
         """One turn through the dialogue server, then the reply spoken and the decision carried out."""
