@@ -14,13 +14,8 @@ from pathlib import Path
 from analytics.auth import ROLES
 from foundation.redaction import RedactingFilter
 from foundation.settings import Settings, load_settings
-
-EXIT_USAGE = 2
-
-
-def _fail(message: str, code: int = EXIT_USAGE) -> int:
-    print(f"helpline: {message}", file=sys.stderr)
-    return code
+from helpline.console import fail as _fail
+from helpline.trainer_commands import cmd_models, cmd_nlu, cmd_train
 
 
 def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
@@ -129,142 +124,6 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
         print(f"intent:   {result['intent']} ({result['confidence']:.2f})")
         print(f"decision: {result['decision']}")
         print(f"reply:    {result['reply']}")
-    return 0
-
-
-def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
-    from helpline.trainer import reload_model
-    from helpline.training import TrainingError, train
-
-    try:
-        model = train(settings, force=args.force)
-        if args.reload:
-            reload_model(settings, model)
-            print(f"the running Rasa server now uses {model.name}; calls in progress go on", flush=True)
-    except TrainingError as e:
-        return _fail(str(e), 1)
-    return 0
-
-
-def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
-    import json
-
-    from helpline import trainer
-    from helpline.training import TrainingError
-
-    if args.nlu_command == "validate":
-        return 0 if trainer.validate(settings) == 0 else 1
-    if args.nlu_command in ("review", "label"):
-        return _review(settings, args)
-    if args.nlu_command == "retrain":
-        return _retrain(settings)
-    if args.nlu_command == "asr-variants":
-        from helpline.spoken_test import asr_variants
-
-        path = asr_variants(settings, args.per_intent)
-        print(f"wrote {path}: review it, then `helpline train`", flush=True)
-        return 0
-    try:
-        from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS
-
-        report = trainer.test(settings, DEV_TURNS if args.dev else HELDOUT_TURNS)
-    except TrainingError as e:
-        return _fail(str(e), 1)
-    print(json.dumps(report.as_dict()) if args.json else report.format(), flush=True)
-    if report.passed and not args.dev:  # only the frozen held-out set approves a model
-        from helpline.training import approve, model_path
-
-        approve(settings, model_path(settings))
-    return 0 if report.passed else 1
-
-
-def _review(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime, timedelta
-
-    from analytics import review
-    from analytics.store import CallStore
-
-    store = CallStore.open(settings.database)
-    try:
-        if args.nlu_command == "label":
-            call_sid, _, turn = args.turn.rpartition(":")
-            if not call_sid or not turn.isdigit():
-                return _fail("name the turn as CALL_SID:TURN")
-            written = review.label_turn(
-                store, call_sid, int(turn), args.intent, "cli", settings.nlu_data_dir, settings.domain_file
-            )
-            print(f"added to {args.intent} in {written}; `helpline nlu retrain` to use it")
-            return 0
-        from nlu.sentence_encoder import SentenceEncoder
-
-        end = datetime.now(UTC)
-        with store.sessions() as db:
-            items = review.review_items(db, end - timedelta(days=args.days), end)
-        groups = review.group_similar(items, SentenceEncoder().encode)
-        for number, group in enumerate(groups, 1):
-            print(f"group {number}: {len(group.items)} turn(s), the NLU said mostly {group.suggested_intent or '-'}")
-            for item in group.items:
-                understood = f"{item.intent or '-'} ({item.confidence:.2f})"
-                print(f"  {item.call_sid}:{item.turn_index}  {item.reason:<18} {understood}  {item.text}")
-        if not groups:
-            print(f"nothing to review in the last {args.days} days")
-        return 0
-    except review.ReviewError as e:
-        return _fail(str(e))
-    finally:
-        store.close()
-
-
-def _retrain(settings: Settings) -> int:
-    """Validate, train, test: the new model goes into the running Rasa server only if every quality gate passes."""
-    from helpline import trainer
-    from helpline.training import TrainingError, approve, train
-
-    if trainer.validate(settings) != 0:
-        return _fail("the training data does not validate: fix it first (see above)", 1)
-    try:
-        model = train(settings)
-        report = trainer.test(settings)
-        print(report.format(), flush=True)
-        if not report.passed:
-            print(f"the quality gates failed: {model.name} is NOT loaded; the running model stays", flush=True)
-            return 1
-        approve(settings, model)
-        trainer.reload_model(settings, model)
-    except TrainingError as e:
-        return _fail(str(e), 1)
-    print(f"gates passed; the running Rasa server now uses {model.name}", flush=True)
-    return 0
-
-
-def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
-    """Put the packaged models in the data directory (once; --force remakes them): the Whisper base model joined from
-    its parts, and the openai-whisper checkpoint made from the packaged tiny.en CTranslate2 model."""
-    from foundation.settings import assembled_model_dir, openai_checkpoint_path
-    from voice.asr.base import AsrError
-    from voice.asr.packaged_models import assemble_base, packaged_tiny_en
-    from voice.asr.whisper_checkpoint import CheckpointError, convert
-
-    base = assembled_model_dir("base", settings.models_dir)
-    if (base / "model.bin").exists() and not args.force:
-        print(f"Whisper base model is in place: {base}")
-    else:
-        try:
-            assemble_base(base)
-        except (AsrError, OSError) as e:
-            return _fail(f"cannot assemble the Whisper base model: {e}")
-        print(f"assembled {base} ({(base / 'model.bin').stat().st_size / 1e6:.0f} MB)")
-    out = openai_checkpoint_path(settings.models_dir)
-    if out.exists() and not args.force:
-        print(f"openai-whisper checkpoint is up to date: {out}")
-        return 0
-    try:
-        convert(packaged_tiny_en(), out)
-    except ImportError:
-        return _fail("PyTorch is not installed in this venv: ./setup.sh installs it")
-    except (CheckpointError, OSError) as e:
-        return _fail(f"cannot make the openai-whisper checkpoint: {e}")
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.0f} MB) from {packaged_tiny_en()}")
     return 0
 
 
