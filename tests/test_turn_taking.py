@@ -34,7 +34,9 @@ async def test_caller_interrupting_an_answer_stops_it_and_is_heard(stack, caller
     assert first["interrupted"]["unheard"]
     assert first["reply"].endswith(first["interrupted"]["unheard"])
     assert first["reply"] not in result["said"]  # only what was heard counts as said
-    [barge_in] = kinds(result, "barge_in")
+    barge_ins = kinds(result, "barge_in")
+    assert len(barge_ins) == 1, result["events"]
+    [barge_in] = barge_ins
     assert barge_in["prompt"] == "turn-1"
     # The interruption itself is the next turn, acted on at once.
     assert second["barged_in"] is True
@@ -170,13 +172,16 @@ async def test_streaming_partials_stop_a_prompt_as_soon_as_words_are_recognised(
     # In real time, as on the phone: the Korean model needs about 0.36 s of CPU per second of audio here, so audio
     # played three times faster would leave the partial results lagging behind the speech.
     result = (await Softphone(vosk_gateway, speed=1.0).call([Say(korean, barge_in_after_s=6.0)])).as_dict()
-    [barge_in] = kinds(result, "barge_in")
-    assert barge_in["prompt"] == "greeting" and barge_in["by"] == "words"
-    assert "automated assistant" in barge_in["heard"]  # the disclosure is never cut
-    [turn] = [t for t in result["turns"] if t["transcript"]]
+    # Three sentences: on a loaded machine the stream may end the first utterance at a pause, and the rest then
+    # stops the reply to it in the same way. The greeting is always stopped first, by words.
+    barge_ins = kinds(result, "barge_in")
+    assert barge_ins and all(b["by"] == "words" for b in barge_ins), result["events"]
+    assert barge_ins[0]["prompt"] == "greeting"
+    assert "automated assistant" in barge_ins[0]["heard"]  # the disclosure is never cut
+    turn = next(t for t in result["turns"] if t["transcript"])
     assert turn["barged_in"] is True
     assert any("\uac00" <= ch <= "\ud7a3" for ch in turn["transcript"])  # the final result came from the stream
-    assert result["clears_received"] == 1
+    assert result["clears_received"] == len(barge_ins)
 
 
 @pytest.fixture(scope="module")
