@@ -40,6 +40,7 @@ def encoder() -> SentenceEncoder:
     return SentenceEncoder()
 
 
+@pytest.mark.models  # the sentence encoder judges near-duplicates
 @pytest.mark.parametrize("other", ["training", "dev"])
 def test_no_heldout_turn_is_trained_or_tuned_on(encoder, other):
     heldout = [t.text.lower() for t in load_turns(HELDOUT_TURNS)]
