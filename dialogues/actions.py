@@ -70,7 +70,7 @@ def answer_text(topic: str, today: date) -> str:
 
 
 def route(dispatcher: CollectingDispatcher, queue: str, reason: str, intent: str) -> list[EventType]:
-    urgent = intent in ROUTING.get("urgent", [])
+    urgent = intent in ROUTING.urgent
     if urgent:
         text = (
             "I'm sorry you're going through this. I'm putting you through to a person right away, "
