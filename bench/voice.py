@@ -53,10 +53,10 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
     files = {stem: path for stem, (path, _) in recordings.items()}
     audio_by_rate = {}
     for rate in (ASR_RATE, TELEPHONE_RATE):
-        audio = {stem: read_audio(path, rate) for stem, path in files.items()}
+        clips = {stem: read_audio(path, rate) for stem, path in files.items()}
         if rate == TELEPHONE_RATE:
-            audio = {stem: telephone_round_trip(a, rate) for stem, a in audio.items()}
-        audio_by_rate[rate] = audio
+            clips = {stem: telephone_round_trip(a, rate) for stem, a in clips.items()}
+        audio_by_rate[rate] = clips
     total_s = sum(len(a) for a in audio_by_rate[ASR_RATE].values()) / ASR_RATE
     contexts: dict[str, RecognitionContext | None] = {"none": None}
     if bias:  # the domain prompt the gateway gives every turn, and with a question after it
