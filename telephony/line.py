@@ -26,7 +26,7 @@ from nlu.client import RasaClient
 from telephony.call_control import CallControl, QueueTable
 from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
-from telephony.routing import KeypadMenu, fixed_sentences, smalltalk_intents
+from telephony.routing import KeypadMenu, fixed_sentences
 from voice.asr import AsrEngine, create_asr
 from voice.tts import TtsError, create_tts
 from voice.tts.base import split_sentences
@@ -99,6 +99,7 @@ def voice_webhook_url(settings: Settings) -> str:
 def build_line(settings: Settings) -> Line:
     """Load the models and open the call store (slow: run it off the event loop)."""
     queue_table = QueueTable.load(settings.twilio.queues_file)  # a broken table stops the start, not a call
+    routing = RoutingTable.load()
     call_control = (
         CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
     )
@@ -115,7 +116,7 @@ def build_line(settings: Settings) -> Line:
         drills=drills,
         store=CallStore.open(settings.database),
         queue_table=queue_table,
-        vocabulary=RoutingTable.load(),
+        vocabulary=routing,
         call_control=call_control,
         worker=f"{socket.gethostname()}:{settings.gateway.port}",
         settings=settings,
@@ -125,8 +126,9 @@ def build_line(settings: Settings) -> Line:
         apology_audio=apology,
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
-        keypad=KeypadMenu.load(phrases=settings.spoken.keypad) if settings.turn_taking.keypad else None,
-        smalltalk=smalltalk_intents(),
+        keypad=KeypadMenu.of(routing, settings.spoken.keypad) if settings.turn_taking.keypad else None,
+        # Small talk (greet, thanks, yes, no ...) is not worth reading back when heard uncertainly.
+        smalltalk=frozenset(routing.smalltalk),
         recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
     )
 

@@ -22,15 +22,17 @@ KEYS = "0123456789*#"
 
 @dataclass(frozen=True)
 class KeypadMenu:
-    keys: dict[str, str]  # key -> intent, in menu order
-    repeat_key: str
-    descriptions: dict[str, str]  # intent -> how the assistant names it
+    routing: RoutingTable  # its keypad (key -> intent, in menu order), repeat key, and how intents are named
     phrases: KeypadPhrases  # how the menu is said in the line's language
 
     @classmethod
     def load(cls, path: Path = ROUTING_FILE, phrases: KeypadPhrases | None = None) -> KeypadMenu:
-        table = RoutingTable.load(path)
-        keys, repeat_key = table.keypad, table.keypad_repeat
+        return cls.of(RoutingTable.load(path), phrases)
+
+    @classmethod
+    def of(cls, table: RoutingTable, phrases: KeypadPhrases | None = None) -> KeypadMenu:
+        """The menu of ``table``, checked: phone keys only, each naming an intent answered or routed."""
+        path, keys, repeat_key = table.source, table.keypad, table.keypad_repeat
         known = set(table.answers) | set(table.routes)
         for key, intent in keys.items():
             if key not in KEYS:
@@ -39,12 +41,15 @@ class KeypadMenu:
                 raise ValueError(f"{path}: keypad key {key} names {intent!r}, which is neither answered nor routed")
         if repeat_key in keys:
             raise ValueError(f"{path}: keypad_repeat {repeat_key!r} is also a menu key")
-        return cls(
-            keys=keys,
-            repeat_key=repeat_key,
-            descriptions=table.describe,
-            phrases=phrases or load_language("en").keypad,
-        )
+        return cls(routing=table, phrases=phrases or load_language("en").keypad)
+
+    @property
+    def keys(self) -> dict[str, str]:
+        return self.routing.keypad
+
+    @property
+    def repeat_key(self) -> str:
+        return self.routing.keypad_repeat
 
     def intent_for(self, key: str) -> str | None:
         return self.keys.get(key)
@@ -54,18 +59,13 @@ class KeypadMenu:
         listening for their option), the person last, then how to hear it again."""
         say = self.phrases
         sentences = [
-            say.option.format(option=self.descriptions.get(i, i.replace("_", " ")), key=say.key(k))
+            say.option.format(option=self.routing.name(i), key=say.key(k))
             for k, i in self.keys.items()
             if i != "request_human"
         ]
         sentences += [say.person.format(key=say.key(k)) for k, i in self.keys.items() if i == "request_human"]
         sentences.append(say.repeat.format(key=say.key(self.repeat_key)))
         return " ".join(sentences)
-
-
-def smalltalk_intents(path: Path = ROUTING_FILE) -> frozenset[str]:
-    """Intents that are small talk (greet, thanks, yes, no ...): not worth reading back when heard uncertainly."""
-    return frozenset(RoutingTable.load(path).smalltalk)
 
 
 def fixed_sentences() -> list[str]:
