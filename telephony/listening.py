@@ -17,7 +17,7 @@ from foundation.settings import TurnTakingSettings, VadSettings
 from telephony.call_record import CallRecord
 from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
-from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, stream_says_done
+from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, is_listening_noise, stream_says_done
 from voice.asr.base import (
     AsrEngine,
     RecognitionContext,
@@ -140,6 +140,12 @@ class Listener:
     @property
     def in_speech(self) -> bool:
         return self._endpointer.in_speech
+
+    def is_listening_noise(self, item: SpeechInput, text: str) -> bool:
+        """``text``, heard in ``item``, is the caller listening over the assistant, not taking the turn."""
+        over = item.over
+        over_kind, over_sentences = (over.kind, len(over.sentences)) if over is not None else (None, 0)
+        return is_listening_noise(text, over_kind, item.over_sentence, over_sentences, self._backchannels)
 
     def on_key(self, digit: str, on_event: Callable[..., None]) -> None:
         """A key press: it stops an interruptible prompt and waits its turn; a flood beyond MAX_PENDING_KEYS waiting

@@ -37,7 +37,6 @@ from telephony.tasks import CallTasks
 from telephony.transport import CallStart, CallTransport
 from telephony.turn_policy import (
     after_nothing_heard,
-    is_listening_noise,
     worth_reading_back,
 )
 from voice.asr.base import AsrEngine, AsrError, RecognitionContext, Transcript
@@ -95,7 +94,6 @@ class CallSession:
         self._smalltalk = smalltalk
         self._recognition = recognition  # the domain's words for the recogniser, and the question being answered
         self._last_question: str | None = None
-        self._backchannels = frozenset(w.lower() for w in settings.turn_taking.backchannels)
         self._spoken = settings.spoken  # what the line says in its language
         self._say = self._spoken.prompts
         self.stream_sid = call.stream_sid
@@ -309,7 +307,7 @@ class CallSession:
 
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
         utterance = item.utterance
-        if self._listening_noise(item, transcript.text):
+        if self._listener.is_listening_noise(item, transcript.text):
             # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
             self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)
             if item.barged_in and item.over is not None:
@@ -377,11 +375,6 @@ class CallSession:
         )
         self.record.turns.append(turn)
         return turn
-
-    def _listening_noise(self, item: SpeechInput, text: str) -> bool:
-        over = item.over
-        over_kind, over_sentences = (over.kind, len(over.sentences)) if over is not None else (None, 0)
-        return is_listening_noise(text, over_kind, item.over_sentence, over_sentences, self._backchannels)
 
     async def _converse(self, turn: TurnRecord, text: str, extra: dict[str, Any], endpoint_at: float) -> None:
         """One turn through the dialogue server, then the reply spoken and the decision carried out."""
