@@ -196,7 +196,8 @@ async def call_list_csv(
         # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it as text.
         cells = [str(v) for v in row.values()]
         writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
-    name = f"helpline-calls-{kpis.period_fields(period)['start']}-{kpis.period_fields(period)['end']}.csv"
+    days = kpis.period_fields(period)
+    name = f"helpline-calls-{days['start']}-{days['end']}.csv"
     response = Response(out.getvalue(), media_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     return private_headers(response)
