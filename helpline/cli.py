@@ -75,7 +75,8 @@ def _read_caller_audio(paths: list[Path]) -> list:  # type: ignore[type-arg]
 
 
 def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
-    from telephony.softphone import Softphone, SoftphoneError, dumps, format_turns
+    from telephony.softphone import Softphone, SoftphoneError
+    from telephony.softphone_report import dumps, format_turns
     from voice.codecs import AudioFileError
 
     try:

@@ -63,7 +63,8 @@ def with_twilio_standin(settings: Settings) -> Iterator[tuple[Settings, TwilioSt
 def run_demo(settings: Settings, speed: float = 1.0, as_json: bool = False) -> int:
     """The call goes through the real stack; Twilio's REST API is the loopback stand-in, so the routed turn ends
     with the call redirected into the appeals queue with its packet, as it would on a real number."""
-    from telephony.softphone import Softphone, format_turns
+    from telephony.softphone import Softphone
+    from telephony.softphone_report import format_turns
     from voice.codecs import TELEPHONE_RATE, read_audio
 
     paths = synthesise_caller(DEMO_CALLER_TURNS, settings.data_dir / "demo")

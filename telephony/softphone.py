@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -22,6 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from foundation.settings import Settings
 from telephony.line import voice_webhook_url
+from telephony.softphone_report import SoftphoneResult, merge_turns
 from telephony.transport import FINAL_MARK_SUFFIX
 from telephony.twilio_media import (
     Outbound,
@@ -108,42 +108,6 @@ class _Playback:
     cleared_marks: set[str] = field(default_factory=set)  # returned by a clear: their audio never played
 
 
-@dataclass
-class SoftphoneResult:
-    call_sid: str
-    record: dict[str, Any]
-    turns: list[dict[str, Any]]
-    hung_up_by: str
-    speed: float
-    clears_received: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        deciding: dict[str, Any] = next(
-            (t for t in reversed(self.turns) if t.get("decision") not in ("", "none", None)), {}
-        )
-        return {
-            "call_sid": self.call_sid,
-            "outcome": self.record.get("outcome", ""),
-            "started_at": self.record.get("started_at", ""),
-            "ended_at": self.record.get("ended_at", ""),
-            "intent": deciding.get("intent", ""),
-            "confidence": deciding.get("confidence", 0.0),
-            "decision": deciding.get("decision", ""),
-            "reply": deciding.get("reply", ""),
-            "greeting": (self.record.get("said") or [""])[0],
-            "handoff": self.record.get("handoff"),
-            "packet": self.record.get("packet"),
-            "delivery": self.record.get("delivery", ""),
-            "hung_up_by": self.hung_up_by,
-            "events": self.record.get("events", []),
-            "said": self.record.get("said", []),
-            "speculations": self.record.get("speculations", {}),
-            "clears_received": self.clears_received,
-            "speed": self.speed,
-            "turns": self.turns,
-        }
-
-
 class Softphone:
     def __init__(
         self,
@@ -228,7 +192,7 @@ class Softphone:
         return SoftphoneResult(
             call_sid=call_sid,
             record=record,
-            turns=self._merge_turns(record, sent_at, self._playback),
+            turns=merge_turns(record, sent_at, self._playback.received_frames),
             hung_up_by=hung_up_by,
             speed=self._speed,
             clears_received=self._playback.clears,
@@ -375,64 +339,3 @@ class Softphone:
                     return record  # type: ignore[no-any-return]
                 await asyncio.sleep(0.1)
         raise SoftphoneError(f"the gateway has no finished record of call {call_sid}")
-
-    @staticmethod
-    def _merge_turns(record: dict[str, Any], sent_at: dict[int, float], playback: _Playback) -> list[dict[str, Any]]:
-        turns = []
-        for turn in record.get("turns", []):
-            # The caller's last voiced frame; for a key press, the last thing sent before the gateway saw it.
-            speech_end_wall = sent_at.get(turn["speech_end_ms"] - FRAME_MS)
-            if speech_end_wall is None:
-                earlier = [ts for ts in sent_at if ts <= turn["speech_end_ms"] + FRAME_MS]
-                speech_end_wall = sent_at[max(earlier)] if earlier else None
-            first_reply = None
-            if speech_end_wall is not None:
-                first_reply = next((t for t in playback.received_frames if t > speech_end_wall), None)
-            reply_frames = 0
-            if first_reply is not None:
-                later_speech = [w for ts, w in sent_at.items() if ts > turn["speech_end_ms"] and w > first_reply]
-                until = min(later_speech) if later_speech else float("inf")
-                reply_frames = sum(1 for t in playback.received_frames if first_reply <= t < until)
-            turns.append(
-                {
-                    "input": turn["input"],
-                    "transcript": turn["transcript"],
-                    "asr_confidence": turn["asr_confidence"],
-                    "intent": turn["intent"],
-                    "confidence": turn["nlu_confidence"],
-                    "entities": turn["entities"],
-                    "decision": turn["decision"],
-                    "reply": turn["reply"],
-                    "error": turn["error"],
-                    "barged_in": turn["barged_in"],
-                    "interrupted": turn["interrupted"],
-                    "latency_ms": None
-                    if first_reply is None or speech_end_wall is None
-                    else round((first_reply - speech_end_wall) * 1000, 1),
-                    "reply_audio_s": round(reply_frames * FRAME_MS / 1000, 2),
-                    "server": {k: round(turn[k], 1) for k in ("response_ms", "asr_ms", "nlu_ms", "tts_ms")},
-                }
-            )
-        return turns
-
-
-def format_turns(result: dict[str, Any]) -> str:
-    """Human-readable call report for the terminal."""
-    lines = [f"call {result['call_sid']}", f"  assistant: {result['greeting']}"]
-    for i, t in enumerate(result["turns"], 1):
-        latency = "-" if t["latency_ms"] is None else f"{t['latency_ms']:.0f} ms"
-        lines += [
-            f"turn {i}",
-            f"  caller:    {t['transcript']!r}  (ASR confidence {t['asr_confidence']:.2f})",
-            f"  intent:    {t['intent']} ({t['confidence']:.2f})  ->  {t['decision']}",
-            f"  assistant: {t['reply']}",
-            f"  latency:   {latency} end of speech -> first reply audio"
-            f" (server: ASR {t['server']['asr_ms']:.0f} ms, NLU {t['server']['nlu_ms']:.0f} ms,"
-            f" TTS {t['server']['tts_ms']:.0f} ms)",
-        ]
-    lines.append(f"outcome: {result['outcome']} (hung up by {result['hung_up_by']})")
-    return "\n".join(lines)
-
-
-def dumps(result: dict[str, Any]) -> str:
-    return json.dumps(result, ensure_ascii=False)
