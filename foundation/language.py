@@ -59,6 +59,11 @@ class Language:
         """The prompts said the same way every time (synthesised once at start-up)."""
         return [text for text in vars(self.prompts).values() if "{" not in text]
 
+    def sentences_to_disclosure(self, sentences: list[str]) -> int:
+        """How many of ``sentences`` make sure the caller heard they are talking to an automated assistant (those
+        are always heard whole): up to the one that says so, or the first when none does."""
+        return 1 + max((i for i, text in enumerate(sentences) if self.disclosure in text.lower()), default=0)
+
 
 def available() -> list[str]:
     return sorted(p.stem for p in LANGUAGES_DIR.glob("*.yml"))

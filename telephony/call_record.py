@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from foundation.redaction import redact_text
+from nlu.dialogue import DialogueTurn
+
 
 @dataclass(frozen=True)
 class HandoffRequested:
@@ -48,6 +51,14 @@ class TurnRecord:
     confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
     interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it
     error: str = ""
+
+    def understood(self, result: DialogueTurn) -> None:
+        """What the dialogue made of this turn's words."""
+        self.nlu_ms = result.latency_ms
+        self.intent, self.nlu_confidence = result.intent, result.confidence
+        self.intent_ranking = [{"name": n, "confidence": round(c, 4)} for n, c in result.intent_ranking[:5]]
+        # Entity values are the caller's words: a personal identity number is one.
+        self.entities = [{**e, "value": redact_text(str(e.get("value", "")))} for e in result.entities]
 
 
 @dataclass

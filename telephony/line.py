@@ -24,6 +24,7 @@ from foundation.settings import Settings
 from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
 from telephony.call_control import CallControl, QueueTable
+from telephony.call_parts import CallParts
 from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.routing import KeypadMenu, fixed_sentences
@@ -74,6 +75,23 @@ class Line:
         self.writer = StoreWriter(self.store, self.settings.data_dir / "journal" / f"store-{worker_name}.jsonl")
         self.writer.start()
         self.writer.put(InterruptedMarked(self.worker))
+
+    def call_parts(self) -> CallParts:
+        """What each call of this line is given."""
+        settings = self.settings
+        return CallParts(
+            asr=self.asr,
+            asr_engine=settings.asr.engine,
+            voice=self.tts,
+            dialogue=self.rasa,
+            apology_audio=self.apology_audio,
+            spoken=settings.spoken,
+            vad=settings.vad,
+            turn_taking=settings.turn_taking,
+            keypad=self.keypad,
+            smalltalk=self.smalltalk,
+            recognition=self.recognition,
+        )
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record

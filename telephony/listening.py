@@ -5,6 +5,7 @@ session's inputs: an utterance (``SpeechInput``), a key (``KeyInput``) or a sile
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import numpy as np
 
 from foundation.settings import TurnTakingSettings, VadSettings
 from telephony.call_record import CallRecord
+from telephony.guards import heard_noise
 from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
 from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, is_listening_noise, stream_says_done
@@ -57,6 +59,21 @@ class NoInput:
 CallerInput = SpeechInput | KeyInput | NoInput
 
 
+class HeardKind(enum.Enum):
+    WORDS = "words"  # a turn to act on (a long turn's held pieces joined, when it ends here)
+    NOTHING = "nothing"  # no words in the audio
+    NOISE = "noise"  # words the recogniser wrote for background talk or noise: not a request
+    HELD = "held"  # a piece of a long turn, held for the rest
+
+
+@dataclass(frozen=True)
+class Heard:
+    kind: HeardKind
+    transcript: Transcript
+    item: SpeechInput
+    asr_ms: float  # waited for the words after the endpoint
+
+
 class LongTurn:
     """The pieces of a turn longer than the longest utterance the line takes, held until the caller pauses: then
     the turn is decided whole (a story's request usually comes at its end)."""
@@ -73,8 +90,15 @@ class LongTurn:
     def started_ms(self, otherwise: int) -> int:
         return self._pieces[0][1].utterance.started_ms if self._pieces else otherwise
 
-    def hold(self, transcript: Transcript, item: SpeechInput) -> None:
-        self._pieces.append((transcript, item))
+    def keeps(self, transcript: Transcript, item: SpeechInput, vad: VadSettings) -> bool:
+        """Holds this piece when the caller was still talking at the longest utterance the line takes and another
+        piece still fits in the longest turn."""
+        utterance = item.utterance
+        span_s = (utterance.speech_end_ms - self.started_ms(otherwise=utterance.started_ms)) / 1000
+        if utterance.truncated and span_s + vad.max_utterance_s <= vad.max_turn_s:
+            self._pieces.append((transcript, item))
+            return True
+        return False
 
     def take(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
         """The held pieces, followed by the last piece if there is one, as one utterance."""
@@ -112,6 +136,8 @@ class Listener:
     ):
         self._call_sid = call_sid
         self._policy = policy
+        self._vad = vad
+        self.held = LongTurn()  # pieces of a turn longer than the longest utterance, held until the caller pauses
         self._end_silence_ms = vad.end_silence_ms
         self._asr = asr
         self._playback = playback
@@ -140,6 +166,38 @@ class Listener:
     @property
     def in_speech(self) -> bool:
         return self._endpointer.in_speech
+
+    async def hear(self, item: SpeechInput) -> Heard:
+        """What ``item`` holds for the dialogue. Raises ``AsrError``."""
+        transcript, asr_ms = await self._recognise(item)
+        noise = not transcript.is_empty and self._heard_noise(transcript)
+        if self.held and (transcript.is_empty or noise):
+            # The tail of a long turn held nothing of use: the turn is what was held.
+            whole, first = self.held.take()
+            return Heard(HeardKind.WORDS, whole, first, asr_ms)
+        if transcript.is_empty or noise:
+            return Heard(HeardKind.NOISE if noise else HeardKind.NOTHING, transcript, item, asr_ms)
+        if self.held.keeps(transcript, item, self._vad):
+            return Heard(HeardKind.HELD, transcript, item, asr_ms)
+        if self.held:
+            transcript, item = self.held.take((transcript, item))
+        return Heard(HeardKind.WORDS, transcript, item, asr_ms)
+
+    def _heard_noise(self, transcript: Transcript) -> bool:
+        context = self._context()
+        prompt = context.prompt if context is not None else None
+        return heard_noise(transcript.text, transcript.confidence, transcript.no_speech, prompt)
+
+    async def _recognise(self, item: SpeechInput) -> tuple[Transcript, float]:
+        """The words of ``item`` (its early recognition when one was started) and the milliseconds waited for them
+        after the endpoint. Never on the event loop. Raises ``AsrError``."""
+        t0 = time.perf_counter()
+        if item.transcript is not None:
+            transcript = await item.transcript
+        else:
+            audio = pcm16_to_float(item.utterance.pcm)
+            transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, self._context())
+        return transcript, (time.perf_counter() - t0) * 1000
 
     def is_listening_noise(self, item: SpeechInput, text: str) -> bool:
         """``text``, heard in ``item``, is the caller listening over the assistant, not taking the turn."""

@@ -176,15 +176,8 @@ class MediaStreamHandler:
                 return False
         self._session = CallSession(
             CallStart(start.call_sid, start.stream_sid, start.custom_parameters.get("from", "")),
-            line.settings,
-            line.asr,
-            line.tts,
-            line.rasa,
-            line.apology_audio,
+            line.call_parts(),
             TwilioTransport(start.stream_sid, self._send),
-            keypad=line.keypad,
-            smalltalk=line.smalltalk,
-            recognition=line.recognition,
             on_turn=lambda sid, turn: line.writer.put(TurnSaved(sid, dict(vars(turn)))),
         )
         line.keep(self._session.record)

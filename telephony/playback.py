@@ -16,6 +16,7 @@ from telephony.call_record import TurnRecord
 from telephony.tasks import CallTasks
 from telephony.transport import FINAL_MARK_SUFFIX, CallTransport
 from voice.codecs import TELEPHONE_RATE, frames
+from voice.tts.base import TelephoneVoice, TtsError
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,26 @@ class Playback:
             if self.current is prompt:
                 self.current = None
 
-    async def send_sentence(
-        self, prompt: Prompt, index: int, audio: bytes, turn: TurnRecord | None = None, endpoint_at: float | None = None
-    ) -> None:
+    async def speak(self, prompt: Prompt, voice: TelephoneVoice, endpoint_at: float | None = None) -> None:
+        """Synthesise the prompt sentence by sentence, sending each as soon as it is ready (the first sentence plays
+        while the rest is synthesised), with a mark after each; return when Twilio has played it all or the caller
+        interrupted it. Raises ``TtsError`` when every engine failed: nothing more of the prompt is sent."""
+        with self.playing(prompt):
+            for index, sentence in enumerate(prompt.sentences):
+                if prompt.interrupted is not None:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    audio = await asyncio.to_thread(voice.telephone, sentence)
+                except TtsError:
+                    prompt.finished.set()
+                    raise
+                if prompt.turn is not None:
+                    prompt.turn.tts_ms += (time.perf_counter() - t0) * 1000
+                await self._send_sentence(prompt, index, audio, endpoint_at)
+            await prompt.finished.wait()  # the last mark came back, or the caller interrupted
+
+    async def _send_sentence(self, prompt: Prompt, index: int, audio: bytes, endpoint_at: float | None = None) -> None:
         """One sentence's audio, then its mark; the turn's response time is taken at its first frame."""
         self._seq += 1
         mark = f"{prompt.kind}.{self._seq}"
@@ -105,15 +123,15 @@ class Playback:
                 await self._transport.send_audio(frame)
                 if prompt.started_ms is None:
                     prompt.started_ms = self._stream_ms()
-                    if turn is not None and endpoint_at is not None:
-                        turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
+                    if prompt.turn is not None and endpoint_at is not None:
+                        prompt.turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
             await self._transport.send_mark(mark)
 
     async def play(self, mulaw: bytes, kind: str) -> None:
         """Send ready audio (never interruptible), then wait until it played."""
         prompt = Prompt(kind, [kind], interruptible=False)
         with self.playing(prompt):
-            await self.send_sentence(prompt, 0, mulaw)
+            await self._send_sentence(prompt, 0, mulaw)
             await prompt.finished.wait()
 
     def on_mark(self, name: str) -> None:

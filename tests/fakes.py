@@ -16,6 +16,7 @@ import numpy as np
 from foundation.settings import AsrSettings, Settings
 from foundation.vocabulary import Decision
 from nlu.dialogue import DialogueTurn, NluUnavailable
+from telephony.call_parts import CallParts
 from telephony.session import CallSession
 from telephony.transport import FINAL_MARK_SUFFIX, CallStart
 from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript
@@ -163,14 +164,19 @@ class FakeCall:
         self.turns: list[Any] = []
         self.session = CallSession(
             CallStart("CA" + "0" * 32, "MZ" + "0" * 32, "+46701234567"),
-            self.settings,
-            self.asr,
-            self.voice,
-            dialogue,
-            b"\xff" * 800,
+            CallParts(
+                asr=self.asr,
+                asr_engine="fake",
+                voice=self.voice,
+                dialogue=dialogue,
+                apology_audio=b"\xff" * 800,
+                spoken=self.settings.spoken,
+                vad=self.settings.vad,
+                turn_taking=self.settings.turn_taking,
+                keypad=keypad if self.settings.turn_taking.keypad else None,
+                smalltalk=frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "repeat", "bot_challenge"}),
+            ),
             self.transport,
-            keypad=keypad,
-            smalltalk=frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "repeat", "bot_challenge"}),
             on_turn=lambda sid, turn: self.turns.append(turn),
         )
         self.ms = 0

@@ -1,0 +1,28 @@
+"""What every call of a line shares: the engines, by their Protocols, and the settings sections a call reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from foundation.language import Language
+from foundation.settings import TurnTakingSettings, VadSettings
+from nlu.asr_context import AsrVocabulary
+from nlu.dialogue import Dialogue
+from telephony.routing import KeypadMenu
+from voice.asr.base import AsrEngine
+from voice.tts.base import TelephoneVoice
+
+
+@dataclass(frozen=True)
+class CallParts:
+    asr: AsrEngine
+    asr_engine: str  # its registry name, told to the dialogue with every transcript
+    voice: TelephoneVoice
+    dialogue: Dialogue
+    apology_audio: bytes  # synthesised in advance: a fault of the voice itself still gets an apology
+    spoken: Language  # what the line says, in its language
+    vad: VadSettings
+    turn_taking: TurnTakingSettings
+    keypad: KeypadMenu | None = None  # None: the keypad menu is off
+    smalltalk: frozenset[str] = frozenset()  # intents not worth reading back when heard uncertainly
+    recognition: AsrVocabulary | None = None  # the domain's words for the recogniser (contextual biasing)
