@@ -13,3 +13,14 @@ def test_the_layers_import_one_way():
     report = done.stdout + done.stderr
     assert done.returncode == 0, report
     assert "Contracts: 4 kept, 0 broken." in report, report
+
+
+def test_every_module_of_the_call_and_telephony_layers_is_placed_in_a_layer():
+    """A new module outside the contract would be checked by nothing: each one of telephony/ is named in a layer."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    [layers] = [c["layers"] for c in config["contracts"] if c["id"] == "layers"]
+    placed = {name.strip() for layer in layers for name in layer.split(":")}
+    modules = {f"telephony.{p.stem}" for p in (ROOT / "telephony").glob("*.py") if p.stem != "__init__"}
+    assert modules - placed == set()
