@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from foundation.settings import REPO_ROOT, Settings
-from helpline.training import model_path, rasa_environment, rasa_executable, serving_model, train
+from helpline.training import model_path, rasa_environment, rasa_executable, rasa_model_command, serving_model, train
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def action_server_process(s: Settings) -> ManagedProcess:
 def rasa_server_process(s: Settings, label: str = "") -> ManagedProcess:
     endpoints = write_rasa_endpoints(s)
     command = [
-        str(rasa_executable(s)), "run", "--enable-api", "-i", s.rasa.host, "-p", str(s.rasa.port),
+        *rasa_model_command(s), "run", "--enable-api", "-i", s.rasa.host, "-p", str(s.rasa.port),
         "-m", str(serving_model(s)), "--endpoints", str(endpoints),
         "--credentials", str(endpoints.with_name("credentials.yml")),
     ]  # fmt: skip

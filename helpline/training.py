@@ -60,6 +60,12 @@ def rasa_executable(settings: Settings) -> Path:
     return rasa
 
 
+def rasa_model_command(settings: Settings) -> list[str]:
+    """How to run a Rasa command that loads a trained model (`run`, `test`): through nlu/rasa_cli.py, which loads it
+    in seconds and can run several commands in one process."""
+    return [str(rasa_executable(settings).with_name("python")), "-m", "nlu.rasa_cli"]
+
+
 def rasa_environment(settings: Settings) -> dict[str, str]:
     """Environment for every Rasa process: no telemetry, our repo importable (custom actions), quiet TF."""
     env = dict(os.environ)
