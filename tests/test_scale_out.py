@@ -1,7 +1,9 @@
 """Scale-out on one machine, for real: two gateways and two Rasa servers sharing a PostgreSQL tracker store and a
 Redis lock store (Rasa's own), one PostgreSQL call store, one action server. Calls are spread over the gateways;
-one gateway is killed mid-load and no call record is lost; a Rasa server killed mid-call is taken over by the
-other, which continues the same conversation from the shared tracker store."""
+a routed call is stored whole in PostgreSQL; one gateway is killed mid-load and no call record is lost; a Rasa server
+killed mid-call is taken over by the other, which continues the same conversation from the shared tracker store.
+
+The production configuration shares this module's line: its processes start once for all of it."""
 
 from __future__ import annotations
 
@@ -73,6 +75,25 @@ def cluster(test_settings: Settings) -> Iterator[Cluster]:
         with Cluster(settings, [free_port(), free_port()], [free_port(), free_port()], ensure_model=False) as c:
             c.wait_voice_warm(180)
             yield c
+
+
+async def test_a_routed_call_is_stored_in_postgresql(cluster, caller_voice, twilio_standin):
+    """The production configuration through a whole call: a gateway whose call store is the real PostgreSQL server
+    (first in this module: nothing has been killed yet)."""
+    gateway = cluster.gateways[0]
+    said = "I was refused sickness benefit and I need help with it."
+    result = (await Softphone(gateway, speed=2.0).call([spoken(caller_voice, said)])).as_dict()
+    assert result["outcome"] == "routed:sickness" and result["delivery"] == "queue"
+    store = await asyncio.to_thread(CallStore.open, cluster.settings.database, False)
+    call = await asyncio.to_thread(store.call, result["call_sid"])
+    turns = await asyncio.to_thread(store.turns, result["call_sid"])
+    events = await asyncio.to_thread(store.task_events, result["call_sid"])
+    store.close()
+    assert (call.status, call.outcome, call.queue) == ("ended", "routed:sickness", "sickness")
+    assert call.packet["queue"] == "sickness" and call.packet["transcript"][0]["text"] == turns[0].transcript
+    assert turns[0].decision == "route:sickness" and turns[0].intent == "sickness_problem"
+    assert [e.kind for e in events] == ["redirect_queue"]
+    assert twilio_standin.wait_for_twiml(result["call_sid"]).fetch_status == 200
 
 
 async def test_calls_spread_over_two_gateways_and_one_killed_mid_load_loses_no_record(cluster):
