@@ -177,7 +177,7 @@ def _noise(seconds: float, seed: int) -> np.ndarray:
 
 async def test_noise_only_call_is_not_understood_and_goes_to_a_person(stack):
     caller = [Say(_noise(4, 1)), Say(_noise(4, 2)), Say(_noise(4, 3)), Silence(prompts=3)]
-    result = (await Softphone(stack, speed=2.0).call(caller)).as_dict()
+    result = (await Softphone(stack, speed=4.0).call(caller)).as_dict()
     # Hiss is not a request: whatever the recogniser made of it, nothing is answered as a topic, and the caller
     # ends with a person (not understood, or no input), never in a loop or silence.
     assert not any(t["decision"].startswith("answer:") for t in result["turns"] if t.get("decision"))
@@ -188,7 +188,7 @@ async def test_noise_only_call_is_not_understood_and_goes_to_a_person(stack):
 async def test_ten_minute_monologue_is_cut_into_turns_and_the_call_goes_on(stack, caller_voice):
     sentence = spoken(caller_voice, "I have been waiting for my money for weeks and nobody tells me anything and")
     monologue = np.tile(sentence, int(np.ceil(600 * 8000 / len(sentence))))[: 600 * 8000]
-    result = (await Softphone(stack, speed=10.0, reply_timeout_s=60).call([Say(monologue)])).as_dict()
+    result = (await Softphone(stack, speed=20.0, reply_timeout_s=60).call([Say(monologue)])).as_dict()
     record = await _record(stack, result["call_sid"])
     turns = [t for t in record["turns"] if t["input"] == "speech"]
     assert turns, "the monologue was heard"
@@ -206,7 +206,7 @@ async def test_keypad_flood_is_bounded_and_the_call_goes_on(stack, caller_voice)
     # After the flood the caller waits until the keys still waiting are answered (the assistant goes quiet), so
     # the last answer heard is the one to the question.
     answered = Silence(prompts=1, quiet_s=4.0)
-    result = (await Softphone(stack, speed=4.0).call([flood, answered, spoken(caller_voice, QUESTION)])).as_dict()
+    result = (await Softphone(stack, speed=8.0).call([flood, answered, spoken(caller_voice, QUESTION)])).as_dict()
     record = await _record(stack, result["call_sid"])
     keys = [t for t in record["turns"] if t["input"] == "keypad"]
     assert 0 < len(keys) < 50, "keys beyond a few waiting are dropped, not all made turns"

@@ -82,7 +82,7 @@ async def test_keypad_menu_answers_routes_and_repeats(stack, caller_voice):
 
 
 async def test_silence_gets_a_reprompt_then_the_keypad_menu(stack):
-    result = (await Softphone(stack, speed=4.0).call([Silence(prompts=2), Press("5")])).as_dict()
+    result = (await Softphone(stack, speed=8.0).call([Silence(prompts=2), Press("5")])).as_dict()
     assert [e["count"] for e in kinds(result, "no_input")] == [1, 2]
     assert any("didn't hear anything" in s for s in result["said"])
     assert any("use your keypad" in s and "press 1." in s for s in result["said"])
@@ -91,7 +91,7 @@ async def test_silence_gets_a_reprompt_then_the_keypad_menu(stack):
 
 
 async def test_a_silent_line_is_put_through_to_a_person(stack):
-    result = (await Softphone(stack, speed=4.0).call([Silence(prompts=3)])).as_dict()
+    result = (await Softphone(stack, speed=8.0).call([Silence(prompts=3)])).as_dict()
     assert [e["count"] for e in kinds(result, "no_input")] == [1, 2, 3]
     assert result["outcome"] == "routed:general"
     assert result["handoff"]["reason"] == "no input from the caller"
