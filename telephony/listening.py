@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from foundation.settings import TurnTakingSettings, VadSettings
+from foundation.settings import VadSettings
+from telephony.call_parts import CallParts
 from telephony.call_record import CallRecord
 from telephony.guards import heard_noise
 from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
 from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, is_listening_noise, stream_says_done
 from voice.asr.base import (
-    AsrEngine,
     RecognitionContext,
     StreamingAsrEngine,
     Transcript,
@@ -29,6 +29,7 @@ from voice.asr.base import (
     join_transcripts,
 )
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, ulaw_decode
+from voice.end_of_turn.base import EndOfTurnError
 from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
@@ -126,27 +127,35 @@ class Listener:
     def __init__(
         self,
         call_sid: str,
-        vad: VadSettings,
-        policy: TurnTakingSettings,
-        asr: AsrEngine,
+        parts: CallParts,
         playback: Playback,
         tasks: CallTasks,
         record: CallRecord,
         context: Callable[[], RecognitionContext | None],
+        on_event: Callable[..., None],
     ):
+        vad, policy, asr = parts.vad, parts.turn_taking, parts.asr
         self._call_sid = call_sid
         self._policy = policy
         self._vad = vad
+        self._on_event = on_event
         self.held = LongTurn()  # pieces of a turn longer than the longest utterance, held until the caller pauses
-        self._end_silence_ms = vad.end_silence_ms
         self._asr = asr
         self._playback = playback
         self._tasks = tasks
         self.record = record
         self._context = context  # the recogniser's bias for the next utterance
         self._backchannels = frozenset(w.lower() for w in policy.backchannels)
+        # With an end-of-turn model, a short pause asks it whether the turn is over (and starts recognition); the
+        # end silence is then only the longest wait for an unfinished turn.
+        self._turn_end = parts.end_of_turn
+        self._turn_end_settings = parts.end_of_turn_settings
+        semantic = self._turn_end is not None
+        self._end_silence_ms = self._turn_end_settings.max_silence_ms if semantic else vad.end_silence_ms
+        pause_ms = self._turn_end_settings.pause_ms if semantic else vad.speculate_after_ms
+        detector = parts.speech_detector() if parts.speech_detector is not None else None
         self._endpointer = Endpointer(
-            vad.aggressiveness, vad.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, vad.speculate_after_ms
+            vad.aggressiveness, self._end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, pause_ms, detector
         )
         self.inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
         self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
@@ -242,6 +251,8 @@ class Listener:
             elif isinstance(event, SpeechPaused):
                 if self._streaming is None:
                     self._speculate(event)
+                if self._turn_end is not None:
+                    self._judge_turn_end(event)
             elif isinstance(event, UtteranceEnded):
                 self._utterance_ended(event)
         if self._stream is not None and self._endpointer.in_speech and not started:
@@ -328,6 +339,35 @@ class Listener:
         )  # a failure is met where it is used
         self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
         self.record.speculations_started += 1
+
+    def _judge_turn_end(self, pause: SpeechPaused) -> None:
+        """Ask the end-of-turn model, off the event loop, whether the caller's turn ended at this pause; end the
+        utterance now if it did and the caller is still silent. A model fault falls back to the silence rule for the
+        rest of the call."""
+        model, threshold = self._turn_end, self._turn_end_settings.threshold
+        assert model is not None
+
+        async def judge() -> None:
+            t0 = time.perf_counter()
+            try:
+                probability = await asyncio.to_thread(model.complete, pause.pcm)
+            except EndOfTurnError as e:
+                log.error("call %s: end-of-turn model failed, the silence rule takes over: %s", self._call_sid, e)
+                self._turn_end = None
+                self._end_silence_ms = self._vad.end_silence_ms
+                self._endpointer.set_end_silence(self._vad.end_silence_ms)
+                self._on_event("end_of_turn_failed", error=str(e)[:200])
+                return
+            complete = probability >= threshold
+            self.record.turn_end_judged += 1
+            self.record.turn_end_ms += (time.perf_counter() - t0) * 1000
+            if complete and self._endpointer.utterance_end_ms() == pause.speech_end_ms:  # still the same pause
+                ended = self._endpointer.end_now()
+                if ended is not None:
+                    self.record.semantic_endpoints += 1
+                    self._utterance_ended(ended)
+
+        self._tasks.start(judge(), "end-of-turn")
 
     def _speculated(self, utterance: UtteranceEnded) -> asyncio.Future[Transcript] | None:
         """The speculative recognition of exactly this utterance, if one was started (the caller did not go on)."""

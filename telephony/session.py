@@ -72,8 +72,7 @@ class CallSession:
         self._tasks = CallTasks(call.call_sid)
         self._playback = Playback(call.call_sid, transport, self._tasks, lambda: self._listener.stream_ms, self._event)
         self._listener = Listener(
-            call.call_sid, parts.vad, parts.turn_taking, parts.asr, self._playback, self._tasks, self.record,
-            self._asr_context,
+            call.call_sid, parts, self._playback, self._tasks, self.record, self._asr_context, self._event,
         )  # fmt: skip
         self._no_inputs = 0
         self._read_back = ReadBack(parts.dialogue, parts.turn_taking, parts.smalltalk, self._say.confirm)

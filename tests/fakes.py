@@ -21,6 +21,7 @@ from telephony.session import CallSession
 from telephony.transport import FINAL_MARK_SUFFIX, CallStart
 from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript
 from voice.codecs import TELEPHONE_RATE, float_to_pcm16, ulaw_encode
+from voice.end_of_turn import EndOfTurnError
 
 FRAME_BYTES = 160  # 20 ms of 8 kHz mu-law
 SILENCE = b"\xff" * FRAME_BYTES  # mu-law of 0
@@ -84,6 +85,23 @@ class FakeAsr:
         seconds = len(audio) / sample_rate
         text = self.hearing(seconds)
         return Transcript(text=text, confidence=self.confidence if text else 0.0, language="en", audio_s=seconds)
+
+
+class FakeEndOfTurn:
+    """An end-of-turn model whose judgement the test sets: ``probability`` for every pause, or a fault."""
+
+    name: ClassVar[str] = "fake"
+
+    def __init__(self, probability: float = 0.0) -> None:
+        self.probability = probability
+        self.fail = False
+        self.asked: list[float] = []  # seconds of audio heard at each pause
+
+    def complete(self, pcm: np.ndarray) -> float:
+        self.asked.append(len(pcm) / TELEPHONE_RATE)
+        if self.fail:
+            raise EndOfTurnError("the end-of-turn model failed (a test fault)")
+        return self.probability
 
 
 @dataclass
@@ -155,7 +173,13 @@ def telephone_frames(audio: np.ndarray) -> list[bytes]:
 class FakeCall:
     """One call: a real CallSession on the fakes, driven 20 ms at a time in stream time."""
 
-    def __init__(self, dialogue: ScriptedDialogue, settings: Settings | None = None, keypad: Any = None):
+    def __init__(
+        self,
+        dialogue: ScriptedDialogue,
+        settings: Settings | None = None,
+        keypad: Any = None,
+        end_of_turn: FakeEndOfTurn | None = None,
+    ):
         self.settings = settings or Settings()
         self.transport = FakeTransport()
         self.asr = FakeAsr()
@@ -175,6 +199,8 @@ class FakeCall:
                 turn_taking=self.settings.turn_taking,
                 keypad=keypad if self.settings.turn_taking.keypad else None,
                 smalltalk=frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "repeat", "bot_challenge"}),
+                end_of_turn=end_of_turn,
+                end_of_turn_settings=self.settings.end_of_turn,
             ),
             self.transport,
             on_turn=lambda sid, turn: self.turns.append(turn),

@@ -1,9 +1,11 @@
-"""Endpointing: WebRTC VAD over 20 ms telephone frames, cutting the caller's audio into utterances."""
+"""Endpointing: a speech detector (WebRTC VAD, or Silero VAD: voice/silero.py) over 20 ms telephone frames, cutting
+the caller's audio into utterances."""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import webrtcvad
@@ -41,8 +43,23 @@ class SpeechPaused:
 VadEvent = SpeechStarted | SpeechPaused | UtteranceEnded
 
 
+class SpeechDetector(Protocol):
+    def is_speech(self, pcm: np.ndarray) -> bool:
+        """Whether this 20 ms frame (int16, 8 kHz) is the caller speaking."""
+        ...
+
+
+class WebRtcDetector:
+    def __init__(self, aggressiveness: int):
+        self._vad = webrtcvad.Vad(aggressiveness)
+
+    def is_speech(self, pcm: np.ndarray) -> bool:
+        return bool(self._vad.is_speech(pcm.astype(np.int16).tobytes(), TELEPHONE_RATE))
+
+
 class Endpointer:
-    """Feeds 20 ms PCM16 frames through WebRTC VAD and reports utterance starts and ends.
+    """Feeds 20 ms PCM16 frames through a speech detector (WebRTC VAD unless another is given) and reports utterance
+    starts, pauses and ends.
 
     Speech starts once ``min_speech_ms`` of the last 300 ms is voiced (so single clicks do not count); it ends after
     ``end_silence_ms`` of unvoiced frames, or at ``max_utterance_s``. A short pre-roll keeps the first syllable.
@@ -59,8 +76,9 @@ class Endpointer:
         min_speech_ms: int,
         max_utterance_s: float,
         pause_ms: int = 0,
+        detector: SpeechDetector | None = None,
     ):
-        self._vad = webrtcvad.Vad(aggressiveness)
+        self._detector = detector or WebRtcDetector(aggressiveness)
         self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
         # 0: no SpeechPaused events. Otherwise they come after this much silence, before the utterance ends.
         self._pause_frames = pause_ms // FRAME_MS if 0 < pause_ms < end_silence_ms else 0
@@ -104,7 +122,7 @@ class Endpointer:
             raise ValueError(f"endpointer frames must be {FRAME_MS} ms at {TELEPHONE_RATE} Hz, got {len(pcm)} samples")
         now = self._clock_ms if at_ms is None else at_ms
         self._clock_ms = now + FRAME_MS
-        voiced = self._vad.is_speech(pcm.astype(np.int16).tobytes(), TELEPHONE_RATE)
+        voiced = self._detector.is_speech(pcm)
         if not self._in_speech:
             self._window.append((pcm, voiced))
             if sum(v for _, v in self._window) < self._min_speech_frames:
@@ -136,6 +154,16 @@ class Endpointer:
     def silence_ms(self) -> int:
         """Silence since the last voiced frame of the utterance under way (0 when none is)."""
         return self._silent_run * FRAME_MS if self._in_speech else 0
+
+    def set_end_silence(self, end_silence_ms: int) -> None:
+        """Change the silence that ends an utterance (from the next frame on)."""
+        self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
+        if self._pause_frames >= self._end_silence_frames:
+            self._pause_frames = 0
+
+    def utterance_end_ms(self) -> int | None:
+        """Stream time just after the last voiced frame of the utterance under way (None when none is)."""
+        return self._last_voiced_ms + FRAME_MS if self._in_speech else None
 
     def end_now(self) -> UtteranceEnded | None:
         """End the utterance under way at once (another endpointer, such as the recogniser's, decided it is over)."""

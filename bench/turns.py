@@ -1,0 +1,230 @@
+"""End of turn: how soon the line knows a caller has finished, and how often it cuts a caller off mid-sentence.
+
+    .venv/bin/python bench/turns.py [--voices 6] [--settings silence,smart_turn,smart_turn+silero]
+
+Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
+the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
+- PAUSED utterances: a request said in two parts with a pause of 0.5-1.2 s between them, after a function word, an
+  "um"/"er", or inside a list ("how do I apply for ... parental benefit"). Cut off = the turn was ended in the pause.
+- WHOLE utterances: the same requests said in one go. End delay = from the caller's last voiced frame to the moment
+  the turn is declared over (what endpointing adds to the gap the caller feels; the model's own time included).
+- CPU ms per end-of-turn decision (process CPU time around the model call, one thread).
+Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
+also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames).
+The felt gap through the whole stack (end of speech -> first reply audio) at 1 and 15 calls: bench/voice.py latency
+and capacity, with HELPLINE_END_OF_TURN__ENGINE (README "End of turn").
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder (which holds bench/voice.py) comes first on sys.path: drop it, so that
+# `import voice` finds the product's package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from foundation.settings import EndOfTurnSettings, Settings, VadSettings, smart_turn_model_path
+from helpline.machine import cpu_name
+from voice.caller_voices import CALLER_VOICES
+from voice.codecs import FRAME_MS, TELEPHONE_RATE, float_to_pcm16, resample, telephone_round_trip
+from voice.end_of_turn import EndOfTurn, create_end_of_turn
+from voice.line_conditions import apply, degraded, seed_of
+from voice.silero import SileroModel
+from voice.vad import Endpointer, SpeechPaused, UtteranceEnded
+
+# (first part, rest): the pause goes between them.
+REQUESTS = [
+    ("how do I apply for", "parental benefit"),
+    ("I would like to", "speak to a real person"),
+    ("my sickness benefit was", "stopped last month"),
+    ("I got a letter about my", "housing allowance and I don't understand it"),
+    ("when do you pay the", "child allowance"),
+    ("I want to appeal the decision on my", "pension"),
+    ("um I'm calling about", "my unemployment benefit"),
+    ("the e-ID login on your website", "keeps failing"),
+    ("I need to report a new", "bank account"),
+    ("er what are", "your opening hours"),
+    ("I sent you my payslip, my rental contract, and", "my bank statement"),
+    ("can you tell me how long", "a decision takes"),
+]
+PAUSES_S = (0.5, 0.8, 1.2)
+FRAME = TELEPHONE_RATE * FRAME_MS // 1000
+
+
+@dataclass
+class Setting:
+    name: str
+    end_silence_ms: int
+    pause_ms: int
+    model: EndOfTurn | None
+    threshold: float
+    silero: SileroModel | None
+
+
+@dataclass
+class Outcome:
+    ends_ms: list[int]  # stream times the turn was declared over
+    decisions_cpu_ms: list[float]
+
+
+def run(setting: Setting, pcm: np.ndarray) -> Outcome:
+    """The utterance through the endpointer frame by frame, the model asked at each pause."""
+    vad = VadSettings()
+    detector = setting.silero.detector(vad.silero_threshold) if setting.silero is not None else None
+    endpointer = Endpointer(
+        vad.aggressiveness, setting.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, setting.pause_ms, detector
+    )
+    ends: list[int] = []
+    cpu: list[float] = []
+    for i in range(0, len(pcm) - FRAME + 1, FRAME):
+        at_ms = i // FRAME * FRAME_MS
+        for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
+            if isinstance(event, UtteranceEnded):
+                ends.append(at_ms + FRAME_MS)
+            elif isinstance(event, SpeechPaused) and setting.model is not None:
+                t0, w0 = time.process_time(), time.perf_counter()
+                probability = setting.model.complete(event.pcm)
+                cpu.append((time.process_time() - t0) * 1000)
+                if probability >= setting.threshold:
+                    ended = endpointer.end_now()
+                    if ended is not None:
+                        ends.append(at_ms + FRAME_MS + round((time.perf_counter() - w0) * 1000))
+    return Outcome(ends, cpu)
+
+
+def last_voiced_ms(audio: np.ndarray) -> int:
+    """Stream time just after the last 20 ms frame within 30 dB of the loudest one (clean synthesised speech)."""
+    n = len(audio) // FRAME
+    energy = np.array([np.sqrt(np.mean(audio[i * FRAME : (i + 1) * FRAME].astype(np.float64) ** 2)) for i in range(n)])
+    voiced = np.nonzero(energy >= energy.max() * 10 ** (-30 / 20))[0]
+    return int(voiced[-1] + 1) * FRAME_MS
+
+
+def callers(count: int) -> list[tuple[str, object]]:
+    from foundation.settings import TtsSettings
+    from voice.tts.piper import PiperTts
+
+    piper = PiperTts(TtsSettings(length_scale=1.1))
+
+    class Piper:
+        name = "piper-caller"
+
+        def speak(self, text: str, rate: float = 1.0) -> np.ndarray:
+            return piper.synthesize(text).samples_at(TELEPHONE_RATE)
+
+    return [("piper-caller", Piper()), *list(CALLER_VOICES.items())][:count]
+
+
+Utterance = tuple[np.ndarray, int]  # int16 audio on the line, and stream time just after the caller's last word
+
+
+def word_end_s(aligner: object, audio: np.ndarray, words: int) -> float:
+    """Where the ``words``-th word of ``audio`` ends (faster-whisper's word times): the pause goes there, so the
+    first part keeps the intonation of a sentence that goes on."""
+    segments, _ = aligner.transcribe(  # type: ignore[attr-defined]
+        resample(audio, TELEPHONE_RATE, 16000), word_timestamps=True, language="en", beam_size=1
+    )
+    found = [w for segment in segments for w in (segment.words or [])]
+    return float(found[min(words, len(found)) - 1].end) if found else len(audio) / TELEPHONE_RATE / 2
+
+
+def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[Utterance]]:
+    """Paused and whole utterances, on a clean G.711 line and on a degraded one, each followed by 3 s of the line
+    without speech. A paused one is the whole utterance with silence inserted after its first part's last word."""
+    from faster_whisper import WhisperModel
+
+    from voice.asr.packaged_models import packaged_tiny_en
+
+    aligner = WhisperModel(str(packaged_tiny_en()), device="cpu", compute_type="int8")
+    paused, whole = [], []
+    tail = np.zeros(TELEPHONE_RATE * 3, dtype=np.float32)
+    for v, (name, voice) in enumerate(voices):
+        for r, (first, rest) in enumerate(REQUESTS):
+            gap = np.zeros(int(PAUSES_S[(v + r) % len(PAUSES_S)] * TELEPHONE_RATE), dtype=np.float32)
+            for line in ("clean", "degraded"):
+                seed = seed_of(name, first, line)
+                condition = degraded(seed) if line == "degraded" else None
+                rate = condition.rate if condition is not None else 1.0
+                speech = voice.speak(f"{first} {rest}", rate)  # type: ignore[attr-defined]
+                cut = int(word_end_s(aligner, speech, len(first.split())) * TELEPHONE_RATE)
+
+                def on_line(audio: np.ndarray, condition=condition, seed=seed) -> np.ndarray:  # type: ignore[no-untyped-def]
+                    if condition is None:
+                        return float_to_pcm16(telephone_round_trip(audio, TELEPHONE_RATE))
+                    return float_to_pcm16(apply(audio, condition, seed))
+
+                end_ms = last_voiced_ms(speech)
+                paused.append((on_line(np.concatenate([speech[:cut], gap, speech[cut:], tail])),
+                               end_ms + len(gap) * 1000 // TELEPHONE_RATE))  # fmt: skip
+                whole.append((on_line(np.concatenate([speech, tail])), end_ms))
+    return paused, whole
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--voices", type=int, default=6, help="Piper caller + up to 5 flite/espeak-ng voices")
+    parser.add_argument("--settings", default="silence,smart_turn,smart_turn+silero")
+    parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
+    parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
+    parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
+    args = parser.parse_args()
+    settings = Settings()
+    model = None
+    silero = None
+    chosen: list[Setting] = []
+    for name in args.settings.split(","):
+        if name.startswith("smart_turn") and model is None:
+            model = create_end_of_turn(
+                EndOfTurnSettings(engine="smart_turn", model_path=smart_turn_model_path(settings.models_dir))
+            )
+        if name.endswith("+silero") and silero is None:
+            silero = SileroModel()
+        semantic = name.startswith("smart_turn")
+        chosen.append(
+            Setting(
+                name,
+                args.max_silence_ms if semantic else settings.vad.end_silence_ms,
+                args.pause_ms if semantic else 0,
+                model if semantic else None,
+                args.threshold,
+                silero if name.endswith("+silero") else None,
+            )
+        )
+    print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
+          f"{args.max_silence_ms} ms (silence rule: {settings.vad.end_silence_ms} ms)")  # fmt: skip
+    paused, whole = utterances(callers(args.voices))
+    print(f"{len(paused)} paused and {len(whole)} whole utterances ({args.voices} voices, clean and degraded)\n")
+    print(f"{'setting':22} {'cut-offs':>10} {'end delay p50':>14} {'p95':>6} {'p99':>6} {'CPU ms/decision':>16}")
+    for setting in chosen:
+        cut = 0
+        cpu: list[float] = []
+        for pcm, end in paused:
+            out = run(setting, pcm)
+            cpu += out.decisions_cpu_ms
+            cut += bool(out.ends_ms) and out.ends_ms[0] < end - 300  # over before the caller's last words
+        delays: list[float] = []
+        for pcm, end in whole:
+            out = run(setting, pcm)
+            cpu += out.decisions_cpu_ms
+            after = [e for e in out.ends_ms if e >= end - 300]
+            if after:
+                delays.append(after[0] - end)
+        cpu_text = f"{statistics.mean(cpu):.1f}" if cpu else "-"
+        print(f"{setting.name:22} {cut / len(paused):>9.1%} {pct(delays, 50):>11.0f} ms {pct(delays, 95):>6.0f} "
+              f"{pct(delays, 99):>6.0f} {cpu_text:>16}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
