@@ -40,15 +40,22 @@ def encoder() -> SentenceEncoder:
     return SentenceEncoder()
 
 
+@pytest.fixture(scope="module")
+def heldout(encoder) -> tuple[list[str], np.ndarray]:
+    """The held-out turns and their sentence vectors, encoded once for both comparisons."""
+    texts = [t.text.lower() for t in load_turns(HELDOUT_TURNS)]
+    return texts, encoder.encode(texts)
+
+
 @pytest.mark.models  # the sentence encoder judges near-duplicates
 @pytest.mark.parametrize("other", ["training", "dev"])
-def test_no_heldout_turn_is_trained_or_tuned_on(encoder, other):
-    heldout = [t.text.lower() for t in load_turns(HELDOUT_TURNS)]
+def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, other):
+    held_out, vectors = heldout
     texts = training_texts() if other == "training" else [t.text.lower() for t in load_turns(DEV_TURNS)]
-    assert not set(heldout) & set(texts), "a held-out turn is copied"
-    similarity = encoder.encode(heldout) @ encoder.encode(texts).T
+    assert not set(held_out) & set(texts), "a held-out turn is copied"
+    similarity = vectors @ encoder.encode(texts).T
     near = [
-        (heldout[i], texts[int(similarity[i].argmax())]) for i in np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]
+        (held_out[i], texts[int(similarity[i].argmax())]) for i in np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]
     ]
     assert not near, near
 

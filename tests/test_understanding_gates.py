@@ -73,7 +73,7 @@ def test_spoken_heldout_sample_through_the_gateway(stack):
     routing = RoutingTable.load()
     plan = rotating_plan(sample(load_turns(HELDOUT_TURNS), 2), list(CALLER_VOICES.values()))
     with extra_gateway(stack, "(production turn-taking)", turn_taking=TurnTakingSettings().model_dump()) as gateway:
-        judged = asyncio.run(judge_spoken(gateway, plan))
+        judged = asyncio.run(judge_spoken(gateway, plan, at_once=6))  # the calls only wait on real time: 6 at once
     scores = Scores.of(judged, routing)
     print(scores)
     for j in judged:

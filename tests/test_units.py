@@ -137,3 +137,24 @@ def test_streaming_endpoint_needs_silence_words_and_a_recogniser_that_is_done():
     assert not stream_says_done("two words", False, stable_chunks=2, silence_ms=400, end_silence_ms=end)  # changing
     assert not stream_says_done("two words", True, stable_chunks=5, silence_ms=300, end_silence_ms=end)  # not silent
     assert not stream_says_done("", True, stable_chunks=5, silence_ms=800, end_silence_ms=end)  # nothing said
+
+
+def test_rasa_commands_for_one_process_are_split_at_then_and_none_may_be_empty():
+    from nlu.rasa_cli import commands
+
+    argv = ["test", "nlu", "--nlu", "a.yml", "--then", "test", "core", "--stories", "s.yml"]
+    assert commands(argv) == [["test", "nlu", "--nlu", "a.yml"], ["test", "core", "--stories", "s.yml"]]
+    assert commands(["run", "--enable-api"]) == [["run", "--enable-api"]]
+    for bad in ([], ["test", "--then"], ["--then", "run"]):
+        with pytest.raises(SystemExit, match="usage"):
+            commands(bad)
+
+
+def test_end_of_turn_settings_point_smart_turn_at_the_file_helpline_models_writes(tmp_path):
+    from foundation.settings import smart_turn_model_path
+
+    settings = Settings(data_dir=tmp_path, end_of_turn={"engine": "smart_turn"})  # type: ignore[arg-type]
+    assert settings.end_of_turn.model_path == smart_turn_model_path(tmp_path / "models")
+    assert Settings(data_dir=tmp_path).end_of_turn.model_path is None  # the silence rule needs no file
+    with pytest.raises(ValueError):
+        Settings(end_of_turn={"engine": "guesswork"})  # type: ignore[arg-type]
