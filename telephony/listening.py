@@ -182,8 +182,8 @@ class Listener:
         noise = not transcript.is_empty and self._heard_noise(transcript)
         if self.held and (transcript.is_empty or noise):
             # The tail of a long turn held nothing of use: the turn is what was held.
-            whole, first = self.held.take()
-            return Heard(HeardKind.WORDS, whole, first, asr_ms)
+            words, joined = self.held.take()
+            return Heard(HeardKind.WORDS, words, joined, asr_ms)
         if transcript.is_empty or noise:
             return Heard(HeardKind.NOISE if noise else HeardKind.NOTHING, transcript, item, asr_ms)
         if self.held.keeps(transcript, item, self._vad):
