@@ -33,6 +33,7 @@ import numpy as np
 
 from foundation.settings import EndOfTurnSettings, Settings, VadSettings, smart_turn_model_path
 from helpline.machine import cpu_name
+from telephony.softphone import CallerAudio
 from voice.caller_voices import CALLER_VOICES
 from voice.codecs import FRAME_MS, TELEPHONE_RATE, float_to_pcm16, resample, telephone_round_trip
 from voice.end_of_turn import EndOfTurn, create_end_of_turn
@@ -101,11 +102,9 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
 
 
 def last_voiced_ms(audio: np.ndarray) -> int:
-    """Stream time just after the last 20 ms frame within 30 dB of the loudest one (clean synthesised speech)."""
-    n = len(audio) // FRAME
-    energy = np.array([np.sqrt(np.mean(audio[i * FRAME : (i + 1) * FRAME].astype(np.float64) ** 2)) for i in range(n)])
-    voiced = np.nonzero(energy >= energy.max() * 10 ** (-30 / 20))[0]
-    return int(voiced[-1] + 1) * FRAME_MS
+    """Stream time just after the last voiced frame of clean synthesised speech (the softphone's rule: the last 20 ms
+    frame within 30 dB of the loudest)."""
+    return (CallerAudio.from_audio(audio).last_voiced + 1) * FRAME_MS
 
 
 def callers(count: int) -> list[tuple[str, object]]:

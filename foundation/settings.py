@@ -140,7 +140,7 @@ class VadSettings(BaseModel):
 
 
 class EndOfTurnSettings(BaseModel):
-    """Whether a pause ends the caller's turn (voice/end_of_turn.py). ``silence``: the VAD's fixed end silence
+    """Whether a pause ends the caller's turn (voice/end_of_turn/). ``silence``: the VAD's fixed end silence
     (vad.end_silence_ms). ``smart_turn``: after ``pause_ms`` of silence the end-of-turn model judges the turn; a
     complete one ends at once, an incomplete one waits for more speech up to ``max_silence_ms``."""
 

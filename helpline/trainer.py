@@ -96,21 +96,23 @@ def routing_decision(intent: str, routing: RoutingTable) -> str:
     return str(decision) if decision is not None else "not-understood"
 
 
-def _rasa(settings: Settings, *args: str) -> int:
-    command = [str(rasa_executable(settings)), *args]
-    print("$ rasa " + " ".join(args), flush=True)
+def _run_rasa(settings: Settings, command: list[str]) -> int:
+    """A Rasa process of the Rasa venv, its output shown; its exit status."""
     return subprocess.run(
         command, cwd=REPO_ROOT, env=rasa_environment(settings), stdout=sys.stdout, stderr=sys.stderr
     ).returncode
 
 
+def _rasa(settings: Settings, *args: str) -> int:
+    print("$ rasa " + " ".join(args), flush=True)
+    return _run_rasa(settings, [str(rasa_executable(settings)), *args])
+
+
 def _rasa_with_model(settings: Settings, *commands: list[str]) -> int:
-    """Rasa commands that load the trained model, in one process of the Rasa venv (nlu/rasa_cli.py)."""
+    """Rasa commands that load the trained model, in one process of the Rasa venv (nlu/rasa_cli.py, which shows
+    each command line)."""
     argv = [arg for i, command in enumerate(commands) for arg in ([] if i == 0 else ["--then"]) + command]
-    return subprocess.run(
-        [*rasa_model_command(settings), *argv], cwd=REPO_ROOT, env=rasa_environment(settings),
-        stdout=sys.stdout, stderr=sys.stderr,
-    ).returncode  # fmt: skip
+    return _run_rasa(settings, [*rasa_model_command(settings), *argv])
 
 
 def validate(settings: Settings) -> int:

@@ -6,8 +6,8 @@ server start, hot reload and `rasa test`. The step only gives the weights their 
 over them right after), so it is run eagerly here; predictions then run as a compiled graph exactly as before
 (``run_eagerly`` set back to the model's setting). Same weights, same predictions; nothing in training changes.
 
-Installed by importing ``nlu.rasa_components`` (the pipeline names it, so every Rasa process that loads our model
-imports it before any model is loaded).
+Installed by ``nlu/rasa_cli.py``, our entry for the Rasa commands that load a model (`run`, `test`), before Rasa
+loads anything; the pipeline and the model's fingerprint are untouched.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -151,11 +151,11 @@ class Listener:
         self._turn_end = parts.end_of_turn
         self._turn_end_settings = parts.end_of_turn_settings
         semantic = self._turn_end is not None
-        self._end_silence_ms = self._turn_end_settings.max_silence_ms if semantic else vad.end_silence_ms
+        end_silence_ms = self._turn_end_settings.max_silence_ms if semantic else vad.end_silence_ms
         pause_ms = self._turn_end_settings.pause_ms if semantic else vad.speculate_after_ms
         detector = parts.speech_detector() if parts.speech_detector is not None else None
         self._endpointer = Endpointer(
-            vad.aggressiveness, self._end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, pause_ms, detector
+            vad.aggressiveness, end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, pause_ms, detector
         )
         self.inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
         self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
@@ -204,9 +204,12 @@ class Listener:
         if item.transcript is not None:
             transcript = await item.transcript
         else:
-            audio = pcm16_to_float(item.utterance.pcm)
-            transcript = await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, self._context())
+            transcript = await self._transcribe(item.utterance.pcm)
         return transcript, (time.perf_counter() - t0) * 1000
+
+    def _transcribe(self, pcm: np.ndarray) -> Coroutine[Any, Any, Transcript]:
+        """Recognition of ``pcm`` in a worker thread, biased by the recogniser's context for the next utterance."""
+        return asyncio.to_thread(self._asr.transcribe, pcm16_to_float(pcm), TELEPHONE_RATE, self._context())
 
     def is_listening_noise(self, item: SpeechInput, text: str) -> bool:
         """``text``, heard in ``item``, is the caller listening over the assistant, not taking the turn."""
@@ -214,7 +217,7 @@ class Listener:
         over_kind, over_sentences = (over.kind, len(over.sentences)) if over is not None else (None, 0)
         return is_listening_noise(text, over_kind, item.over_sentence, over_sentences, self._backchannels)
 
-    def on_key(self, digit: str, on_event: Callable[..., None]) -> None:
+    def on_key(self, digit: str) -> None:
         """A key press: it stops an interruptible prompt and waits its turn; a flood beyond MAX_PENDING_KEYS waiting
         inputs is dropped (one event per burst, counting its keys): minutes of work must not queue."""
         if self.inputs.qsize() >= MAX_PENDING_KEYS:
@@ -222,7 +225,7 @@ class Listener:
             if last.get("kind") == "key_dropped":
                 last["count"] += 1
             else:
-                on_event("key_dropped", count=1)
+                self._on_event("key_dropped", count=1)
                 log.warning("call %s: keys dropped: %d inputs already waiting", self._call_sid, MAX_PENDING_KEYS)
             return
         self.listening_since_ms = None
@@ -293,7 +296,7 @@ class Listener:
                 self._on_partial(words)
                 self._stable_chunks = self._stable_chunks + 1 if words == self._last_partial else 0
                 self._last_partial = words
-                silence, end_silence = self._endpointer.silence_ms, self._end_silence_ms
+                silence, end_silence = self._endpointer.silence_ms, self._endpointer.end_silence_ms
                 if stream_says_done(words, stream.segment_closed, self._stable_chunks, silence, end_silence):
                     ended = self._endpointer.end_now()
                     if ended is not None:
@@ -333,10 +336,7 @@ class Listener:
 
     def _speculate(self, pause: SpeechPaused) -> None:
         """Start recognising what was said so far; the end of the utterance may well be this pause."""
-        audio = pcm16_to_float(pause.pcm)
-        future = self._tasks.start(
-            asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, self._context()), "speculation"
-        )  # a failure is met where it is used
+        future = self._tasks.start(self._transcribe(pause.pcm), "speculation")  # a failure is met where it is used
         self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
         self.record.speculations_started += 1
 
@@ -354,7 +354,6 @@ class Listener:
             except EndOfTurnError as e:
                 log.error("call %s: end-of-turn model failed, the silence rule takes over: %s", self._call_sid, e)
                 self._turn_end = None
-                self._end_silence_ms = self._vad.end_silence_ms
                 self._endpointer.set_end_silence(self._vad.end_silence_ms)
                 self._on_event("end_of_turn_failed", error=str(e)[:200])
                 return

@@ -117,7 +117,7 @@ class CallSession:
         if self._keypad is None:
             log.info("call %s: key %s ignored (keypad menu disabled)", self.call_sid, digit)
             return
-        self._listener.on_key(digit, self._event)
+        self._listener.on_key(digit)
 
     def _asr_context(self) -> RecognitionContext | None:
         """The recogniser's bias for the next utterance: the domain's words, then the question it may answer."""

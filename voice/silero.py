@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice.codecs import TELEPHONE_RATE
+from voice.codecs import TELEPHONE_RATE, pcm16_to_float
 
 WINDOW = 256  # samples per model step at 8 kHz (32 ms)
 CONTEXT = 32  # samples of the previous step the model hears again
@@ -71,7 +71,7 @@ class SileroDetector:
         self.probability = 0.0
 
     def is_speech(self, pcm: np.ndarray) -> bool:
-        self._pending = np.concatenate([self._pending, pcm.astype(np.float32) / 32768.0])
+        self._pending = np.concatenate([self._pending, pcm16_to_float(pcm)])
         while len(self._pending) >= WINDOW:
             chunk, self._pending = self._pending[:WINDOW], self._pending[WINDOW:]
             self.probability, self._state = self._model.step(np.concatenate([self._context, chunk]), self._state)

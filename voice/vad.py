@@ -155,6 +155,11 @@ class Endpointer:
         """Silence since the last voiced frame of the utterance under way (0 when none is)."""
         return self._silent_run * FRAME_MS if self._in_speech else 0
 
+    @property
+    def end_silence_ms(self) -> int:
+        """The silence that ends an utterance."""
+        return self._end_silence_frames * FRAME_MS
+
     def set_end_silence(self, end_silence_ms: int) -> None:
         """Change the silence that ends an utterance (from the next frame on)."""
         self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
