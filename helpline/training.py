@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,8 @@ MODEL_CODE = (
     REPO_ROOT / "nlu" / "rasa_components.py",
     REPO_ROOT / "nlu" / "sentence_encoder.py",
     REPO_ROOT / "foundation" / "personnummer.py",
-    REPO_ROOT / "nlu" / "rasa-requirements.lock",
 )
+RASA_LOCK = REPO_ROOT / "nlu" / "rasa-requirements.lock"
 
 
 CACHED_MODELS = 5  # about 40 MB each
@@ -34,17 +35,28 @@ class TrainingError(RuntimeError):
 
 
 def training_inputs() -> list[Path]:
-    files = [NLU_CONFIG, DOMAIN, *MODEL_CODE]
+    files = [NLU_CONFIG, DOMAIN, *MODEL_CODE, RASA_LOCK]
     for folder in TRAINING_DATA:
         files += sorted(p for p in folder.rglob("*") if p.suffix in (".yml", ".yaml", ".txt"))
     return files
+
+
+def locked_versions(lock: Path) -> bytes:
+    """The packages and versions a lock file pins, one `name==version` a line, names normalised and sorted: what
+    shapes a model, without the hashes and comments (rebuilding the lock's hashes retrains nothing)."""
+    pins = []
+    for line in lock.read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith(("#", "-")):
+            name, _, version = line.split(" ", 1)[0].partition("==")
+            pins.append(f"{re.sub(r'[-_.]+', '-', name).lower()}=={version}")
+    return "".join(f"{pin}\n" for pin in sorted(pins)).encode()
 
 
 def data_fingerprint() -> str:
     digest = hashlib.sha256()
     for path in training_inputs():
         digest.update(str(path.relative_to(REPO_ROOT)).encode())
-        digest.update(path.read_bytes())
+        digest.update(locked_versions(path) if path == RASA_LOCK else path.read_bytes())
     return digest.hexdigest()[:16]
 
 
