@@ -2,7 +2,8 @@
 
 Each answer or routing step sends its text and a custom payload with the decision (answer:<topic>,
 route:<queue>, smalltalk:<kind>, clarify:<intent>, or clarify:rephrase when the caller is asked to say it again),
-the form the gateway reads. Texts and the routing table are data files here.
+the form the gateway reads. The texts are in the conversation's language (the `language` slot, given by the gateway
+when the call starts; foundation/languages/<code>.yml); the routing table is dialogues/routing.yml.
 """
 
 from __future__ import annotations
@@ -15,28 +16,28 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from dialogues.payment_calendar import CHILD_ALLOWANCE_PAY_DAY, next_payment_day, spoken_date
+from dialogues.payment_calendar import CHILD_ALLOWANCE_PAY_DAY, next_payment_day
 from dialogues.policy import concerns_agency, likeliest_matters
 from foundation import vocabulary
-from foundation.routing_table import RoutingTable, load_answers
+from foundation.language import DialogueWords, LanguageError, load_language
+from foundation.routing_table import RoutingTable
 
 HERE = Path(__file__).resolve().parent
 ROUTING = RoutingTable.load(HERE / "routing.yml")
-ANSWERS = load_answers(HERE / "answers.yml")
+DEFAULT_LANGUAGE = "en"
 
 # Not understood: the caller is asked to say it again (not dismissed: "I can't help with that" is
 # smalltalk:out_of_scope, said only of what is outside the agency's matters).
 NOT_UNDERSTOOD = str(vocabulary.NOT_UNDERSTOOD)
 
-QUEUE_PHRASES = {
-    "family": "our experts on family benefits",
-    "sickness": "our experts on sickness benefit",
-    "housing": "our experts on housing allowance",
-    "appeals": "our team that reviews decisions",
-    "payments_debt": "our team for payments and repayments",
-    "fraud": "our team that handles suspected fraud",
-    "general": "one of my colleagues",
-}
+
+def words_of(tracker: Tracker) -> DialogueWords:
+    """What the dialogue says, in the conversation's language (English when none was given or it has no data)."""
+    code = str(tracker.get_slot("language") or DEFAULT_LANGUAGE)
+    try:
+        return load_language(code).dialogue
+    except LanguageError:
+        return load_language(DEFAULT_LANGUAGE).dialogue
 
 
 def _latest_intent(tracker: Tracker) -> str:
@@ -61,26 +62,21 @@ def _may_be_about_the_agency(tracker: Tracker) -> bool:
     return intent.get("name") == "out_of_scope" and unsure
 
 
-def answer_text(topic: str, today: date) -> str:
-    template = ANSWERS[topic]
-    return template.format(
-        next_payment=spoken_date(next_payment_day(today)),
-        next_child_allowance=spoken_date(next_payment_day(today, CHILD_ALLOWANCE_PAY_DAY)),
+def answer_text(words: DialogueWords, topic: str, today: date) -> str:
+    return words.answers[topic].format(
+        next_payment=words.dates.say(next_payment_day(today)),
+        next_child_allowance=words.dates.say(next_payment_day(today, CHILD_ALLOWANCE_PAY_DAY)),
     )
 
 
-def route(dispatcher: CollectingDispatcher, queue: str, reason: str, intent: str) -> list[EventType]:
+def route(
+    dispatcher: CollectingDispatcher, words: DialogueWords, queue: str, reason: str, intent: str
+) -> list[EventType]:
     urgent = intent in ROUTING.urgent
     if urgent:
-        text = (
-            "I'm sorry you're going through this. I'm putting you through to a person right away, "
-            "ahead of the queue. Please stay on the line."
-        )
+        text = words.say.route_urgent
     else:
-        text = (
-            f"I'm putting you through to {QUEUE_PHRASES.get(queue, 'one of my colleagues')} now. "
-            "They will see what you have told me, so you won't need to repeat it. Please hold."
-        )
+        text = words.say.route.format(queue=words.queues.get(queue, words.queues[ROUTING.fallback_queue]))
     dispatcher.utter_message(
         text=text,
         json_message={
@@ -94,27 +90,29 @@ def route(dispatcher: CollectingDispatcher, queue: str, reason: str, intent: str
     return [SlotSet("routed_queue", queue), SlotSet("clarify_intent", None), SlotSet("clarify_alternative", None)]
 
 
-def answer(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
+def answer(dispatcher: CollectingDispatcher, words: DialogueWords, intent: str) -> list[EventType]:
     """Answer the topic of ``intent`` and ask whether there is anything else."""
     topic = ROUTING.answers[intent]
     dispatcher.utter_message(
-        text=answer_text(topic, date.today()), json_message={"decision": f"answer:{topic}", "topic": topic}
+        text=answer_text(words, topic, date.today()), json_message={"decision": f"answer:{topic}", "topic": topic}
     )
     return [SlotSet("failed_understandings", 0), SlotSet("clarify_intent", None), SlotSet("clarify_alternative", None)]
 
 
-def act_on(dispatcher: CollectingDispatcher, intent: str) -> list[EventType]:
+def act_on(dispatcher: CollectingDispatcher, words: DialogueWords, intent: str) -> list[EventType]:
     """Do what the routing table says for ``intent``: answer its topic or route to its queue."""
     if intent in ROUTING.answers:
         # As after any answer, the next step is "anything else?" (so a "no" then ends the call, by rule).
-        return answer(dispatcher, intent) + [FollowupAction("utter_anything_else")]
+        return answer(dispatcher, words, intent) + [FollowupAction("utter_anything_else")]
     queue = ROUTING.routes.get(intent, ROUTING.fallback_queue)
-    return route(dispatcher, queue, f"intent {intent} (confirmed by the caller)", intent)
+    return route(dispatcher, words, queue, f"intent {intent} (confirmed by the caller)", intent)
 
 
-def ask_which(dispatcher: CollectingDispatcher, intent: str, alternative: str | None) -> list[EventType]:
+def ask_which(
+    dispatcher: CollectingDispatcher, words: DialogueWords, intent: str, alternative: str | None
+) -> list[EventType]:
     dispatcher.utter_message(
-        text=f"Just to be sure I understood: is your call about {ROUTING.describe[intent]}? Please say yes or no.",
+        text=words.say.which_matter.format(matter=words.name(intent)),
         json_message={"decision": f"clarify:{intent}", "alternative": alternative},
     )
     return [SlotSet("clarify_intent", intent), SlotSet("clarify_alternative", alternative)]
@@ -123,8 +121,9 @@ def ask_which(dispatcher: CollectingDispatcher, intent: str, alternative: str | 
 def offer_likeliest(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
     """A benefit problem that fits no intent well is never dismissed: the first time, ask about the two likeliest
     matters; when that has already failed (or nothing can be named), put the caller through to a person."""
+    words = words_of(tracker)
     ranking = tracker.latest_message.get("intent_ranking") or []
-    options = likeliest_matters(ranking, ROUTING.describe)
+    options = likeliest_matters(ranking, words.matters)
     failures = int(tracker.get_slot("failed_understandings") or 0) + 1
     if failures >= ROUTING.max_failed_understandings or not options:
         reason = (
@@ -132,12 +131,12 @@ def offer_likeliest(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[
             if _names_the_agencys_matters(tracker)
             else f"not understood {failures} times in a row"
         )
-        events = route(dispatcher, ROUTING.fallback_queue, reason, "nlu_fallback")
+        events = route(dispatcher, words, ROUTING.fallback_queue, reason, "nlu_fallback")
         return events + [SlotSet("failed_understandings", 0)]
     first, second = options[0], options[1] if len(options) > 1 else None
-    question = f"I'd like to put you in the right place. Is your call about {ROUTING.describe[first]}?"
+    question = words.say.offer_matter.format(matter=words.name(first))
     if second:
-        question += f" Please say yes or no. If not, I'll ask about {ROUTING.describe[second]}."
+        question += " " + words.say.offer_next.format(matter=words.name(second))
     dispatcher.utter_message(text=question, json_message={"decision": f"clarify:{first}", "alternative": second})
     return [
         SlotSet("clarify_intent", first),
@@ -149,20 +148,16 @@ def offer_likeliest(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[
 def not_understood(dispatcher: CollectingDispatcher, tracker: Tracker, response: str | None = None) -> list[EventType]:
     """A turn the assistant cannot help with: say what it can do (``response``, else a generic text). After
     ``max_failed_understandings`` such turns in a row, route to a person."""
+    words = words_of(tracker)
     failures = int(tracker.get_slot("failed_understandings") or 0) + 1
     if failures >= ROUTING.max_failed_understandings:
-        events = route(dispatcher, ROUTING.fallback_queue, f"not understood {failures} times in a row", "nlu_fallback")
+        reason = f"not understood {failures} times in a row"
+        events = route(dispatcher, words, ROUTING.fallback_queue, reason, "nlu_fallback")
         return events + [SlotSet("failed_understandings", 0)]
     if response:
         dispatcher.utter_message(response=response)
     else:
-        dispatcher.utter_message(
-            text=(
-                "Sorry, I didn't quite understand. You can ask me about payment dates, opening hours, applications, "
-                'documents or logging in, or say "a person" to talk to someone.'
-            ),
-            json_message={"decision": NOT_UNDERSTOOD},
-        )
+        dispatcher.utter_message(text=words.say.not_understood, json_message={"decision": NOT_UNDERSTOOD})
     return [SlotSet("failed_understandings", failures)]
 
 
@@ -172,11 +167,12 @@ class ActionAnswerTopic(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         intent = _latest_intent(tracker)
+        words = words_of(tracker)
         topic = ROUTING.answers.get(intent)
         if topic is None:
-            return route(dispatcher, ROUTING.fallback_queue, f"no answer configured for {intent}", intent)
+            return route(dispatcher, words, ROUTING.fallback_queue, f"no answer configured for {intent}", intent)
         dispatcher.utter_message(
-            text=answer_text(topic, date.today()),
+            text=answer_text(words, topic, date.today()),
             json_message={"decision": f"answer:{topic}", "topic": topic},
         )
         return [SlotSet("failed_understandings", 0)]
@@ -190,7 +186,7 @@ class ActionRouteCall(Action):
         intent = _latest_intent(tracker)
         queue = ROUTING.routes.get(intent, ROUTING.fallback_queue)
         reason = "caller asked for a person" if intent == "request_human" else f"intent {intent}"
-        return route(dispatcher, queue, reason, intent)
+        return route(dispatcher, words_of(tracker), queue, reason, intent)
 
 
 class ActionHandleFallback(Action):
@@ -203,12 +199,13 @@ class ActionHandleFallback(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         if _may_be_about_the_agency(tracker):
             return offer_likeliest(dispatcher, tracker)
-        ranking = [r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in ROUTING.describe]
+        words = words_of(tracker)
+        ranking = [r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in words.matters]
         if len(ranking) >= 2:
             first, second = ranking[0], ranking[1]
             close = first["confidence"] - second["confidence"] < ROUTING.clarify_margin
             if close and first["confidence"] >= ROUTING.clarify_min_confidence:
-                return ask_which(dispatcher, first["name"], second["name"])
+                return ask_which(dispatcher, words, first["name"], second["name"])
         return not_understood(dispatcher, tracker)
 
 
@@ -222,10 +219,11 @@ class ActionResolveClarification(Action):
         pending = tracker.get_slot("clarify_intent")
         alternative = tracker.get_slot("clarify_alternative")
         said_yes = _latest_intent(tracker) == "affirm"
+        words = words_of(tracker)
         if pending and said_yes:
-            return act_on(dispatcher, pending)
+            return act_on(dispatcher, words, pending)
         if pending and alternative:
-            return ask_which(dispatcher, alternative, None)
+            return ask_which(dispatcher, words, alternative, None)
         if pending:
             events = [SlotSet("clarify_intent", None), SlotSet("clarify_alternative", None)]
             return events + not_understood(dispatcher, tracker)
@@ -262,7 +260,7 @@ class ActionRepeat(Action):
             if event.get("event") == "bot" and event.get("text"):
                 last_turn.insert(0, event["text"])
         # The newest user event is the "repeat" request itself, so collect the bot texts before it.
-        text = " ".join(last_turn) if last_turn else "I haven't said anything yet. How can I help you?"
+        text = " ".join(last_turn) if last_turn else words_of(tracker).say.nothing_said_yet
         dispatcher.utter_message(text=text, json_message={"decision": "smalltalk:repeat"})
         return []
 

@@ -63,10 +63,3 @@ def next_payment_day(today: date, nominal_day: int = STANDARD_PAY_DAY) -> date:
         return this_month
     year, month = (today.year + 1, 1) if today.month == 12 else (today.year, today.month + 1)
     return payment_day(year, month, nominal_day)
-
-
-def spoken_date(day: date) -> str:
-    """A date as it is read aloud: "Friday the 24th of January"."""
-    n = day.day
-    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{day:%A} the {n}{suffix} of {day:%B}"

@@ -27,6 +27,7 @@ def concerns_agency(text: str, language: str = "en") -> bool:
     return bool(phrases_in(text, agency_words(language)))
 
 
-def likeliest_matters(ranking: list[dict[str, Any]], describe: dict[str, str], n: int = 2) -> list[str]:
-    """The ``n`` likeliest intents of ``ranking`` that the assistant can name to the caller (topics and queues)."""
-    return [str(r["name"]) for r in ranking if r.get("name") in describe][:n]
+def likeliest_matters(ranking: list[dict[str, Any]], matters: dict[str, str], n: int = 2) -> list[str]:
+    """The ``n`` likeliest intents of ``ranking`` that the assistant can name to the caller (``matters``: intent ->
+    how it is said)."""
+    return [str(r["name"]) for r in ranking if r.get("name") in matters][:n]

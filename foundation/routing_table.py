@@ -1,5 +1,6 @@
 """The routing table (dialogues/routing.yml), read by one loader and checked once: which intents the assistant
-answers (-> topic), routes (-> queue) or treats as small talk, the keypad menu, and how intents are named.
+answers (-> topic), routes (-> queue) or treats as small talk, and the keypad menu. How intents, topics and queues are
+said is per language (foundation/language.py).
 
 Read by the action server (Rasa's venv), the gateway, the evaluations and the trainer alike.
 """
@@ -16,7 +17,6 @@ import yaml
 from foundation.vocabulary import FALLBACK_QUEUE, QUEUES, Decision
 
 ROUTING_FILE = Path(__file__).resolve().parents[1] / "dialogues" / "routing.yml"
-ANSWERS_FILE = ROUTING_FILE.with_name("answers.yml")
 
 
 class RoutingTableError(ValueError):
@@ -29,7 +29,6 @@ class RoutingTable:
     routes: dict[str, str]  # intent -> queue
     smalltalk: dict[str, str]  # intent -> small-talk kind
     urgent: frozenset[str]
-    describe: dict[str, str]  # intent -> how the assistant names it
     keypad: dict[str, str]  # phone key -> intent, in menu order
     keypad_repeat: str
     fallback_queue: str
@@ -58,22 +57,6 @@ class RoutingTable:
             return Decision("smalltalk", self.smalltalk[intent])
         return None
 
-    def name(self, intent: str) -> str:
-        """How the assistant names an intent ("a missing payment or a debt")."""
-        return self.describe.get(intent, intent.replace("_", " "))
-
-
-@lru_cache(maxsize=4)
-def load_answers(path: Path = ANSWERS_FILE) -> dict[str, str]:
-    """What the assistant says for each topic it answers (dialogues/answers.yml): topic -> text."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise RoutingTableError(f"cannot read the answers {path}: {e}") from e
-    if not isinstance(raw, dict):
-        raise RoutingTableError(f"{path}: expected topic: text")
-    return {str(k): str(v) for k, v in raw.items()}
-
 
 @lru_cache(maxsize=4)
 def _load(path: Path) -> RoutingTable:
@@ -87,7 +70,6 @@ def _load(path: Path) -> RoutingTable:
             routes={str(k): str(v) for k, v in raw["routes"].items()},
             smalltalk={str(k): str(v) for k, v in raw["smalltalk"].items()},
             urgent=frozenset(str(i) for i in raw.get("urgent") or ()),
-            describe={str(k): str(v) for k, v in (raw.get("describe") or {}).items()},
             keypad={str(k): str(v) for k, v in (raw.get("keypad") or {}).items()},
             keypad_repeat=str(raw.get("keypad_repeat", "*")),
             fallback_queue=str(raw["fallback_queue"]),

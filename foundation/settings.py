@@ -243,12 +243,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _language_data(self) -> Settings:
-        """The language's data exists and is whole; it picks the speech model and the backchannels not set here."""
+        """The language's data exists and is whole; it picks the speech model, the voice and the backchannels not
+        set here."""
         spoken = load_language(self.language)  # LanguageError (a ValueError): a clear start-up error
         asr = {k: v for k, v in (("model", spoken.asr_model), ("language", spoken.asr_language))
                if k not in self.asr.model_fields_set}  # fmt: skip
         if asr:
             self.asr = self.asr.model_copy(update=asr)
+        tts = {k: v for k, v in (("engine", spoken.tts_engine), ("espeak_voice", spoken.espeak_voice))
+               if k not in self.tts.model_fields_set}  # fmt: skip
+        if tts:
+            self.tts = self.tts.model_copy(update=tts)
         if not self.turn_taking.backchannels:
             self.turn_taking = self.turn_taking.model_copy(update={"backchannels": spoken.backchannels})
         return self

@@ -63,11 +63,12 @@ class RasaClient:
             return False
         return bool(status.get("model_file"))
 
-    async def start_call(self, sender_id: str, intent: str = "call_start") -> list[str]:
-        """Open the conversation with the intent that starts a call; returns what the assistant says first."""
+    async def start_call(self, sender_id: str, language: str = "en") -> list[str]:
+        """Open the conversation with the intent that starts a call, in the call's ``language`` (the dialogue speaks
+        it from then on: the `language` slot); returns what the assistant says first."""
         result = await self._post(
             f"/conversations/{sender_id}/trigger_intent",
-            {"name": intent, "entities": {}},
+            {"name": "call_start", "entities": {"language": language}},
             params={"include_events": "NONE", "output_channel": "collector"},
         )
         return [m["text"] for m in result.get("messages", []) if m.get("text")]

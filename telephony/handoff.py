@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from foundation.language import load_language
 from foundation.routing_table import RoutingTable
 
 SCHEMA_FILE = Path(__file__).with_name("handoff_packet.schema.json")
@@ -21,6 +22,9 @@ SCHEMA_VERSION = 1
 SUMMARY_QUOTES = 2  # caller sentences quoted in the summary ...
 MIN_QUOTE_SALIENCE = 1.0  # ... among the turns that said something the assistant understood or tried to
 QUOTE_CHARS = 160
+# The summary for the expert is written in English whatever the call's language (its own sentences are English
+# today); the caller's words are quoted as they were said.
+SUMMARY_LANGUAGE = "en"
 # TaskRouter keeps task attributes small; the agent screen always has the whole packet.
 MAX_ATTRIBUTES_CHARS = 15_000
 ENTITY_NAMES = {"benefit_type": "benefit type", "date": "date", "amount": "amount", "personal_id": "identity number"}
@@ -146,7 +150,8 @@ def summarize(packet: dict[str, Any], vocabulary: RoutingTable) -> str:
     if packet["flags"]["distress"]:
         parts.append("The caller sounded distressed.")
     if intent:
-        parts.append(f"About {vocabulary.name(intent['name'])} ({round(intent['confidence'] * 100)}% sure).")
+        matter = load_language(SUMMARY_LANGUAGE).dialogue.name(intent["name"])
+        parts.append(f"About {matter} ({round(intent['confidence'] * 100)}% sure).")
     else:
         parts.append(f"Routed because: {packet['reason']}.")
     if quotes:

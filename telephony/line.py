@@ -160,7 +160,7 @@ def build_line(settings: Settings) -> Line:
         apology_audio=apology,
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
-        keypad=KeypadMenu.of(routing, settings.spoken.keypad) if settings.turn_taking.keypad else None,
+        keypad=KeypadMenu.of(routing, settings.spoken) if settings.turn_taking.keypad else None,
         # Small talk (greet, thanks, yes, no ...) is not worth reading back when heard uncertainly.
         smalltalk=frozenset(routing.smalltalk),
         recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
@@ -173,7 +173,7 @@ def prewarm_voice(line: Line) -> None:
     """Synthesise every fixed sentence into the voice's cache (prompts, menu, answers, responses)."""
     texts = [line.keypad.menu_text()] if line.keypad else []
     texts += line.settings.spoken.fixed_prompts
-    sentences = {*fixed_sentences(), *(s for text in texts for s in split_sentences(text))}
+    sentences = {*fixed_sentences(line.settings.spoken), *(s for text in texts for s in split_sentences(text))}
     for sentence in sorted(sentences):
         try:
             line.tts.telephone(sentence)

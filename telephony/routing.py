@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from foundation.language import KeypadPhrases, load_language
-from foundation.routing_table import ROUTING_FILE, RoutingTable, load_answers
+from foundation.language import Language, load_language
+from foundation.routing_table import ROUTING_FILE, RoutingTable
 from foundation.settings import REPO_ROOT
 
 DOMAIN_FILE = REPO_ROOT / "dialogues" / "domain.yml"
@@ -22,15 +22,15 @@ KEYS = "0123456789*#"
 
 @dataclass(frozen=True)
 class KeypadMenu:
-    routing: RoutingTable  # its keypad (key -> intent, in menu order), repeat key, and how intents are named
-    phrases: KeypadPhrases  # how the menu is said in the line's language
+    routing: RoutingTable  # its keypad (key -> intent, in menu order) and repeat key
+    language: Language  # how the menu and the matters it offers are said on the line
 
     @classmethod
-    def load(cls, path: Path = ROUTING_FILE, phrases: KeypadPhrases | None = None) -> KeypadMenu:
-        return cls.of(RoutingTable.load(path), phrases)
+    def load(cls, path: Path = ROUTING_FILE, language: Language | None = None) -> KeypadMenu:
+        return cls.of(RoutingTable.load(path), language)
 
     @classmethod
-    def of(cls, table: RoutingTable, phrases: KeypadPhrases | None = None) -> KeypadMenu:
+    def of(cls, table: RoutingTable, language: Language | None = None) -> KeypadMenu:
         """The menu of ``table``, checked: phone keys only, each naming an intent answered or routed."""
         path, keys, repeat_key = table.source, table.keypad, table.keypad_repeat
         known = set(table.answers) | set(table.routes)
@@ -41,7 +41,7 @@ class KeypadMenu:
                 raise ValueError(f"{path}: keypad key {key} names {intent!r}, which is neither answered nor routed")
         if repeat_key in keys:
             raise ValueError(f"{path}: keypad_repeat {repeat_key!r} is also a menu key")
-        return cls(routing=table, phrases=phrases or load_language("en").keypad)
+        return cls(routing=table, language=language or load_language("en"))
 
     @property
     def keys(self) -> dict[str, str]:
@@ -57,9 +57,9 @@ class KeypadMenu:
     def menu_text(self) -> str:
         """The menu as the assistant says it: option first, then its key (callers need not remember a number while
         listening for their option), the person last, then how to hear it again."""
-        say = self.phrases
+        say, names = self.language.keypad, self.language.dialogue
         sentences = [
-            say.option.format(option=self.routing.name(i), key=say.key(k))
+            say.option.format(option=names.name(i), key=say.key(k))
             for k, i in self.keys.items()
             if i != "request_human"
         ]
@@ -68,13 +68,30 @@ class KeypadMenu:
         return " ".join(sentences)
 
 
-def fixed_sentences() -> list[str]:
-    """Every sentence the assistant says the same way each time: the answers and responses (without the parts the
-    action server fills in, such as the next payment date). The gateway synthesises them once at start-up."""
-    texts = list(load_answers().values())
+def response_texts(language: str) -> dict[str, list[str]]:
+    """The domain's fixed responses as said in ``language``: response -> its texts. A variant holding the condition
+    `slot language == <code>` belongs to that language; a response with none for it says its plain variants."""
     domain = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8")) or {}
-    for variants in (domain.get("responses") or {}).values():
-        texts += [str(v["text"]) for v in variants if isinstance(v, dict) and v.get("text")]
+    said: dict[str, list[str]] = {}
+    for name, variants in (domain.get("responses") or {}).items():
+        plain, own = [], []
+        for variant in variants:
+            conditions = variant.get("condition") or []
+            languages = {c.get("value") for c in conditions if c.get("type") == "slot" and c.get("name") == "language"}
+            if not conditions:
+                plain.append(str(variant["text"]))
+            elif languages == {language}:
+                own.append(str(variant["text"]))
+        said[str(name)] = own or plain
+    return said
+
+
+def fixed_sentences(language: Language) -> list[str]:
+    """Every sentence the assistant says the same way each time in ``language``: the answers and responses (without
+    the parts the action server fills in, such as the next payment date). The gateway synthesises them once at
+    start-up."""
+    texts = list(language.dialogue.answers.values())
+    texts += [text for variants in response_texts(language.code).values() for text in variants]
     from voice.tts.base import split_sentences
 
     sentences = {s for text in texts for s in split_sentences(" ".join(text.split())) if "{" not in s}

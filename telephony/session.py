@@ -155,7 +155,7 @@ class CallSession:
 
     async def _greet(self) -> None:
         try:
-            texts = await self._rasa.start_call(self.call_sid)
+            texts = await self._rasa.start_call(self.call_sid, self._parts.spoken.code)
         except NluUnavailable as e:
             log.error("call %s: dialogue unavailable at call start: %s", self.call_sid, e)
             await self._fault_handoff("dialogue server unavailable at call start", None)

@@ -122,13 +122,15 @@ class ScriptedDialogue:
     def __init__(self, script: dict[str, Reply]):
         self.script = script
         self.respond_texts: list[str] = []
+        self.languages: list[str] = []  # the language each conversation was opened in
         self.fail_respond = False
 
     def _reply(self, text: str) -> Reply:
         key = text.strip().lower().rstrip(".?!")
         return self.script.get(key, Reply("nlu_fallback", "clarify:rephrase", "Sorry, I didn't quite understand.", 0.3))
 
-    async def start_call(self, sender_id: str, intent: str = "call_start") -> list[str]:
+    async def start_call(self, sender_id: str, language: str = "en") -> list[str]:
+        self.languages.append(language)
         return list(self.greeting)
 
     async def parse(self, text: str) -> tuple[str, float]:

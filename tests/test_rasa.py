@@ -59,6 +59,24 @@ async def test_call_greeting_says_it_is_an_automated_assistant(rasa):
     assert any("automated assistant" in t for t in texts)
 
 
+async def test_a_call_opened_in_swedish_is_answered_in_swedish_by_the_same_servers(rasa):
+    from foundation.language import load_language
+
+    sv = load_language("sv").dialogue
+    texts = await rasa.start_call("test-swedish", language="sv")
+    assert any("automatisk assistent" in t for t in texts), texts
+    # The NLU data is English: an English question, answered in the call's language.
+    answer = await rasa.respond("what time do your phone lines open on monday", "test-swedish", {})
+    assert str(answer.decision) == "answer:opening_hours"
+    assert sv.answers["opening_hours"] in answer.reply and "Finns det något mer" in answer.reply, answer.reply
+    routed = await rasa.respond("i'd like to appeal against the decision you sent me", "test-swedish", {})
+    assert str(routed.decision) == "route:appeals"
+    assert routed.reply == sv.say.route.format(queue=sv.queues["appeals"]), routed.reply
+    # The English conversations on the same servers stay English.
+    english = await rasa.start_call("test-english")
+    assert any("automated assistant" in t for t in english), english
+
+
 async def test_distress_is_routed_at_once_and_flagged_urgent(rasa):
     turn = await rasa.respond("please help me i really can't go on anymore", "test-distress", {})
     assert str(turn.decision) == "route:general"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dialogues.policy import concerns_agency, likeliest_matters
+from foundation.language import load_language
 from foundation.routing_table import RoutingTable
 from helpline.understanding import Judged, Scores, judge
 from nlu.asr_context import AsrContextError, AsrVocabulary
@@ -89,7 +90,8 @@ def test_a_turn_about_nothing_of_the_agency_may_be_out_of_scope(text):
 
 def test_the_likeliest_matters_are_those_the_assistant_can_name():
     ranking = [{"name": "out_of_scope"}, {"name": "payment_problem"}, {"name": "greet"}, {"name": "housing_repayment"}]
-    assert likeliest_matters(ranking, ROUTING.describe) == ["payment_problem", "housing_repayment"]
+    matters = load_language("en").dialogue.matters
+    assert likeliest_matters(ranking, matters) == ["payment_problem", "housing_repayment"]
 
 
 def test_the_recogniser_context_names_the_agencys_words_and_the_question():

@@ -9,8 +9,8 @@ from dialogues.payment_calendar import (
     next_payment_day,
     payment_day,
     public_holidays,
-    spoken_date,
 )
+from foundation.language import load_language
 from foundation.redaction import mask_phone_number
 from foundation.settings import Settings
 from foundation.vocabulary import NOT_UNDERSTOOD, Decision
@@ -36,8 +36,10 @@ def test_payment_day_moves_to_previous_banking_day():
 def test_next_payment_day_rolls_over_the_year():
     assert next_payment_day(date(2026, 12, 24)) == date(2027, 1, 25)
     assert next_payment_day(date(2026, 11, 25)) == date(2026, 11, 25)
-    assert spoken_date(date(2026, 11, 23)) == "Monday the 23rd of November"
-    assert spoken_date(date(2026, 11, 11)) == "Wednesday the 11th of November"
+    say = load_language("en").dialogue.dates.say
+    assert say(date(2026, 11, 23)) == "Monday the 23rd of November"
+    assert say(date(2026, 11, 11)) == "Wednesday the 11th of November"
+    assert load_language("sv").dialogue.dates.say(date(2026, 11, 23)) == "måndagen den tjugotredje november"
 
 
 def test_decision_comes_from_the_last_decision_payload():
