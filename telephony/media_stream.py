@@ -131,7 +131,10 @@ class MediaStreamHandler:
         idle_s = self._line.settings.gateway.stream_idle_timeout_s
         while True:
             try:
-                text = await asyncio.wait_for(self._ws.receive_text(), timeout=idle_s)
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that lands as a frame
+                # arrives, so a call the assistant had finished (handed off) kept reading until the caller hung up.
+                async with asyncio.timeout(idle_s):
+                    text = await self._ws.receive_text()
             except WebSocketDisconnect:
                 return
             except TimeoutError:  # no `stop` will come: the far end is gone

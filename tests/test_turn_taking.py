@@ -91,7 +91,8 @@ async def test_silence_gets_a_reprompt_then_the_keypad_menu(stack):
 
 
 async def test_a_silent_line_is_put_through_to_a_person(stack):
-    result = (await Softphone(stack, speed=8.0).call([Silence(prompts=3)])).as_dict()
+    # After the third prompt (the handoff) the caller stays on the line: the assistant is the one to end the call.
+    result = (await Softphone(stack, speed=8.0).call([Silence(prompts=3), Silence(prompts=1)])).as_dict()
     assert [e["count"] for e in kinds(result, "no_input")] == [1, 2, 3]
     assert result["outcome"] == "routed:general"
     assert result["handoff"]["reason"] == "no input from the caller"
