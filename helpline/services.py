@@ -88,16 +88,17 @@ class Stack:
     Use as a context manager. ``with_gateway=False`` starts only the dialogue side (tests run the gateway apart).
     """
 
-    def __init__(self, settings: Settings, with_gateway: bool = True, ensure_model: bool = True):
+    def __init__(self, settings: Settings, with_gateway: bool = True, ensure_model: bool = True, label: str = ""):
         self.settings = settings
         self.with_gateway = with_gateway
         self.ensure_model = ensure_model
+        self.label = label  # names its processes and log files apart from another stack's on the machine
         self.processes: list[ManagedProcess] = []
 
     def _build(self) -> list[ManagedProcess]:
-        processes = [action_server_process(self.settings), rasa_server_process(self.settings)]
+        processes = [action_server_process(self.settings, self.label), rasa_server_process(self.settings, self.label)]
         if self.with_gateway:
-            processes.append(gateway_process(self.settings))
+            processes.append(gateway_process(self.settings, self.label))
         return processes
 
     def start(self) -> None:
@@ -141,7 +142,8 @@ class Stack:
             wait_voice_warm(gateway, timeout_s)
 
     def process(self, name: str) -> ManagedProcess:
-        return next(p for p in self.processes if p.name == name)
+        """The process of this stack called ``name`` ("rasa server", "action server", "gateway")."""
+        return next(p for p in self.processes if p.name == f"{name}{self.label}")
 
     def dead(self) -> list[ManagedProcess]:
         return [p for p in self.processes if not p.alive]
@@ -207,12 +209,12 @@ def warm_up_rasa(settings: Settings) -> None:
         log.warning("Rasa warm-up parse failed: %r", e)
 
 
-def action_server_process(s: Settings) -> ManagedProcess:
+def action_server_process(s: Settings, label: str = "") -> ManagedProcess:
     return ManagedProcess(
-        "action server",
+        f"action server{label}",
         [str(rasa_executable(s)), "run", "actions", "--actions", "dialogues.actions", "-p", str(s.rasa.actions_port)],
         rasa_environment(s),
-        s.data_dir / "logs" / "actions.log",
+        s.data_dir / "logs" / f"actions{label.replace(' ', '-')}.log",
         _http_ok(f"{s.rasa.actions_url}/health"),
     )
 

@@ -16,6 +16,15 @@ from foundation.settings import Settings
 from helpline.machine import free_port
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """./test.sh runs two pytest-xdist workers (`--dist loadgroup`): every test on the session's shared line goes to
+    one worker, so the line starts once; the modules with lines of their own (faults, scale-out) are one group for
+    the other worker, and the rest go wherever a worker is free."""
+    for item in items:
+        if "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("shared-line"))
+
+
 @pytest.fixture(scope="session")
 def real_recordings() -> dict[str, tuple[Path, str]]:
     """stem -> (audio file, reference transcript) from ../shared/audio/real; never copied into the repo."""

@@ -36,7 +36,8 @@ from tests.tcp_proxy import TcpProxy
 
 APOLOGY = load_language("en").prompts.apology
 
-pytestmark = [pytest.mark.rasa, pytest.mark.models]
+# Its own line, beside the session's shared one: ./test.sh's second worker runs this module (and the scale-out one).
+pytestmark = [pytest.mark.rasa, pytest.mark.models, pytest.mark.xdist_group("own-lines")]
 
 ANSWERABLE = "What are your opening hours?"
 SECOND = "How do I report a new bank account?"
@@ -62,7 +63,7 @@ def line(test_settings: Settings) -> Iterator[FaultLine]:
                 "database_url": proxied,
             }
         )
-        stack = Stack(settings, ensure_model=False)
+        stack = Stack(settings, ensure_model=False, label=" faults")
         with stack:
             stack.wait_voice_warm(120)
             store = CallStore.open(url)

@@ -26,7 +26,8 @@ from helpline.services import Cluster, wait_voice_warm
 from telephony.softphone import Softphone
 from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
 
-pytestmark = [pytest.mark.rasa, pytest.mark.models]
+# Its own lines, beside the session's shared one: ./test.sh's second worker runs this module (and the fault line's).
+pytestmark = [pytest.mark.rasa, pytest.mark.models, pytest.mark.xdist_group("own-lines")]
 
 REDIS = ("127.0.0.1", 6379)
 
