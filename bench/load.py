@@ -79,6 +79,8 @@ async def run(
     settings: Settings, stack: Stack, gateways: list[Settings], n: int, duration_s: float, real_speech: bool
 ) -> None:
     pids = {p.name: p.process.pid for p in stack.processes if p.process is not None}
+    # The callers are simulated in this process: its CPU is part of what the machine carries (is it saturated?).
+    pids["load generator"] = os.getpid()
     before = {name: sample_process(pid) for name, pid in pids.items()}
     watch = Watch(pids, [g.gateway_url for g in gateways])
     watcher = asyncio.create_task(watch.run())
@@ -116,7 +118,11 @@ async def run(
         fds, threads = f"{b.fds}->{a.fds}", f"{b.threads}->{a.threads}"
         print(f"{name:<18}{100 * (a.cpu_s - b.cpu_s) / wall:>7.0f}{b.rss_mb:>11.0f}{a.rss_mb:>9.0f}{peak:>9.0f}"
               f"{growth_mb_per_hour(watch.samples, name):>8.1f}{fds:>10}{threads:>10}")  # fmt: skip
-    print(f"(CPU % of one core; {cores} cores)")
+    busy = sum(a.cpu_s - b.cpu_s for b, a in ((before[n], after[n]) for n in pids) if a is not None and b is not None)
+    print(
+        f"(CPU % of one core; {cores} cores; all of these together {100 * busy / wall:.0f} % of one core, "
+        f"{100 * busy / wall / cores:.0f} % of the machine)"
+    )
     for url in watch.gateways:
         rows = [row[url] for row in watch.samples if row.get(url)]
         if rows:
