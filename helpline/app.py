@@ -59,6 +59,8 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
         if line is None:
             await line_.rasa.aclose()
             line_.store.close()
+            if line_.recognitions is not None:
+                await asyncio.to_thread(line_.recognitions.close)
 
     app = FastAPI(title="Helpline gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
 

@@ -10,7 +10,7 @@ from foundation.settings import EndOfTurnSettings, TurnTakingSettings, VadSettin
 from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import Dialogue
 from telephony.routing import KeypadMenu
-from voice.asr.base import AsrEngine
+from voice.asr.base import AsrEngine, Recognitions
 from voice.end_of_turn.base import EndOfTurn
 from voice.tts.base import TelephoneVoice
 from voice.vad import SpeechDetector
@@ -32,3 +32,4 @@ class CallParts:
     end_of_turn: EndOfTurn | None = None  # None: a turn ends after the VAD's fixed silence
     end_of_turn_settings: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)
     speech_detector: Callable[[], SpeechDetector] | None = None  # one per call; None: WebRTC VAD
+    recognitions: Recognitions | None = None  # the line's recognition queue; None: asyncio's default thread pool

@@ -30,6 +30,7 @@ from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.routing import KeypadMenu, fixed_sentences
 from voice.asr import AsrEngine, create_asr
+from voice.asr.queue import RecognitionQueue
 from voice.end_of_turn import EndOfTurn, create_end_of_turn
 from voice.silero import SileroModel
 from voice.tts import TtsError, create_tts
@@ -73,6 +74,7 @@ class Line:
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
     drills: Drills | None = None  # fault drills, when enabled
     active_calls: set[str] = field(default_factory=set)  # call sids with a live media stream here
+    recognitions: RecognitionQueue | None = None  # every call's recognitions, on threads of their own
 
     def start_writer(self) -> None:
         """Start the journaled store writer: first what an earlier run of this gateway left unstored, then the calls
@@ -100,6 +102,7 @@ class Line:
             end_of_turn=self.end_of_turn,
             end_of_turn_settings=settings.end_of_turn,
             speech_detector=self._speech_detector(),
+            recognitions=self.recognitions,
         )
 
     def _speech_detector(self) -> Callable[[], SpeechDetector] | None:
@@ -166,6 +169,7 @@ def build_line(settings: Settings) -> Line:
         recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
         end_of_turn=end_of_turn,
         silero=silero,
+        recognitions=RecognitionQueue(asr, settings.asr.workers),
     )
 
 

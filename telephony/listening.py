@@ -8,7 +8,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from telephony.tasks import CallTasks
 from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, is_listening_noise, stream_says_done
 from voice.asr.base import (
     RecognitionContext,
+    Recognitions,
     StreamingAsrEngine,
     Transcript,
     TranscriptStream,
@@ -141,6 +142,7 @@ class Listener:
         self._on_event = on_event
         self.held = LongTurn()  # pieces of a turn longer than the longest utterance, held until the caller pauses
         self._asr = asr
+        self._recognitions: Recognitions | None = parts.recognitions
         self._playback = playback
         self._tasks = tasks
         self.record = record
@@ -207,9 +209,13 @@ class Listener:
             transcript = await self._transcribe(item.utterance.pcm)
         return transcript, (time.perf_counter() - t0) * 1000
 
-    def _transcribe(self, pcm: np.ndarray) -> Coroutine[Any, Any, Transcript]:
-        """Recognition of ``pcm`` in a worker thread, biased by the recogniser's context for the next utterance."""
-        return asyncio.to_thread(self._asr.transcribe, pcm16_to_float(pcm), TELEPHONE_RATE, self._context())
+    async def _transcribe(self, pcm: np.ndarray, speculative: bool = False) -> Transcript:
+        """Recognition of ``pcm`` off the event loop (on the line's recognition queue when it has one: a finished
+        turn before speculations), biased by the recogniser's context for the next utterance."""
+        audio, context = pcm16_to_float(pcm), self._context()
+        if self._recognitions is None:
+            return await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, context)
+        return await self._recognitions.submit(audio, TELEPHONE_RATE, context, speculative=speculative)
 
     def is_listening_noise(self, item: SpeechInput, text: str) -> bool:
         """``text``, heard in ``item``, is the caller listening over the assistant, not taking the turn."""
@@ -336,7 +342,10 @@ class Listener:
 
     def _speculate(self, pause: SpeechPaused) -> None:
         """Start recognising what was said so far; the end of the utterance may well be this pause."""
-        future = self._tasks.start(self._transcribe(pause.pcm), "speculation")  # a failure is met where it is used
+        if self._speculation is not None:  # an earlier pause's guess: the caller went on after it
+            self._speculation[1].cancel()
+        # A failure is met where it is used.
+        future = self._tasks.start(self._transcribe(pause.pcm, speculative=True), "speculation")
         self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
         self.record.speculations_started += 1
 
@@ -375,6 +384,7 @@ class Listener:
             return None
         key, future = speculation
         if key != (utterance.started_ms, utterance.speech_end_ms, len(utterance.pcm)):
-            return None  # the caller spoke again after the pause: that work is wasted
+            future.cancel()  # the caller spoke again after the pause: not run at all if it has not started
+            return None
         self.record.speculations_used += 1
         return future

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Protocol
@@ -166,6 +167,14 @@ class AsrEngine(Protocol):
     def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         """Transcribe float32 mono audio at any sample rate, biased by ``context`` where the engine can be."""
         ...
+
+
+class Recognitions(Protocol):
+    """Recognitions shared by every call of a line, off the event loop (voice/asr/queue.py)."""
+
+    def submit(
+        self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None, *, speculative: bool = False
+    ) -> asyncio.Future[Transcript]: ...
 
 
 class TranscriptStream(Protocol):

@@ -1,0 +1,63 @@
+"""The line's recognition queue (voice/asr/queue.py): a finished turn before speculations, a speculation nobody waits
+for is not run, an engine's error reaches the call that asked, and the default thread pool stays free meanwhile."""
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from voice.asr.base import AsrError, Transcript
+from voice.asr.queue import RecognitionQueue
+
+
+class GatedAsr:
+    """Recognises the number each clip starts with; waits for ``gate`` first, so jobs pile up behind the first."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.heard: list[int] = []
+
+    def transcribe(self, audio, sample_rate, context=None):  # type: ignore[no-untyped-def]
+        self.gate.wait(10)
+        n = int(audio[0])
+        self.heard.append(n)
+        if n < 0:
+            raise AsrError("the engine failed", retryable=False)
+        return Transcript(text=f"clip {n}", confidence=0.9, language="en", audio_s=len(audio) / sample_rate)
+
+
+def clip(n: int) -> np.ndarray:
+    return np.full(800, n, dtype=np.float32)
+
+
+async def test_finished_turns_go_first_and_a_dropped_speculation_never_runs():
+    asr = GatedAsr()
+    recognitions = RecognitionQueue(asr, workers=1)
+    try:
+        busy = recognitions.submit(clip(0), 8000, None)  # holds the one thread until the gate opens
+        await asyncio.sleep(0.05)
+        guess = recognitions.submit(clip(1), 8000, None, speculative=True)
+        dropped = recognitions.submit(clip(2), 8000, None, speculative=True)
+        finished = recognitions.submit(clip(3), 8000, None)
+        dropped.cancel()  # the caller went on after that pause
+        # Meanwhile the default pool (synthesis, store reads, Twilio's REST API) is not held by the recogniser.
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), timeout=2) == "free"
+        asr.gate.set()
+        assert [t.text for t in await asyncio.gather(busy, finished, guess)] == ["clip 0", "clip 3", "clip 1"]
+        assert asr.heard == [0, 3, 1] and recognitions.skipped == 1
+    finally:
+        asr.gate.set()
+        recognitions.close()
+
+
+async def test_an_engine_error_reaches_the_call_that_asked_and_the_queue_goes_on():
+    asr = GatedAsr()
+    asr.gate.set()
+    recognitions = RecognitionQueue(asr, workers=2)
+    try:
+        with pytest.raises(AsrError, match="the engine failed"):
+            await recognitions.submit(clip(-1), 8000, None)
+        assert (await recognitions.submit(clip(4), 8000, None)).text == "clip 4"
+    finally:
+        recognitions.close()
