@@ -89,7 +89,7 @@ if [ "$MODE" = lock ]; then
   exit 0
 fi
 
-install_lock() {  # install_lock VENV LOCK "what": the venv holds exactly what the lock says, every file hash-checked
+install_lock() {  # install_lock VENV LOCK: the venv holds exactly what the lock says, every file hash-checked
   local log="$1/install.log"
   if ! .venv/bin/uv pip sync --python "$1/bin/python" --require-hashes "${FIND_LINKS[@]}" "$2" >"$log" 2>&1; then
     local why; why=$(grep -m1 'cause:' "$log" || grep -m1 'error' "$log" || tail -1 "$log")
