@@ -109,16 +109,17 @@ async def run(
     cores = len(os.sched_getaffinity(0))
     print(f"{'process':<18}{'CPU %':>7}{'RSS start':>11}{'RSS end':>9}{'RSS max':>9}{'MB/h':>8}"
           f"{'fds':>10}{'threads':>10}")  # fmt: skip
+    busy = 0.0  # CPU seconds of every process together
     for name in pids:
         b, a = before[name], after[name]
         if b is None or a is None:
             print(f"{name:<18} exited during the run")
             continue
+        busy += a.cpu_s - b.cpu_s
         peak = max(row[name].rss_mb for row in watch.samples if row.get(name) is not None)
         fds, threads = f"{b.fds}->{a.fds}", f"{b.threads}->{a.threads}"
         print(f"{name:<18}{100 * (a.cpu_s - b.cpu_s) / wall:>7.0f}{b.rss_mb:>11.0f}{a.rss_mb:>9.0f}{peak:>9.0f}"
               f"{growth_mb_per_hour(watch.samples, name):>8.1f}{fds:>10}{threads:>10}")  # fmt: skip
-    busy = sum(a.cpu_s - b.cpu_s for b, a in ((before[n], after[n]) for n in pids) if a is not None and b is not None)
     print(
         f"(CPU % of one core; {cores} cores; all of these together {100 * busy / wall:.0f} % of one core, "
         f"{100 * busy / wall / cores:.0f} % of the machine)"

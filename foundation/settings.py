@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -208,6 +208,15 @@ class AnalyticsSettings(BaseModel):
     baseline_aht_s: float | None = Field(None, gt=0)
 
 
+SectionT = TypeVar("SectionT", bound=BaseModel)
+
+
+def _unless_set(section: SectionT, **values: object) -> SectionT:
+    """``section`` with ``values`` for the fields that were not set explicitly (the language's defaults)."""
+    update = {k: v for k, v in values.items() if k not in section.model_fields_set}
+    return section.model_copy(update=update) if update else section
+
+
 class Settings(BaseSettings):
     """Everything configurable, validated at start-up. Engine code receives its section, never reads the env."""
 
@@ -246,14 +255,8 @@ class Settings(BaseSettings):
         """The language's data exists and is whole; it picks the speech model, the voice and the backchannels not
         set here."""
         spoken = load_language(self.language)  # LanguageError (a ValueError): a clear start-up error
-        asr = {k: v for k, v in (("model", spoken.asr_model), ("language", spoken.asr_language))
-               if k not in self.asr.model_fields_set}  # fmt: skip
-        if asr:
-            self.asr = self.asr.model_copy(update=asr)
-        tts = {k: v for k, v in (("engine", spoken.tts_engine), ("espeak_voice", spoken.espeak_voice))
-               if k not in self.tts.model_fields_set}  # fmt: skip
-        if tts:
-            self.tts = self.tts.model_copy(update=tts)
+        self.asr = _unless_set(self.asr, model=spoken.asr_model, language=spoken.asr_language)
+        self.tts = _unless_set(self.tts, engine=spoken.tts_engine, espeak_voice=spoken.espeak_voice)
         if not self.turn_taking.backchannels:
             self.turn_taking = self.turn_taking.model_copy(update={"backchannels": spoken.backchannels})
         return self

@@ -209,12 +209,17 @@ def warm_up_rasa(settings: Settings) -> None:
         log.warning("Rasa warm-up parse failed: %r", e)
 
 
+def _log_file(s: Settings, name: str, label: str) -> Path:
+    """Where a process of a stack labelled ``label`` writes its log (another stack's processes elsewhere)."""
+    return s.data_dir / "logs" / f"{name}{label.replace(' ', '-')}.log"
+
+
 def action_server_process(s: Settings, label: str = "") -> ManagedProcess:
     return ManagedProcess(
         f"action server{label}",
         [str(rasa_executable(s)), "run", "actions", "--actions", "dialogues.actions", "-p", str(s.rasa.actions_port)],
         rasa_environment(s),
-        s.data_dir / "logs" / f"actions{label.replace(' ', '-')}.log",
+        _log_file(s, "actions", label),
         _http_ok(f"{s.rasa.actions_url}/health"),
     )
 
@@ -230,7 +235,7 @@ def rasa_server_process(s: Settings, label: str = "") -> ManagedProcess:
         f"rasa server{label}",
         command,
         rasa_environment(s),
-        s.data_dir / "logs" / f"rasa{label.replace(' ', '-')}.log",
+        _log_file(s, "rasa", label),
         _http_ok(f"{s.rasa.url}/status", lambda r: r.status_code == 200 and bool(r.json().get("model_file"))),
     )
 
@@ -240,7 +245,7 @@ def gateway_process(s: Settings, label: str = "") -> ManagedProcess:
         f"gateway{label}",
         [sys.executable, "-m", "helpline.cli", "gateway"],
         dict(os.environ) | settings_environment(s),
-        s.data_dir / "logs" / f"gateway{label.replace(' ', '-')}.log",
+        _log_file(s, "gateway", label),
         _http_ok(f"{s.gateway_url}/healthz"),
     )
 
