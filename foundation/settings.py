@@ -227,6 +227,8 @@ class Settings(BaseSettings):
     # phrasing, listening noises and, unless ASR__MODEL / ASR__LANGUAGE say otherwise, its speech model.
     language: str = "en"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # json: one JSON object a line (call id, turn, event), for production's log shipper; text: readable lines.
+    log_format: Literal["text", "json"] = "text"
     gateway: GatewaySettings = GatewaySettings()
     rasa: RasaSettings = RasaSettings()
     asr: AsrSettings = AsrSettings()

@@ -11,13 +11,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from analytics import api, dashboard, web
 from analytics.auth import Accounts
 from foundation.settings import Settings
 from telephony import webhooks
 from telephony.line import Line, build_line, media_stream_url, prewarm_voice, voice_webhook_url
+from telephony.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
             "tasks": len(asyncio.all_tasks()),
             "store_writes_waiting": line_.writer.pending,
         }
+
+    @app.get("/metrics")
+    async def metrics(line_: webhooks.CurrentLine) -> Response:
+        """Prometheus' scrape: numbers the gateway already holds, nothing personal (telephony/metrics.py)."""
+        return Response(line_.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     for exception, handler in web.PAGE_EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exception, handler)

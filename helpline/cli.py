@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 import time
@@ -12,9 +11,9 @@ import uuid
 from pathlib import Path
 
 from analytics.auth import ROLES
-from foundation.redaction import RedactingFilter
 from foundation.settings import Settings, load_settings
 from helpline.console import fail as _fail
+from helpline.logs import configure_logging
 from helpline.trainer_commands import cmd_models, cmd_nlu, cmd_train
 
 
@@ -300,13 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
     except ValueError as e:
         return _fail(f"invalid settings: {e}")
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:  # log files are stored: nothing personal gets into them
-        handler.addFilter(RedactingFilter())
-    # One line per request or per utterance drowns the call report.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("faster_whisper").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings.log_level, settings.log_format)
     return COMMANDS[args.command](settings, args)
 
 

@@ -25,6 +25,7 @@ class RasaClient:
     def __init__(self, base_url: str, timeout_s: float, backup_urls: list[str] | tuple[str, ...] = ()):
         self._servers = [httpx.AsyncClient(base_url=url, timeout=timeout_s) for url in (base_url, *backup_urls)]
         self._current = 0
+        self.failovers = 0  # times a refused connection moved this client to another server (the gateway's metrics)
 
     async def aclose(self) -> None:
         for server in self._servers:
@@ -41,6 +42,7 @@ class RasaClient:
                     log.warning("Rasa at %s refused connections; now using %s", self._servers[self._current].base_url,
                                 server.base_url)  # fmt: skip
                     self._current = index
+                    self.failovers += 1
                 return response.json()
             except httpx.ConnectError as e:
                 if attempt == len(self._servers) - 1:

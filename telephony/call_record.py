@@ -47,6 +47,9 @@ class TurnRecord:
     tts_ms: float = 0.0
     # From the endpoint decision (end of speech + configured silence) to the first reply frame sent.
     response_ms: float = 0.0
+    # From the end of the caller's speech to the endpoint decision (stream time): with response_ms, the gap the
+    # caller feels.
+    endpointing_ms: int = 0
     barged_in: bool = False  # this turn's speech stopped the assistant mid-prompt
     confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
     interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it

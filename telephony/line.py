@@ -28,6 +28,7 @@ from telephony.call_control import CallControl, QueueTable
 from telephony.call_parts import CallParts
 from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
+from telephony.metrics import LineMetrics, LineReadings
 from telephony.routing import KeypadMenu, fixed_sentences
 from voice.asr import AsrEngine, create_asr
 from voice.asr.queue import RecognitionQueue
@@ -75,6 +76,18 @@ class Line:
     drills: Drills | None = None  # fault drills, when enabled
     active_calls: set[str] = field(default_factory=set)  # call sids with a live media stream here
     recognitions: RecognitionQueue | None = None  # every call's recognitions, on threads of their own
+    metrics: LineMetrics = field(init=False)  # what /metrics reports (telephony/metrics.py)
+
+    def __post_init__(self) -> None:
+        self.metrics = LineMetrics(
+            LineReadings(
+                calls_in_progress=lambda: len(self.active_calls),
+                # read only at a scrape, which the app serves after start_writer()
+                journal_backlog=lambda: self.writer.pending,
+                store_outage=lambda: self.writer.outage_since is not None,
+                rasa_failovers=lambda: self.rasa.failovers,
+            )
+        )
 
     def start_writer(self) -> None:
         """Start the journaled store writer: first what an earlier run of this gateway left unstored, then the calls

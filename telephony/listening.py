@@ -44,6 +44,7 @@ class SpeechInput:
     barged_in: bool  # the caller's speech stopped that prompt
     transcript: asyncio.Future[Transcript] | None = None  # recognition started at the pause before the end
     over_sentence: int = 0  # the sentence of that prompt that was playing when the caller started
+    endpoint_ms: int = 0  # stream time when the endpointer decided the utterance was over
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,13 @@ class Listener:
         transcript = self._stream_final() if self._stream is not None else self._speculated(event)
         self.inputs.put_nowait(
             SpeechInput(
-                event, time.perf_counter(), self._speech_over, self._barged_in, transcript, self._speech_over_sentence
+                event,
+                time.perf_counter(),
+                self._speech_over,
+                self._barged_in,
+                transcript,
+                self._speech_over_sentence,
+                self.stream_ms,
             )
         )
         self._speech_over, self._barged_in = None, False

@@ -11,7 +11,9 @@ from collections.abc import Awaitable, Callable
 from fastapi import WebSocket, WebSocketDisconnect
 
 from analytics.journal import CallEnded, CallStarted, TurnSaved
+from foundation.log_context import CALL_ID
 from foundation.redaction import caller_key
+from telephony.call_record import TurnRecord
 from telephony.line import (
     AGENT_PATH,
     EVENTS_PATH,
@@ -99,7 +101,7 @@ class MediaStreamHandler:
         record = session.record
         record.malformed_messages = self._malformed
         await session.close()
-        log.info("call %s ended: %s", session.call_sid, record.outcome)
+        log.info("call %s ended: %s", session.call_sid, record.outcome, extra={"event": "call_ended"})
         if bot_finished and record.handoff is not None:
             urls = TransferUrls(
                 handoff=public_url(line.settings, f"{HANDOFF_PATH}/{record.call_sid}"),
@@ -117,6 +119,11 @@ class MediaStreamHandler:
                 urls,
             )
         line.writer.put(CallEnded(record.as_dict()))
+        line.metrics.call_ended(record)
+
+    def _turn_decided(self, call_sid: str, turn: TurnRecord) -> None:
+        self._line.writer.put(TurnSaved(call_sid, dict(vars(turn))))
+        self._line.metrics.turn_decided(turn)
 
     async def _wait_finished(self) -> None:
         """Ends when the session finished the bot part (handoff or goodbye); never before a session exists."""
@@ -177,11 +184,12 @@ class MediaStreamHandler:
             if await call_seen(line, start.call_sid):
                 log.error("call %s: stream refused: this call already had a stream (a replay)", start.call_sid)
                 return False
+        CALL_ID.set(start.call_sid)  # every line logged for this call from here on (and its tasks) names it
         self._session = CallSession(
             CallStart(start.call_sid, start.stream_sid, start.custom_parameters.get("from", "")),
             line.call_parts(),
             TwilioTransport(start.stream_sid, self._send),
-            on_turn=lambda sid, turn: line.writer.put(TurnSaved(sid, dict(vars(turn)))),
+            on_turn=self._turn_decided,
         )
         line.keep(self._session.record)
         line.active_calls.add(start.call_sid)
@@ -191,7 +199,7 @@ class MediaStreamHandler:
         line.writer.put(CallStarted(record.call_sid, record.caller, self._caller_key, record.started_at, line.worker))
         self._session.begin()
         self._session_started.set()
-        log.info("call %s started (stream %s)", start.call_sid, start.stream_sid)
+        log.info("call %s started (stream %s)", start.call_sid, start.stream_sid, extra={"event": "call_started"})
         return True
 
     def _dispatch(self, event: Connected | Start | Media | Dtmf | Mark) -> None:

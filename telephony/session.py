@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from foundation.log_context import TURN
 from foundation.redaction import mask_phone_number, redact_text
 from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_DENIED
 from nlu.dialogue import DialogueTurn, NluUnavailable
@@ -141,7 +142,7 @@ class CallSession:
             raise
         except Exception:
             log.exception("call %s: unexpected fault", self.call_sid)
-            await self._fault_handoff("unexpected fault in the call session", None)
+            await self._fault_handoff("unexpected fault in the call session", None, "session")
 
     async def _next_input(self) -> CallerInput:
         """The next input; while none is waiting, the no-input clock runs (in stream time, from now)."""
@@ -158,7 +159,7 @@ class CallSession:
             texts = await self._rasa.start_call(self.call_sid, self._parts.spoken.code)
         except NluUnavailable as e:
             log.error("call %s: dialogue unavailable at call start: %s", self.call_sid, e)
-            await self._fault_handoff("dialogue server unavailable at call start", None)
+            await self._fault_handoff("dialogue server unavailable at call start", None, "dialogue")
             return
         text = " ".join(texts) or self._say.fallback_greeting
         protected = self._parts.spoken.sentences_to_disclosure(split_sentences(text))
@@ -212,7 +213,7 @@ class CallSession:
             log.error("call %s: ASR failed: %s", self.call_sid, e)
             turn = self._new_turn(item.utterance.started_ms, item.utterance.speech_end_ms)
             turn.error = f"asr: {e}"
-            await self._fault_handoff("speech recognition failed", turn)
+            await self._fault_handoff("speech recognition failed", turn, "asr")
             return
         transcript, utterance = heard.transcript, heard.item.utterance
         if heard.kind is HeardKind.WORDS:
@@ -245,6 +246,7 @@ class CallSession:
         self._no_inputs = 0
         turn = self._new_turn(utterance.started_ms, utterance.speech_end_ms)
         turn.asr_ms, turn.barged_in = asr_ms, item.barged_in
+        turn.endpointing_ms = max(0, item.endpoint_ms - utterance.speech_end_ms)
         # What we keep is redacted; Rasa gets the words as heard (its extractor needs the number, and its
         # tracker store redacts before writing).
         turn.transcript, turn.asr_confidence = redact_text(transcript.text), transcript.confidence
@@ -271,7 +273,7 @@ class CallSession:
             answer, held_text, held_turn = await self._read_back.answer(transcript.text)
         except NluUnavailable as e:
             turn.error = f"nlu: {e}"
-            await self._fault_handoff("dialogue server unavailable", turn)
+            await self._fault_handoff("dialogue server unavailable", turn, "dialogue")
             return
         self._event("confirm_answered", turn=held_turn.index, answer=answer.value)
         if answer is Answer.YES:
@@ -289,6 +291,7 @@ class CallSession:
             index=len(self.record.turns) + 1, speech_started_ms=started_ms, speech_end_ms=end_ms, input=input
         )
         self.record.turns.append(turn)
+        TURN.set(turn.index)  # the dialogue task's log lines name the turn from here on
         return turn
 
     async def _converse(self, turn: TurnRecord, text: str, extra: dict[str, Any], endpoint_at: float) -> None:
@@ -306,7 +309,7 @@ class CallSession:
         except NluUnavailable as e:
             log.error("call %s: dialogue failed: %s", self.call_sid, e)
             turn.error = f"nlu: {e}"
-            await self._fault_handoff("dialogue server unavailable", turn)
+            await self._fault_handoff("dialogue server unavailable", turn, "dialogue")
             return
         turn.understood(result)
         if not result.details and result.intent not in self._parts.smalltalk:
@@ -315,11 +318,11 @@ class CallSession:
             log.error("call %s: turn %d (%s) got no decision from the action server", self.call_sid, turn.index,
                       result.intent)  # fmt: skip
             turn.error = "actions: no decision from the action server"
-            await self._fault_handoff("action server unavailable", turn)
+            await self._fault_handoff("action server unavailable", turn, "actions")
             return
         turn.decision, turn.reply = str(result.decision), result.reply
         log.info("call %s: turn %d: intent=%s (%.2f) decision=%s", self.call_sid, turn.index, result.intent,
-                 result.confidence, result.decision)  # fmt: skip
+                 result.confidence, result.decision, extra={"event": "turn_decided"})  # fmt: skip
         if result.decision.kind == "answer":
             self.record.answered_topics.append(result.decision.target)
         routing = result.decision.kind == "route"
@@ -360,7 +363,7 @@ class CallSession:
             log.error("call %s: every TTS engine failed: %s", self.call_sid, e)
             if turn is not None:
                 turn.error = f"tts: {e}"
-            await self._fault_handoff("speech synthesis failed", turn)
+            await self._fault_handoff("speech synthesis failed", turn, "tts")
             return prompt
         said = prompt.heard_text if prompt.interrupted is not None else text
         if said:
@@ -381,7 +384,7 @@ class CallSession:
             queue=queue, reason=reason, turn=turn.index if turn else None, fault=fault, at=now_iso()
         )
         self.record.outcome = "failed" if fault else f"routed:{queue}"
-        log.info("call %s: handed off to queue %s (%s)", self.call_sid, queue, reason)
+        log.info("call %s: handed off to queue %s (%s)", self.call_sid, queue, reason, extra={"event": "handed_off"})
         self._states.enter(CallState.HANDED_OFF)
         self.finished.set()
 
@@ -389,10 +392,13 @@ class CallSession:
         if self._on_turn is not None:
             self._on_turn(self.call_sid, turn)
 
-    async def _fault_handoff(self, reason: str, turn: TurnRecord | None) -> None:
-        """Never leave the caller in silence: apologise (pre-synthesised audio) and route to a person."""
+    async def _fault_handoff(self, reason: str, turn: TurnRecord | None, part: str) -> None:
+        """Never leave the caller in silence: apologise (pre-synthesised audio) and route to a person. ``part``:
+        what failed (asr, dialogue, actions, tts, session), as the call's ``fault`` event and the metrics name it."""
         if self.finished.is_set():
             return
+        self._event("fault", part=part)
+        log.warning("call %s: %s fault: %s; apology and handoff", self.call_sid, part, reason, extra={"event": "fault"})
         if turn is not None:
             self._turn_decided(turn)
         current = self._playback.current

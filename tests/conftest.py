@@ -131,6 +131,20 @@ def spoken(voice: Any, text: str) -> Any:
     return speech.samples_at(TELEPHONE_RATE)
 
 
+def metric(settings: Settings, name: str, **labels: str) -> float:
+    """One sample of the gateway's ``/metrics`` as Prometheus would read it (0 when the series does not exist yet)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(f"{settings.gateway_url}/metrics", timeout=10)
+    response.raise_for_status()
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
 POSTGRES_ADMIN_URL = os.environ.get("HELPLINE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -31,7 +31,7 @@ from foundation.settings import Settings
 from helpline.services import Stack
 from telephony.handoff import validate_packet
 from telephony.softphone import Silence, Softphone
-from tests.conftest import free_port, fresh_postgres_database, signed_post, spoken
+from tests.conftest import free_port, fresh_postgres_database, metric, signed_post, spoken
 from tests.tcp_proxy import TcpProxy
 
 APOLOGY = load_language("en").prompts.apology
@@ -61,6 +61,7 @@ def line(test_settings: Settings) -> Iterator[FaultLine]:
                 "gateway": test_settings.gateway.model_copy(update={"port": free_port(), "fault_drills": True}),
                 "rasa": test_settings.rasa.model_copy(update={"port": free_port(), "actions_port": free_port()}),
                 "database_url": proxied,
+                "log_format": "json",  # as production logs: the fault tests read the gateway's lines
             }
         )
         stack = Stack(settings, ensure_model=False, label=" faults")
@@ -159,12 +160,17 @@ async def test_database_port_closed_during_calls_the_callers_are_served_and_noth
         assert line.store.call(sid) is None  # the database really was out of reach
         journal = list((line.settings.data_dir / "journal").glob(f"store-*{line.settings.gateway.port}.jsonl"))
         assert journal and sid in journal[0].read_text(), "the writes wait in the gateway's journal"
+        # ... and the monitoring sees it: the store is out of reach and writes are waiting.
+        assert metric(line.settings, "helpline_store_outage") == 1
+        assert metric(line.settings, "helpline_store_journal_backlog") > 0
     finally:
         line.db_proxy.open()
     _assert_stored(line, sid, "routed:general", turns=2)
     events = [e.kind for e in line.store.task_events(sid)]
     assert events == ["redirect_queue"], events
     assert journal[0].read_text() == ""  # all stored: the journal is empty again
+    assert metric(line.settings, "helpline_store_outage") == 0
+    assert metric(line.settings, "helpline_store_journal_backlog") == 0
 
 
 @pytest.mark.parametrize(
@@ -178,6 +184,7 @@ async def test_database_port_closed_during_calls_the_callers_are_served_and_noth
     ids=["speech recognition", "speech synthesis"],
 )
 async def test_speech_engine_failing_mid_call(line, caller_voice, part, reason, context):
+    faults_before = metric(line.settings, "helpline_faults_total", part=part)
     sid, call = await _two_questions_first_decided(line, caller_voice)
     await _drill(line, part, "POST")
     try:
@@ -186,6 +193,13 @@ async def test_speech_engine_failing_mid_call(line, caller_voice, part, reason, 
         await _drill(line, part, "DELETE")
     _assert_apology_then_general(result, reason, context)
     _assert_stored(line, sid, "failed", turns=2)
+    assert metric(line.settings, "helpline_faults_total", part=part) == faults_before + 1  # counted by the part
+    # The gateway's structured log names the fault, its part, the call and the turn it broke.
+    logged = [json.loads(text) for text in line.stack.process("gateway").log_path.read_text().splitlines()
+              if text.startswith("{")]  # fmt: skip
+    [fault] = [e for e in logged if e["event"] == "fault" and e["call_id"] == sid]
+    assert fault["turn"] == 2 and f"{part} fault" in fault["message"], fault
+    assert {"call_started", "turn_decided", "call_ended"} <= {e["event"] for e in logged if e["call_id"] == sid}
 
 
 async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_voice):
