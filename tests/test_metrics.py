@@ -1,10 +1,14 @@
 """The gateway's Prometheus metrics: what a call adds to them, read as Prometheus reads them, during and after it."""
 
 import asyncio
+import json
+import re
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from foundation.settings import REPO_ROOT
 from telephony.call_record import CallRecord, TurnRecord
 from telephony.metrics import LineMetrics, LineReadings
 from telephony.softphone import Softphone
@@ -42,6 +46,20 @@ def test_a_call_record_becomes_outcome_turn_fault_and_time_series_with_nothing_p
     assert "helpline_rasa_failovers_total 1.0" in text
     for personal in ("19850101", "address", "+4670"):
         assert personal not in text
+
+
+def test_the_grafana_dashboard_reads_only_series_a_gateway_exports():
+    dashboard = json.loads((REPO_ROOT / "deploy" / "grafana" / "helpline.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {name for expr in exprs for name in re.findall(r"helpline_[a-z_]+", expr)}
+    metrics = _metrics()
+    turn = TurnRecord(1, 0, 900, decision="route:housing", asr_ms=1.0, nlu_ms=1.0, tts_ms=1.0, response_ms=1.0)
+    record = CallRecord("CA2", "MZ2", "", "2026-12-03T10:00:00+00:00", turns=[turn], outcome="routed:housing")
+    record.events.append({"kind": "fault", "part": "tts"})
+    metrics.turn_decided(turn)
+    metrics.call_ended(record)
+    exported = {s.name for f in text_string_to_metric_families(metrics.exposition().decode()) for s in f.samples}
+    assert len(used) >= 9 and used <= exported, used - exported
 
 
 @pytest.mark.rasa
