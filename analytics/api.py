@@ -37,9 +37,10 @@ async def call_record(call_sid: str, line: CurrentLine) -> JSONResponse:
 
 @router.get("/kpis")
 async def kpi_summary(line: CurrentLine, start: str | None = None, end: str | None = None) -> JSONResponse:
-    """The line's KPIs over [start, end) (YYYY-MM-DD, UTC; default the last 7 days), from the call store."""
+    """The line's KPIs from day ``start`` to day ``end`` (YYYY-MM-DD, both included, days of the agency's time zone;
+    default the last 7 days), from the call store."""
     try:
-        period = kpis.period_of(start, end)
+        period = kpis.period_of(start, end, zone=line.settings.zone)
     except ValueError as e:
         raise HTTPException(status_code=400, detail=str(e)) from e
 

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import hmac
 import io
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -18,6 +19,7 @@ from analytics.auth import SignedIn
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
 from analytics.web import page, private_headers, user_with_role, web_context
+from foundation.plain_words import as_utc
 from foundation.vocabulary import QUEUES
 from nlu.training_data import known_intents
 
@@ -30,12 +32,14 @@ CSV_LIMIT = 10_000
 router = APIRouter()
 
 
-def _period(start: str | None, end: str | None) -> tuple[kpis.Period, str | None]:
-    """The period asked for, or the last 7 days and what was wrong with the dates given."""
+def _period(request: Request, start: str | None, end: str | None) -> tuple[kpis.Period, str | None]:
+    """The period asked for (days of the agency's time zone), or the last 7 days and what was wrong with the dates
+    given."""
+    zone = web_context(request).zone
     try:
-        return kpis.period_of(start, end), None
+        return kpis.period_of(start, end, zone=zone), None
     except ValueError as e:
-        return kpis.period_of(None, None), str(e)
+        return kpis.period_of(None, None, zone=zone), str(e)
 
 
 def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = False) -> list[dict[str, Any]]:
@@ -54,7 +58,7 @@ def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = Fal
 
 @router.get("/dashboard", response_class=HTMLResponse)
 async def overview(request: Request, user: DashboardUser, start: str | None = None, end: str | None = None) -> Response:
-    period, problem = _period(start, end)
+    period, problem = _period(request, start, end)
     web = web_context(request)
 
     def compute() -> dict[str, Any]:
@@ -90,7 +94,7 @@ async def queue_view(
 ) -> Response:
     if queue not in QUEUES:
         return page(request, "message.html", 404, user=user, heading="No such queue", message="Unknown queue.")
-    period, problem = _period(start, end)
+    period, problem = _period(request, start, end)
     web = web_context(request)
 
     def compute() -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[int, list[Call]]]:
@@ -119,7 +123,7 @@ def _call_row(call: Call) -> dict[str, Any]:
     turns = record.get("turns") or []
     return {
         "call_sid": call.call_sid,
-        "started_at": call.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "started_at": as_utc(call.started_at),
         "caller": call.caller,
         "outcome": call.outcome or call.status,
         "queue": call.queue or "",
@@ -147,7 +151,7 @@ async def call_list(
     end: str | None = None,
     page_number: Annotated[int, Query(alias="page")] = 1,
 ) -> Response:
-    period, problem = _period(start, end)
+    period, problem = _period(request, start, end)
     filters = _filters(request)
     page_number = max(1, min(page_number, 10_000))
     web = web_context(request)
@@ -183,7 +187,7 @@ async def call_list(
 async def call_list_csv(
     request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
 ) -> Response:
-    period, _ = _period(start, end)
+    period, _ = _period(request, start, end)
     filters = _filters(request)
     web = web_context(request)
     _, calls = await asyncio.to_thread(
@@ -194,7 +198,7 @@ async def call_list_csv(
     writer.writerow(["call_id", "started_at", "caller", "outcome", "queue", "turns", "first_words"])
     for row in map(_call_row, calls):
         # A cell starting with = + - @ would run as a formula in a spreadsheet: quote it as text.
-        cells = [str(v) for v in row.values()]
+        cells = [v.isoformat(timespec="seconds") if isinstance(v, datetime) else str(v) for v in row.values()]
         writer.writerow(["'" + c if c[:1] in ("=", "+", "-", "@") else c for c in cells])
     days = kpis.period_fields(period)
     name = f"helpline-calls-{days['start']}-{days['end']}.csv"
@@ -231,7 +235,7 @@ ReviewUser = Annotated[SignedIn, Depends(user_with_role(REVIEW_ROLES))]
 async def review_queue(
     request: Request, user: ReviewUser, start: str | None = None, end: str | None = None
 ) -> Response:
-    period, problem = _period(start, end)
+    period, problem = _period(request, start, end)
     web = web_context(request)
 
     def compute() -> tuple[list[review.ReviewGroup], list[str]]:

@@ -1,13 +1,14 @@
 """How the line performs, computed in SQL (SQLite or PostgreSQL) over a period of call start times.
 
-Every figure is one query over the call store; none loops over calls in Python. Times are UTC.
+Every figure is one query over the call store; none loops over calls in Python. Times are stored in UTC; a period's
+days and the hours of its charts are the agency's (its time zone, ``zone``), as supervisors count them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, distinct, func, literal, select
@@ -22,18 +23,23 @@ REPEAT_DAYS = 7
 
 @dataclass(frozen=True)
 class Period:
+    """From ``start`` (included) to ``end`` (excluded), both UTC (what the store compares with); whole days of
+    ``zone``."""
+
     start: datetime
     end: datetime
+    zone: tzinfo = UTC
 
     def calls(self) -> ColumnElement[bool]:
         return and_(Call.started_at >= self.start, Call.started_at < self.end)
 
 
-def period_of(start: str | None, end: str | None, days: int = 7, longest_days: int = 366) -> Period:
-    """Whole UTC days from ``start`` to ``end``, both included (YYYY-MM-DD). Without ``start``: the ``days`` days up
-    to ``end``; without ``end``: up to today; without either: the last ``days`` days, today included. ValueError,
-    with a message for the user, when they are not dates, run backwards or cover more than ``longest_days``."""
-    today = datetime.now(UTC).date()
+def period_of(start: str | None, end: str | None, days: int = 7, longest_days: int = 366, zone: tzinfo = UTC) -> Period:
+    """Whole days in ``zone`` from ``start`` to ``end``, both included (YYYY-MM-DD). Without ``start``: the ``days``
+    days up to ``end``; without ``end``: up to today; without either: the last ``days`` days, today included.
+    ValueError, with a message for the user, when they are not dates, run backwards or cover more than
+    ``longest_days``."""
+    today = datetime.now(zone).date()
     try:
         last = date.fromisoformat(end) if end else today
         first = date.fromisoformat(start) if start else last - timedelta(days=days - 1)
@@ -41,24 +47,25 @@ def period_of(start: str | None, end: str | None, days: int = 7, longest_days: i
         raise ValueError("Give dates as YYYY-MM-DD.") from e
     if first > last or (last - first).days >= longest_days:
         raise ValueError(f"The period runs forward and covers at most {longest_days} days.")
-    return Period(datetime.combine(first, time(), UTC), datetime.combine(last + timedelta(days=1), time(), UTC))
+    begins, ends = (datetime.combine(day, time(), zone).astimezone(UTC) for day in (first, last + timedelta(days=1)))
+    return Period(begins, ends, zone)
 
 
 def period_fields(period: Period) -> dict[str, str]:
     """The period as the dashboard's form shows it: first and last day."""
-    return {"start": period.start.date().isoformat(), "end": (period.end - timedelta(days=1)).date().isoformat()}
+    first, after = (moment.astimezone(period.zone).date() for moment in (period.start, period.end))
+    return {"start": first.isoformat(), "end": (after - timedelta(days=1)).isoformat()}
 
 
 def _dialect(db: Session) -> str:
     return db.get_bind().dialect.name
 
 
-def _bucket(db: Session, unit: str) -> ColumnElement[str]:
-    """The call's start time truncated to the hour or day, as text ("2026-11-25 09:00" / "2026-11-25")."""
+def _utc_hour(db: Session) -> ColumnElement[str]:
+    """The call's start time truncated to its UTC hour, as text ("2026-11-25 09:00")."""
     if _dialect(db) == "postgresql":
-        pattern = "YYYY-MM-DD HH24:00" if unit == "hour" else "YYYY-MM-DD"
-        return func.to_char(func.date_trunc(unit, func.timezone("UTC", Call.started_at)), pattern)
-    return func.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d", Call.started_at)
+        return func.to_char(func.date_trunc("hour", func.timezone("UTC", Call.started_at)), "YYYY-MM-DD HH24:00")
+    return func.strftime("%Y-%m-%d %H:00", Call.started_at)
 
 
 def _seconds_between(db: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
@@ -72,11 +79,18 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def calls_per(db: Session, period: Period, unit: str = "hour") -> list[dict[str, Any]]:
+    """Calls per hour or day of the period's zone. Counted per UTC hour in SQL; each such hour is one hour of the
+    agency's clock (time zones differ from UTC by whole hours, bar a few), so local hours and days are sums of them."""
     if unit not in ("hour", "day"):
         raise ValueError("unit is hour or day")
-    bucket = _bucket(db, unit).label("bucket")
+    bucket = _utc_hour(db).label("bucket")
     rows = db.execute(select(bucket, func.count()).where(period.calls()).group_by(bucket).order_by(bucket))
-    return [{"bucket": b, "calls": n} for b, n in rows]
+    counted: dict[str, int] = {}
+    for utc_hour, n in rows:
+        local = datetime.strptime(utc_hour, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).astimezone(period.zone)
+        label = local.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d")
+        counted[label] = counted.get(label, 0) + n
+    return [{"bucket": b, "calls": n} for b, n in sorted(counted.items())]
 
 
 def outcomes(db: Session, period: Period) -> dict[str, Any]:
@@ -255,7 +269,7 @@ def turn_quality(db: Session, period: Period, low_confidence: float = 0.55) -> d
 def summary(db: Session, period: Period, baseline_aht_s: float | None) -> dict[str, Any]:
     """Every KPI of the period, as the dashboard and `helpline kpis` show them."""
     return {
-        "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
+        "period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "time_zone": str(period.zone)},
         "outcomes": outcomes(db, period),
         "calls_per_hour": calls_per(db, period, "hour"),
         "containment_by_topic": containment_by_topic(db, period),

@@ -12,15 +12,18 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
 from analytics.auth import Accounts, LoginFailed, LoginThrottle, SignedIn
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
+from foundation.plain_words import count, local_time, times
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,15 @@ AGENT_ROLES = frozenset({"agent", "supervisor", "admin"})
 templates = Jinja2Templates(directory=Path(__file__).with_name("templates"))
 
 
+@pass_context
+def _when(context: Any, value: Any, seconds: bool = False) -> str:
+    """``{{ call.started_at|when }}``: a stored UTC time as the agency reads it ("3 Dec 2026, 17:49 CET")."""
+    return local_time(value, context.get("zone") or UTC, seconds)
+
+
+templates.env.filters.update(when=_when, count=count, times=times)
+
+
 @dataclass
 class WebContext:
     store: CallStore
@@ -39,6 +51,7 @@ class WebContext:
     baseline_aht_s: float | None = None  # people-only average handling time the dashboard compares with
     nlu_dir: Path | None = None  # the training data the review queue adds examples to
     domain_file: Path | None = None
+    zone: tzinfo = UTC  # the agency's time zone: every time on a page is shown in it
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _encoder: Any = None
 
@@ -67,6 +80,7 @@ def private_headers(response: Response) -> Response:
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     """A template rendered with the private-page headers."""
+    context = {"zone": web_context(request).zone, **context}
     return private_headers(templates.TemplateResponse(request, template, context, status_code=status_code))
 
 

@@ -6,11 +6,13 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from foundation.language import Language, load_language
+from foundation.plain_words import time_zone
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -229,6 +231,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # json: one JSON object a line (call id, turn, event), for production's log shipper; text: readable lines.
     log_format: Literal["text", "json"] = "text"
+    # The agency's time zone (IANA name): every page, summary and KPI day is in it. Storage stays UTC.
+    time_zone: str = "Europe/Stockholm"
     gateway: GatewaySettings = GatewaySettings()
     rasa: RasaSettings = RasaSettings()
     asr: AsrSettings = AsrSettings()
@@ -246,6 +250,17 @@ class Settings(BaseSettings):
     # Trained Rasa models kept by the hash of everything that goes into them, for every checkout on this machine
     # (a fresh clone of unchanged training data need not train again); empty: no cache.
     model_cache_dir: Path | None = Path.home() / ".cache" / "helpline" / "rasa-models"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        time_zone(value)  # ValueError naming it: a clear start-up error
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The agency's time zone (``time_zone``)."""
+        return time_zone(self.time_zone)
 
     @field_validator("model_cache_dir", mode="before")
     @classmethod

@@ -43,6 +43,7 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
             settings.analytics.baseline_aht_s,
             settings.nlu_data_dir,
             settings.domain_file,
+            settings.zone,
         )
         line_.start_writer()
         if line_.call_control is None:

@@ -170,7 +170,7 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
-    """The line's KPIs over a period of days (UTC), from the call store."""
+    """The line's KPIs over a period of days (the agency's, HELPLINE_TIME_ZONE), from the call store."""
     import json
 
     from sqlalchemy.exc import SQLAlchemyError
@@ -179,7 +179,7 @@ def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
     from analytics.store import CallStore
 
     try:
-        period = kpis.period_of(args.start, args.end)
+        period = kpis.period_of(args.start, args.end, zone=settings.zone)
     except ValueError as e:
         return _fail(f"--from/--to: {e}")
     try:

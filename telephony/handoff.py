@@ -15,6 +15,7 @@ from typing import Any
 import jsonschema
 
 from foundation.language import load_language
+from foundation.plain_words import times
 from foundation.routing_table import RoutingTable
 
 SCHEMA_FILE = Path(__file__).with_name("handoff_packet.schema.json")
@@ -165,7 +166,7 @@ def summarize(packet: dict[str, Any], vocabulary: RoutingTable) -> str:
     if packet["answered_topics"]:
         parts.append("Already answered: " + ", ".join(t.replace("_", " ") for t in packet["answered_topics"]) + ".")
     if packet["previous_calls_7d"]:
-        parts.append(f"Called {packet['previous_calls_7d']} time(s) before in the last 7 days.")
+        parts.append(f"Called {times(packet['previous_calls_7d'])} before in the last 7 days.")
     return " ".join(parts)[:800]
 
 

@@ -68,7 +68,8 @@ class LineMetrics:
     """One gateway's metrics, in a registry of its own (several gateways may share a test process)."""
 
     def __init__(self, readings: LineReadings):
-        self.registry = CollectorRegistry(auto_describe=True)
+        # Not auto_describe: the live readings are read only when scraped (the store writer starts after the line).
+        self.registry = CollectorRegistry()
         self.registry.register(_Readings(readings))
         r = self.registry
         self.calls = Counter(

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from analytics.store import CallStore
+from foundation.plain_words import local_time
 from telephony.softphone import Softphone
 from tests.conftest import add_user, spoken
 
@@ -23,6 +25,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
 BAR_BLUE = (0x2B, 0x6C, 0xB0)  # the charts' bar colour (base.html)
+
+
+def _started_at(settings, sid: str):  # type: ignore[no-untyped-def]
+    store = CallStore.open(settings.database)
+    try:
+        return store.call(sid).started_at
+    finally:
+        store.close()
 
 
 def bar_pixels(png: Path) -> int:
@@ -81,6 +91,7 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
         await page.click("button:has-text('Filter')")
         rows = page.locator("table tr", has_text="housing allowance")
         assert await rows.count() >= 1
+        assert "(s)" not in await page.inner_text("main")  # "1 call", "3 calls"
         await page.screenshot(path=str(shots / "dashboard-calls.png"), full_page=True)
         async with page.expect_download() as download_info:
             await page.click("text=Export CSV")
@@ -92,6 +103,10 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
         await page.goto(f"{base}/dashboard/calls/{sid}")
         detail = await page.inner_text("main")
         assert "answer:apply_housing_allowance" in detail and "housing allowance" in detail.lower()
+        # Times are the agency's (HELPLINE_TIME_ZONE, Europe/Stockholm by default), said as people say them.
+        stored = await asyncio.to_thread(_started_at, stack, sid)
+        assert local_time(stored, stack.zone, seconds=True) in detail, detail
+        assert "+00:00" not in detail and "UTC" not in detail
         await page.screenshot(path=str(shots / "dashboard-call.png"), full_page=True)
 
         # Hostile or wrong input gets a page that says so, not an error.

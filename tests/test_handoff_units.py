@@ -99,6 +99,12 @@ def test_summary_quotes_the_deciding_turn_and_details_but_not_small_talk():
     assert "Already answered: payment dates." in summary
 
 
+def test_summary_says_how_often_the_caller_called_before_in_plain_words():
+    assert "Called twice before in the last 7 days." in packet_for(routed_record(), previous=2)["summary"]
+    assert "Called once before in the last 7 days." in packet_for(routed_record(), previous=1)["summary"]
+    assert "Called" not in packet_for(routed_record(), previous=0)["summary"]
+
+
 def test_summary_leaves_out_a_transcript_that_was_only_read_back():
     record = routed_record()
     record["turns"][1] |= {"decision": "confirm:asr", "intent": "", "nlu_confidence": 0.0, "transcript": "won more"}

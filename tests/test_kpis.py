@@ -2,10 +2,12 @@
 through the store's own API."""
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from analytics import kpis
+from analytics.models import Call
 from analytics.store import CallStore
 
 T = datetime(2026, 11, 24, tzinfo=UTC)
@@ -167,3 +169,31 @@ def test_one_period_parser_for_the_api_the_cli_and_the_dashboard():
     for start, end in (("yesterday", None), ("2026-11-08", "2026-11-01"), ("2025-01-01", "2026-11-01")):
         with pytest.raises(ValueError, match="YYYY-MM-DD|runs forward"):
             kpis.period_of(start, end)
+
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+def test_a_period_is_whole_days_of_the_agency_stored_in_utc():
+    winter = kpis.period_of("2026-11-01", "2026-11-07", zone=STOCKHOLM)
+    assert (winter.start.isoformat(), winter.end.isoformat()) == (
+        "2026-10-31T23:00:00+00:00",  # midnight in Stockholm (CET, UTC+1)
+        "2026-11-07T23:00:00+00:00",
+    )
+    assert kpis.period_fields(winter) == {"start": "2026-11-01", "end": "2026-11-07"}
+    summer = kpis.period_of("2026-07-01", "2026-07-01", zone=STOCKHOLM)
+    assert summer.start.isoformat() == "2026-06-30T22:00:00+00:00"  # CEST, UTC+2
+
+
+def test_calls_per_hour_and_day_are_the_agencys_hours_and_days(day):
+    local = kpis.Period(PERIOD.start, PERIOD.end, zone=STOCKHOLM)
+    assert kpis.calls_per(day, local, "hour") == [
+        {"bucket": "2026-11-24 10:00", "calls": 2},  # 09:00 UTC is 10:00 in Stockholm in November
+        {"bucket": "2026-11-25 11:00", "calls": 1},
+        {"bucket": "2026-11-25 12:00", "calls": 1},
+    ]
+    late = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)  # 00:30 on the 26th in Stockholm
+    day.add(Call(call_sid="CAlate", caller="+46***", caller_key="k", started_at=late, status="ended"))
+    day.commit()
+    assert kpis.calls_per(day, local, "day")[-1] == {"bucket": "2026-11-26", "calls": 1}
+    assert kpis.calls_per(day, PERIOD, "day")[-1] == {"bucket": "2026-11-25", "calls": 3}  # UTC days
