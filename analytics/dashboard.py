@@ -18,7 +18,7 @@ from analytics import kpis, review
 from analytics.auth import SignedIn
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
-from analytics.web import page, private_headers, user_with_role, web_context
+from analytics.web import audited, page, private_headers, user_with_role, web_context
 from foundation.plain_words import as_utc
 from foundation.vocabulary import QUEUES
 from nlu.training_data import known_intents
@@ -40,6 +40,13 @@ def _period(request: Request, start: str | None, end: str | None) -> tuple[kpis.
         return kpis.period_of(start, end, zone=zone), None
     except ValueError as e:
         return kpis.period_of(None, None, zone=zone), str(e)
+
+
+def _described(period: kpis.Period, filters: dict[str, str], **more: str) -> str:
+    """What a list showed, for the access audit: its days and filters ("2026-11-01..2026-11-07 q=housing")."""
+    days = kpis.period_fields(period)
+    shown = [f"{k}={v}" for k, v in {**filters, **more}.items() if v]
+    return " ".join([f"{days['start']}..{days['end']}", *shown])
 
 
 def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = False) -> list[dict[str, Any]]:
@@ -96,6 +103,7 @@ async def queue_view(
         return page(request, "message.html", 404, user=user, heading="No such queue", message="Unknown queue.")
     period, problem = _period(request, start, end)
     web = web_context(request)
+    await audited(request, user, "queue_calls", subject=_described(period, {"queue": queue}))
 
     def compute() -> tuple[list[dict[str, Any]], list[dict[str, Any]], tuple[int, list[Call]]]:
         with web.store.sessions() as db:
@@ -155,6 +163,7 @@ async def call_list(
     filters = _filters(request)
     page_number = max(1, min(page_number, 10_000))
     web = web_context(request)
+    await audited(request, user, "call_list", subject=_described(period, filters, page=str(page_number)))
     total, calls = await asyncio.to_thread(
         web.store.list_calls,
         period.start,
@@ -190,6 +199,7 @@ async def call_list_csv(
     period, _ = _period(request, start, end)
     filters = _filters(request)
     web = web_context(request)
+    await audited(request, user, "csv_export", subject=_described(period, filters))
     _, calls = await asyncio.to_thread(
         web.store.list_calls, period.start, period.end, filters["q"], filters["outcome"], filters["queue"], CSV_LIMIT
     )
@@ -210,6 +220,8 @@ async def call_list_csv(
 @router.get("/dashboard/calls/{call_id}", response_class=HTMLResponse)
 async def call_detail(request: Request, user: DashboardUser, call_id: str) -> Response:
     web = web_context(request)
+    if CALL_ID_PATTERN.match(call_id):
+        await audited(request, user, "call_detail", call_id)
     call = await asyncio.to_thread(web.store.call, call_id) if CALL_ID_PATTERN.match(call_id) else None
     if call is None:
         return page(request, "message.html", 404, user=user, heading="No such call", message="No call has this id.")
@@ -237,6 +249,7 @@ async def review_queue(
 ) -> Response:
     period, problem = _period(request, start, end)
     web = web_context(request)
+    await audited(request, user, "review_queue", subject=_described(period, {}))
 
     def compute() -> tuple[list[review.ReviewGroup], list[str]]:
         with web.store.sessions() as db:

@@ -104,3 +104,18 @@ class ReviewLabel(Base):
     text: Mapped[str] = mapped_column(Text)  # the example as added to the training data
     labelled_by: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime]
+
+
+class AccessEvent(Base):
+    """A logged-in user opened callers' data: who, what, when and from which address (the access audit)."""
+
+    __tablename__ = "access_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))  # what was opened: call_detail, packet, call_list, csv_export ...
+    call_sid: Mapped[str | None] = mapped_column(String(64), index=True)  # the call, when one call was opened
+    subject: Mapped[str] = mapped_column(Text, default="")  # a list's period and filters (redacted)
+    address: Mapped[str] = mapped_column(String(64))  # the client's address as the gateway saw it

@@ -21,6 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
+from analytics.audit import Access, AuditUnavailable, record_access
 from analytics.auth import Accounts, LoginFailed, LoginThrottle, SignedIn
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from foundation.plain_words import count, local_time, times
@@ -116,8 +117,34 @@ async def not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
+async def audit_unavailable(request: Request, exc: Exception) -> Response:
+    return page(
+        request, "message.html", 503, user=None, heading="Not shown",
+        message="This page shows callers' data, and who opens it must be recorded first: the record could not be "
+        "written just now. Try again in a moment.",
+    )  # fmt: skip
+
+
 # What the app installs (helpline/app.py) so that a page's user dependency can answer with a page.
-PAGE_EXCEPTION_HANDLERS = {SignInRequired: sign_in_first, RoleNotAllowed: not_allowed}
+PAGE_EXCEPTION_HANDLERS = {
+    SignInRequired: sign_in_first,
+    RoleNotAllowed: not_allowed,
+    AuditUnavailable: audit_unavailable,
+}
+
+
+async def audited(
+    request: Request, user: SignedIn, action: str, call_sid: str | None = None, subject: str = ""
+) -> None:
+    """Record that ``user`` opens callers' data, before it is read (analytics/audit.py); a view that cannot be
+    recorded raises AuditUnavailable and is not shown."""
+    address = request.client.host if request.client else "unknown"
+    access = Access(user.username, user.role, action, address, call_sid, subject)
+    try:
+        await asyncio.to_thread(record_access, web_context(request).store, access)
+    except AuditUnavailable:
+        log.error("access by %s to %s not recorded: the store is out of reach; not shown", user.username, action)
+        raise
 
 
 def user_with_role(roles: frozenset[str]) -> Callable[[Request], Awaitable[SignedIn]]:
@@ -206,6 +233,7 @@ async def logout(request: Request, csrf_token: Annotated[str, Form(max_length=12
 
 @router.get("/agent/calls", response_class=HTMLResponse)
 async def agent_calls(request: Request, user: AgentUser) -> Response:
+    await audited(request, user, "routed_calls")
     rows = await asyncio.to_thread(web_context(request).store.routed_calls)
     calls = [
         {
@@ -224,6 +252,8 @@ async def agent_calls(request: Request, user: AgentUser) -> Response:
 @router.get("/agent/calls/{call_id}", response_class=HTMLResponse)
 async def agent_call(request: Request, call_id: str, user: AgentUser) -> Response:
     store = web_context(request).store
+    if CALL_ID_PATTERN.match(call_id):
+        await audited(request, user, "packet", call_id)
     row = await asyncio.to_thread(store.call, call_id) if CALL_ID_PATTERN.match(call_id) else None
     if row is None or row.packet is None:
         return page(

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from analytics import api, dashboard, web
+from analytics import admin, api, dashboard, web
 from analytics.auth import Accounts
 from foundation.settings import Settings
 from telephony import webhooks
@@ -91,6 +91,6 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
 
     for exception, handler in web.PAGE_EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exception, handler)
-    for router in (web.router, dashboard.router, api.router, webhooks.router):
+    for router in (web.router, dashboard.router, admin.router, api.router, webhooks.router):
         app.include_router(router)
     return app

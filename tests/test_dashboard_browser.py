@@ -55,6 +55,7 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
     sid = result["call_sid"]
     await asyncio.to_thread(add_user, stack, "sara.supervisor", "supervisor", "supervisor passphrase")
     await asyncio.to_thread(add_user, stack, "adam.agent", "agent", "an agent passphrase")
+    await asyncio.to_thread(add_user, stack, "ada.admin", "admin", "an admin passphrase")
 
     shots = stack.data_dir / "screenshots"  # kept for a person to look at (var/ is not in git)
     shots.mkdir(parents=True, exist_ok=True)
@@ -119,6 +120,9 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
         await page.goto(f"{base}/dashboard/calls?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
         assert await page.locator("script").count() == 0
 
+        # Nor the access audit: that is for admins.
+        assert (await page.goto(f"{base}/admin/access")).status == 403
+
         # An agent cannot open the dashboard.
         await page.click("button:has-text('Log out')")
         await page.goto(f"{base}/login")
@@ -127,4 +131,21 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
         await page.click("button[type=submit]")
         response = await page.goto(f"{base}/dashboard")
         assert response.status == 403
+
+        # An admin sees who opened this caller's data, when and from where.
+        await page.click("button:has-text('Log out')")
+        await page.goto(f"{base}/login?next=/admin/access")
+        await page.fill("#username", "ada.admin")
+        await page.fill("#password", "an admin passphrase")
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{base}/admin/access")
+        await page.fill("input[name=call]", sid)
+        await page.click("button:has-text('Filter')")
+        trail = await page.inner_text("main")
+        assert "sara.supervisor" in trail and "a call's detail" in trail and "127.0.0.1" in trail, trail
+        await page.screenshot(path=str(shots / "admin-access.png"), full_page=True)
+        await page.goto(f"{base}/admin/access?user=sara.supervisor")
+        trail = await page.inner_text("main")
+        assert "a CSV export of calls" in trail and "q=housing allowance" in trail, trail
+        assert "(s)" not in trail
         await browser.close()
