@@ -32,6 +32,8 @@ class Call(Base):
     worker: Mapped[str] = mapped_column(String(128), default="")  # the gateway that holds (held) the call
     record: Mapped[dict[str, Any] | None]  # the session's call record (turns, events, latencies)
     packet: Mapped[dict[str, Any] | None]  # the handoff packet, schema-validated
+    # When retention removed what the caller said (transcripts, record, packet, masked number); the call's figures stay.
+    purged_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Turn(Base):

@@ -6,11 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-IRREGULAR = {"person": "people", "reply": "replies", "entry": "entries", "query": "queries"}
+IRREGULAR = {"person": "people", "child": "children"}
 
 
 def plural(noun: str) -> str:
-    return IRREGULAR.get(noun) or (noun + "es" if noun.endswith(("s", "sh", "ch", "x")) else noun + "s")
+    """The plural of ``noun``'s last word: "call" -> "calls", "entry" -> "entries", "person" -> "people"."""
+    head, _, word = noun.rpartition(" ")
+    if word in IRREGULAR:
+        word = IRREGULAR[word]
+    elif word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        word = word[:-1] + "ies"
+    elif word.endswith(("s", "sh", "ch", "x")):
+        word += "es"
+    else:
+        word += "s"
+    return f"{head} {word}" if head else word
 
 
 def count(n: int, noun: str) -> str:

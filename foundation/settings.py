@@ -210,6 +210,21 @@ class AnalyticsSettings(BaseModel):
     baseline_aht_s: float | None = Field(None, gt=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long personal data is kept (README "Operations": the defaults and why). Past it, `helpline purge` and the
+    daily purge inside `serve` remove it; the figures the KPIs need (outcome, queue, intent, times) stay."""
+
+    # What callers said: transcripts, the call record, the handoff packet, the masked number, expert task details.
+    call_content_days: int = Field(90, ge=1, le=3650)
+    # Rasa's conversations (tracker store): the same words again, as the dialogue saw them.
+    conversation_days: int = Field(90, ge=1, le=3650)
+    # The access audit trail (who opened which call): kept longer than what it audits, so a complaint about a look at
+    # a call can still be answered after the call's content is gone.
+    access_audit_days: int = Field(730, ge=1, le=3650)
+    # `serve` runs the purge at start and then every this many hours.
+    every_hours: float = Field(24.0, gt=0, le=24 * 7)
+
+
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
@@ -225,6 +240,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HELPLINE_", env_nested_delimiter="__", env_file=None, extra="ignore")
 
     data_dir: Path = REPO_ROOT / "var"
+    # Where models are kept (assembled Whisper, Smart Turn, trained Rasa models); None: data_dir/models. A container
+    # image bakes them in here, outside the data volume.
+    model_dir: Path | None = None
     # The language the line speaks and listens in (foundation/languages/<language>.yml): its prompts, keypad menu
     # phrasing, listening noises and, unless ASR__MODEL / ASR__LANGUAGE say otherwise, its speech model.
     language: str = "en"
@@ -243,6 +261,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = TwilioSettings()
     web: WebSettings = WebSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    retention: RetentionSettings = RetentionSettings()
     # Where the Rasa training data lives (nlu/data, dialogues/domain.yml): the review queue adds examples there.
     training_root: Path = REPO_ROOT
     # SQLAlchemy URL of the call store; None: SQLite in the data directory. PostgreSQL: postgresql+psycopg://...
@@ -297,7 +316,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.model_dir or self.data_dir / "models"
 
     @property
     def runtime_dir(self) -> Path:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -44,6 +47,7 @@ def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from helpline.daily_purge import DailyPurge
     from helpline.services import ServiceError, build_stack
 
     stop = False
@@ -53,6 +57,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         stop = True
 
     signal.signal(signal.SIGTERM, on_signal)
+    purger: DailyPurge | None = None
     try:
         with build_stack(settings, args.gateways, args.rasa_servers) as stack:
             gateways = [g.gateway_url for g in stack.gateways]
@@ -61,6 +66,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 f"(gateways on {', '.join(gateways)}). Ctrl-C stops everything.",
                 flush=True,
             )
+            # What callers said is removed once past its retention: now, then every retention.every_hours.
+            purger = DailyPurge(settings).start()
             while not stop:
                 dead = stack.dead()
                 if dead:
@@ -72,8 +79,43 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         pass
     except ServiceError as e:
         return _fail(str(e), 1)
+    finally:
+        if purger is not None:
+            purger.stop()
     print("stopped", flush=True)
     return 0
+
+
+def cmd_rasa(settings: Settings, args: argparse.Namespace) -> int:
+    """Become the Rasa server `serve` would start (one process per container)."""
+    from helpline.services import rasa_server_process
+    from helpline.training import TrainingError
+
+    try:
+        return _become(rasa_server_process(settings).command, settings)
+    except TrainingError as e:
+        return _fail(str(e), 1)
+
+
+def cmd_actions(settings: Settings, args: argparse.Namespace) -> int:
+    """Become the action server `serve` would start (one process per container)."""
+    from helpline.services import action_server_process
+    from helpline.training import TrainingError
+
+    try:
+        return _become(action_server_process(settings).command, settings)
+    except TrainingError as e:
+        return _fail(str(e), 1)
+
+
+def _become(command: list[str], settings: Settings) -> int:
+    from helpline.training import rasa_environment
+
+    try:
+        os.execve(command[0], command, rasa_environment(settings))
+    except OSError as e:
+        return _fail(f"cannot start {command[0]}: {e}", 1)
+    return 0  # not reached: this process is now that server
 
 
 def _read_caller_audio(paths: list[Path]) -> list:  # type: ignore[type-arg]
@@ -193,6 +235,23 @@ def cmd_kpis(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove what callers said once it is past its retention (HELPLINE_RETENTION__*), keeping the KPIs' figures."""
+    from helpline.daily_purge import DailyPurge, purge_once
+
+    if args.repeat:
+        purger = DailyPurge(settings).start()
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stopped.wait()
+        purger.stop()
+        return 0
+    report = purge_once(settings)
+    print(f"purge: {report}")
+    return 1 if report.error else 0
+
+
 def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     from helpline.seed_demo import run_seed_demo
 
@@ -215,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--gateways", type=int, default=1, help="gateway processes (ports from the gateway port up)")
     serve.add_argument("--rasa-servers", type=int, default=1, help="Rasa servers (shared tracker and lock store)")
     sub.add_parser("gateway", help="run only the gateway (what `serve` starts)")
+    sub.add_parser("rasa", help="run only a Rasa server (what `serve` starts; for containers)")
+    sub.add_parser("actions", help="run only the action server (what `serve` starts; for containers)")
 
     call = sub.add_parser("call", help="play recorded caller turns into the running gateway, like a phone call")
     call.add_argument("audio", nargs="+", type=Path, help="one audio file per caller turn (any format, any rate)")
@@ -262,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     kpi.add_argument("--from", dest="start", help="first day, YYYY-MM-DD (default: 7 days before --to)")
     kpi.add_argument("--to", dest="end", help="day after the last, YYYY-MM-DD (default: now)")
 
+    purge = sub.add_parser("purge", help="remove what callers said once past its retention (the KPIs' figures stay)")
+    purge.add_argument("--repeat", action="store_true", help="purge now, then every HELPLINE_RETENTION__EVERY_HOURS")
+
     users = sub.add_parser("users", help="accounts for the agent screen and dashboard")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     add = users_sub.add_parser("add", help="add a user (asks for the password)")
@@ -279,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "serve": cmd_serve,
     "gateway": cmd_gateway,
+    "rasa": cmd_rasa,
+    "actions": cmd_actions,
     "call": cmd_call,
     "ask": cmd_ask,
     "train": cmd_train,
@@ -287,6 +353,7 @@ COMMANDS = {
     "users": cmd_users,
     "kpis": cmd_kpis,
     "seed-demo": cmd_seed_demo,
+    "purge": cmd_purge,
     "demo": cmd_demo,
 }
 

@@ -101,7 +101,8 @@ class MediaStreamHandler:
         record = session.record
         record.malformed_messages = self._malformed
         await session.close()
-        log.info("call %s ended: %s", session.call_sid, record.outcome, extra={"event": "call_ended"})
+        log.info("call %s ended: %s", session.call_sid, record.outcome,
+                 extra={"event": "call_ended", "call_id": session.call_sid})  # fmt: skip
         if bot_finished and record.handoff is not None:
             urls = TransferUrls(
                 handoff=public_url(line.settings, f"{HANDOFF_PATH}/{record.call_sid}"),
@@ -184,7 +185,7 @@ class MediaStreamHandler:
             if await call_seen(line, start.call_sid):
                 log.error("call %s: stream refused: this call already had a stream (a replay)", start.call_sid)
                 return False
-        CALL_ID.set(start.call_sid)  # every line logged for this call from here on (and its tasks) names it
+        CALL_ID.set(start.call_sid)  # what this task and the tasks it starts log for the call names it
         self._session = CallSession(
             CallStart(start.call_sid, start.stream_sid, start.custom_parameters.get("from", "")),
             line.call_parts(),

@@ -14,6 +14,7 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 def test_counts_say_one_call_and_three_calls():
     assert [count(n, "call") for n in (0, 1, 3, 1200)] == ["0 calls", "1 call", "3 calls", "1,200 calls"]
     assert count(2, "person") == "2 people" and count(1, "turn") == "1 turn"
+    assert count(2, "access-audit entry") == "2 access-audit entries" and count(3, "day") == "3 days"
 
 
 def test_how_often():
