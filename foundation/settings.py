@@ -195,6 +195,11 @@ class TwilioSettings(BaseModel):
     # How each expert queue is reached (TaskRouter workflow or a number to dial) and the fallback number.
     queues_file: Path = REPO_ROOT / "telephony" / "queues.yml"
 
+    @field_validator("account_sid", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value  # an unset variable in a compose file arrives as ""
+
 
 class WebSettings(BaseModel):
     """The agent screen and dashboard logins."""
