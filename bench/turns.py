@@ -1,6 +1,7 @@
 """End of turn: how soon the line knows a caller has finished, and how often it cuts a caller off mid-sentence.
 
-    .venv/bin/python bench/turns.py [--voices 6] [--settings silence,smart_turn,smart_turn+silero]
+    .venv/bin/python bench/turns.py [--voices 6] [--settings silence,words,smart_turn,smart_turn+silero]
+                                    [--end-silence-ms 700] [--unfinished-wait-ms 1200]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -9,6 +10,9 @@ the chosen speech detector; at each short pause the end-of-turn model, as teleph
 - WHOLE utterances: the same requests said in one go. End delay = from the caller's last voiced frame to the moment
   the turn is declared over (what endpointing adds to the gap the caller feels; the model's own time included).
 - CPU ms per end-of-turn decision (process CPU time around the model call, one thread).
+Settings: ``silence`` (the fixed end silence), ``words`` (the same, and an utterance whose words stop mid-sentence,
+recognised by the line's own recogniser and biasing, waits for the rest as telephony/listening.py does: released
+after --unfinished-wait-ms from the caller's last word unless they go on), ``smart_turn``, ``smart_turn+silero``.
 Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
 also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames).
 The felt gap through the whole stack (end of speech -> first reply audio) at 1 and 15 calls: bench/voice.py latency
@@ -31,15 +35,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from foundation.settings import EndOfTurnSettings, Settings, VadSettings, smart_turn_model_path
+from foundation.settings import AsrSettings, EndOfTurnSettings, Settings, VadSettings, smart_turn_model_path
 from helpline.machine import cpu_name
+from nlu.asr_context import AsrVocabulary
 from telephony.softphone import CallerAudio
+from telephony.turn_policy import sounds_unfinished
+from voice.asr import AsrEngine, create_asr
+from voice.asr.base import RecognitionContext
 from voice.caller_voices import CALLER_VOICES
-from voice.codecs import FRAME_MS, TELEPHONE_RATE, float_to_pcm16, resample, telephone_round_trip
+from voice.codecs import FRAME_MS, TELEPHONE_RATE, float_to_pcm16, pcm16_to_float, resample, telephone_round_trip
 from voice.end_of_turn import EndOfTurn, create_end_of_turn
 from voice.line_conditions import apply, degraded, seed_of
 from voice.silero import SileroModel
-from voice.vad import Endpointer, SpeechPaused, UtteranceEnded
+from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 # (first part, rest): the pause goes between them.
 REQUESTS = [
@@ -61,6 +69,20 @@ FRAME = TELEPHONE_RATE * FRAME_MS // 1000
 
 
 @dataclass
+class Words:
+    """The unfinished-words rule: the line's recogniser (with its domain biasing) and the language's endings."""
+
+    asr: AsrEngine
+    context: RecognitionContext | None
+    endings: tuple[str, ...]
+    wait_ms: int
+
+    def unfinished(self, pcm: np.ndarray) -> bool:
+        heard = self.asr.transcribe(pcm16_to_float(pcm), TELEPHONE_RATE, self.context)
+        return sounds_unfinished(heard.text, self.endings, heard.words[-1].confidence if heard.words else 1.0)
+
+
+@dataclass
 class Setting:
     name: str
     end_silence_ms: int
@@ -68,6 +90,7 @@ class Setting:
     model: EndOfTurn | None
     threshold: float
     silero: SileroModel | None
+    words: Words | None = None
 
 
 @dataclass
@@ -85,10 +108,16 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     )
     ends: list[int] = []
     cpu: list[float] = []
+    release_at: int | None = None  # held unfinished words become the turn then
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         at_ms = i // FRAME * FRAME_MS
         for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
-            if isinstance(event, UtteranceEnded):
+            if isinstance(event, SpeechStarted):
+                release_at = None  # the caller goes on: what was held joins this utterance
+            elif isinstance(event, UtteranceEnded):
+                if setting.words is not None and setting.words.unfinished(event.pcm):
+                    release_at = event.speech_end_ms + setting.words.wait_ms
+                    continue
                 ends.append(at_ms + FRAME_MS)
             elif isinstance(event, SpeechPaused) and setting.model is not None:
                 t0, w0 = time.process_time(), time.perf_counter()
@@ -98,6 +127,10 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
                     ended = endpointer.end_now()
                     if ended is not None:
                         ends.append(at_ms + FRAME_MS + round((time.perf_counter() - w0) * 1000))
+        held_over = release_at is not None and at_ms >= release_at
+        if held_over and not endpointer.in_speech and not endpointer.starting:
+            ends.append(at_ms + FRAME_MS)
+            release_at = None
     return Outcome(ends, cpu)
 
 
@@ -174,7 +207,9 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", type=int, default=6, help="Piper caller + up to 5 flite/espeak-ng voices")
-    parser.add_argument("--settings", default="silence,smart_turn,smart_turn+silero")
+    parser.add_argument("--settings", default="silence,words,smart_turn,smart_turn+silero")
+    parser.add_argument("--end-silence-ms", type=int, default=VadSettings().end_silence_ms, help="silence and words")
+    parser.add_argument("--unfinished-wait-ms", type=int, default=Settings().turn_taking.unfinished_wait_ms)
     parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
     parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
@@ -183,7 +218,15 @@ def main() -> None:
     model = None
     silero = None
     chosen: list[Setting] = []
+    words = None
     for name in args.settings.split(","):
+        if name == "words":
+            if words is None:
+                vocabulary = AsrVocabulary.load(settings.asr.language)
+                words = Words(create_asr(AsrSettings()), vocabulary.context(), settings.spoken.unfinished_endings,
+                              args.unfinished_wait_ms)  # fmt: skip
+            chosen.append(Setting(name, args.end_silence_ms, 0, None, args.threshold, None, words))
+            continue
         if name.startswith("smart_turn") and model is None:
             model = create_end_of_turn(
                 EndOfTurnSettings(engine="smart_turn", model_path=smart_turn_model_path(settings.models_dir))
@@ -194,7 +237,7 @@ def main() -> None:
         chosen.append(
             Setting(
                 name,
-                args.max_silence_ms if semantic else settings.vad.end_silence_ms,
+                args.max_silence_ms if semantic else args.end_silence_ms,
                 args.pause_ms if semantic else 0,
                 model if semantic else None,
                 args.threshold,
@@ -202,7 +245,8 @@ def main() -> None:
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
-          f"{args.max_silence_ms} ms (silence rule: {settings.vad.end_silence_ms} ms)")  # fmt: skip
+          f"{args.max_silence_ms} ms (silence and words: {args.end_silence_ms} ms; unfinished words wait "
+          f"{args.unfinished_wait_ms} ms)")  # fmt: skip
     paused, whole = utterances(callers(args.voices))
     print(f"{len(paused)} paused and {len(whole)} whole utterances ({args.voices} voices, clean and degraded)\n")
     print(f"{'setting':22} {'cut-offs':>10} {'end delay p50':>14} {'p95':>6} {'p99':>6} {'CPU ms/decision':>16}")

@@ -96,6 +96,7 @@ class Language:
     disclosure: str  # the words saying the caller talks to a machine, in lower case
     keypad: KeypadPhrases
     backchannels: tuple[str, ...]
+    unfinished_endings: tuple[str, ...]  # a turn ending in one of these words sounds unfinished
     asr_model: str
     asr_language: str
     tts_engine: str
@@ -149,6 +150,7 @@ def load_language(code: str) -> Language:
                 **{**keypad, "spoken_keys": {str(k): str(v) for k, v in keypad["spoken_keys"].items()}}
             ),
             backchannels=tuple(str(w).lower() for w in data["backchannels"]),
+            unfinished_endings=tuple(str(w).lower() for w in data["unfinished_endings"]),
             asr_model=str(asr["model"]),
             asr_language=str(asr["language"]),
             tts_engine=str(tts["engine"]),

@@ -176,6 +176,9 @@ class TurnTakingSettings(BaseModel):
     # bench/readback.py (README "Understanding callers"); confirm_below_nlu_confidence 1.0 reads back on ASR alone.
     confirm_below_confidence: float = Field(0.75, ge=0.0, le=1.0)
     confirm_below_nlu_confidence: float = Field(0.7, ge=0.0, le=1.0)
+    # A turn whose words end unfinished (the language's unfinished_endings: "how do I apply for ...") is held: the line
+    # waits up to this long after the end of the caller's speech for the rest, and answers the whole. 0: off.
+    unfinished_wait_ms: int = Field(1200, ge=0, le=5000)
     keypad: bool = True
 
 

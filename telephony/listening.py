@@ -20,7 +20,13 @@ from telephony.call_record import CallRecord
 from telephony.guards import heard_noise
 from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
-from telephony.turn_policy import MAX_PENDING_KEYS, is_backchannel, is_listening_noise, stream_says_done
+from telephony.turn_policy import (
+    MAX_PENDING_KEYS,
+    is_backchannel,
+    is_listening_noise,
+    sounds_unfinished,
+    stream_says_done,
+)
 from voice.asr.base import (
     RecognitionContext,
     Recognitions,
@@ -59,7 +65,14 @@ class NoInput:
     since_ms: int
 
 
-CallerInput = SpeechInput | KeyInput | NoInput
+@dataclass(frozen=True)
+class HeldRelease:
+    """The caller did not go on after words that sounded unfinished: what was held is the turn."""
+
+    at_ms: int
+
+
+CallerInput = SpeechInput | KeyInput | NoInput | HeldRelease
 
 
 class HeardKind(enum.Enum):
@@ -67,6 +80,7 @@ class HeardKind(enum.Enum):
     NOTHING = "nothing"  # no words in the audio
     NOISE = "noise"  # words the recogniser wrote for background talk or noise: not a request
     HELD = "held"  # a piece of a long turn, held for the rest
+    UNFINISHED = "unfinished"  # words that stop mid-sentence ("how do I apply for"), held while the caller goes on
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,15 @@ class LongTurn:
             self._pieces.append((transcript, item))
             return True
         return False
+
+    def hold(self, transcript: Transcript, item: SpeechInput, vad: VadSettings) -> bool:
+        """Holds this piece (words that sound unfinished) while the turn so far leaves room for more."""
+        utterance = item.utterance
+        span_s = (utterance.speech_end_ms - self.started_ms(otherwise=utterance.started_ms)) / 1000
+        if span_s + 1 > vad.max_turn_s:
+            return False
+        self._pieces.append((transcript, item))
+        return True
 
     def take(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
         """The held pieces, followed by the last piece if there is one, as one utterance."""
@@ -149,6 +172,8 @@ class Listener:
         self.record = record
         self._context = context  # the recogniser's bias for the next utterance
         self._backchannels = frozenset(w.lower() for w in policy.backchannels)
+        self._unfinished_endings = parts.spoken.unfinished_endings
+        self._release_at_ms: int | None = None  # held unfinished words become the turn at this stream time
         # With an end-of-turn model, a short pause asks it whether the turn is over (and starts recognition); the
         # end silence is then only the longest wait for an unfinished turn.
         self._turn_end = parts.end_of_turn
@@ -191,9 +216,32 @@ class Listener:
             return Heard(HeardKind.NOISE if noise else HeardKind.NOTHING, transcript, item, asr_ms)
         if self.held.keeps(transcript, item, self._vad):
             return Heard(HeardKind.HELD, transcript, item, asr_ms)
+        if self._waits_for_the_rest(transcript, item):
+            return Heard(HeardKind.UNFINISHED, transcript, item, asr_ms)
         if self.held:
             transcript, item = self.held.take((transcript, item))
+        self._release_at_ms = None
         return Heard(HeardKind.WORDS, transcript, item, asr_ms)
+
+    def _waits_for_the_rest(self, transcript: Transcript, item: SpeechInput) -> bool:
+        """Words that stop mid-sentence are held for up to unfinished_wait_ms after the caller's last word: more
+        speech joins them into one turn; silence makes them the turn (HeldRelease). Listening noises said over the
+        assistant are not held: they let it carry on at once."""
+        wait_ms = self._policy.unfinished_wait_ms
+        last = transcript.words[-1].confidence if transcript.words else 1.0
+        if not wait_ms or not sounds_unfinished(transcript.text, self._unfinished_endings, last):
+            return False
+        if self.is_listening_noise(item, transcript.text) or not self.held.hold(transcript, item, self._vad):
+            return False
+        self._release_at_ms = item.utterance.speech_end_ms + wait_ms
+        return True
+
+    def take_held(self, at_ms: int) -> tuple[Transcript, SpeechInput] | None:
+        """The held words as one turn, decided now (at stream time ``at_ms``); None when nothing is held."""
+        if not self.held:
+            return None
+        transcript, item = self.held.take()
+        return transcript, replace(item, endpoint_at=time.perf_counter(), endpoint_ms=at_ms)
 
     def _heard_noise(self, transcript: Transcript) -> bool:
         context = self._context()
@@ -253,6 +301,7 @@ class Listener:
                 self._speech_over_sentence = self._speech_over.heard if self._speech_over is not None else 0
                 self._barged_in = False
                 self.listening_since_ms = None
+                self._release_at_ms = None  # the caller goes on: held words join this utterance
                 if self._streaming is not None:
                     self._stream = self._streaming.stream(TELEPHONE_RATE)
                     self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0
@@ -272,6 +321,9 @@ class Listener:
         if self._endpointer.in_speech:
             if self._endpointer.voiced_ms >= self._policy.barge_in_min_speech_ms:
                 self._barge_in(by="speech_ms")
+        elif self._release_at_ms is not None and timestamp_ms >= self._release_at_ms and not self._endpointer.starting:
+            self._release_at_ms = None
+            self.inputs.put_nowait(HeldRelease(timestamp_ms))
         elif (
             self.listening_since_ms is not None
             and timestamp_ms - self.listening_since_ms >= self._policy.no_input_timeout_s * 1000

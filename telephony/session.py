@@ -28,7 +28,16 @@ from nlu.dialogue import DialogueTurn, NluUnavailable
 from telephony.call_parts import CallParts
 from telephony.call_record import CallRecord, HandoffRequested, TurnRecord, now_iso
 from telephony.call_state import CallState, CallStates
-from telephony.listening import CallerInput, HeardKind, KeyInput, Listener, NoInput, SpeechInput, transcript_metadata
+from telephony.listening import (
+    CallerInput,
+    HeardKind,
+    HeldRelease,
+    KeyInput,
+    Listener,
+    NoInput,
+    SpeechInput,
+    transcript_metadata,
+)
 from telephony.playback import Playback, Prompt
 from telephony.read_back import Answer, ReadBack
 from telephony.tasks import CallTasks
@@ -136,6 +145,8 @@ class CallSession:
                     await self._on_no_input(item)
                 elif isinstance(item, KeyInput):
                     await self._on_key(item)
+                elif isinstance(item, HeldRelease):
+                    await self._on_held_release(item)
                 else:
                     await self._on_speech(item)
         except asyncio.CancelledError:
@@ -219,6 +230,10 @@ class CallSession:
         if heard.kind is HeardKind.WORDS:
             await self._on_words(heard.item, transcript, heard.asr_ms)
             return
+        if heard.kind is HeardKind.UNFINISHED:
+            # "How do I apply for ..." and a pause: the line waits for the rest rather than answer the fragment.
+            self._event("turn_unfinished", text=redact_text(transcript.text), pieces=len(self._listener.held))
+            return
         if heard.kind is HeardKind.HELD:
             # Still talking at the longest utterance the line takes: these words wait for the rest of the turn, which
             # is decided whole when the caller pauses (a story's request usually comes at its end).
@@ -234,6 +249,15 @@ class CallSession:
             await self._resume(item.over)
         elif heard.kind is HeardKind.NOISE:
             await self._ask_again(self._say.not_caught_reprompt)
+
+    async def _on_held_release(self, release: HeldRelease) -> None:
+        """The caller did not go on after unfinished words: they are the turn."""
+        held = self._listener.take_held(release.at_ms)
+        if held is None:  # already joined with what the caller said next
+            return
+        transcript, item = held
+        self._event("unfinished_turn_taken", waited_ms=release.at_ms - item.utterance.speech_end_ms)
+        await self._on_words(item, transcript, 0.0)
 
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
         utterance = item.utterance

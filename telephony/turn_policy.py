@@ -26,6 +26,22 @@ def words_of(text: str) -> list[str]:
     return [w for w in words if w and w != "-"]
 
 
+# A last word the recogniser is less sure of than this, after a word a sentence cannot end on, is taken for its own
+# completion of a fragment ("... on my [panel]" for "... on my" and a pause): Whisper finishes sentences.
+GUESSED_LAST_WORD_BELOW = 0.35
+
+
+def sounds_unfinished(text: str, endings: Iterable[str], last_word_confidence: float = 1.0) -> bool:
+    """The words stop where a sentence cannot end ("how do I apply for", "I would like to", "um"): the caller paused
+    mid-sentence, whatever punctuation the recogniser added, or before a last word the recogniser only guessed."""
+    words, endings = words_of(text), set(endings)
+    if not words:
+        return False
+    if words[-1] in endings:
+        return True
+    return last_word_confidence < GUESSED_LAST_WORD_BELOW and len(words) > 1 and words[-2] in endings
+
+
 def is_backchannel(text: str, backchannels: Iterable[str]) -> bool:
     """Only listening noises ("mm", "uh-huh", "yeah"): the caller is following, not taking the turn."""
     words = words_of(text)

@@ -172,6 +172,43 @@ async def test_a_speculation_the_caller_talks_past_is_thrown_away(speech):
     assert [t.decision for t in record.turns] == ["route:general"]
 
 
+async def test_words_that_stop_mid_sentence_wait_for_the_rest_and_the_whole_is_one_turn(speech):
+    pause = [b"\xff" * 160] * 50  # 1 s: past the 700 ms end of speech, so the VAD alone would end the turn here
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to" if s < 1.6 else "speak to a person"
+        await line.say(speech[:50] + pause + speech)
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert line.dialogue.respond_texts == ["I would like to speak to a person"], "one turn, not the fragment first"
+    assert [t.decision for t in record.turns] == ["route:general"]
+    assert [e["text"] for e in line.events("turn_unfinished")] == ["I would like to"]
+
+
+async def test_unfinished_words_the_caller_does_not_go_on_from_are_the_turn_after_the_wait(speech):
+    async with call() as line:
+        await line.reply()
+        await line.caller_says("I would like to", speech[:50])
+        await line.reply()
+    record = line.session.record
+    assert line.dialogue.respond_texts == ["I would like to"], "decided, not lost"
+    [taken] = line.events("unfinished_turn_taken")
+    wait_ms = Settings().turn_taking.unfinished_wait_ms
+    assert wait_ms <= taken["waited_ms"] < wait_ms + 100  # the wait runs from the caller's last word
+    assert record.turns[0].endpointing_ms >= wait_ms and record.turns[0].decision == "smalltalk:out_of_scope"
+
+
+async def test_with_the_wait_off_a_fragment_is_answered_at_once(speech):
+    settings = Settings(turn_taking={"unfinished_wait_ms": 0})
+    pause = [b"\xff" * 160] * 50
+    async with call(settings) as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to" if s < 1.6 else "I would like to speak to a person"
+        await line.say(speech[:50] + pause)
+        await line.reply()
+    assert line.dialogue.respond_texts == ["I would like to"] and not line.events("turn_unfinished")
+
+
 async def test_a_flood_of_keys_during_a_prompt_is_counted_not_queued():
     keypad = KeypadMenu.load()
     async with call(keypad=keypad) as line:

@@ -49,8 +49,10 @@ async def test_a_pause_the_model_calls_incomplete_keeps_the_turn_whole(speech):
     assert model.asked and record.semantic_endpoints == 0
 
 
-async def test_the_same_pause_cuts_the_turn_in_two_under_the_silence_rule(speech):
-    async with FakeCall(ScriptedDialogue(dict(SCRIPT))) as line:
+async def test_the_same_pause_cuts_the_turn_in_two_under_the_silence_rule_alone(speech):
+    """Without the unfinished-words wait (tests/test_call_session.py has the line with it)."""
+    alone = Settings(turn_taking={"unfinished_wait_ms": 0})
+    async with FakeCall(ScriptedDialogue(dict(SCRIPT)), alone) as line:
         await paused_call(line, speech, pause_s=1.0)
     assert [t.decision for t in line.session.record.turns][:1] == ["smalltalk:out_of_scope"]
 

@@ -1,7 +1,16 @@
 """The turn-taking rules (telephony/turn_policy.py): pure functions, no call needed."""
 
+import pytest
+
+from foundation.language import load_language
 from foundation.settings import Settings
-from telephony.turn_policy import after_nothing_heard, is_backchannel, is_listening_noise, worth_reading_back
+from telephony.turn_policy import (
+    after_nothing_heard,
+    is_backchannel,
+    is_listening_noise,
+    sounds_unfinished,
+    worth_reading_back,
+)
 
 BACKCHANNELS = Settings().turn_taking.backchannels  # the English line's
 
@@ -31,3 +40,28 @@ def test_nothing_heard_asks_again_then_offers_the_keypad_then_a_person():
     assert [after_nothing_heard(n, 3, keypad=True) for n in (1, 2, 3)] == ["reprompt", "menu", "handoff"]
     assert [after_nothing_heard(n, 3, keypad=False) for n in (1, 2, 3)] == ["reprompt", "reprompt", "handoff"]
     assert after_nothing_heard(1, 1, keypad=True) == "handoff"
+
+
+ENDINGS = load_language("en").unfinished_endings
+
+
+@pytest.mark.parametrize(
+    ("text", "last_word_confidence", "unfinished"),
+    [
+        ("How do I apply for?", 0.9, True),  # the recogniser's question mark does not finish it
+        ("I would like to...", 0.9, True),
+        ("um", 0.9, True),
+        ("I sent my payslip, my contract, and", 0.9, True),
+        ("I want to appeal the decision on my panel.", 0.11, True),  # "panel": Whisper finishing the fragment
+        ("I want to appeal the decision on my pension.", 0.93, False),
+        ("What are your opening hours?", 0.9, False),
+        ("I need a new bank account form", 0.2, False),  # unsure of its last word, but "account" can end a turn
+        ("", 1.0, False),
+    ],
+)
+def test_words_that_stop_where_a_sentence_cannot_end_sound_unfinished(text, last_word_confidence, unfinished):
+    assert sounds_unfinished(text, ENDINGS, last_word_confidence) is unfinished
+
+
+def test_every_language_says_which_words_leave_a_sentence_open():
+    assert "för" in load_language("sv").unfinished_endings and "for" in ENDINGS

@@ -104,6 +104,11 @@ class Endpointer:
         return np.concatenate(self._utterance)
 
     @property
+    def starting(self) -> bool:
+        """Voiced frames heard that may yet start an utterance (fewer than it takes so far)."""
+        return not self._in_speech and any(v for _, v in self._window)
+
+    @property
     def voiced_ms(self) -> int:
         """Voiced audio in the utterance under way (0 when none is): what a barge-in policy weighs."""
         return self._voiced_frames * FRAME_MS if self._in_speech else 0
