@@ -207,6 +207,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def store(store_url: str) -> Iterator[Any]:
+    """A fresh call store (SQLite or the real PostgreSQL), migrated, closed afterwards."""
+    from analytics.store import CallStore
+
+    store = CallStore.open(store_url)
+    yield store
+    store.close()
+
+
 def add_user(settings, username: str, role: str, password: str) -> None:
     """Through the CLI a deployment uses (`helpline users add`), on the test session's call store."""
     import subprocess

@@ -12,13 +12,6 @@ from helpline.machine import free_port
 T = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(store_url):
-    store = CallStore.open(store_url)
-    yield store
-    store.close()
-
-
 def test_views_are_recorded_and_read_back_newest_first_by_user_or_call(store):
     record_access(store, Access("sara", "supervisor", "call_detail", "10.0.0.7", "CA1"), at=T)
     export = Access("sara", "supervisor", "csv_export", "10.0.0.7", subject="2026-12-01..2026-12-03")

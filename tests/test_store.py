@@ -9,13 +9,6 @@ from analytics.auth import Accounts, LoginFailed, hash_password, verify_password
 from analytics.store import CallStore
 
 
-@pytest.fixture
-def store(store_url):
-    store = CallStore.open(store_url)
-    yield store
-    store.close()
-
-
 def test_migrations_create_the_schema_and_run_twice(store_url):
     first = CallStore.open(store_url)
     CallStore.open(store_url).close()  # a second start finds the schema current

@@ -2,11 +2,13 @@
 keypad menu, no-input handling and reading back an uncertain transcript. The softphone speaks Twilio's protocol and
 plays the caller: it talks over the assistant, presses keys or stays silent on cue."""
 
+import numpy as np
 import pytest
 
 from telephony.routing import KeypadMenu
 from telephony.softphone import Press, Say, Silence, Softphone
 from tests.conftest import extra_gateway, spoken
+from voice.codecs import TELEPHONE_RATE
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
@@ -223,3 +225,19 @@ async def test_background_talk_alone_is_not_answered_as_a_request(stack, real_re
     if heard_words:
         assert any("didn't catch that" in said for said in result["said"])  # asked again
     assert result["outcome"] == "abandoned"
+
+
+async def test_a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_request(stack, caller_voice):
+    """ "I would like to ... speak to a real person": a second's pause after "to" is longer than the 700 ms that ends
+    an utterance, but the words stop where a sentence cannot, so the line waits and decides the whole."""
+    pause = np.zeros(TELEPHONE_RATE, dtype=np.float32)
+    said = np.concatenate(
+        [spoken(caller_voice, "I would like to"), pause, spoken(caller_voice, "speak to a real person")]
+    )
+    result = (await Softphone(stack, speed=SPEED).call([said, Silence(prompts=1)])).as_dict()
+    heard = [t for t in result["turns"] if t["transcript"]]
+    assert len(heard) == 1, [t["transcript"] for t in heard]
+    words = heard[0]["transcript"].lower()
+    assert "like to" in words and "person" in words, words
+    assert heard[0]["decision"] in {"route:general", "clarify:request_human"}, heard[0]["decision"]
+    assert kinds(result, "turn_unfinished"), result["events"]
