@@ -127,6 +127,10 @@ def summarise(results: list[dict[str, Any]], silence_ms: int) -> dict[str, Any]:
         "p95": percentile(net, 95),
         "p99": percentile(net, 99),
         "p95_with_silence": percentile(latency, 95),
+        # What the caller feels: end of their speech -> first reply audio, endpointing included.
+        "felt_p50": percentile(latency, 50),
+        "felt_p95": percentile(latency, 95),
+        "felt_p99": percentile(latency, 99),
         "asr_ms": statistics.mean(t["server"]["asr_ms"] for t in turns) if turns else float("nan"),
         "nlu_ms": statistics.mean(t["server"]["nlu_ms"] for t in turns) if turns else float("nan"),
         "tts_ms": statistics.mean(t["server"]["tts_ms"] for t in turns) if turns else float("nan"),
