@@ -193,10 +193,19 @@ async def test_a_rasa_server_killed_mid_call_is_taken_over_by_the_other(cluster,
     assert metric(a, "helpline_rasa_failovers_total") >= 1
 
 
-async def test_retention_purges_both_production_stores_and_the_figures_stay(cluster):
-    """Last in this module: with the clock 91 days on, this cluster's calls are past their time. The call store and
-    the tracker store are the real PostgreSQL databases, the conversations as the real Rasa servers wrote them."""
+async def test_retention_purges_both_production_stores_and_the_figures_stay(cluster, caller_voice):
+    """With the clock 91 days on, every call of this cluster is past its time: this test's own call and any an earlier
+    test placed on it (xdist may give the module a fresh cluster midway). The call store and the tracker store are
+    the real PostgreSQL databases, the conversation as the real Rasa servers wrote it."""
+    said = [spoken(caller_voice, "What are your opening hours?"), spoken(caller_voice, "I want to talk to a person.")]
+    result = (await Softphone(cluster.gateways[0], speed=2.0).call(said)).as_dict()
+    assert result["outcome"] == "routed:general", result["outcome"]
     store = await asyncio.to_thread(CallStore.open, cluster.settings.database, False)
+    for _ in range(300):  # the gateway writes the ended call just after the caller's side has closed
+        call = await asyncio.to_thread(store.call, result["call_sid"])
+        if call is not None and call.status == "ended":
+            break
+        await asyncio.sleep(0.1)
     trackers = tracker_databases(cluster.settings)
     period = kpis.period_of(None, None, zone=cluster.settings.zone)
 
@@ -205,10 +214,10 @@ async def test_retention_purges_both_production_stores_and_the_figures_stay(clus
             return kpis.summary(db, period, 300.0)
 
     before = await asyncio.to_thread(figures)
-    assert before["outcomes"]["calls"] >= 3
+    assert before["outcomes"]["calls"] >= 1 and before["outcomes"]["routed"] >= 1
     later = utcnow() + timedelta(days=91)
     report = await asyncio.to_thread(purge, store, trackers, cluster.settings.retention, later)
-    assert report.error == "" and report.calls >= 3 and report.conversations >= 3, report
+    assert report.error == "" and report.calls >= 1 and report.conversations >= 1, report
     assert await asyncio.to_thread(figures) == before  # every KPI of the period is still computable, and the same
     with store.sessions() as db:
         calls = db.scalars(select(Call).where(Call.status != "in_progress")).all()
