@@ -11,7 +11,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from analytics.auth import ROLES
 from foundation.settings import Settings, load_settings
@@ -89,32 +91,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_rasa(settings: Settings, args: argparse.Namespace) -> int:
     """Become the Rasa server `serve` would start (one process per container)."""
     from helpline.services import rasa_server_process
-    from helpline.training import TrainingError
 
-    try:
-        return _become(rasa_server_process(settings).command, settings)
-    except TrainingError as e:
-        return _fail(str(e), 1)
+    return _become(settings, rasa_server_process)
 
 
 def cmd_actions(settings: Settings, args: argparse.Namespace) -> int:
     """Become the action server `serve` would start (one process per container)."""
     from helpline.services import action_server_process
-    from helpline.training import TrainingError
+
+    return _become(settings, action_server_process)
+
+
+def _become(settings: Settings, process_of: Callable[[Settings], Any]) -> int:
+    """This process becomes ``process_of(settings)``'s command, with the Rasa processes' environment."""
+    from helpline.training import TrainingError, rasa_environment
 
     try:
-        return _become(action_server_process(settings).command, settings)
-    except TrainingError as e:
-        return _fail(str(e), 1)
-
-
-def _become(command: list[str], settings: Settings) -> int:
-    from helpline.training import rasa_environment
-
-    try:
+        command = process_of(settings).command
         os.execve(command[0], command, rasa_environment(settings))
-    except OSError as e:
-        return _fail(f"cannot start {command[0]}: {e}", 1)
+    except (OSError, TrainingError) as e:
+        return _fail(f"cannot start it: {e}", 1)
     return 0  # not reached: this process is now that server
 
 

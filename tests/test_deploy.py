@@ -3,13 +3,23 @@ unknown ones, so a renamed setting would silently fall back to its default), eve
 command and says how its health is checked. The image and the compose file themselves were built and run with podman
 (README "Operations")."""
 
+import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
+import httpx
+import pytest
 import yaml
 from pydantic import BaseModel
 
 from foundation.settings import REPO_ROOT, Settings
 from helpline.cli import build_parser
+from helpline.machine import free_port
+from helpline.services import settings_environment
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -54,3 +64,23 @@ def test_every_helpline_service_runs_a_real_command_and_is_health_checked():
     # Each gateway's own Rasa server first, the other as its backup.
     assert services["gateway-1"]["environment"]["HELPLINE_RASA__HOST"] == "rasa-1"
     assert "rasa-2" in services["gateway-1"]["environment"]["HELPLINE_RASA__BACKUP_URLS"]
+
+
+@pytest.mark.rasa
+def test_helpline_actions_becomes_the_action_server_a_container_runs(tmp_path):
+    port = free_port()
+    env = settings_environment(Settings(data_dir=tmp_path, rasa={"actions_port": port})) | {"PATH": "/usr/bin:/bin"}
+    server = subprocess.Popen([sys.executable, "-m", "helpline.cli", "actions"], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        for _ in range(600):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            assert server.poll() is None, "the action server exited"
+            time.sleep(0.1)
+        else:
+            pytest.fail("the action server did not answer in 60 s")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
