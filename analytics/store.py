@@ -14,6 +14,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
 from analytics.models import Call, TaskEvent, Turn
+from foundation.plain_words import as_utc
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # A call id as the store keys it (Twilio's CA… sids, and the softphone's): anything else is refused before a query.
@@ -26,9 +27,8 @@ def utcnow() -> datetime:
 
 
 def parse_time(value: str | datetime) -> datetime:
-    """An aware datetime (SQLite gives back naive ones for what was written as UTC)."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """An aware UTC datetime (SQLite gives back naive ones for what was written as UTC; records hold ISO text)."""
+    return as_utc(value)
 
 
 def create_db_engine(url: str) -> Engine:
