@@ -45,7 +45,10 @@ class DailyPurge:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            purge_once(self._settings)
+            try:
+                purge_once(self._settings)
+            except Exception:  # a bug must not end the daily purge for good: the next run tries again
+                log.exception("purge failed; it runs again in %.0f h", self._settings.retention.every_hours)
             self.runs += 1
             self._stop.wait(self._settings.retention.every_hours * 3600)
 

@@ -4,6 +4,7 @@ are the same before and after. Rasa's real tracker store is purged in tests/test
 
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from analytics.audit import Access, access_trail, record_access
 from analytics.retention import purge, purge_conversations, tracker_databases
 from analytics.store import CallStore
 from foundation.settings import RetentionSettings, Settings
+from helpline.daily_purge import DailyPurge
 from helpline.machine import free_port
 
 T = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
@@ -141,3 +143,19 @@ def test_helpline_purge_reports_what_it_removed_and_fails_clearly_when_the_store
     down = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/test"
     failed = _helpline("purge", HELPLINE_DATA_DIR=str(tmp_path), HELPLINE_DATABASE_URL=down)
     assert failed.returncode == 1 and "cannot open the call store" in failed.stdout + failed.stderr
+
+
+def test_the_daily_purge_runs_at_start_then_again_and_stops_when_told(tmp_path):
+    settings = Settings(data_dir=tmp_path, retention={"every_hours": 0.0001})  # every 0.36 s
+    purger = DailyPurge(settings).start()
+    try:
+        for _ in range(600):
+            if purger.runs >= 2:
+                break
+            time.sleep(0.05)
+    finally:
+        purger.stop()
+    assert purger.runs >= 2
+    stopped_at = purger.runs
+    time.sleep(0.5)
+    assert purger.runs == stopped_at  # stopped means stopped
