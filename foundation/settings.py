@@ -37,6 +37,11 @@ def assembled_model_dir(name: str, models_dir: Path) -> Path:
     return models_dir / f"faster-whisper-{name}"
 
 
+def _none_if_empty(value: object) -> object:
+    """An empty variable means "not set" for the optional settings that take it so."""
+    return None if value == "" else value
+
+
 class GatewaySettings(BaseModel):
     host: str = LOOPBACK
     port: int = Field(8080, ge=1, le=65535)
@@ -198,10 +203,8 @@ class TwilioSettings(BaseModel):
     # How each expert queue is reached (TaskRouter workflow or a number to dial) and the fallback number.
     queues_file: Path = REPO_ROOT / "telephony" / "queues.yml"
 
-    @field_validator("account_sid", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value  # an unset variable in a compose file arrives as ""
+    # An unset variable in a compose file arrives as "": no account.
+    _empty_is_none = field_validator("account_sid", mode="before")(lambda value: _none_if_empty(value))
 
 
 class WebSettings(BaseModel):
@@ -289,10 +292,7 @@ class Settings(BaseSettings):
         """The agency's time zone (``time_zone``)."""
         return time_zone(self.time_zone)
 
-    @field_validator("model_cache_dir", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
+    _empty_is_none = field_validator("model_cache_dir", mode="before")(lambda value: _none_if_empty(value))
 
     @model_validator(mode="after")
     def _language_data(self) -> Settings:

@@ -107,21 +107,23 @@ class LongTurn:
     def started_ms(self, otherwise: int) -> int:
         return self._pieces[0][1].utterance.started_ms if self._pieces else otherwise
 
+    def _span_s(self, item: SpeechInput) -> float:
+        """Seconds from the first held piece's start (or this piece's, when none is held) to this piece's end."""
+        utterance = item.utterance
+        return (utterance.speech_end_ms - self.started_ms(otherwise=utterance.started_ms)) / 1000
+
     def keeps(self, transcript: Transcript, item: SpeechInput, vad: VadSettings) -> bool:
         """Holds this piece when the caller was still talking at the longest utterance the line takes and another
         piece still fits in the longest turn."""
         utterance = item.utterance
-        span_s = (utterance.speech_end_ms - self.started_ms(otherwise=utterance.started_ms)) / 1000
-        if utterance.truncated and span_s + vad.max_utterance_s <= vad.max_turn_s:
+        if utterance.truncated and self._span_s(item) + vad.max_utterance_s <= vad.max_turn_s:
             self._pieces.append((transcript, item))
             return True
         return False
 
     def hold(self, transcript: Transcript, item: SpeechInput, vad: VadSettings) -> bool:
         """Holds this piece (words that sound unfinished) while the turn so far leaves room for more."""
-        utterance = item.utterance
-        span_s = (utterance.speech_end_ms - self.started_ms(otherwise=utterance.started_ms)) / 1000
-        if span_s + 1 > vad.max_turn_s:
+        if self._span_s(item) + 1 > vad.max_turn_s:
             return False
         self._pieces.append((transcript, item))
         return True
