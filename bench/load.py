@@ -33,7 +33,7 @@ import numpy as np
 
 from analytics.store import CallStore
 from foundation.settings import Settings, load_settings
-from helpline.loadgen import Watch, caller_audio, place_call, sample_process, summarise
+from helpline.loadgen import Watch, caller_audio, child_pids, place_call, sample_process, summarise
 from helpline.services import Stack, build_stack
 
 
@@ -79,6 +79,9 @@ async def run(
     settings: Settings, stack: Stack, gateways: list[Settings], n: int, duration_s: float, real_speech: bool
 ) -> None:
     pids = {p.name: p.process.pid for p in stack.processes if p.process is not None}
+    for name, pid in list(pids.items()):  # a gateway's recognisers run in processes of their own (ASR__PROCESSES)
+        for i, child in enumerate(child_pids(pid)):
+            pids[f" {name} child {i}"] = child
     # The callers are simulated in this process: its CPU is part of what the machine carries (is it saturated?).
     pids["load generator"] = os.getpid()
     before = {name: sample_process(pid) for name, pid in pids.items()}
@@ -105,7 +108,11 @@ async def run(
     )
     print(f"response latency (end-of-speech silence excluded): p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, "
           f"p99 {s['p99']:.0f} ms")  # fmt: skip
-    print(f"server means: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, TTS {s['tts_ms']:.0f} ms")
+    print(f"gap the caller feels (end of speech -> first reply audio, endpointing included): p50 {s['felt_p50']:.0f} "
+          f"ms, p95 {s['felt_p95']:.0f} ms, p99 {s['felt_p99']:.0f} ms")  # fmt: skip
+    print(f"server means: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, TTS {s['tts_ms']:.0f} ms; recognitions "
+          f"started at a pause {s['speculated']} (used {s['speculation_used']}), not started while every recogniser "
+          f"was busy {s['speculation_declined']}")  # fmt: skip
     cores = len(os.sched_getaffinity(0))
     print(f"{'process':<18}{'CPU %':>7}{'RSS start':>11}{'RSS end':>9}{'RSS max':>9}{'MB/h':>8}"
           f"{'fds':>10}{'threads':>10}")  # fmt: skip

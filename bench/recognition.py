@@ -1,14 +1,15 @@
 """What the recogniser makes of callers it has never heard, and of noise when nobody speaks, per packaged model.
 
-    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--per-intent 1] [--no-noise]
+    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--per-intent 1] [--no-noise]
 
 Speech: the first --per-intent dev turns of each intent (nlu/dev/callers.yml; never the frozen held-out set) spoken
 by every simulated caller voice on a clean line and on a degraded one (voice/line_conditions.py), recognised as the
 line does it (the domain prompt). Per model, voice and line: word error rate against the text, recall of the
-agency's key words (nlu/asr_context.yml), and CPU seconds per utterance. Noise: for each spoken turn, the same
-length of babble (that speech reversed and overlaid), street rumble and pink noise alone, as loud as the speech;
-prints how often each model writes words for it, and for candidate rules the share of those it rejects and the
-share of real speech it would wrongly reject. The rule in force is telephony.guards.heard_noise.
+agency's key words (nlu/asr_context.yml), and CPU seconds per utterance; also per encoder window (ASR__WINDOW_S).
+Noise: for each spoken turn, the same length of babble (that speech reversed and overlaid), street rumble and pink
+noise alone, as loud as the speech; prints how often each model writes words for it, and for candidate rules the
+share of those it rejects and the share of real speech it would wrongly reject. The rule in force is
+telephony.guards.heard_noise.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def below(no_speech_at_least: float, confidence_below: float, c: float, n: float
     return n >= no_speech_at_least and c < confidence_below
 
 
-def run_model(model: str, per_intent: int, noise: bool) -> None:
-    settings = Settings(asr={"model": model})
+def run_model(model: str, window_s: float, per_intent: int, noise: bool) -> None:
+    settings = Settings(asr={"model": model, "window_s": window_s})
     asr = create_asr(settings.asr)
     vocabulary = AsrVocabulary.load(settings.asr.language)
     context = vocabulary.context(None)
@@ -76,7 +77,8 @@ def run_model(model: str, per_intent: int, noise: bool) -> None:
                     t = asr.transcribe(line_conditions.noise_alone(kind, raw, seed), TELEPHONE_RATE, context)
                     noise_scores.append((t.confidence, t.no_speech, t.text, kind))
     cpu.sort()
-    print(f"\n== {model}: {len(turns)} dev turns x {len(CALLER_VOICES)} voices x 2 lines ({cpu_name()})")
+    voices = len(CALLER_VOICES)
+    print(f"\n== {model}, {window_s:g} s window: {len(turns)} dev turns x {voices} voices x 2 lines ({cpu_name()})")
     print(f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s")
     print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16}")
     for key in sorted(errors, key=lambda k: (k[1], k[0])):  # clean lines first, then degraded; voices in order
@@ -120,11 +122,13 @@ def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="tiny.en", help="comma-separated: tiny.en, base")
+    parser.add_argument("--windows", default="30", help="encoder windows in seconds, comma-separated (10-30)")
     parser.add_argument("--per-intent", type=int, default=1)
     parser.add_argument("--no-noise", action="store_true", help="speech only")
     args = parser.parse_args()
     for model in args.models.split(","):
-        run_model(model.strip(), args.per_intent, not args.no_noise)
+        for window in args.windows.split(","):
+            run_model(model.strip(), float(window), args.per_intent, not args.no_noise)
     return 0
 
 

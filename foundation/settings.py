@@ -92,8 +92,12 @@ class AsrSettings(BaseModel):
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1, le=10)
     cpu_threads: int = Field(1, ge=0)
-    # Parallel transcriptions one loaded model serves (faster-whisper num_workers).
+    # Recognitions at once per gateway (faster-whisper num_workers, or that many recogniser processes).
     workers: int = Field(2, ge=1)
+    # Each recognition runs in a process of its own (one per worker, each with the model loaded) instead of in the
+    # gateway's process beside every call's audio. Engines that recognise while the caller speaks (Vosk) always run
+    # in the gateway. Measured: README "Faults, hostile input, load".
+    processes: bool = True
     language: str = "en"
     # Per-word confidences (passed to Rasa as message metadata); faster-whisper aligns words for them.
     word_confidences: bool = True

@@ -136,6 +136,7 @@ def summarise(results: list[dict[str, Any]], silence_ms: int) -> dict[str, Any]:
         "tts_ms": statistics.mean(t["server"]["tts_ms"] for t in turns) if turns else float("nan"),
         "speculated": sum((r.get("speculations") or {}).get("started", 0) for r in results),
         "speculation_used": sum((r.get("speculations") or {}).get("used", 0) for r in results),
+        "speculation_declined": sum((r.get("speculations") or {}).get("declined", 0) for r in results),
     }
 
 
@@ -163,6 +164,15 @@ def sample_process(pid: int) -> ProcessSample | None:
         threads=int(status["Threads"]),
         cpu_s=(int(fields[11]) + int(fields[12])) / ticks,  # utime, stime (fields 14 and 15 of stat)
     )
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux /proc), e.g. a gateway's recognisers; [] once it is gone."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        return sorted({int(c) for t in tasks for c in (t / "children").read_text().split()})
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return []
 
 
 @dataclass

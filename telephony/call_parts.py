@@ -10,7 +10,7 @@ from foundation.settings import EndOfTurnSettings, TurnTakingSettings, VadSettin
 from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import Dialogue
 from telephony.routing import KeypadMenu
-from voice.asr.base import AsrEngine, Recognitions
+from voice.asr.base import Recogniser, Recognitions
 from voice.end_of_turn.base import EndOfTurn
 from voice.tts.base import TelephoneVoice
 from voice.vad import SpeechDetector
@@ -18,7 +18,7 @@ from voice.vad import SpeechDetector
 
 @dataclass(frozen=True)
 class CallParts:
-    asr: AsrEngine
+    asr: Recogniser
     asr_engine: str  # its registry name, told to the dialogue with every transcript
     voice: TelephoneVoice
     dialogue: Dialogue

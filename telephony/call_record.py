@@ -83,6 +83,7 @@ class CallRecord:
     malformed_messages: int = 0
     speculations_started: int = 0  # recognitions started at a pause in the caller's speech ...
     speculations_used: int = 0  # ... and those whose pause was the end of the utterance
+    speculations_declined: int = 0  # pauses not speculated on: every recogniser was busy
     stream_endpoints: int = 0  # utterances ended by the streaming recogniser before the VAD's silence ran out
     turn_end_judged: int = 0  # pauses the end-of-turn model judged ...
     turn_end_ms: float = 0.0  # ... the time it took for them (wall, in its worker thread) ...
@@ -104,7 +105,11 @@ class CallRecord:
             "packet": self.packet,
             "delivery": self.delivery,
             "malformed_messages": self.malformed_messages,
-            "speculations": {"started": self.speculations_started, "used": self.speculations_used},
+            "speculations": {
+                "started": self.speculations_started,
+                "used": self.speculations_used,
+                "declined": self.speculations_declined,
+            },
             "stream_endpoints": self.stream_endpoints,
             "end_of_turn": {
                 "judged": self.turn_end_judged,

@@ -30,8 +30,11 @@ from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.metrics import LineMetrics, LineReadings
 from telephony.routing import KeypadMenu, fixed_sentences
-from voice.asr import AsrEngine, create_asr
+from voice.asr import AsrError, create_asr
+from voice.asr.base import Recogniser
+from voice.asr.processes import RecogniserProcess
 from voice.asr.queue import RecognitionQueue
+from voice.asr.registry import asr_engine_class
 from voice.end_of_turn import EndOfTurn, create_end_of_turn
 from voice.silero import SileroModel
 from voice.tts import TtsError, create_tts
@@ -55,7 +58,7 @@ class Line:
     """What the gateway process loads once and shares between calls."""
 
     settings: Settings
-    asr: AsrEngine
+    asr: Recogniser
     tts: FallbackTts
     rasa: RasaClient
     apology_audio: bytes
@@ -153,7 +156,7 @@ def build_line(settings: Settings) -> Line:
     # The end-of-turn and VAD models first: a missing or corrupt file stops the start with one line naming it.
     end_of_turn = create_end_of_turn(settings.end_of_turn)
     silero = SileroModel() if settings.vad.detector == "silero" else None
-    asr: AsrEngine = create_asr(settings.asr)
+    asr, recognisers = line_recognisers(settings)
     tts: FallbackTts = create_tts(settings.tts, cache_root=settings.data_dir / "voice-cache")
     # Made before any drill can touch the voice: a fault needs it.
     apology = tts.telephone(settings.spoken.prompts.apology)
@@ -161,6 +164,7 @@ def build_line(settings: Settings) -> Line:
     if settings.gateway.fault_drills:
         drills = Drills()
         asr, tts = DrillAsr(asr, drills), DrillTts(tts, drills)  # type: ignore[assignment]
+        recognisers = [DrillAsr(r, drills) for r in recognisers]  # type: ignore[misc]
         log.warning("fault drills are enabled (HELPLINE_GATEWAY__FAULT_DRILLS): not for a production line")
     return Line(
         drills=drills,
@@ -182,8 +186,26 @@ def build_line(settings: Settings) -> Line:
         recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
         end_of_turn=end_of_turn,
         silero=silero,
-        recognitions=RecognitionQueue(asr, settings.asr.workers),
+        recognitions=RecognitionQueue(recognisers),
     )
+
+
+def line_recognisers(settings: Settings) -> tuple[Recogniser, list[Recogniser]]:
+    """The line's engine (what a call asks of it: capabilities, streaming) and the recognisers its recognition queue
+    runs: ``ASR__WORKERS`` processes of their own (``ASR__PROCESSES``), or the engine that many times in this process.
+    An engine that cannot load stops the start with one line naming why."""
+    if settings.asr.processes and not asr_engine_class(settings.asr.engine).capabilities.streaming_partials:
+        processes = [RecogniserProcess(settings.asr, f"recogniser-{i}") for i in range(settings.asr.workers)]
+        try:
+            for process in processes:  # loading at once, waited for in turn
+                process.wait_ready()
+        except AsrError:
+            for process in processes:
+                process.close()
+            raise
+        return processes[0], list(processes)
+    asr = create_asr(settings.asr)
+    return asr, [asr] * settings.asr.workers
 
 
 def prewarm_voice(line: Line) -> None:

@@ -137,6 +137,11 @@ class LongTurn:
         return join_transcripts([t for t, _ in pieces]), whole
 
 
+async def _awaited(job: asyncio.Future[Transcript]) -> Transcript:
+    """``job`` as a coroutine, for a call's task (cancelling the task cancels the job)."""
+    return await job
+
+
 def transcript_metadata(engine: str, transcript: Transcript) -> dict[str, Any]:
     """What the dialogue is told of how the words were heard."""
     return {
@@ -188,7 +193,10 @@ class Listener:
             vad.aggressiveness, end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, pause_ms, detector
         )
         self.inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
-        self._speculation: tuple[tuple[int, int, int], asyncio.Future[Transcript]] | None = None
+        # (pause, the recognition's task, its job on the line's queue)
+        self._speculation: (
+            tuple[tuple[int, int, int], asyncio.Future[Transcript], asyncio.Future[Transcript] | None] | None
+        ) = None
         # Engines with partial results recognise while the caller speaks (no speculation needed then).
         self._streaming: StreamingAsrEngine | None = asr if asr.capabilities.streaming_partials else None  # type: ignore[assignment]
         self._stream: TranscriptStream | None = None
@@ -260,13 +268,13 @@ class Listener:
             transcript = await self._transcribe(item.utterance.pcm)
         return transcript, (time.perf_counter() - t0) * 1000
 
-    async def _transcribe(self, pcm: np.ndarray, speculative: bool = False) -> Transcript:
+    async def _transcribe(self, pcm: np.ndarray) -> Transcript:
         """Recognition of ``pcm`` off the event loop (on the line's recognition queue when it has one: a finished
         turn before speculations), biased by the recogniser's context for the next utterance."""
         audio, context = pcm16_to_float(pcm), self._context()
         if self._recognitions is None:
             return await asyncio.to_thread(self._asr.transcribe, audio, TELEPHONE_RATE, context)
-        return await self._recognitions.submit(audio, TELEPHONE_RATE, context, speculative=speculative)
+        return await self._recognitions.submit(audio, TELEPHONE_RATE, context)
 
     def is_listening_noise(self, item: SpeechInput, text: str) -> bool:
         """``text``, heard in ``item``, is the caller listening over the assistant, not taking the turn."""
@@ -402,12 +410,26 @@ class Listener:
             self._playback.interrupt(prompt, cause="speech", by=by)
 
     def _speculate(self, pause: SpeechPaused) -> None:
-        """Start recognising what was said so far; the end of the utterance may well be this pause."""
+        """Start recognising what was said so far; the end of the utterance may well be this pause. Not while every
+        recogniser is busy: then it would take the CPU a finished turn waits for (the turn is recognised when it
+        ends)."""
         if self._speculation is not None:  # an earlier pause's guess: the caller went on after it
             self._speculation[1].cancel()
+            self._speculation = None
+        queued: asyncio.Future[Transcript] | None = None
+        if self._recognitions is None:
+            recognition = self._transcribe(pause.pcm)
+        elif not self._recognitions.has_room():
+            self.record.speculations_declined += 1
+            return
+        else:
+            queued = self._recognitions.submit(
+                pcm16_to_float(pause.pcm), TELEPHONE_RATE, self._context(), speculative=True
+            )
+            recognition = _awaited(queued)
         # A failure is met where it is used.
-        future = self._tasks.start(self._transcribe(pause.pcm, speculative=True), "speculation")
-        self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future)
+        future = self._tasks.start(recognition, "speculation")
+        self._speculation = ((pause.started_ms, pause.speech_end_ms, len(pause.pcm)), future, queued)
         self.record.speculations_started += 1
 
     def _judge_turn_end(self, pause: SpeechPaused) -> None:
@@ -443,9 +465,11 @@ class Listener:
         speculation, self._speculation = self._speculation, None
         if speculation is None:
             return None
-        key, future = speculation
+        key, future, queued = speculation
         if key != (utterance.started_ms, utterance.speech_end_ms, len(utterance.pcm)):
             future.cancel()  # the caller spoke again after the pause: not run at all if it has not started
             return None
+        if queued is not None and self._recognitions is not None:
+            self._recognitions.promote(queued)  # the caller has finished: no longer a guess
         self.record.speculations_used += 1
         return future

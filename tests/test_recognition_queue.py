@@ -33,7 +33,7 @@ def clip(n: int) -> np.ndarray:
 
 async def test_finished_turns_go_first_and_a_dropped_speculation_never_runs():
     asr = GatedAsr()
-    recognitions = RecognitionQueue(asr, workers=1)
+    recognitions = RecognitionQueue([asr])
     try:
         busy = recognitions.submit(clip(0), 8000, None)  # holds the one thread until the gate opens
         await asyncio.sleep(0.05)
@@ -54,10 +54,31 @@ async def test_finished_turns_go_first_and_a_dropped_speculation_never_runs():
 async def test_an_engine_error_reaches_the_call_that_asked_and_the_queue_goes_on():
     asr = GatedAsr()
     asr.gate.set()
-    recognitions = RecognitionQueue(asr, workers=2)
+    recognitions = RecognitionQueue([asr, asr])
     try:
         with pytest.raises(AsrError, match="the engine failed"):
             await recognitions.submit(clip(-1), 8000, None)
         assert (await recognitions.submit(clip(4), 8000, None)).text == "clip 4"
     finally:
+        recognitions.close()
+
+
+async def test_a_speculation_that_is_the_finished_turn_goes_before_other_speculations():
+    asr = GatedAsr()
+    recognitions = RecognitionQueue([asr])
+    try:
+        assert recognitions.has_room()
+        busy = recognitions.submit(clip(0), 8000, None)
+        assert not recognitions.has_room(), "the one recogniser is taken: a call would not speculate now"
+        other = recognitions.submit(clip(1), 8000, None, speculative=True)
+        turn = recognitions.submit(clip(2), 8000, None, speculative=True)
+        finished = recognitions.submit(clip(3), 8000, None)
+        recognitions.promote(turn)  # the caller said nothing more after that pause
+        asr.gate.set()
+        await asyncio.gather(busy, other, turn, finished)
+        assert asr.heard == [0, 3, 2, 1], "promoted after the finished turn already waiting, before the guess"
+        recognitions.promote(turn)  # promoting a job that has run does nothing
+        assert recognitions.has_room()
+    finally:
+        asr.gate.set()
         recognitions.close()

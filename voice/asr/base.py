@@ -169,12 +169,32 @@ class AsrEngine(Protocol):
         ...
 
 
+class Recogniser(Protocol):
+    """What a call needs of a recogniser: an engine loaded here, or one in a process of its own
+    (voice/asr/processes.py). ``transcribe`` blocks."""
+
+    @property
+    def capabilities(self) -> AsrCapabilities: ...
+
+    def transcribe(
+        self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None
+    ) -> Transcript: ...
+
+
 class Recognitions(Protocol):
     """Recognitions shared by every call of a line, off the event loop (voice/asr/queue.py)."""
 
     def submit(
         self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None, *, speculative: bool = False
     ) -> asyncio.Future[Transcript]: ...
+
+    def has_room(self) -> bool:
+        """Whether a recognition asked now would start at once."""
+        ...
+
+    def promote(self, future: asyncio.Future[Transcript]) -> None:
+        """A speculative recognition is the finished turn after all: it no longer waits behind other speculations."""
+        ...
 
 
 class TranscriptStream(Protocol):

@@ -2,9 +2,11 @@
 
 Recognitions used to run in asyncio's default thread pool, which the calls also need for synthesis, store reads and
 Twilio's REST API: under load every pool thread sat waiting on the recogniser and a sentence to synthesise or a call
-to transfer waited behind them. Here the recogniser has exactly as many threads as the model runs at once, the turn a
-caller has finished goes before speculative recognitions (started at a pause, in case the caller has finished), and
-a speculation nobody waits for any more (the caller went on) is dropped before it runs.
+to transfer waited behind them. Here each recogniser has a thread of its own (the engine runs in this process, or in
+a process of its own: voice/asr/processes.py), the turn a caller has finished goes before speculative recognitions
+(started at a pause, in case the caller has finished), and a speculation nobody waits for any more (the caller went
+on) is dropped before it runs. A call speculates only while a recogniser would otherwise be idle (``has_room``):
+under load a speculation spends the CPU a finished turn is waiting for, and half of them are thrown away.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import contextlib
 import itertools
 import queue
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from voice.asr.base import AsrEngine, RecognitionContext, Transcript
+from voice.asr.base import Recogniser, RecognitionContext, Transcript
 
 FINISHED_TURN, SPECULATION = 0, 1  # priorities: lower first
 
@@ -33,6 +36,7 @@ class _Job:
     context: RecognitionContext | None
     future: asyncio.Future[Transcript]
     loop: asyncio.AbstractEventLoop
+    started: bool = False  # taken by a recogniser (a promoted job is queued twice and run once)
 
 
 def _settle(future: asyncio.Future[Transcript], result: Transcript | None, error: BaseException | None) -> None:
@@ -46,13 +50,19 @@ def _settle(future: asyncio.Future[Transcript], result: Transcript | None, error
 
 
 class RecognitionQueue:
-    def __init__(self, asr: AsrEngine, workers: int) -> None:
-        self._asr = asr
+    def __init__(self, recognisers: Sequence[Recogniser]) -> None:
+        """One thread per recogniser: the same engine several times where it runs that many recognitions at once,
+        or one process each."""
+        self._recognisers = list(recognisers)
         self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self.skipped = 0  # speculations dropped before they ran
+        self._outstanding = 0  # jobs queued or running
+        self._lock = threading.Lock()  # the counts, started flags and waiting speculations, across threads
+        self._speculations: dict[asyncio.Future[Transcript], _Job] = {}  # not started yet
         self._threads = [
-            threading.Thread(target=self._serve, name=f"recogniser-{i}", daemon=True) for i in range(max(1, workers))
+            threading.Thread(target=self._serve, args=(asr,), name=f"recogniser-{i}", daemon=True)
+            for i, asr in enumerate(self._recognisers)
         ]
         for thread in self._threads:
             thread.start()
@@ -65,23 +75,58 @@ class RecognitionQueue:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Transcript] = loop.create_future()
         priority = SPECULATION if speculative else FINISHED_TURN
-        self._jobs.put((priority, next(self._order), _Job(audio, sample_rate, context, future, loop)))
+        job = _Job(audio, sample_rate, context, future, loop)
+        with self._lock:
+            self._outstanding += 1
+            if speculative:
+                self._speculations[future] = job
+        self._jobs.put((priority, next(self._order), job))
         return future
 
-    def _serve(self) -> None:
+    def promote(self, future: asyncio.Future[Transcript]) -> None:
+        """The speculation behind ``future`` turned out to be the caller's finished turn: if it has not started, it
+        goes before the other speculations now, like any finished turn."""
+        with self._lock:
+            job = self._speculations.pop(future, None)
+            if job is None or job.started:
+                return
+        self._jobs.put((FINISHED_TURN, next(self._order), job))
+
+    def has_room(self) -> bool:
+        """Whether a recognition asked now would start at once (a recogniser is idle and nothing waits)."""
+        return self._outstanding < len(self._threads)
+
+    def _done(self) -> None:
+        with self._lock:
+            self._outstanding -= 1
+
+    def _take(self, job: _Job) -> bool:
+        """Mark ``job`` started; False when it already was (the other entry of a promoted speculation)."""
+        with self._lock:
+            if job.started:
+                return False
+            job.started = True
+            self._speculations.pop(job.future, None)
+            return True
+
+    def _serve(self, asr: Recogniser) -> None:
         while True:
             _, _, job = self._jobs.get()
             if job is None:
                 return
+            if not self._take(job):
+                continue
             if job.future.cancelled():  # read across threads: at worst a cancelled job still runs, unused
                 self.skipped += 1
+                self._done()
                 continue
             result: Transcript | None = None
             error: BaseException | None = None
             try:
-                result = self._asr.transcribe(job.audio, job.sample_rate, job.context)
+                result = asr.transcribe(job.audio, job.sample_rate, job.context)
             except Exception as e:  # handed to the call that asked, which knows what to do with it
                 error = e
+            self._done()
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
                 job.loop.call_soon_threadsafe(_settle, job.future, result, error)
 
@@ -91,3 +136,7 @@ class RecognitionQueue:
             self._jobs.put((STOP, next(self._order), None))
         for thread in self._threads:
             thread.join(timeout=10)
+        for asr in {id(a): a for a in self._recognisers}.values():
+            close = getattr(asr, "close", None)  # recognisers in processes of their own stop theirs
+            if close is not None:
+                close()

@@ -21,6 +21,12 @@ def load_builtin_engines() -> None:
     import voice.asr.vosk  # noqa: F401
 
 
+def asr_engine_class(name: str) -> type[AsrEngine]:
+    """The registered engine called ``name``, not loaded (its name and capabilities)."""
+    load_builtin_engines()
+    return ASR_REGISTRY.get(name)  # type: ignore[return-value]
+
+
 def create_asr(settings: AsrSettings) -> AsrEngine:
     """Build the engine named in settings; a clear error names the registered ones."""
     load_builtin_engines()
