@@ -136,7 +136,8 @@ async def run(
         if rows:
             print(f"{url}: asyncio tasks idle {rows[0]['tasks']} -> under load max {max(r['tasks'] for r in rows)} "
                   f"-> after {rows[-1]['tasks']}; calls in progress max {max(r['calls_in_progress'] for r in rows)}; "
-                  f"store writes waiting at the end {rows[-1]['store_writes_waiting']}")  # fmt: skip
+                  f"store writes waiting at the end {rows[-1]['store_writes_waiting']}; recognitions hurried (shorter "
+                  f"window while others waited) {rows[-1].get('recognitions_hurried', 0)}")  # fmt: skip
 
 
 def main() -> None:

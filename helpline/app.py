@@ -82,6 +82,7 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
             "calls_in_progress": len(line_.active_calls),
             "tasks": len(asyncio.all_tasks()),
             "store_writes_waiting": line_.writer.pending,
+            "recognitions_hurried": line_.recognitions.hurried if line_.recognitions else 0,
         }
 
     @app.get("/metrics")

@@ -89,6 +89,8 @@ class Line:
                 journal_backlog=lambda: self.writer.pending,
                 store_outage=lambda: self.writer.outage_since is not None,
                 rasa_failovers=lambda: self.rasa.failovers,
+                recognitions_waiting=lambda: self.recognitions.waiting if self.recognitions else 0,
+                recognitions_hurried=lambda: self.recognitions.hurried if self.recognitions else 0,
             )
         )
 

@@ -32,6 +32,8 @@ class LineReadings:
     journal_backlog: Callable[[], int]
     store_outage: Callable[[], bool]
     rasa_failovers: Callable[[], int]
+    recognitions_waiting: Callable[[], int]
+    recognitions_hurried: Callable[[], int]
 
 
 class _Readings(Collector):
@@ -52,6 +54,16 @@ class _Readings(Collector):
             "helpline_store_outage",
             "1 while the call store cannot be reached (writes wait in the journal)",
             value=1 if r.store_outage() else 0,
+        )
+        yield GaugeMetricFamily(
+            "helpline_recognitions_waiting",
+            "Recognitions queued for a recogniser (the line is behind while this stays above zero)",
+            value=r.recognitions_waiting(),
+        )
+        yield CounterMetricFamily(
+            "helpline_recognitions_hurried",
+            "Recognitions made with the shorter encoder window because others were waiting (ASR__WINDOW_UNDER_LOAD_S)",
+            value=r.recognitions_hurried(),
         )
         yield CounterMetricFamily(
             "helpline_rasa_failovers",

@@ -15,12 +15,18 @@ from telephony.softphone import Softphone
 from tests.conftest import metric, spoken
 
 
-def _metrics(in_progress: int = 0, backlog: int = 0, outage: bool = False, failovers: int = 0) -> LineMetrics:
-    return LineMetrics(LineReadings(lambda: in_progress, lambda: backlog, lambda: outage, lambda: failovers))
+def _metrics(
+    in_progress: int = 0, backlog: int = 0, outage: bool = False, failovers: int = 0, waiting: int = 0, hurried: int = 0
+) -> LineMetrics:
+    return LineMetrics(
+        LineReadings(
+            lambda: in_progress, lambda: backlog, lambda: outage, lambda: failovers, lambda: waiting, lambda: hurried
+        )
+    )
 
 
 def test_a_call_record_becomes_outcome_turn_fault_and_time_series_with_nothing_personal():
-    metrics = _metrics(in_progress=2, backlog=5, outage=True, failovers=1)
+    metrics = _metrics(in_progress=2, backlog=5, outage=True, failovers=1, waiting=3, hurried=7)
     turn = TurnRecord(1, 0, 2000, transcript="my number is 19850101-1234", decision="answer:payment_dates")
     turn.asr_ms, turn.nlu_ms, turn.tts_ms, turn.endpointing_ms, turn.response_ms = 310.0, 40.0, 120.0, 700, 520.0
     failed = TurnRecord(2, 3000, 4000, transcript="and my address", error="asr: broken")
@@ -44,6 +50,8 @@ def test_a_call_record_becomes_outcome_turn_fault_and_time_series_with_nothing_p
     assert "helpline_store_journal_backlog 5.0" in text
     assert "helpline_store_outage 1.0" in text
     assert "helpline_rasa_failovers_total 1.0" in text
+    assert "helpline_recognitions_waiting 3.0" in text
+    assert "helpline_recognitions_hurried_total 7.0" in text
     for personal in ("19850101", "address", "+4670"):
         assert personal not in text
 

@@ -4,6 +4,7 @@ child that dies is replaced, an engine that cannot load stops the start with a l
 import asyncio
 import os
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from voice.asr import AsrError
 from voice.asr.processes import RecogniserProcess
 from voice.asr.queue import RecognitionQueue
 from voice.codecs import TELEPHONE_RATE, read_audio, telephone_round_trip
+from voice.wer import normalize
 
 pytestmark = pytest.mark.models
 
@@ -38,6 +40,13 @@ def test_the_same_words_as_the_engine_in_this_process(recogniser, asr_model, rea
         there = recogniser.transcribe(audio, TELEPHONE_RATE, context)
         assert there.text and there.text == here.text, stem
         assert there.words == here.words and there.confidence == here.confidence
+
+
+def test_a_hurried_recognition_still_hears_the_words(recogniser, real_recordings):  # type: ignore[no-untyped-def]
+    """Under load the shorter encoder window (ASR__WINDOW_UNDER_LOAD_S) is used; the caller's words come through."""
+    context = replace(AsrVocabulary.load("en").context(), hurry=True)
+    words = recogniser.transcribe(line_audio(real_recordings["jfk"][0]), TELEPHONE_RATE, context)
+    assert "ask not what your country can do for you" in " ".join(normalize(words.text))
 
 
 def test_a_child_that_died_is_replaced_and_the_recognition_still_answered(recogniser, real_recordings):  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from voice.asr.base import AsrError, Transcript
+from voice.asr.base import AsrError, RecognitionContext, Transcript
 from voice.asr.queue import RecognitionQueue
 
 
@@ -17,11 +17,13 @@ class GatedAsr:
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.heard: list[int] = []
+        self.hurried: list[bool] = []
 
     def transcribe(self, audio, sample_rate, context=None):  # type: ignore[no-untyped-def]
         self.gate.wait(10)
         n = int(audio[0])
         self.heard.append(n)
+        self.hurried.append(context is not None and context.hurry)
         if n < 0:
             raise AsrError("the engine failed", retryable=False)
         return Transcript(text=f"clip {n}", confidence=0.9, language="en", audio_s=len(audio) / sample_rate)
@@ -79,6 +81,23 @@ async def test_a_speculation_that_is_the_finished_turn_goes_before_other_specula
         assert asr.heard == [0, 3, 2, 1], "promoted after the finished turn already waiting, before the guess"
         recognitions.promote(turn)  # promoting a job that has run does nothing
         assert recognitions.has_room()
+    finally:
+        asr.gate.set()
+        recognitions.close()
+
+
+async def test_recognitions_taken_while_others_wait_are_asked_to_hurry():
+    asr = GatedAsr()
+    recognitions = RecognitionQueue([asr])
+    try:
+        first = recognitions.submit(clip(0), 8000, None)
+        await asyncio.sleep(0.05)  # taken at once: nothing waits behind it
+        behind = [recognitions.submit(clip(n), 8000, RecognitionContext(prompt="p")) for n in (1, 2)]
+        assert recognitions.waiting == 2
+        asr.gate.set()
+        await asyncio.gather(first, *behind)
+        # The second is taken while the third waits; the third is taken with nothing behind it.
+        assert asr.hurried == [False, True, False] and recognitions.hurried == 1 and recognitions.waiting == 0
     finally:
         asr.gate.set()
         recognitions.close()

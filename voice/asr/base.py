@@ -31,12 +31,15 @@ class AsrCapabilities:
 
 @dataclass(frozen=True)
 class RecognitionContext:
-    """What the caller is likely to say, for engines that can be biased: ``prompt`` reads as the text before the
-    utterance (Whisper's initial prompt: the domain's words and the question the caller is answering), ``hotwords``
-    are terms to favour. Empty fields bias nothing."""
+    """How to hear one utterance. What the caller is likely to say, for engines that can be biased: ``prompt`` reads
+    as the text before the utterance (Whisper's initial prompt: the domain's words and the question the caller is
+    answering), ``hotwords`` are terms to favour; empty fields bias nothing. ``hurry``: callers are waiting for a
+    recogniser, so an engine that can trade a little accuracy for time does (faster-whisper: a shorter encoder
+    window, ``ASR__WINDOW_UNDER_LOAD_S``); others ignore it."""
 
     prompt: str = ""
     hotwords: str = ""
+    hurry: bool = False
 
 
 @dataclass(frozen=True)

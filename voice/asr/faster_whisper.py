@@ -41,16 +41,17 @@ def _window_model_class() -> type:
     from faster_whisper import WhisperModel
 
     class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
-        def __init__(self, *args: object, min_window_frames: int, **kwargs: object) -> None:
+        def __init__(self, *args: object, **kwargs: object) -> None:
             super().__init__(*args, **kwargs)
-            self.min_window_frames = min_window_frames
-            self.content = threading.local()  # frames of speech in the utterance this thread is recognising
+            # Per thread: frames of speech in the utterance it is recognising, and the shortest window to encode.
+            self.content = threading.local()
 
         def encode(self, features: np.ndarray):  # type: ignore[no-untyped-def]
             frames = getattr(self.content, "frames", None)
-            if frames is not None and features.shape[-1] > self.min_window_frames:
+            shortest = getattr(self.content, "window_frames", WHISPER_WINDOW_FRAMES)
+            if frames is not None and features.shape[-1] > shortest:
                 needed = math.ceil((frames + CONTENT_MARGIN_FRAMES) / 100) * 100
-                features = features[..., : min(features.shape[-1], max(self.min_window_frames, needed))]
+                features = features[..., : min(features.shape[-1], max(shortest, needed))]
             return super().encode(features)
 
     return WindowedWhisperModel
@@ -86,14 +87,18 @@ class FasterWhisperAsr:
             compute_type=settings.compute_type,
             cpu_threads=settings.cpu_threads,
             num_workers=settings.workers,
-            min_window_frames=round(settings.window_s * FRAMES_PER_SECOND),
         )
+        self._window_frames = round(settings.window_s * FRAMES_PER_SECOND)
+        under_load = settings.window_under_load_s
+        self._hurried_frames = round(under_load * FRAMES_PER_SECOND) if under_load else self._window_frames
 
     def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
+        context = context or RecognitionContext()
         self._model.content.frames = math.ceil(len(audio16) * FRAMES_PER_SECOND / ASR_RATE)
+        self._model.content.window_frames = self._hurried_frames if context.hurry else self._window_frames
         try:
-            return self._transcribe(audio16, context or RecognitionContext())
+            return self._transcribe(audio16, context)
         finally:
             self._model.content.frames = None
 

@@ -6,7 +6,9 @@ to transfer waited behind them. Here each recogniser has a thread of its own (th
 a process of its own: voice/asr/processes.py), the turn a caller has finished goes before speculative recognitions
 (started at a pause, in case the caller has finished), and a speculation nobody waits for any more (the caller went
 on) is dropped before it runs. A call speculates only while a recogniser would otherwise be idle (``has_room``):
-under load a speculation spends the CPU a finished turn is waiting for, and half of them are thrown away.
+under load a speculation spends the CPU a finished turn is waiting for. While recognitions wait, each one taken is
+asked to hurry (``RecognitionContext.hurry``: faster-whisper encodes a shorter window), so a line that falls behind
+catches up instead of keeping callers in silence.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import itertools
 import queue
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,6 +59,7 @@ class RecognitionQueue:
         self._jobs: queue.PriorityQueue[tuple[int, int, _Job | None]] = queue.PriorityQueue()
         self._order = itertools.count()
         self.skipped = 0  # speculations dropped before they ran
+        self.hurried = 0  # recognitions asked to hurry: others were waiting behind them
         self._outstanding = 0  # jobs queued or running
         self._lock = threading.Lock()  # the counts, started flags and waiting speculations, across threads
         self._speculations: dict[asyncio.Future[Transcript], _Job] = {}  # not started yet
@@ -96,6 +99,11 @@ class RecognitionQueue:
         """Whether a recognition asked now would start at once (a recogniser is idle and nothing waits)."""
         return self._outstanding < len(self._threads)
 
+    @property
+    def waiting(self) -> int:
+        """Recognitions queued and not yet taken by a recogniser."""
+        return max(0, self._outstanding - len(self._threads))
+
     def _done(self) -> None:
         with self._lock:
             self._outstanding -= 1
@@ -120,10 +128,14 @@ class RecognitionQueue:
                 self.skipped += 1
                 self._done()
                 continue
+            context = job.context
+            if self.waiting:  # others wait behind this one: the line is behind
+                context = replace(context or RecognitionContext(), hurry=True)
+                self.hurried += 1
             result: Transcript | None = None
             error: BaseException | None = None
             try:
-                result = asr.transcribe(job.audio, job.sample_rate, job.context)
+                result = asr.transcribe(job.audio, job.sample_rate, context)
             except Exception as e:  # handed to the call that asked, which knows what to do with it
                 error = e
             self._done()
