@@ -61,20 +61,20 @@ def _dialect(db: Session) -> str:
     return db.get_bind().dialect.name
 
 
-def _utc_hour(db: Session) -> ColumnElement[str]:
+def utc_hour(db: Session) -> ColumnElement[str]:
     """The call's start time truncated to its UTC hour, as text ("2026-11-25 09:00")."""
     if _dialect(db) == "postgresql":
         return func.to_char(func.date_trunc("hour", func.timezone("UTC", Call.started_at)), "YYYY-MM-DD HH24:00")
     return func.strftime("%Y-%m-%d %H:00", Call.started_at)
 
 
-def _seconds_between(db: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
+def seconds_between(db: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
     if _dialect(db) == "postgresql":
         return func.extract("epoch", later - earlier)
     return (func.julianday(later) - func.julianday(earlier)) * 86400.0
 
 
-def _rate(part: int, whole: int) -> float | None:
+def rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
@@ -83,11 +83,11 @@ def calls_per(db: Session, period: Period, unit: str = "hour") -> list[dict[str,
     agency's clock (time zones differ from UTC by whole hours, bar a few), so local hours and days are sums of them."""
     if unit not in ("hour", "day"):
         raise ValueError("unit is hour or day")
-    bucket = _utc_hour(db).label("bucket")
+    bucket = utc_hour(db).label("bucket")
     rows = db.execute(select(bucket, func.count()).where(period.calls()).group_by(bucket).order_by(bucket))
     counted: dict[str, int] = {}
-    for utc_hour, n in rows:
-        local = datetime.strptime(utc_hour, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).astimezone(period.zone)
+    for hour, n in rows:
+        local = datetime.strptime(hour, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).astimezone(period.zone)
         label = local.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d")
         counted[label] = counted.get(label, 0) + n
     return [{"bucket": b, "calls": n} for b, n in sorted(counted.items())]
@@ -109,8 +109,8 @@ def outcomes(db: Session, period: Period) -> dict[str, Any]:
     return {
         "calls": total,
         **{k: counts.get(k, 0) for k in ("answered", "routed", "abandoned", "failed", "in_progress")},
-        "containment": _rate(counts.get("answered", 0), total),
-        "abandonment": _rate(counts.get("abandoned", 0), total),
+        "containment": rate(counts.get("answered", 0), total),
+        "abandonment": rate(counts.get("abandoned", 0), total),
     }
 
 
@@ -125,7 +125,7 @@ def containment_by_topic(db: Session, period: Period) -> list[dict[str, Any]]:
         .group_by(topic)
         .order_by(topic)
     )
-    return [{"topic": t, "calls": n, "contained": a, "containment": _rate(a, n)} for t, n, a in rows]
+    return [{"topic": t, "calls": n, "contained": a, "containment": rate(a, n)} for t, n, a in rows]
 
 
 def routing_by_queue(db: Session, period: Period) -> list[dict[str, Any]]:
@@ -164,7 +164,7 @@ def repeat_calls_by_intent(db: Session, period: Period) -> list[dict[str, Any]]:
         .where(
             later.caller_key == Call.caller_key,
             later.started_at > Call.started_at,
-            _seconds_between(db, later.started_at, Call.started_at) <= REPEAT_DAYS * 86400,
+            seconds_between(db, later.started_at, Call.started_at) <= REPEAT_DAYS * 86400,
         )
         .exists()
     )
@@ -179,7 +179,7 @@ def repeat_calls_by_intent(db: Session, period: Period) -> list[dict[str, Any]]:
         .order_by(Turn.intent)
     )
     return [
-        {"intent": i, "calls": n, "repeated_7d": int(r or 0), "repeat_rate": _rate(int(r or 0), n)} for i, n, r in rows
+        {"intent": i, "calls": n, "repeated_7d": int(r or 0), "repeat_rate": rate(int(r or 0), n)} for i, n, r in rows
     ]
 
 
@@ -193,7 +193,7 @@ def handling_time(db: Session, period: Period, baseline_s: float | None) -> dict
         .group_by(TaskEvent.call_sid)
         .subquery()
     )
-    assistant_s = _seconds_between(db, assistant_end, Call.started_at)
+    assistant_s = seconds_between(db, assistant_end, Call.started_at)
     human_s = func.coalesce(human.c.human_s, 0.0)
     row = db.execute(
         select(
@@ -258,9 +258,9 @@ def turn_quality(db: Session, period: Period, low_confidence: float = 0.55) -> d
     return {
         "speech_turns": turns,
         "asr_confidence_mean": None if mean_conf is None else round(float(mean_conf), 3),
-        "asr_low_confidence_rate": _rate(low, turns),
-        "fallback_rate": _rate(fallback, turns),
-        "clarify_or_confirm_rate": _rate(asked, turns),
+        "asr_low_confidence_rate": rate(low, turns),
+        "fallback_rate": rate(fallback, turns),
+        "clarify_or_confirm_rate": rate(asked, turns),
         "response_ms_p50": _percentile(db, Turn.response_ms, timed, 0.50),
         "response_ms_p95": _percentile(db, Turn.response_ms, timed, 0.95),
     }
