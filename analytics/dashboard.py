@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics import kpis, review
+from analytics import kpis, review, trends
 from analytics.auth import SignedIn
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
@@ -92,6 +92,56 @@ async def overview(request: Request, user: DashboardUser, start: str | None = No
         period=kpis.period_fields(period),
         problem=problem,
         queues=QUEUES,
+    )
+
+
+def columns(rows: list[dict[str, Any]], value: str, percent: bool = False) -> dict[str, Any]:
+    """A series as columns: each bucket's height 0-100 against the largest (a rate against 100 %), None where the
+    bucket has no figure (no calls then)."""
+    values = [r[value] for r in rows]
+    top = 1.0 if percent else max((float(v) for v in values if v is not None), default=0.0) or 1.0
+    return {
+        "first": rows[0]["bucket"] if rows else "",
+        "last": rows[-1]["bucket"] if rows else "",
+        "top": f"{top * 100:.0f}%" if percent else f"{top:g}",
+        "columns": [
+            None if v is None else {"bucket": r["bucket"], "height": round(100 * float(v) / top, 1), "value": v}
+            for r, v in zip(rows, values, strict=True)
+        ],
+    }
+
+
+@router.get("/dashboard/trends", response_class=HTMLResponse)
+async def trends_view(
+    request: Request, user: DashboardUser, start: str | None = None, end: str | None = None, unit: str | None = None
+) -> Response:
+    period, problem = _period(request, start, end)
+    web = web_context(request)
+
+    def compute() -> dict[str, Any]:
+        with web.store.sessions() as db:
+            return trends.trends(db, period, unit)
+
+    figures = await asyncio.to_thread(compute)
+    series = figures["series"]
+    charts = {
+        "calls": columns(series, "calls"),
+        "containment": columns(series, "containment", percent=True),
+        "abandonment": columns(series, "abandonment", percent=True),
+        "aht_s": columns(series, "aht_s"),
+        "felt_gap_ms": columns(series, "felt_gap_ms"),
+        "queues": {q: columns(rows, "calls") for q, rows in figures["routed_by_queue"].items()},
+    }
+    return page(
+        request,
+        "dashboard_trends.html",
+        user=user,
+        figures=figures,
+        charts=charts,
+        period=kpis.period_fields(period),
+        previous=kpis.period_fields(trends.previous(period)),
+        problem=problem,
+        units=trends.UNITS,
     )
 
 
