@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics import kpis, review, trends
+from analytics import kpis, quality, review, trends
 from analytics.auth import SignedIn
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
@@ -142,6 +142,35 @@ async def trends_view(
         previous=kpis.period_fields(trends.previous(period)),
         problem=problem,
         units=trends.UNITS,
+    )
+
+
+@router.get("/dashboard/answers", response_class=HTMLResponse)
+async def answers_view(
+    request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
+) -> Response:
+    period, problem = _period(request, start, end)
+    web = web_context(request)
+
+    def compute() -> list[dict[str, Any]]:
+        with web.store.sessions() as db:
+            return quality.answer_quality(db, period)
+
+    rows = await asyncio.to_thread(compute)
+    return page(
+        request,
+        "dashboard_answers.html",
+        user=user,
+        rows=rows,
+        chart=bars(rows, "topic", "accepted_rate", percent=True),
+        reactions={
+            "asked_again": "asked the same again",
+            "person": "asked for a person",
+            "hung_up": "hung up without a word",
+            "other": "something else",
+        },
+        period=kpis.period_fields(period),
+        problem=problem,
     )
 
 

@@ -1,6 +1,7 @@
-"""The trends page in a real browser (Debian's chromium, driven by Playwright): two weeks of history against the two
-weeks before, with its tiles, columns and movers; a period of no calls and one of a single call say there is not
-enough data. Screenshots are kept under var/screenshots for a person to look at."""
+"""The trends and answers pages in a real browser (Debian's chromium, driven by Playwright): two weeks of history
+against the two weeks before, with its tiles, columns and movers, and how the assistant's answers landed; a period of
+no calls and one of a single call say there is not enough data. Screenshots are kept under var/screenshots for a
+person to look at."""
 
 import shutil
 import uuid
@@ -19,6 +20,14 @@ FIRST_DAY = datetime(2026, 10, 5, 9, tzinfo=UTC)  # a past fortnight no other te
 DAYS = 14
 
 
+def _said(index: int, decision: str, intent: str) -> dict:  # type: ignore[type-arg]
+    return {**_turn(index, decision, intent, 0.9, 200), "endpointing_ms": 700}
+
+
+def _housing(index: int) -> dict:  # type: ignore[type-arg]
+    return _said(index, "answer:apply_housing_allowance", "ask_apply_housing_allowance")
+
+
 def _history(settings) -> None:  # type: ignore[no-untyped-def]
     """Two weeks of calls and the two weeks before, through the store's own API: payment problems grow, housing
     questions shrink, every call has a felt gap and a handling time."""
@@ -34,10 +43,11 @@ def _history(settings) -> None:  # type: ignore[no-untyped-def]
                 _call(store, f"CA{uuid.uuid4().hex}", f"d{day}{n}", at, [turn], "routed:payments_debt",
                       handoff_after_s=40, queue="payments_debt", length_s=50)  # fmt: skip
             for n in range(housing):
-                turn = {**_turn(1, "answer:apply_housing_allowance", "ask_apply_housing_allowance", 0.9, 200),
-                        "endpointing_ms": 700}  # fmt: skip
+                # In the fortnight shown, every other day's housing answer is asked again and then hung up on.
+                again = day >= 0 and day % 2 == 1
+                turns = [_housing(1), _housing(2) if again else _said(2, "smalltalk:goodbye", "goodbye")]
                 at = start + timedelta(hours=2, minutes=10 * n)
-                _call(store, f"CA{uuid.uuid4().hex}", f"h{day}{n}", at, [turn], "answered:apply_housing_allowance")
+                _call(store, f"CA{uuid.uuid4().hex}", f"h{day}{n}", at, turns, "answered:apply_housing_allowance")
         lone = FIRST_DAY + timedelta(days=40)
         turn = _turn(1, "answer:opening_hours", "ask_opening_hours", 0.9, 150)
         _call(store, f"CA{uuid.uuid4().hex}", "lone", lone, [turn], "answered:opening_hours")
@@ -87,6 +97,19 @@ async def test_trends_in_a_real_browser(stack):  # type: ignore[no-untyped-def]
         assert "apply_housing_allowance" in rows[1] and "-28" in rows[1], rows  # 14 now against 42: the largest
         assert any("payments_debt" in r and "+26" in r for r in rows), rows  # 40 now against 14 before
         await page.screenshot(path=str(shots / "dashboard-trends.png"), full_page=True)
+
+        # How the answers landed: 7 accepted (goodbye), 7 asked again, and those second answers hung up on.
+        await page.click("text=Answers")
+        await page.goto(f"{base}/dashboard/answers?start={FIRST_DAY.date().isoformat()}&end={last_day}")
+        row = page.locator("tr[data-topic=apply_housing_allowance]")
+        cells = (await row.inner_text()).split("\t")
+        assert cells[:7] == ["apply_housing_allowance", "21", "33%", "7", "0", "7", "0"], cells
+        assert "asked the same again: call 1, call 2, call 3" in cells[7], cells
+        await page.screenshot(path=str(shots / "dashboard-answers.png"), full_page=True)
+        await row.locator("a", has_text="call 1").first.click()
+        assert "answer:apply_housing_allowance" in await page.inner_text("main")
+        await page.goto(f"{base}/dashboard/answers?start=2026-08-01&end=2026-08-07")
+        assert "No answers in this period" in await page.inner_text("main")
 
         # A period without calls, and one with a single call: said plainly, never an error.
         await page.goto(f"{base}/dashboard/trends?start=2026-08-01&end=2026-08-07")
