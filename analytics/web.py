@@ -23,6 +23,7 @@ from jinja2 import pass_context
 
 from analytics.audit import Access, AuditUnavailable, record_access
 from analytics.auth import Accounts, LoginFailed, LoginThrottle, SignedIn
+from analytics.live import LiveRules
 from analytics.store import CALL_ID_PATTERN, CallStore, utcnow
 from foundation.plain_words import count, local_time, times
 
@@ -53,6 +54,7 @@ class WebContext:
     nlu_dir: Path | None = None  # the training data the review queue adds examples to
     domain_file: Path | None = None
     zone: tzinfo = UTC  # the agency's time zone: every time on a page is shown in it
+    live_rules: LiveRules = field(default_factory=lambda: LiveRules(frozenset(), 300.0))  # the live view's alerts
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _encoder: Any = None
 

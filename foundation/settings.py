@@ -229,6 +229,8 @@ class AnalyticsSettings(BaseModel):
     # Average handling time (seconds) of calls handled by people only, before the assistant: what the line's average
     # handling time is compared with. None: no comparison.
     baseline_aht_s: float | None = Field(None, gt=0)
+    # The live view raises an alert for a call longer than this in the assistant (not yet put through).
+    long_call_s: float = Field(300.0, gt=0)
 
 
 class RetentionSettings(BaseModel):

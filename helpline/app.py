@@ -13,8 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from analytics import admin, api, dashboard, web
+from analytics import admin, api, dashboard, live_view, web
 from analytics.auth import Accounts
+from analytics.live import LiveRules
+from foundation.routing_table import RoutingTable
 from foundation.settings import Settings
 from telephony import webhooks
 from telephony.line import Line, build_line, media_stream_url, prewarm_voice, voice_webhook_url
@@ -44,6 +46,7 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
             settings.nlu_data_dir,
             settings.domain_file,
             settings.zone,
+            LiveRules(RoutingTable.load().urgent, settings.analytics.long_call_s),
         )
         line_.start_writer()
         if line_.call_control is None:
@@ -92,6 +95,6 @@ def create_app(settings: Settings, line: Line | None = None) -> FastAPI:
 
     for exception, handler in web.PAGE_EXCEPTION_HANDLERS.items():
         app.add_exception_handler(exception, handler)
-    for router in (web.router, dashboard.router, admin.router, api.router, webhooks.router):
+    for router in (web.router, dashboard.router, live_view.router, admin.router, api.router, webhooks.router):
         app.include_router(router)
     return app
