@@ -44,6 +44,11 @@ class RoutingTable:
         return _load(path.resolve())
 
     @property
+    def person_intents(self) -> frozenset[str]:
+        """Intents that ask for a person: routed to the fallback queue and not urgent (request_human)."""
+        return frozenset(i for i, q in self.routes.items() if q == self.fallback_queue and i not in self.urgent)
+
+    @property
     def intents(self) -> set[str]:
         return set(self.answers) | set(self.routes) | set(self.smalltalk)
 

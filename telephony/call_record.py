@@ -53,6 +53,7 @@ class TurnRecord:
     barged_in: bool = False  # this turn's speech stopped the assistant mid-prompt
     confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
     interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it
+    sentiment: dict[str, Any] | None = None  # how the words sound (nlu/sentiment.py): score and label
     error: str = ""
 
     def understood(self, result: DialogueTurn) -> None:
@@ -88,6 +89,7 @@ class CallRecord:
     turn_end_judged: int = 0  # pauses the end-of-turn model judged ...
     turn_end_ms: float = 0.0  # ... the time it took for them (wall, in its worker thread) ...
     semantic_endpoints: int = 0  # ... and the utterances it ended before the longest silence ran out
+    mood: dict[str, Any] | None = None  # the caller's mood over the call (nlu/sentiment.py CallMood), at its end
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +118,7 @@ class CallRecord:
                 "ms": round(self.turn_end_ms, 1),
                 "ended": self.semantic_endpoints,
             },
+            "mood": self.mood,
             "turns": [vars(t) for t in self.turns],
         }
 

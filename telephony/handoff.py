@@ -17,9 +17,10 @@ import jsonschema
 from foundation.language import load_language
 from foundation.plain_words import times
 from foundation.routing_table import RoutingTable
+from nlu.sentiment import call_mood
 
 SCHEMA_FILE = Path(__file__).with_name("handoff_packet.schema.json")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: caller_mood
 SUMMARY_QUOTES = 2  # caller sentences quoted in the summary ...
 MIN_QUOTE_SALIENCE = 1.0  # ... among the turns that said something the assistant understood or tried to
 QUOTE_CHARS = 160
@@ -110,6 +111,7 @@ def build_packet(
             "fault": bool(handoff.get("fault")),
         },
         "previous_calls_7d": previous_calls_7d,
+        "caller_mood": call_mood(turns, previous_calls_7d, vocabulary.person_intents).as_dict(),
     }
     if agent_url:
         packet["agent_url"] = agent_url
@@ -150,6 +152,8 @@ def summarize(packet: dict[str, Any], vocabulary: RoutingTable) -> str:
         parts.append("URGENT: put through ahead of the queue.")
     if packet["flags"]["distress"]:
         parts.append("The caller sounded distressed.")
+    elif packet["caller_mood"]["frustrated"]:
+        parts.append(f"The caller sounded frustrated ({', '.join(packet['caller_mood']['signals'])}).")
     if intent:
         matter = load_language(SUMMARY_LANGUAGE).dialogue.name(intent["name"])
         parts.append(f"About {matter} ({round(intent['confidence'] * 100)}% sure).")

@@ -13,6 +13,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from analytics.journal import CallEnded, CallStarted, TurnSaved
 from foundation.log_context import CALL_ID
 from foundation.redaction import caller_key
+from nlu.sentiment import call_mood
 from telephony.call_record import TurnRecord
 from telephony.line import (
     AGENT_PATH,
@@ -25,7 +26,7 @@ from telephony.line import (
     stream_token,
 )
 from telephony.session import CallSession
-from telephony.transfer import TransferUrls, hand_over
+from telephony.transfer import TransferUrls, hand_over, previous_calls_7d
 from telephony.transport import CallStart
 from telephony.twilio_media import (
     SUPPORTED_ENCODING,
@@ -103,6 +104,8 @@ class MediaStreamHandler:
         await session.close()
         log.info("call %s ended: %s", session.call_sid, record.outcome,
                  extra={"event": "call_ended", "call_id": session.call_sid})  # fmt: skip
+        previous = await previous_calls_7d(record, self._caller_key, line.store)
+        record.mood = call_mood([vars(t) for t in record.turns], previous, line.vocabulary.person_intents).as_dict()
         if bot_finished and record.handoff is not None:
             urls = TransferUrls(
                 handoff=public_url(line.settings, f"{HANDOFF_PATH}/{record.call_sid}"),
@@ -111,8 +114,7 @@ class MediaStreamHandler:
             )
             await hand_over(
                 record,
-                self._caller_key,
-                line.store,
+                previous,
                 line.writer,
                 line.vocabulary,
                 line.call_control,

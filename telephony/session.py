@@ -25,6 +25,7 @@ from foundation.log_context import TURN
 from foundation.redaction import mask_phone_number, redact_text
 from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_DENIED
 from nlu.dialogue import DialogueTurn, NluUnavailable
+from nlu.sentiment import turn_sentiment
 from telephony.call_parts import CallParts
 from telephony.call_record import CallRecord, HandoffRequested, TurnRecord, now_iso
 from telephony.call_state import CallState, CallStates
@@ -274,6 +275,7 @@ class CallSession:
         # What we keep is redacted; Rasa gets the words as heard (its extractor needs the number, and its
         # tracker store redacts before writing).
         turn.transcript, turn.asr_confidence = redact_text(transcript.text), transcript.confidence
+        turn.sentiment = turn_sentiment(turn.transcript).as_dict()
         metadata = {"input": "speech", "asr": transcript_metadata(self._parts.asr_engine, transcript)}
         if self._read_back.pending is not None:
             await self._on_confirmation_answer(turn, transcript, metadata, item.endpoint_at)

@@ -51,26 +51,32 @@ class TransferUrls:
     agent: str  # the agent screen for the call
 
 
+async def previous_calls_7d(record: CallRecord, caller_key: str, store: CallStore) -> int:
+    """Calls from the same number in the 7 days before this one; a slow or absent database must not hold the caller
+    back: then 0 (unknown)."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(store.previous_calls, caller_key, record.call_sid, record.started_at),
+            REPEAT_LOOKUP_TIMEOUT_S,
+        )
+    except (SQLAlchemyError, TimeoutError) as e:
+        log.error("call %s: repeat-caller lookup failed: %r", record.call_sid, e)
+        return 0
+
+
 async def hand_over(
     record: CallRecord,
-    caller_key: str,
-    store: CallStore,
+    previous: int,
     writer: StoreWriter,
     vocabulary: RoutingTable,
     control: CallControl | None,
     language: str,
     urls: TransferUrls,
 ) -> None:
-    """Build, validate and store the packet of a routed call, then move the live call to its queue."""
+    """Build, validate and store the packet of a routed call (``previous``: the number's calls in the 7 days
+    before), then move the live call to its queue."""
     assert record.handoff is not None
     sid = record.call_sid
-    try:  # a slow or absent database must not hold the caller back: the flag is then unknown (0)
-        previous = await asyncio.wait_for(
-            asyncio.to_thread(store.previous_calls, caller_key, sid, record.started_at), REPEAT_LOOKUP_TIMEOUT_S
-        )
-    except (SQLAlchemyError, TimeoutError) as e:
-        log.error("call %s: repeat-caller lookup failed: %r", sid, e)
-        previous = 0
     try:
         record.packet = build_packet(
             record.as_dict(),

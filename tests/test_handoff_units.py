@@ -80,7 +80,7 @@ def packet_for(record: dict, previous: int = 0) -> dict:
 
 def test_packet_carries_the_whole_call_and_validates():
     packet = packet_for(routed_record(), previous=2)
-    assert packet["schema_version"] == 1 and packet["queue"] == "appeals"
+    assert packet["schema_version"] == 2 and packet["queue"] == "appeals"
     assert packet["intent"] == {"name": "appeal_decision", "confidence": 0.93}
     assert [t["turn"] for t in packet["transcript"]] == [1, 2, 3]
     assert packet["transcript"][2]["asr_confidence"] == 0.9
