@@ -266,6 +266,30 @@ def turn_quality(db: Session, period: Period, low_confidence: float = 0.55) -> d
     }
 
 
+def caller_mood(db: Session, period: Period) -> dict[str, Any]:
+    """Of the calls whose record holds the caller's mood (nlu/sentiment.py), how many callers were frustrated, and
+    how many turns sounded negative."""
+    frustrated = Call.record["mood"]["frustrated"].as_boolean()
+    calls, angry = db.execute(
+        select(func.count(), func.sum(case((frustrated, 1), else_=0))).where(
+            period.calls(), Call.record["mood"].as_string().is_not(None)
+        )
+    ).one()
+    label = Turn.details["sentiment"]["label"].as_string()
+    turns, negative = db.execute(
+        select(func.count(), func.sum(case((label == "negative", 1), else_=0)))
+        .select_from(Turn)
+        .join(Call, Call.call_sid == Turn.call_sid)
+        .where(period.calls(), label.is_not(None))
+    ).one()
+    return {
+        "calls_with_mood": calls,
+        "frustrated": int(angry or 0),
+        "frustrated_rate": rate(int(angry or 0), calls),
+        "negative_turn_rate": rate(int(negative or 0), turns),
+    }
+
+
 def summary(db: Session, period: Period, baseline_aht_s: float | None) -> dict[str, Any]:
     """Every KPI of the period, as the dashboard and `helpline kpis` show them."""
     return {
@@ -277,4 +301,5 @@ def summary(db: Session, period: Period, baseline_aht_s: float | None) -> dict[s
         "repeat_calls_by_intent": repeat_calls_by_intent(db, period),
         "handling_time": handling_time(db, period, baseline_aht_s),
         "turns": turn_quality(db, period),
+        "mood": caller_mood(db, period),
     }

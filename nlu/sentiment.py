@@ -4,8 +4,9 @@ same again, called for the third time in a week), whether they were frustrated.
 
 The adjustments, chosen on the dev half of nlu/sentiment/turns.yml (bench/sentiment.py; the test half only
 measures): the agency's own words carry no feeling here ("benefit", "allowance", "help", "please" are what callers
-ask for, not how they feel), and callers' ways of saying they are fed up ("third time", "nobody helps", "never
-works", "had enough") weigh as the strong negatives they are.
+ask for, not how they feel), "no thanks" closes a call politely rather than negating thanks, and callers' ways of
+saying they are fed up ("third time", "nobody helps", "never works", "had enough") weigh as the strong negatives
+they are.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ FED_UP_PHRASES = (
     r"\bover and over\b", r"\bno money\b", r"\bjust (give|put) me\b", r"\bstop asking\b",
 )  # fmt: skip
 _PHRASES = re.compile("|".join(f"(?:{p})" for p in FED_UP_PHRASES), re.IGNORECASE)
+# "No thanks, goodbye" closes most calls politely; VADER reads "no" as negating "thanks".
+_NO_THANKS = re.compile(r"\bno,? thank(s| you)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def turn_sentiment(
     text: str, adjusted: bool = True, negative_at: float = NEGATIVE_AT, positive_at: float = POSITIVE_AT
 ) -> TurnSentiment:
     """The tone of one caller turn. ``adjusted=False``: VADER as published (for the bench's comparison)."""
+    if adjusted:
+        text = _NO_THANKS.sub("", text)
     score = float(_analyzer(adjusted).polarity_scores(text)["compound"]) if text.strip() else 0.0
     if adjusted:
         score -= PHRASE_WEIGHT * sum(1 for _ in _PHRASES.finditer(text.strip()))

@@ -76,6 +76,7 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
         calls_tile = next(t for t in tiles if t.endswith("calls"))
         assert int(calls_tile.split()[0]) >= 1
         assert any("answered without a person" in t for t in tiles)
+        assert any("callers frustrated" in t for t in tiles)
         assert await page.locator("svg.bars").count() >= 3
         containment_chart = page.locator("section", has_text="Containment per topic")
         assert "apply_housing_allowance" in await containment_chart.inner_text()
@@ -104,6 +105,8 @@ async def test_dashboard_shows_a_real_call_in_a_real_browser(stack, caller_voice
         await page.goto(f"{base}/dashboard/calls/{sid}")
         detail = await page.inner_text("main")
         assert "answer:apply_housing_allowance" in detail and "housing allowance" in detail.lower()
+        # How the caller sounded: each turn's tone, and the call's mood (a calm question and a goodbye).
+        assert "not frustrated" in await page.inner_text("#mood") and "neutral (" in detail
         # Times are the agency's (HELPLINE_TIME_ZONE, Europe/Stockholm by default), said as people say them.
         stored = await asyncio.to_thread(_started_at, stack, sid)
         assert local_time(stored, stack.zone, seconds=True) in detail, detail

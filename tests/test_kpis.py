@@ -197,3 +197,25 @@ def test_calls_per_hour_and_day_are_the_agencys_hours_and_days(day):
     day.commit()
     assert kpis.calls_per(day, local, "day")[-1] == {"bucket": "2026-11-26", "calls": 1}
     assert kpis.calls_per(day, PERIOD, "day")[-1] == {"bucket": "2026-11-25", "calls": 3}  # UTC days
+
+
+def test_the_share_of_frustrated_callers_and_negative_turns(store_url):
+    store = CallStore.open(store_url)
+    moods = {"M1": True, "M2": False, "M3": None}  # M3: a call recorded before moods were kept
+    for n, (sid, frustrated) in enumerate(moods.items()):
+        start = T + timedelta(hours=9, minutes=n)
+        label = "negative" if frustrated else "neutral"
+        turn = {**_turn(1, "answer:payment_dates", "ask_payment_dates"), "sentiment": {"score": 0, "label": label}}
+        store.call_started(sid, "+46******00", sid, start, worker="w")
+        mood = None if frustrated is None else {"frustrated": frustrated, "lowest_score": 0, "negative_turns": 0,
+                                                "signals": []}  # fmt: skip
+        store.call_ended({"call_sid": sid, "caller": "+46******00", "started_at": start.isoformat(),
+                          "outcome": "answered:payment_dates", "ended_at": start.isoformat(), "turns": [turn],
+                          "mood": mood})  # fmt: skip
+    try:
+        with store.sessions() as db:
+            assert kpis.caller_mood(db, PERIOD) == {
+                "calls_with_mood": 2, "frustrated": 1, "frustrated_rate": 0.5, "negative_turn_rate": 0.3333,
+            }  # fmt: skip
+    finally:
+        store.close()
