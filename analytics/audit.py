@@ -23,6 +23,7 @@ ACTIONS = {
     "queue_calls": "a queue's calls with their first words",
     "csv_export": "a CSV export of calls",
     "review_queue": "the review queue's turns",
+    "call_drivers": "call drivers with example turns",
 }
 
 

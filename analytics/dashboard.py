@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analytics import kpis, quality, review, trends
+from analytics import drivers, kpis, quality, review, trends
 from analytics.auth import SignedIn
 from analytics.models import Call
 from analytics.store import CALL_ID_PATTERN
@@ -24,6 +24,7 @@ from foundation.vocabulary import QUEUES
 from nlu.training_data import known_intents
 
 DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
+REVIEW_ROLES = frozenset({"trainer", "admin"})
 DashboardUser = Annotated[SignedIn, Depends(user_with_role(DASHBOARD_ROLES))]
 OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")
 PAGE_SIZE = 50
@@ -174,6 +175,31 @@ async def answers_view(
     )
 
 
+@router.get("/dashboard/drivers", response_class=HTMLResponse)
+async def drivers_view(
+    request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
+) -> Response:
+    period, problem = _period(request, start, end)
+    web = web_context(request)
+    await audited(request, user, "call_drivers", subject=_described(period, {}))
+
+    def compute() -> dict[str, Any]:
+        with web.store.sessions() as db:
+            return drivers.call_drivers(db, period, web.encoder().encode)
+
+    found = await asyncio.to_thread(compute)
+    return page(
+        request,
+        "dashboard_drivers.html",
+        user=user,
+        found=found,
+        charts=[columns(d["weeks"], "turns") for d in found["drivers"]],
+        can_review=user.role in REVIEW_ROLES,
+        period=kpis.period_fields(period),
+        problem=problem,
+    )
+
+
 @router.get("/dashboard/queues/{queue}", response_class=HTMLResponse)
 async def queue_view(
     request: Request, user: DashboardUser, queue: str, start: str | None = None, end: str | None = None
@@ -318,7 +344,6 @@ async def call_detail(request: Request, user: DashboardUser, call_id: str) -> Re
     )
 
 
-REVIEW_ROLES = frozenset({"trainer", "admin"})
 ReviewUser = Annotated[SignedIn, Depends(user_with_role(REVIEW_ROLES))]
 
 

@@ -33,6 +33,7 @@ class ReviewItem:
     intent: str  # what the NLU made of it
     confidence: float
     reason: str  # low_confidence | not_understood | read_back_rejected | routed_general
+    started_at: datetime | None = None  # the call's start (UTC)
 
 
 @dataclass
@@ -48,8 +49,10 @@ class ReviewGroup:
         return max(set(intents), key=intents.count) if intents else ""
 
 
-def review_items(db: Session, start: datetime, end: datetime, limit: int = 500) -> list[ReviewItem]:
-    """The queue, newest first, without turns already labelled."""
+def review_items(
+    db: Session, start: datetime, end: datetime, limit: int = 500, labelled_too: bool = False
+) -> list[ReviewItem]:
+    """The queue, newest first, without turns already labelled (``labelled_too``: with them, for call drivers)."""
     following = aliased(Turn)
     rejected = (
         select(following.call_sid)
@@ -76,20 +79,20 @@ def review_items(db: Session, start: datetime, end: datetime, limit: int = 500) 
         ReviewLabel.call_sid == Turn.call_sid, ReviewLabel.turn_index == Turn.index
     )
     rows = db.execute(
-        select(Turn.call_sid, Turn.index, Turn.transcript, Turn.intent, Turn.nlu_confidence, reason)
+        select(Turn.call_sid, Turn.index, Turn.transcript, Turn.intent, Turn.nlu_confidence, reason, Call.started_at)
         .join(Call, Call.call_sid == Turn.call_sid)
         .where(
             Call.started_at >= start,
             Call.started_at < end,
             Turn.input == "speech",
             Turn.transcript != "",
-            ~labelled.exists(),
             or_(*[condition for condition, _ in rules]),
+            *([] if labelled_too else [~labelled.exists()]),
         )
         .order_by(Call.started_at.desc(), Turn.index)
         .limit(limit)
     )
-    return [ReviewItem(s, i, t, n or "", round(float(c or 0), 3), r) for s, i, t, n, c, r in rows]
+    return [ReviewItem(s, i, t, n or "", round(float(c or 0), 3), r, at) for s, i, t, n, c, r, at in rows]
 
 
 def group_similar(

@@ -262,6 +262,7 @@ def test_every_dashboard_route_and_parameter_withstands_traversal_and_injection(
         "/dashboard/trends": ["start", "end", "unit"],
         "/dashboard/answers": ["start", "end"],
         "/dashboard/live": [],
+        "/dashboard/drivers": ["start", "end"],
         "/dashboard/calls": ["start", "end", "page", "q", "outcome", "queue"],
         "/dashboard/calls.csv": ["start", "end", "q", "outcome", "queue"],
         "/dashboard/review": ["start", "end"],

@@ -18,6 +18,11 @@ pytestmark = [pytest.mark.rasa, pytest.mark.models]
 
 FIRST_DAY = datetime(2026, 10, 5, 9, tzinfo=UTC)  # a past fortnight no other test places calls in
 DAYS = 14
+RENT_RISES = [
+    "my landlord raised the rent this month", "the rent went up and my landlord sent a new contract",
+    "my rent was increased by the landlord", "the landlord put the rent up again", "our rent is higher since march",
+    "the landlord says the rent goes up next month", "my rent has gone up by ten percent",
+]  # fmt: skip
 
 
 def _said(index: int, decision: str, intent: str) -> dict:  # type: ignore[type-arg]
@@ -38,9 +43,14 @@ def _history(settings) -> None:  # type: ignore[no-untyped-def]
             debts = 1 + max(0, day) // 3  # more each few days of the period shown
             housing = 3 if day < 0 else 1
             for n in range(debts):
-                turn = {**_turn(1, "route:payments_debt", "payment_problem", 0.9, 300), "endpointing_ms": 700}
+                turns = [{**_turn(1, "route:payments_debt", "payment_problem", 0.9, 300), "endpointing_ms": 700}]
+                if n == 0 and day >= 0 and (day % 2 == 0 or day == 1):  # a reason the assistant does not know yet
+                    text = RENT_RISES[day // 2] if day % 2 == 0 else "my dog ate the letter you sent"
+                    turns.insert(0, {**_said(1, "clarify:rephrase", "nlu_fallback"), "transcript": text,
+                                     "response_ms": 300})  # fmt: skip
+                    turns[1]["index"] = 2
                 at = start + timedelta(minutes=10 * n)
-                _call(store, f"CA{uuid.uuid4().hex}", f"d{day}{n}", at, [turn], "routed:payments_debt",
+                _call(store, f"CA{uuid.uuid4().hex}", f"d{day}{n}", at, turns, "routed:payments_debt",
                       handoff_after_s=40, queue="payments_debt", length_s=50)  # fmt: skip
             for n in range(housing):
                 # In the fortnight shown, every other day's housing answer is asked again and then hung up on.
@@ -110,6 +120,20 @@ async def test_trends_in_a_real_browser(stack):  # type: ignore[no-untyped-def]
         assert "answer:apply_housing_allowance" in await page.inner_text("main")
         await page.goto(f"{base}/dashboard/answers?start=2026-08-01&end=2026-08-07")
         assert "No answers in this period" in await page.inner_text("main")
+
+        # Call drivers: the rent rises the assistant does not understand yet, grouped and named; the lone turn apart.
+        await page.click("text=Drivers")
+        await page.goto(f"{base}/dashboard/drivers?start={FIRST_DAY.date().isoformat()}&end={last_day}")
+        first = page.locator("section.driver").first
+        heading = await first.locator("h2").first.inner_text()
+        assert "rent" in heading, heading
+        assert "7 turns in 7 calls" in await first.inner_text()
+        assert await first.locator("rect.bar").count() >= 2  # turns in both weeks
+        assert "unlike any other" in await page.inner_text("main")
+        assert await page.locator("#to-review").count() == 0, "the review queue is for trainers"
+        await page.screenshot(path=str(shots / "dashboard-drivers.png"), full_page=True)
+        await page.goto(f"{base}/dashboard/drivers?start=2026-08-01&end=2026-08-07")
+        assert "Not enough data for call drivers" in await page.inner_text("#no-drivers")
 
         # A period without calls, and one with a single call: said plainly, never an error.
         await page.goto(f"{base}/dashboard/trends?start=2026-08-01&end=2026-08-07")
