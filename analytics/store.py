@@ -281,6 +281,29 @@ class CallStore:
             db.add(row)
         return row
 
+    def move_call(self, call_sid: str, by: timedelta) -> None:
+        """Move every time of a finished call by ``by`` (its row, turns, expert events, and the times inside its
+        record and packet): what `helpline seed-demo --days` does to spread calls it placed now over past days."""
+
+        def moved(value: Any) -> Any:
+            return (parse_time(value) + by).isoformat() if isinstance(value, str) and value else value
+
+        with self.sessions.begin() as db:
+            call = db.get(Call, call_sid)
+            if call is None:
+                raise KeyError(call_sid)
+            call.started_at = call.started_at + by
+            call.ended_at = call.ended_at + by if call.ended_at else None
+            call.handed_off_at = call.handed_off_at + by if call.handed_off_at else None
+            if call.record:
+                call.record = {**call.record, **{k: moved(call.record.get(k)) for k in ("started_at", "ended_at")}}
+            if call.packet:
+                call.packet = {**call.packet, **{k: moved(call.packet.get(k)) for k in ("started_at", "handed_off_at")}}
+            for turn in db.scalars(select(Turn).where(Turn.call_sid == call_sid)):
+                turn.at = turn.at + by
+            for task in db.scalars(select(TaskEvent).where(TaskEvent.call_sid == call_sid)):
+                task.at = task.at + by
+
     def task_events(self, call_sid: str) -> list[TaskEvent]:
         with self.sessions() as db:
             rows = db.scalars(

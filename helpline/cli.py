@@ -251,9 +251,9 @@ def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_seed_demo(settings: Settings, args: argparse.Namespace) -> int:
     from helpline.seed_demo import run_seed_demo
 
-    if args.calls < 1 or args.at_once < 1:
-        return _fail("--calls and --at-once must be at least 1")
-    return run_seed_demo(settings, args.calls, args.at_once, args.speed)
+    if args.calls < 1 or args.at_once < 1 or not 1 <= args.days <= 60:
+        return _fail("--calls and --at-once must be at least 1, --days 1 to 60")
+    return run_seed_demo(settings, args.calls, args.at_once, args.speed, args.days)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -310,8 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="assemble the Whisper base model and make the openai-whisper checkpoint")
     models.add_argument("--force", action="store_true", help="remake it even if it exists")
 
-    seed = sub.add_parser("seed-demo", help="place a day's mix of simulated calls through the stack, for the dashboard")
+    seed = sub.add_parser("seed-demo", help="place a mix of simulated calls through the stack, over the past days")
     seed.add_argument("--calls", type=int, default=40)
+    seed.add_argument("--days", type=int, default=14, help="spread the calls over this many past days (1: today)")
     seed.add_argument("--at-once", type=int, default=4, help="calls in progress at the same time")
     seed.add_argument("--speed", type=float, default=2.0, help="how much faster than real time the callers talk")
 

@@ -1,5 +1,8 @@
-"""`helpline seed-demo`: a day's mix of calls, placed for real through the whole stack, so a new user's dashboard has
-something to show. Nothing is written to the store directly: every row comes from a call the gateway handled.
+"""`helpline seed-demo`: a mix of calls, placed for real through the whole stack, then spread over the past days, so a
+new user's dashboard has something to show on every page (trends, movers, answers, drivers). Every row comes from a
+call the gateway handled; the one thing written to the store directly is the move of each finished call's times to
+its day (``CallStore.move_call``). Callers with reasons the assistant has no intent for yet (a rent rise, the app
+failing on an upload) call more in the recent days, so the drivers page shows them growing.
 
 Callers are synthesised by Piper and dial in a few at a time; about one call in seven comes from a number that
 called earlier (repeat callers). Routed calls reach their queue through the Twilio REST stand-in, and simulated
@@ -13,11 +16,14 @@ import json
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import httpx
 from twilio.request_validator import RequestValidator
 
+from analytics.store import CallStore
 from foundation.settings import Settings, TtsSettings
 from helpline.demo import with_twilio_standin
 from helpline.services import ServiceError, Stack
@@ -39,7 +45,14 @@ SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("I want to report someone who is cheating with benefits.",), 1),
     (("Can I talk to a person please?",), 2),
     ((), 2),  # hangs up after the greeting
+    # Reasons the assistant has no intent for yet: the call drivers page finds those it does not understand.
+    (("My landlord raised the rent and I don't know what happens now.", "Goodbye."), 2),
+    (("My landlord put the rent up, does that change anything for me?", "Goodbye."), 2),
+    (("The upload in your app fails with an error every time.", "Goodbye."), 2),
+    (("Your app crashes every time I upload my certificate.", "Goodbye."), 2),
 )
+NEW_REASONS = frozenset(turns for turns, _ in SCENARIOS[-4:])
+OPEN_HOURS = (8, 17)  # calls are spread over the agency's opening hours
 REPEAT_SHARE = 0.15  # calls from a number that already called today (failure demand shows up in the repeat KPI)
 
 
@@ -84,7 +97,25 @@ def _expert_events(settings: Settings, packet: dict, rng: random.Random) -> None
         ).raise_for_status()
 
 
-def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: int = 25) -> SeedResult:
+def day_plan(plan: list[tuple[str, ...]], days: int, rng: random.Random) -> list[int]:
+    """How many days ago each call is placed: any day of the last ``days``, a new reason in the recent half."""
+    return [rng.randrange((days + 1) // 2 if turns in NEW_REASONS else days) for turns in plan]
+
+
+def spread(store: Any, placed: list[tuple[str, int]], zone: Any, rng: random.Random) -> None:
+    """Move each placed call (call sid, days ago) to its day, at a time within opening hours."""
+    for call_sid, days_ago in placed:
+        call = store.call(call_sid)
+        if call is None:
+            continue
+        started = call.started_at.replace(tzinfo=call.started_at.tzinfo or UTC)
+        day = (started.astimezone(zone) - timedelta(days=days_ago)).date()
+        minute = rng.randrange(OPEN_HOURS[0] * 60, OPEN_HOURS[1] * 60)
+        target = datetime.combine(day, dtime(minute // 60, minute % 60), zone)
+        store.move_call(call_sid, min(target.astimezone(UTC) - started, timedelta(0)))
+
+
+def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: int = 25, days: int = 1) -> SeedResult:
     from telephony.softphone import Softphone
     from voice.tts.piper import PiperTts
 
@@ -118,15 +149,24 @@ def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: i
 
     with with_twilio_standin(settings) as (settings, _), Stack(settings):
         results = asyncio.run(place_all())
+    if days > 1:
+        ago = day_plan(plan, days, rng)
+        placed = [(r["call_sid"], ago[i]) for i, r in enumerate(results) if r.get("call_sid")]
+        store = CallStore.open(settings.database)
+        try:
+            spread(store, placed, settings.zone, rng)
+        finally:
+            store.close()
+        print(f"spread over the last {days} days, within opening hours", flush=True)
     outcomes: dict[str, int] = {}
     for r in results:
         outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
     return SeedResult(calls=len(results), outcomes=outcomes, dropped=outcomes.get("dropped", 0))
 
 
-def run_seed_demo(settings: Settings, calls: int, at_once: int, speed: float) -> int:
+def run_seed_demo(settings: Settings, calls: int, at_once: int, speed: float, days: int = 14) -> int:
     try:
-        result = seed_day(settings, calls, at_once, speed)
+        result = seed_day(settings, calls, at_once, speed, days=days)
     except ServiceError as e:
         print(f"helpline: seed-demo failed: {e}")
         return 1

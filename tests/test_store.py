@@ -132,3 +132,27 @@ def test_a_call_whose_gateway_died_before_any_write_is_recorded_and_filled_in_la
     # A call that its own gateway started is never rewritten by a late or repeated start.
     store.call_started("CA-lost", "+46*******11", "key-2", "2026-11-25T11:00:00+00:00", worker="gw-1:8080")
     assert store.call("CA-lost").worker == "gw-2:8081"
+
+
+def test_a_finished_call_is_moved_to_another_day_whole(store):  # type: ignore[no-untyped-def]
+    """`helpline seed-demo --days` spreads the calls it placed over past days: every time of the call moves."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 12, 4, 10, tzinfo=UTC)
+    store.call_started("CAmove", "+46******00", "k", start, worker="w")
+    store.save_turn("CAmove", {"index": 1, "input": "speech", "transcript": "hello", "decision": "route:general"})
+    store.save_handoff("CAmove", {"queue": "general", "handed_off_at": (start + timedelta(seconds=30)).isoformat()})
+    store.add_task_event("CAmove", "general", "accepted", "taskrouter", at=start + timedelta(minutes=1))
+    store.call_ended({"call_sid": "CAmove", "caller": "+46******00", "started_at": start.isoformat(),
+                      "ended_at": (start + timedelta(minutes=2)).isoformat(), "outcome": "routed:general",
+                      "turns": [], "handoff": {"queue": "general"}})  # fmt: skip
+    store.move_call("CAmove", -timedelta(days=3))
+    call = store.call("CAmove")
+    back = timedelta(days=3)
+    as_utc = lambda t: t.replace(tzinfo=t.tzinfo or UTC)  # noqa: E731  (SQLite gives naive UTC back)
+    assert as_utc(call.started_at) == start - back and as_utc(call.ended_at) == start + timedelta(minutes=2) - back
+    assert as_utc(call.handed_off_at) == start + timedelta(seconds=30) - back
+    assert call.record["started_at"].startswith("2026-12-01T10:00")
+    assert call.packet["handed_off_at"].startswith("2026-12-01T10:00:30")
+    assert [as_utc(e.at) for e in store.task_events("CAmove")] == [start + timedelta(minutes=1) - back]
+    assert all(as_utc(t.at) < start for t in store.turns("CAmove"))
