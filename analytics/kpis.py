@@ -183,16 +183,21 @@ def repeat_calls_by_intent(db: Session, period: Period) -> list[dict[str, Any]]:
     ]
 
 
-def handling_time(db: Session, period: Period, baseline_s: float | None) -> dict[str, Any]:
-    """Average handling time: the assistant's part (start -> handoff, or -> end) plus the expert's (accepted ->
-    completed), per call, against the configured average of calls handled by people only."""
-    assistant_end = func.coalesce(Call.handed_off_at, Call.ended_at)
-    human = (
+def expert_seconds() -> Any:
+    """Per call, the experts' handling time (seconds of completed tasks): a subquery with ``call_sid``, ``human_s``."""
+    return (
         select(TaskEvent.call_sid, func.sum(TaskEvent.handled_s).label("human_s"))
         .where(TaskEvent.kind == "completed", TaskEvent.handled_s.is_not(None))
         .group_by(TaskEvent.call_sid)
         .subquery()
     )
+
+
+def handling_time(db: Session, period: Period, baseline_s: float | None) -> dict[str, Any]:
+    """Average handling time: the assistant's part (start -> handoff, or -> end) plus the expert's (accepted ->
+    completed), per call, against the configured average of calls handled by people only."""
+    assistant_end = func.coalesce(Call.handed_off_at, Call.ended_at)
+    human = expert_seconds()
     assistant_s = seconds_between(db, assistant_end, Call.started_at)
     human_s = func.coalesce(human.c.human_s, 0.0)
     row = db.execute(

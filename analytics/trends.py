@@ -16,7 +16,7 @@ from sqlalchemy import Float, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from analytics import kpis
-from analytics.models import Call, TaskEvent, Turn
+from analytics.models import Call, Turn
 
 UNITS = ("hour", "day", "week")
 LONGEST_HOURLY_DAYS = 7  # hourly series over more days than this would be unreadable: days instead
@@ -85,15 +85,9 @@ def _hourly(
     hour = kpis.utc_hour(db).label("hour")
     in_range = and_(Call.started_at >= start, Call.started_at < end)
     assistant_end = func.coalesce(Call.handed_off_at, Call.ended_at)
-    human = (
-        select(TaskEvent.call_sid, func.sum(TaskEvent.handled_s).label("human_s"))
-        .where(TaskEvent.kind == "completed", TaskEvent.handled_s.is_not(None))
-        .group_by(TaskEvent.call_sid)
-        .subquery()
-    )
-    handled = cast(kpis.seconds_between(db, assistant_end, Call.started_at), Float) + func.coalesce(
-        human.c.human_s, 0.0
-    )
+    human = kpis.expert_seconds()
+    assistant_s = cast(kpis.seconds_between(db, assistant_end, Call.started_at), Float)
+    handled = assistant_s + func.coalesce(human.c.human_s, 0.0)
     calls = db.execute(
         select(
             hour,
