@@ -44,6 +44,9 @@ SCENARIOS: tuple[tuple[tuple[str, ...], int], ...] = (
     (("My ex and I disagree about who gets the child allowance.",), 1),
     (("I want to report someone who is cheating with benefits.",), 1),
     (("Can I talk to a person please?",), 2),
+    # Answers that did not land: the same question again, or a person after the answer (the answers page).
+    (("What are your opening hours?", "What are your opening hours?", "Thanks, bye."), 1),
+    (("How long does a decision take?", "Can I talk to a person please?"), 1),
     ((), 2),  # hangs up after the greeting
     # Reasons the assistant has no intent for yet: the call drivers page finds those it does not understand.
     (("My landlord raised the rent and I don't know what happens now.", "Goodbye."), 2),
