@@ -38,7 +38,7 @@ class _Job:
     context: RecognitionContext | None
     future: asyncio.Future[Transcript]
     loop: asyncio.AbstractEventLoop
-    started: bool = False  # taken by a recogniser (a promoted job is queued twice and run once)
+    started: bool = False  # taken by a recogniser, or dropped (a promoted job is queued twice and run once)
 
 
 def _settle(future: asyncio.Future[Transcript], result: Transcript | None, error: BaseException | None) -> None:
@@ -61,8 +61,8 @@ class RecognitionQueue:
         self.skipped = 0  # speculations dropped before they ran
         self.hurried = 0  # recognitions asked to hurry: others were waiting behind them
         self._outstanding = 0  # jobs queued or running
-        self._lock = threading.Lock()  # the counts, started flags and waiting speculations, across threads
-        self._speculations: dict[asyncio.Future[Transcript], _Job] = {}  # not started yet
+        self._lock = threading.Lock()  # the counts, started flags and jobs not yet started, across threads
+        self._pending: dict[asyncio.Future[Transcript], _Job] = {}  # jobs not started yet, by their future
         self._threads = [
             threading.Thread(target=self._serve, args=(asr,), name=f"recogniser-{i}", daemon=True)
             for i, asr in enumerate(self._recognisers)
@@ -81,16 +81,29 @@ class RecognitionQueue:
         job = _Job(audio, sample_rate, context, future, loop)
         with self._lock:
             self._outstanding += 1
-            if speculative:
-                self._speculations[future] = job
+            self._pending[future] = job
+        future.add_done_callback(self._dropped)
         self._jobs.put((priority, next(self._order), job))
         return future
+
+    def _dropped(self, future: asyncio.Future[Transcript]) -> None:
+        """A job cancelled before it started (the caller went on after a pause) no longer counts as waiting; its
+        queue entry is skipped when a recogniser reaches it."""
+        if not future.cancelled():
+            return
+        with self._lock:
+            job = self._pending.pop(future, None)
+            if job is None or job.started:
+                return
+            job.started = True  # taken by nobody: the entry left in the queue is skipped
+            self._outstanding -= 1
+            self.skipped += 1
 
     def promote(self, future: asyncio.Future[Transcript]) -> None:
         """The speculation behind ``future`` turned out to be the caller's finished turn: if it has not started, it
         goes before the other speculations now, like any finished turn."""
         with self._lock:
-            job = self._speculations.pop(future, None)
+            job = self._pending.get(future)
             if job is None or job.started:
                 return
         self._jobs.put((FINISHED_TURN, next(self._order), job))
@@ -109,12 +122,13 @@ class RecognitionQueue:
             self._outstanding -= 1
 
     def _take(self, job: _Job) -> bool:
-        """Mark ``job`` started; False when it already was (the other entry of a promoted speculation)."""
+        """Mark ``job`` started; False when it already was (the other entry of a promoted speculation) or was
+        dropped before it started."""
         with self._lock:
             if job.started:
                 return False
             job.started = True
-            self._speculations.pop(job.future, None)
+            self._pending.pop(job.future, None)
             return True
 
     def _serve(self, asr: Recogniser) -> None:
@@ -123,10 +137,6 @@ class RecognitionQueue:
             if job is None:
                 return
             if not self._take(job):
-                continue
-            if job.future.cancelled():  # read across threads: at worst a cancelled job still runs, unused
-                self.skipped += 1
-                self._done()
                 continue
             context = job.context
             if self.waiting:  # others wait behind this one: the line is behind
