@@ -272,20 +272,18 @@ def turn_quality(db: Session, period: Period, low_confidence: float = 0.55) -> d
 
 
 def caller_mood(db: Session, period: Period) -> dict[str, Any]:
-    """Of the calls whose record holds the caller's mood (nlu/sentiment.py), how many callers were frustrated, and
-    how many turns sounded negative."""
-    frustrated = Call.record["mood"]["frustrated"].as_boolean()
+    """Of the calls whose caller's mood was judged (nlu/sentiment.py), how many callers were frustrated, and how many
+    turns sounded negative. From the mood's own columns, which the retention purge keeps."""
     calls, angry = db.execute(
-        select(func.count(), func.sum(case((frustrated, 1), else_=0))).where(
-            period.calls(), Call.record["mood"].as_string().is_not(None)
+        select(func.count(), func.sum(case((Call.frustrated.is_(True), 1), else_=0))).where(
+            period.calls(), Call.frustrated.is_not(None)
         )
     ).one()
-    label = Turn.details["sentiment"]["label"].as_string()
     turns, negative = db.execute(
-        select(func.count(), func.sum(case((label == "negative", 1), else_=0)))
+        select(func.count(), func.sum(case((Turn.sentiment == "negative", 1), else_=0)))
         .select_from(Turn)
         .join(Call, Call.call_sid == Turn.call_sid)
-        .where(period.calls(), label.is_not(None))
+        .where(period.calls(), Turn.sentiment.is_not(None))
     ).one()
     return {
         "calls_with_mood": calls,

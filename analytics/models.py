@@ -34,6 +34,7 @@ class Call(Base):
     packet: Mapped[dict[str, Any] | None]  # the handoff packet, schema-validated
     # When retention removed what the caller said (transcripts, record, packet, masked number); the call's figures stay.
     purged_at: Mapped[datetime | None] = mapped_column(index=True)
+    frustrated: Mapped[bool | None]  # the caller's mood at the end (nlu/sentiment.py); a figure, kept by the purge
 
 
 class Turn(Base):
@@ -53,6 +54,7 @@ class Turn(Base):
     response_ms: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any] | None]  # the whole turn record (ranking, entities, latencies, interruptions)
+    sentiment: Mapped[str | None] = mapped_column(String(8))  # negative | neutral | positive: a figure the purge keeps
 
 
 class TaskEvent(Base):

@@ -74,6 +74,7 @@ def _turn_row(call_sid: str, turn: dict[str, Any]) -> Turn:
         response_ms=float(turn.get("response_ms", 0.0)),
         error=str(turn.get("error", "")),
         details=turn,
+        sentiment=(turn.get("sentiment") or {}).get("label"),
     )
 
 
@@ -166,6 +167,7 @@ class CallStore:
             call.outcome = record.get("outcome") or None
             call.queue = handoff.get("queue") or call.queue
             call.record = record
+            call.frustrated = (record.get("mood") or {}).get("frustrated")
             call.status = "ended"
             for turn in record.get("turns") or []:  # each turn in its final state (interruptions, latencies)
                 db.merge(_turn_row(record["call_sid"], turn))

@@ -8,6 +8,7 @@ import pytest
 
 from analytics import kpis
 from analytics.models import Call
+from analytics.retention import purge_call
 from analytics.store import CallStore
 
 T = datetime(2026, 11, 24, tzinfo=UTC)
@@ -212,10 +213,14 @@ def test_the_share_of_frustrated_callers_and_negative_turns(store_url):
         store.call_ended({"call_sid": sid, "caller": "+46******00", "started_at": start.isoformat(),
                           "outcome": "answered:payment_dates", "ended_at": start.isoformat(), "turns": [turn],
                           "mood": mood})  # fmt: skip
+    expected = {"calls_with_mood": 2, "frustrated": 1, "frustrated_rate": 0.5, "negative_turn_rate": 0.3333}
     try:
         with store.sessions() as db:
-            assert kpis.caller_mood(db, PERIOD) == {
-                "calls_with_mood": 2, "frustrated": 1, "frustrated_rate": 0.5, "negative_turn_rate": 0.3333,
-            }  # fmt: skip
+            assert kpis.caller_mood(db, PERIOD) == expected
+        # The retention purge removes what was said; the mood's figures stay.
+        for sid in moods:
+            assert purge_call(store, sid, T + timedelta(days=100))
+        with store.sessions() as db:
+            assert kpis.caller_mood(db, PERIOD) == expected
     finally:
         store.close()
