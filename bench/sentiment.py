@@ -39,7 +39,8 @@ def main() -> int:
     sets = yaml.safe_load(TURNS.read_text())
     dev, test = sets["dev"], sets["test"]
     print(f"labelled caller turns: dev {len(dev)}, test {len(test)}")
-    print(f"{'method':22} {'thresholds (neg, pos)':>22} {'set':>5} {'accuracy':>9} {'neg. precision':>15} {'neg. recall':>12}")
+    print(f"{'method':22} {'thresholds (neg, pos)':>22} {'set':>5} {'accuracy':>9} {'neg. precision':>15} "
+          f"{'neg. recall':>12}")  # fmt: skip
     for name, adjusted in (("VADER as published", False), ("VADER adjusted (ours)", True)):
         grid = [(n / 100, p / 100) for n in range(-70, 0, 5) for p in range(5, 75, 5)]
         best = max(grid, key=lambda g: (scores(dev, adjusted, *g)["accuracy"], -abs(g[0] + 0.3)))
