@@ -35,6 +35,18 @@ def _started_at(settings, sid: str):  # type: ignore[no-untyped-def]
         store.close()
 
 
+async def signed_in_page(p, base: str, username: str, password: str, path: str, height: int = 1000):  # type: ignore[no-untyped-def]
+    """A chromium page logged in at ``base`` and on ``path`` (the login form sends it there)."""
+    browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    page = await browser.new_page(viewport={"width": 1280, "height": height})
+    await page.goto(f"{base}/login?next={path}")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}{path}")
+    return browser, page
+
+
 def bar_pixels(png: Path) -> int:
     pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
     return int((np.abs(pixels - np.array(BAR_BLUE, dtype=np.int16)) <= 8).all(axis=-1).sum())

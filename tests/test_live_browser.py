@@ -9,7 +9,7 @@ import pytest
 
 from telephony.softphone import Silence, Softphone
 from tests.conftest import add_user, extra_gateway, spoken
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.test_dashboard_browser import CHROMIUM, signed_in_page
 from tests.test_hostile_input import _logged_in
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
@@ -27,13 +27,7 @@ async def test_the_live_view_follows_a_call_without_a_reload(stack, caller_voice
     with extra_gateway(stack, "live", analytics={"long_call_s": 3.0}) as gateway:
         base = gateway.gateway_url
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
-            await page.goto(f"{base}/login?next=/dashboard/live")
-            await page.fill("#username", "lena.live")
-            await page.fill("#password", "a live view passphrase")
-            await page.click("button[type=submit]")
-            await page.wait_for_url(f"{base}/dashboard/live")
+            browser, page = await signed_in_page(p, base, "lena.live", "a live view passphrase", "/dashboard/live", 900)
             await page.evaluate("window.loadedOnce = 'yes'")  # gone if the page were loaded again
             await page.wait_for_selector("text=Updating by itself", timeout=20_000)
 

@@ -11,7 +11,7 @@ import pytest
 
 from analytics.store import CallStore
 from tests.conftest import add_user
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, bar_pixels
+from tests.test_dashboard_browser import CHROMIUM, bar_pixels, signed_in_page
 from tests.test_kpis import _call, _turn
 
 pytestmark = [pytest.mark.rasa, pytest.mark.models]
@@ -79,13 +79,7 @@ async def test_trends_in_a_real_browser(stack):  # type: ignore[no-untyped-def]
     base = stack.gateway_url
     last_day = (FIRST_DAY + timedelta(days=DAYS - 1)).date().isoformat()
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 1000})
-        await page.goto(f"{base}/login?next=/dashboard/trends")
-        await page.fill("#username", "tess.trends")
-        await page.fill("#password", "a trends passphrase")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/dashboard/trends")
+        browser, page = await signed_in_page(p, base, "tess.trends", "a trends passphrase", "/dashboard/trends")
 
         await page.goto(f"{base}/dashboard/trends?start={FIRST_DAY.date().isoformat()}&end={last_day}&unit=day")
         main = await page.inner_text("main")
