@@ -11,7 +11,6 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, timedelta
 from typing import Any
 
 import numpy as np
@@ -40,22 +39,6 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z][a-z'-]+", text.lower()) if len(w) > 2 and w not in STOP_WORDS}
 
 
-def _week(moment: Any, zone: Any) -> str:
-    local = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(zone).date()
-    return (local - timedelta(days=local.weekday())).isoformat()
-
-
-def _weeks(period: kpis.Period) -> list[str]:
-    weeks: list[str] = []
-    day = period.start
-    while day < period.end:
-        week = _week(day, period.zone)
-        if week not in weeks:
-            weeks.append(week)
-        day += timedelta(days=1)
-    return weeks
-
-
 def _background(db: Session, period: kpis.Period) -> Callable[[str], float]:
     """A word's rarity (inverse document frequency) over the period's caller turns, the newest BACKGROUND of them."""
     texts = db.scalars(
@@ -74,7 +57,7 @@ def call_drivers(db: Session, period: kpis.Period, encode: Callable[[list[str]],
     and the intent the NLU most often (wrongly or weakly) gave them."""
     items = review.review_items(db, period.start, period.end, limit=MOST_TURNS, labelled_too=True)
     groups = review.group_similar(items, encode, SAME_REASON) if items else []
-    weeks = _weeks(period)
+    weeks = kpis.buckets(period, "week")
     background = _background(db, period)  # how common each word is in what callers said at all
     drivers, singles = [], 0
     for group in groups:
@@ -83,7 +66,9 @@ def call_drivers(db: Session, period: kpis.Period, encode: Callable[[list[str]],
             continue
         inside = Counter(w for i in group.items for w in _words(i.text))
         telling = sorted(inside, key=lambda w: (-(inside[w] / len(group.items)) * background(w), w))
-        counted = Counter(_week(i.started_at, period.zone) for i in group.items if i.started_at is not None)
+        counted = Counter(
+            kpis.bucket_of(i.started_at, "week", period.zone) for i in group.items if i.started_at is not None
+        )
         drivers.append(
             {
                 "name": " · ".join(telling[:NAME_WORDS]) or "(no telling words)",

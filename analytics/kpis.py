@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
 from analytics.models import Call, TaskEvent, Turn
+from foundation.plain_words import as_utc
 from foundation.vocabulary import NOT_UNDERSTOOD_DECISIONS
 
 REPEAT_DAYS = 7
@@ -78,6 +79,30 @@ def rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def bucket_of(moment: datetime | str, unit: str, zone: tzinfo) -> str:
+    """The hour ("2026-11-25 10:00"), day ("2026-11-25") or week (its Monday, "2026-11-23") of the agency's clock
+    that a stored moment falls in: a UTC hour text as the SQL below groups by, or a datetime (naive means UTC)."""
+    moment = datetime.strptime(moment, "%Y-%m-%d %H:%M") if isinstance(moment, str) else moment
+    local = as_utc(moment).astimezone(zone)
+    if unit == "hour":
+        return local.strftime("%Y-%m-%d %H:00")
+    if unit == "day":
+        return local.strftime("%Y-%m-%d")
+    return (local.date() - timedelta(days=local.weekday())).isoformat()
+
+
+def buckets(period: Period, unit: str) -> list[str]:
+    """Every hour, day or week of the period, in order, those without calls too."""
+    labels: list[str] = []
+    at = period.start
+    while at < period.end:
+        label = bucket_of(at, unit, period.zone)
+        if not labels or labels[-1] != label:
+            labels.append(label)
+        at += timedelta(hours=1)
+    return labels
+
+
 def calls_per(db: Session, period: Period, unit: str = "hour") -> list[dict[str, Any]]:
     """Calls per hour or day of the period's zone. Counted per UTC hour in SQL; each such hour is one hour of the
     agency's clock (time zones differ from UTC by whole hours, bar a few), so local hours and days are sums of them."""
@@ -87,8 +112,7 @@ def calls_per(db: Session, period: Period, unit: str = "hour") -> list[dict[str,
     rows = db.execute(select(bucket, func.count()).where(period.calls()).group_by(bucket).order_by(bucket))
     counted: dict[str, int] = {}
     for hour, n in rows:
-        local = datetime.strptime(hour, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).astimezone(period.zone)
-        label = local.strftime("%Y-%m-%d %H:00" if unit == "hour" else "%Y-%m-%d")
+        label = bucket_of(hour, unit, period.zone)
         counted[label] = counted.get(label, 0) + n
     return [{"bucket": b, "calls": n} for b, n in sorted(counted.items())]
 

@@ -9,7 +9,7 @@ are computed from the summed counts, never averaged from averages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, func, select
@@ -65,17 +65,13 @@ def previous(period: kpis.Period) -> kpis.Period:
     return kpis.Period(period.start - (period.end - period.start), period.start, period.zone)
 
 
-def _bucket(utc_hour: datetime, unit: str, zone: Any) -> str:
-    local = utc_hour.astimezone(zone)
-    if unit == "hour":
-        return local.strftime("%Y-%m-%d %H:00")
-    if unit == "day":
-        return local.strftime("%Y-%m-%d")
-    return (local.date() - timedelta(days=local.weekday())).isoformat()  # the Monday of its week
+def _utc(hour: str) -> datetime:
+    """A UTC hour as the SQL groups by ("2026-11-25 09:00") as an aware datetime."""
+    return datetime.strptime(hour, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
 
 
 def _hours(rows: Any) -> dict[datetime, list[Any]]:
-    return {datetime.strptime(r[0], "%Y-%m-%d %H:%M").replace(tzinfo=UTC): list(r[1:]) for r in rows}
+    return {_utc(r[0]): list(r[1:]) for r in rows}
 
 
 def _hourly(
@@ -122,21 +118,9 @@ def _hourly(
         select(hour, Call.queue, func.count()).where(in_range, Call.queue.is_not(None)).group_by(hour, Call.queue)
     )
     for utc_hour, queue, n in routed_rows:
-        at = datetime.strptime(utc_hour, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        at = _utc(utc_hour)
         queues.setdefault(at, {})[str(queue)] = n
     return sums, queues
-
-
-def _buckets(period: kpis.Period, unit: str) -> list[str]:
-    """Every bucket of the period, in order, those without calls too."""
-    labels: list[str] = []
-    at = period.start
-    while at < period.end:
-        label = _bucket(at, unit, period.zone)
-        if not labels or labels[-1] != label:
-            labels.append(label)
-        at += timedelta(hours=1)
-    return labels
 
 
 def _change(now: float | None, before: float | None, rate: bool) -> dict[str, Any]:
@@ -184,7 +168,7 @@ def trends(db: Session, period: kpis.Period, unit: str | None = None) -> dict[st
     unit = unit_for(period, unit)
     before = previous(period)
     hourly, routed = _hourly(db, before.start, period.end)
-    series: dict[str, _Sums] = {label: _Sums() for label in _buckets(period, unit)}
+    series: dict[str, _Sums] = {label: _Sums() for label in kpis.buckets(period, unit)}
     by_queue: dict[str, dict[str, int]] = {label: {} for label in series}
     now_total, before_total = _Sums(), _Sums()
     for at, sums in hourly.items():
@@ -192,10 +176,10 @@ def trends(db: Session, period: kpis.Period, unit: str | None = None) -> dict[st
             before_total.add(sums)
             continue
         now_total.add(sums)
-        series[_bucket(at, unit, period.zone)].add(sums)
+        series[kpis.bucket_of(at, unit, period.zone)].add(sums)
     for at, per_queue in routed.items():
         if at >= period.start:
-            bucket = by_queue[_bucket(at, unit, period.zone)]
+            bucket = by_queue[kpis.bucket_of(at, unit, period.zone)]
             for queue, n in per_queue.items():
                 bucket[queue] = bucket.get(queue, 0) + n
     now_figures, before_figures = now_total.figures(), before_total.figures()
