@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from analytics import kpis
 from analytics.models import Call, TaskEvent, Turn
+from foundation.plain_words import as_utc
 
 RECENT = timedelta(hours=1)  # how far back faults, urgent turns and waiting calls are looked for
 STALE = timedelta(hours=6)  # an "in progress" call older than this is a record its gateway never closed
@@ -58,7 +59,7 @@ def in_progress(db: Session, now: datetime) -> list[dict[str, Any]]:
             {
                 "call_sid": sid,
                 "started_at": started,
-                "seconds": max(0, round((now - _aware(started, now)).total_seconds())),
+                "seconds": _seconds_since(started, now),
                 "state": state,
                 "in_assistant": handed_off is None,
                 "topic": _topic(decision or "", intent or ""),
@@ -82,14 +83,12 @@ def waiting(db: Session, now: datetime) -> list[dict[str, Any]]:
         .group_by(Call.queue)
         .order_by(Call.queue)
     )
-    return [
-        {"queue": q, "calls": n, "longest_s": max(0, round((now - _aware(first, now)).total_seconds())) if first else 0}
-        for q, n, first in rows
-    ]
+    return [{"queue": q, "calls": n, "longest_s": _seconds_since(first, now) if first else 0} for q, n, first in rows]
 
 
-def alerts(db: Session, now: datetime, rules: LiveRules) -> list[dict[str, Any]]:
-    """Every alert the rules raise now, most serious first: urgent, fault, repeat, long."""
+def alerts(db: Session, now: datetime, rules: LiveRules, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every alert the rules raise now, most serious first: urgent, fault, repeat, long (``calls``: the calls in
+    progress, as ``in_progress`` read them)."""
     found: list[dict[str, Any]] = []
     recent_or_live = or_(Call.status == "in_progress", Call.started_at >= now - RECENT)
     live = and_(Call.status == "in_progress", Call.started_at >= now - STALE)
@@ -123,7 +122,7 @@ def alerts(db: Session, now: datetime, rules: LiveRules) -> list[dict[str, Any]]
     third = select(Call.call_sid, before).where(live, Call.caller_key != "", before >= REPEAT_ALERT_AT)
     for sid, n in db.execute(third):
         found.append(_alert("repeat", sid, f"call {n + 1} from this number in {REPEAT_DAYS} days"))
-    for call in in_progress(db, now):
+    for call in calls:
         if call["in_assistant"] and call["seconds"] > rules.long_call_s:
             text = f"in the assistant for {_clock(call['seconds'])} (longer than {_clock(rules.long_call_s)})"
             found.append(_alert("long", call["call_sid"], text))
@@ -141,9 +140,9 @@ def _alert(kind: str, call_sid: str, text: str) -> dict[str, Any]:
 
 
 def snapshot(db: Session, now: datetime, rules: LiveRules) -> dict[str, Any]:
-    return {"calls": in_progress(db, now), "waiting": waiting(db, now), "alerts": alerts(db, now, rules), "now": now}
+    calls = in_progress(db, now)
+    return {"calls": calls, "waiting": waiting(db, now), "alerts": alerts(db, now, rules, calls), "now": now}
 
 
-def _aware(moment: datetime, like: datetime) -> datetime:
-    """SQLite gives naive UTC datetimes back; PostgreSQL aware ones."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=like.tzinfo)
+def _seconds_since(moment: datetime, now: datetime) -> int:
+    return max(0, round((now - as_utc(moment)).total_seconds()))

@@ -24,6 +24,7 @@ import httpx
 from twilio.request_validator import RequestValidator
 
 from analytics.store import CallStore
+from foundation.plain_words import as_utc
 from foundation.settings import Settings, TtsSettings
 from helpline.demo import with_twilio_standin
 from helpline.services import ServiceError, Stack
@@ -111,7 +112,7 @@ def spread(store: Any, placed: list[tuple[str, int]], zone: Any, rng: random.Ran
         call = store.call(call_sid)
         if call is None:
             continue
-        started = call.started_at.replace(tzinfo=call.started_at.tzinfo or UTC)
+        started = as_utc(call.started_at)
         day = (started.astimezone(zone) - timedelta(days=days_ago)).date()
         minute = rng.randrange(OPEN_HOURS[0] * 60, OPEN_HOURS[1] * 60)
         target = datetime.combine(day, dtime(minute // 60, minute % 60), zone)

@@ -5,6 +5,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from foundation.plain_words import as_utc
 from helpline.seed_demo import NEW_REASONS, OPEN_HOURS, SCENARIOS, day_plan, spread
 
 ZONE = ZoneInfo("Europe/Stockholm")
@@ -26,6 +27,6 @@ def test_each_call_lands_on_its_day_within_opening_hours(store):  # type: ignore
     spread(store, [(f"CAseed{n}", n * 2) for n in range(6)], ZONE, random.Random(2))
     for n in range(6):
         started = store.call(f"CAseed{n}").started_at
-        local = started.replace(tzinfo=started.tzinfo or UTC).astimezone(ZONE)
+        local = as_utc(started).astimezone(ZONE)
         assert local.date() == (now.astimezone(ZONE) - timedelta(days=n * 2)).date() or n == 0
         assert OPEN_HOURS[0] <= local.hour < OPEN_HOURS[1] or local == now.astimezone(ZONE)

@@ -138,6 +138,8 @@ def test_a_finished_call_is_moved_to_another_day_whole(store):  # type: ignore[n
     """`helpline seed-demo --days` spreads the calls it placed over past days: every time of the call moves."""
     from datetime import UTC, datetime, timedelta
 
+    from foundation.plain_words import as_utc  # SQLite gives naive UTC back
+
     start = datetime(2026, 12, 4, 10, tzinfo=UTC)
     store.call_started("CAmove", "+46******00", "k", start, worker="w")
     store.save_turn("CAmove", {"index": 1, "input": "speech", "transcript": "hello", "decision": "route:general"})
@@ -149,7 +151,6 @@ def test_a_finished_call_is_moved_to_another_day_whole(store):  # type: ignore[n
     store.move_call("CAmove", -timedelta(days=3))
     call = store.call("CAmove")
     back = timedelta(days=3)
-    as_utc = lambda t: t.replace(tzinfo=t.tzinfo or UTC)  # noqa: E731  (SQLite gives naive UTC back)
     assert as_utc(call.started_at) == start - back and as_utc(call.ended_at) == start + timedelta(minutes=2) - back
     assert as_utc(call.handed_off_at) == start + timedelta(seconds=30) - back
     assert call.record["started_at"].startswith("2026-12-01T10:00")
