@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, aliased
 
 from analytics import kpis
 from analytics.models import Call, Turn
+from foundation.routing_table import RoutingTable
 
 REACTIONS = ("accepted", "asked_again", "person", "hung_up", "other")
 # Small talk after an answer that says it landed: thanks, goodbye, "no, that was all", "yes" to "anything else?".
@@ -26,7 +27,7 @@ def answer_quality(db: Session, period: kpis.Period) -> list[dict[str, Any]]:
     reaction = case(
         (after.call_sid.is_(None), "hung_up"),
         (after.decision == answer.decision, "asked_again"),
-        (or_(after.intent == "request_human", after.decision == "route:general"), "person"),
+        (or_(after.intent.in_(RoutingTable.load().person_intents), after.decision == "route:general"), "person"),
         (or_(after.decision.in_(ACCEPTING_SMALLTALK), after.decision.like("answer:%")), "accepted"),
         else_="other",
     ).label("reaction")

@@ -17,7 +17,6 @@ import jsonschema
 from foundation.language import load_language
 from foundation.plain_words import times
 from foundation.routing_table import RoutingTable
-from nlu.sentiment import call_mood
 
 SCHEMA_FILE = Path(__file__).with_name("handoff_packet.schema.json")
 SCHEMA_VERSION = 2  # 2: caller_mood
@@ -63,7 +62,7 @@ def build_packet(
     language: str,
     agent_url: str | None = None,
 ) -> dict[str, Any]:
-    """The packet for ``record`` (a ``CallRecord.as_dict()`` with a handoff), validated."""
+    """The packet for ``record`` (a ``CallRecord.as_dict()`` with a handoff and the caller's mood), validated."""
     handoff = record["handoff"]
     turns = record["turns"]
     routed = next((t for t in turns if t["index"] == handoff.get("turn")), None)
@@ -111,7 +110,7 @@ def build_packet(
             "fault": bool(handoff.get("fault")),
         },
         "previous_calls_7d": previous_calls_7d,
-        "caller_mood": call_mood(turns, previous_calls_7d, vocabulary.person_intents).as_dict(),
+        "caller_mood": record["mood"],  # judged once, when the call ended (telephony/media_stream.py)
     }
     if agent_url:
         packet["agent_url"] = agent_url

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from foundation.routing_table import RoutingTable
+from nlu.sentiment import call_mood
 from telephony.call_control import QUEUES, QueueTable, fallback_twiml, queue_twiml
 from telephony.call_record import CallRecord, HandoffRequested, TurnRecord
 from telephony.handoff import (
@@ -68,6 +69,8 @@ VOCABULARY = RoutingTable.load()
 
 
 def packet_for(record: dict, previous: int = 0) -> dict:
+    # The caller's mood is judged as the call ends, from the same earlier calls, before the packet is built.
+    record = {**record, "mood": call_mood(record["turns"], previous, VOCABULARY.person_intents).as_dict()}
     return build_packet(
         record,
         VOCABULARY,
