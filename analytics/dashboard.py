@@ -7,12 +7,14 @@ import asyncio
 import csv
 import hmac
 import io
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from analytics import drivers, kpis, quality, review, trends
 from analytics.auth import SignedIn
@@ -31,6 +33,7 @@ PAGE_SIZE = 50
 CSV_LIMIT = 10_000
 
 router = APIRouter()
+T = TypeVar("T")
 
 
 def _period(request: Request, start: str | None, end: str | None) -> tuple[kpis.Period, str | None]:
@@ -64,16 +67,22 @@ def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = Fal
     ]
 
 
+async def _from_store(request: Request, compute: Callable[[Session], T]) -> T:
+    """``compute`` over a session of the call store, off the event loop."""
+    store = web_context(request).store
+
+    def run() -> T:
+        with store.sessions() as db:
+            return compute(db)
+
+    return await asyncio.to_thread(run)
+
+
 @router.get("/dashboard", response_class=HTMLResponse)
 async def overview(request: Request, user: DashboardUser, start: str | None = None, end: str | None = None) -> Response:
     period, problem = _period(request, start, end)
-    web = web_context(request)
-
-    def compute() -> dict[str, Any]:
-        with web.store.sessions() as db:
-            return kpis.summary(db, period, web.baseline_aht_s)
-
-    figures = await asyncio.to_thread(compute)
+    baseline = web_context(request).baseline_aht_s
+    figures = await _from_store(request, lambda db: kpis.summary(db, period, baseline))
     charts = {
         "calls_per_hour": bars(figures["calls_per_hour"], "bucket", "calls"),
         "containment": bars(figures["containment_by_topic"], "topic", "containment", percent=True),
@@ -117,13 +126,7 @@ async def trends_view(
     request: Request, user: DashboardUser, start: str | None = None, end: str | None = None, unit: str | None = None
 ) -> Response:
     period, problem = _period(request, start, end)
-    web = web_context(request)
-
-    def compute() -> dict[str, Any]:
-        with web.store.sessions() as db:
-            return trends.trends(db, period, unit)
-
-    figures = await asyncio.to_thread(compute)
+    figures = await _from_store(request, lambda db: trends.trends(db, period, unit))
     series = figures["series"]
     charts = {
         "calls": columns(series, "calls"),
@@ -151,13 +154,7 @@ async def answers_view(
     request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
 ) -> Response:
     period, problem = _period(request, start, end)
-    web = web_context(request)
-
-    def compute() -> list[dict[str, Any]]:
-        with web.store.sessions() as db:
-            return quality.answer_quality(db, period)
-
-    rows = await asyncio.to_thread(compute)
+    rows = await _from_store(request, lambda db: quality.answer_quality(db, period))
     return page(
         request,
         "dashboard_answers.html",
@@ -180,14 +177,9 @@ async def drivers_view(
     request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
 ) -> Response:
     period, problem = _period(request, start, end)
-    web = web_context(request)
+    encoder = web_context(request).encoder
     await audited(request, user, "call_drivers", subject=_described(period, {}))
-
-    def compute() -> dict[str, Any]:
-        with web.store.sessions() as db:
-            return drivers.call_drivers(db, period, web.encoder().encode)
-
-    found = await asyncio.to_thread(compute)
+    found = await _from_store(request, lambda db: drivers.call_drivers(db, period, encoder().encode))
     return page(
         request,
         "dashboard_drivers.html",

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-LABELS = ("negative", "neutral", "positive")
 # VADER's compound score at or below NEGATIVE_AT is negative, at or above POSITIVE_AT positive (chosen on dev).
 NEGATIVE_AT = -0.25
 POSITIVE_AT = 0.1
