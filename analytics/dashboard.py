@@ -67,7 +67,7 @@ def bars(rows: list[dict[str, Any]], label: str, value: str, percent: bool = Fal
     ]
 
 
-async def _from_store(request: Request, compute: Callable[[Session], T]) -> T:
+async def from_store(request: Request, compute: Callable[[Session], T]) -> T:
     """``compute`` over a session of the call store, off the event loop."""
     store = web_context(request).store
 
@@ -82,7 +82,7 @@ async def _from_store(request: Request, compute: Callable[[Session], T]) -> T:
 async def overview(request: Request, user: DashboardUser, start: str | None = None, end: str | None = None) -> Response:
     period, problem = _period(request, start, end)
     baseline = web_context(request).baseline_aht_s
-    figures = await _from_store(request, lambda db: kpis.summary(db, period, baseline))
+    figures = await from_store(request, lambda db: kpis.summary(db, period, baseline))
     charts = {
         "calls_per_hour": bars(figures["calls_per_hour"], "bucket", "calls"),
         "containment": bars(figures["containment_by_topic"], "topic", "containment", percent=True),
@@ -126,7 +126,7 @@ async def trends_view(
     request: Request, user: DashboardUser, start: str | None = None, end: str | None = None, unit: str | None = None
 ) -> Response:
     period, problem = _period(request, start, end)
-    figures = await _from_store(request, lambda db: trends.trends(db, period, unit))
+    figures = await from_store(request, lambda db: trends.trends(db, period, unit))
     series = figures["series"]
     charts = {
         "calls": columns(series, "calls"),
@@ -154,7 +154,7 @@ async def answers_view(
     request: Request, user: DashboardUser, start: str | None = None, end: str | None = None
 ) -> Response:
     period, problem = _period(request, start, end)
-    rows = await _from_store(request, lambda db: quality.answer_quality(db, period))
+    rows = await from_store(request, lambda db: quality.answer_quality(db, period))
     return page(
         request,
         "dashboard_answers.html",
@@ -179,7 +179,7 @@ async def drivers_view(
     period, problem = _period(request, start, end)
     encoder = web_context(request).encoder
     await audited(request, user, "call_drivers", subject=_described(period, {}))
-    found = await _from_store(request, lambda db: drivers.call_drivers(db, period, encoder().encode))
+    found = await from_store(request, lambda db: drivers.call_drivers(db, period, encoder().encode))
     return page(
         request,
         "dashboard_drivers.html",

@@ -15,24 +15,23 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from analytics import live
-from analytics.dashboard import DashboardUser
+from analytics.dashboard import DashboardUser, from_store
 from analytics.web import page, private_headers, templates, web_context
 
 EVERY_S = 3.0  # how often an open live view is sent the line's state
 # A stream ends after this and the browser's EventSource opens another: an open live view never holds a stopping
 # gateway for longer.
 STREAM_FOR_S = 60.0
-SCRIPT = Path(__file__).with_name("static") / "live.js"
+SCRIPT = (Path(__file__).with_name("static") / "live.js").read_text()
 # The live page alone runs a script: its own, from this site, which may only open the event stream.
 LIVE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; form-action 'self'"
 
 router = APIRouter()
 
 
-def _state(request: Request) -> dict[str, Any]:
-    web = web_context(request)
-    with web.store.sessions() as db:
-        return live.snapshot(db, datetime.now(UTC), web.live_rules)
+async def _state(request: Request) -> dict[str, Any]:
+    rules = web_context(request).live_rules
+    return await from_store(request, lambda db: live.snapshot(db, datetime.now(UTC), rules))
 
 
 def _panel(request: Request, state: dict[str, Any]) -> str:
@@ -42,7 +41,7 @@ def _panel(request: Request, state: dict[str, Any]) -> str:
 
 @router.get("/dashboard/live", response_class=HTMLResponse)
 async def live_page(request: Request, user: DashboardUser) -> Response:
-    state = await asyncio.to_thread(_state, request)
+    state = await _state(request)
     response = page(request, "dashboard_live.html", user=user, live=state)
     response.headers["Content-Security-Policy"] = LIVE_POLICY
     return response
@@ -56,7 +55,7 @@ async def live_events(request: Request, user: DashboardUser) -> Response:
         ends = time.monotonic() + STREAM_FOR_S
         yield f"retry: {int(EVERY_S * 1000)}\n\n"
         while time.monotonic() < ends and not await request.is_disconnected():
-            state = await asyncio.to_thread(_state, request)
+            state = await _state(request)
             html = _panel(request, state)
             yield "event: panel\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
             await asyncio.sleep(EVERY_S)
@@ -66,7 +65,7 @@ async def live_events(request: Request, user: DashboardUser) -> Response:
 
 @router.get("/static/live.js")
 async def live_script() -> Response:
-    response = Response(SCRIPT.read_text(), media_type="text/javascript")
+    response = Response(SCRIPT, media_type="text/javascript")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
