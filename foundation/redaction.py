@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import re
+from collections.abc import Callable
 
 from foundation.personnummer import find_personal_ids, luhn_valid
 
@@ -29,30 +30,65 @@ _ACCOUNT_WORDS = re.compile(
     r"(?: (?:is|was|it's|är))?[ :]*$",
     re.IGNORECASE,
 )
+# A number of six digits or more said right after one of these words is a personal number even when it fails the
+# checksum (a recogniser that mishears one digit makes it fail, and the rest is still the caller's number).
+_PERSONAL_NUMBER_WORDS = re.compile(
+    r"\b(?:personal (?:identity |id )?number|personnummer|social security number|coordination number"
+    r"|samordningsnummer|id number)(?: (?:is|was|it's|är))?[ :]*$",
+    re.IGNORECASE,
+)
 # International (+46 70 123 45 67) or national (070-123 45 67) numbers: 8 to 13 digits in total.
 _PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ -]?|0)\d{1,3}(?:[ -]?\d{2,4}){2,4}(?!\d)")
 
 
-def _replace_spans(text: str, spans: list[tuple[int, int, str]]) -> str:
-    for start, end, label in sorted(spans, reverse=True):
-        text = text[:start] + f"[{label}]" + text[end:]
-    return text
+class _Masking:
+    """Text being masked pass by pass, each character knowing the span of the original text it stands for (a label
+    stands for the whole span it replaced): later passes see earlier labels, and every span is still found in the
+    original text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._origin = [(i, i + 1) for i in range(len(text))]
+        self.spans: list[tuple[int, int, str]] = []  # (start, end, label) in the original text
+
+    def replace(self, spans: list[tuple[int, int, str]]) -> None:
+        for start, end, label in sorted(spans, reverse=True):
+            first, last = self._origin[start][0], self._origin[end - 1][1]
+            self.text = self.text[:start] + f"[{label}]" + self.text[end:]
+            self._origin[start:end] = [(first, last)] * (len(label) + 2)
+            self.spans = [s for s in self.spans if s[1] <= first or s[0] >= last] + [(first, last, label)]
+
+    def substitute(self, pattern: re.Pattern[str], label: str, keep: Callable[[str], bool] = lambda _: True) -> None:
+        self.replace([(m.start(), m.end(), label) for m in pattern.finditer(self.text) if keep(m.group(0))])
+
+
+def _card_number(candidate: str) -> bool:
+    digits = re.sub(r"\D", "", candidate)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _masked(text: str) -> _Masking:
+    masking = _Masking(text)
+    if not text:
+        return masking
+    masking.replace([(p.start, p.end, p.kind) for p in find_personal_ids(masking.text)])
+    masking.replace(_personal_numbers_misheard(masking.text))
+    masking.substitute(_EMAIL, "email")
+    masking.substitute(_CARD, "card number", _card_number)
+    _mask_bank_accounts(masking)
+    masking.substitute(_PHONE, "phone number", lambda m: 8 <= len(re.sub(r"\D", "", m)) <= 13)
+    return masking
 
 
 def redact_text(text: str) -> str:
     """``text`` with personal identity numbers, card numbers, e-mail addresses and phone numbers masked."""
-    if not text:
-        return text
-    text = _replace_spans(text, [(p.start, p.end, p.kind) for p in find_personal_ids(text)])
-    text = _EMAIL.sub("[email]", text)
-    cards = [
-        (m.start(), m.end(), "card number")
-        for m in _CARD.finditer(text)
-        if 13 <= len(digits := re.sub(r"\D", "", m.group(0))) <= 19 and luhn_valid(digits)
-    ]
-    text = _replace_spans(text, cards)
-    text = _mask_bank_accounts(text)
-    return _PHONE.sub(lambda m: "[phone number]" if 8 <= len(re.sub(r"\D", "", m.group(0))) <= 13 else m.group(0), text)
+    return _masked(text).text
+
+
+def personal_spans(text: str) -> list[tuple[int, int, str]]:
+    """Where ``redact_text`` masks ``text``: (start, end, label) in ``text`` itself, in order (a recording silences
+    the audio of these words)."""
+    return sorted(_masked(text).spans)
 
 
 def _iban_valid(candidate: str) -> bool:
@@ -73,27 +109,68 @@ def _iban_prefix(candidate: str) -> str | None:
     return None
 
 
-def _mask_bank_accounts(text: str) -> str:
+def _mask_bank_accounts(masking: _Masking) -> None:
     ibans = []
-    for m in _IBAN.finditer(text):
+    for m in _IBAN.finditer(masking.text):
         found = _iban_prefix(m.group(0))
         if found is not None:
             ibans.append((m.start(), m.start() + len(found), "bank account"))
-    text = _replace_spans(text, ibans)
-    spans = []
-    for m in _DIGIT_RUN.finditer(text):
+    masking.replace(ibans)
+    spans = _numbers_after(masking.text, _ACCOUNT_WORDS, 5, "bank account")
+    for m in _DIGIT_RUN.finditer(masking.text):
         digits = re.sub(r"\D", "", m.group(0))
-        if _ISO_DATE.match(m.group(0)):
-            continue
-        after_keyword = _ACCOUNT_WORDS.search(text[max(0, m.start() - 40) : m.start()]) is not None
         first_group = re.match(r"\d+", m.group(0))
         # Swedish accounts: a 4-digit clearing number (Swedbank adds a fifth after a hyphen) and 7-10 more digits.
         clearing_shape = (
             first_group is not None and len(first_group.group(0)) == 4 and not digits.startswith("00")
         ) and 11 <= len(digits) <= 16
-        if (after_keyword and len(digits) >= 5) or clearing_shape:
+        if clearing_shape and not _ISO_DATE.match(m.group(0)) and all(m.start() != s[0] for s in spans):
             spans.append((m.start(), m.end(), "bank account"))
-    return _replace_spans(text, spans)
+    masking.replace(spans)
+
+
+def _numbers_after(text: str, keywords: re.Pattern[str], min_digits: int, label: str) -> list[tuple[int, int, str]]:
+    """Every digit run (not a date) of at least ``min_digits`` digits said right after ``keywords``."""
+    spans = []
+    for m in _DIGIT_RUN.finditer(text):
+        if _ISO_DATE.match(m.group(0)) or len(re.sub(r"\D", "", m.group(0))) < min_digits:
+            continue
+        if keywords.search(text[max(0, m.start() - 40) : m.start()]) is not None:
+            spans.append((m.start(), m.end(), label))
+    return spans
+
+
+NUMBER_GAP_WORDS = 2  # words a recogniser writes inside one spoken number ("90 million 800 or 11200")
+
+
+def spoken_numbers(text: str) -> list[tuple[int, int, int]]:
+    """Each number as a recogniser writes a spoken one: its digit groups joined across up to two words between
+    them ("90 million 800 or 11200, 80-9,876"), as (start, end, digits)."""
+    tokens = [(m.start(), m.end(), sum(c.isdigit() for c in m.group(0))) for m in re.finditer(r"\S+", text)]
+    numbers: list[tuple[int, int, int]] = []
+    group: list[tuple[int, int, int]] = []
+    gap = 0
+    for token in [*tokens, (len(text), len(text), 0)]:
+        if token[2]:
+            group, gap = [*group, token], 0
+            continue
+        gap += 1
+        if group and (gap > NUMBER_GAP_WORDS or token[0] == len(text)):
+            end = group[-1][0] + len(text[group[-1][0] : group[-1][1]].rstrip(".,;:?!"))  # not the sentence's stop
+            numbers.append((group[0][0], end, sum(t[2] for t in group)))
+            group = []
+    return numbers
+
+
+def _personal_numbers_misheard(text: str) -> list[tuple[int, int, str]]:
+    """A number of six digits or more said right after personal-number words, however the recogniser wrote it."""
+    return [
+        (start, end, "personnummer")
+        for start, end, digits in spoken_numbers(text)
+        if digits >= 6
+        and _PERSONAL_NUMBER_WORDS.search(text[max(0, start - 40) : start]) is not None
+        and not _ISO_DATE.fullmatch(text[start:end])
+    ]
 
 
 class RedactingFilter(logging.Filter):
