@@ -132,8 +132,11 @@ class LongTurn:
         """The held pieces, followed by the last piece if there is one, as one utterance."""
         pieces = [*self._pieces, *([last] if last is not None else [])]
         self._pieces = []
-        first, final = pieces[0][1], pieces[-1][1]
-        whole = replace(final, utterance=replace(final.utterance, started_ms=first.utterance.started_ms))
+        first, final = pieces[0][1].utterance, pieces[-1][1]
+        whole = replace(
+            final,
+            utterance=replace(final.utterance, started_ms=first.started_ms, audio_started_ms=first.audio_started_ms),
+        )
         return join_transcripts([t for t, _ in pieces]), whole
 
 
@@ -266,7 +269,8 @@ class Listener:
             transcript = await item.transcript
         else:
             transcript = await self._transcribe(item.utterance.pcm)
-        return transcript, (time.perf_counter() - t0) * 1000
+        # Its words' times on the call's stream clock (where a recording silences them).
+        return transcript.shifted(item.utterance.audio_started_ms / 1000), (time.perf_counter() - t0) * 1000
 
     async def _transcribe(self, pcm: np.ndarray) -> Transcript:
         """Recognition of ``pcm`` off the event loop (on the line's recognition queue when it has one: a finished

@@ -28,6 +28,7 @@ class UtteranceEnded:
     started_ms: int
     speech_end_ms: int
     truncated: bool  # cut at the maximum utterance length rather than by silence
+    audio_started_ms: int  # stream time of the first sample of ``pcm`` (its pre-roll starts before the speech)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class SpeechPaused:
     pcm: np.ndarray
     started_ms: int
     speech_end_ms: int
+    audio_started_ms: int
 
 
 VadEvent = SpeechStarted | SpeechPaused | UtteranceEnded
@@ -91,6 +93,7 @@ class Endpointer:
         self._voiced_frames = 0
         self._last_voiced_ms = 0
         self._started_ms = 0
+        self._audio_started_ms = 0
         self._clock_ms = 0
 
     @property
@@ -137,6 +140,7 @@ class Endpointer:
             self._voiced_frames = sum(v for _, v in self._window)
             first_voiced = next(i for i, (_, v) in enumerate(self._window) if v)
             self._started_ms = now - (len(self._window) - 1 - first_voiced) * FRAME_MS
+            self._audio_started_ms = now - (len(self._window) - 1) * FRAME_MS
             self._last_voiced_ms = now
             self._silent_run = 0
             self._window.clear()
@@ -151,7 +155,11 @@ class Endpointer:
         too_long = len(self._utterance) >= self._max_frames
         if self._silent_run < self._end_silence_frames and not too_long:
             if self._pause_frames and self._silent_run == self._pause_frames:
-                return [SpeechPaused(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS)]
+                return [
+                    SpeechPaused(
+                        self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, self._audio_started_ms
+                    )
+                ]
             return []
         return [self._end(truncated=too_long and self._silent_run < self._end_silence_frames)]
 
@@ -180,7 +188,9 @@ class Endpointer:
         return self._end(truncated=False) if self._in_speech else None
 
     def _end(self, truncated: bool) -> UtteranceEnded:
-        event = UtteranceEnded(self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, truncated)
+        event = UtteranceEnded(
+            self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, truncated, self._audio_started_ms
+        )
         self.reset()
         return event
 

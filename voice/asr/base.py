@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
@@ -44,8 +44,13 @@ class RecognitionContext:
 
 @dataclass(frozen=True)
 class Word:
+    """A recognised word; ``start`` and ``end`` are seconds into the audio it was heard in (the listener moves them
+    onto the call's stream clock), None when the engine gave no times."""
+
     text: str
     confidence: float
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,14 @@ class Transcript:
     def is_empty(self) -> bool:
         return not self.text.strip()
 
+    def shifted(self, seconds: float) -> Transcript:
+        """The same transcript with its words' times moved by ``seconds`` (audio heard that much into a stream)."""
+        words = tuple(
+            replace(w, start=w.start + seconds, end=w.end + seconds) if w.start is not None and w.end is not None else w
+            for w in self.words
+        )
+        return replace(self, words=words)
+
 
 def join_transcripts(pieces: list[Transcript]) -> Transcript:
     """Consecutive pieces of one utterance as one transcript: words in order, confidences weighted by audio length,
@@ -94,13 +107,15 @@ def join_transcripts(pieces: list[Transcript]) -> Transcript:
 @dataclass(frozen=True)
 class DecodedSegment:
     """One segment as a Whisper engine decoded it, engine-neutral: text, mean token log-probability, token count,
-    the no-speech probability, and each word as decoded (leading space kept) with its probability."""
+    the no-speech probability, each word as decoded (leading space kept) with its probability, and, when the engine
+    timed them, each word's start and end (seconds into the audio)."""
 
     text: str
     avg_logprob: float
     tokens: int
     no_speech_prob: float
     words: tuple[tuple[str, float], ...] = ()
+    times: tuple[tuple[float, float], ...] = ()
 
 
 # Whisper, given the quiet after a caller's last word, often goes on writing: "... a person. 1.", "... paid? Thank
@@ -125,6 +140,13 @@ def invented_tail(words: list[tuple[str, float]], below: float = INVENTED_TAIL_B
     return len(words) - keep
 
 
+def _times(segment: DecodedSegment) -> list[tuple[float, float] | None]:
+    """Each decoded word's (start, end), or None for every word when the engine gave no times."""
+    if len(segment.times) == len(segment.words):
+        return [(round(float(a), 2), round(float(b), 2)) for a, b in segment.times]
+    return [None] * len(segment.words)
+
+
 def whisper_transcript(
     segments: list[DecodedSegment],
     language: str,
@@ -136,13 +158,15 @@ def whisper_transcript(
     the dropped words leave the text and the confidence."""
     if not segments:
         return Transcript("", 0.0, language, audio_s, no_speech=1.0)
-    decoded = [(w, p, n) for n, s in enumerate(segments) for w, p in s.words if w.strip()]
+    timed = [(w, p, n, t) for n, s in enumerate(segments) for (w, p), t in zip(s.words, _times(s), strict=True)]
+    decoded = [(w, p, n) for w, p, n, _ in timed if w.strip()]
+    times = [t for w, _, _, t in timed if w.strip()]
     dropped = invented_tail([(w, p) for w, p, _ in decoded], tail_below)
     log_probs = sum(s.avg_logprob * max(1, s.tokens) for s in segments)
     tokens = sum(max(1, s.tokens) for s in segments)
     text = " ".join(s.text.strip() for s in segments).strip()
     if dropped:
-        decoded, tail = decoded[:-dropped], decoded[-dropped:]
+        decoded, tail, times = decoded[:-dropped], decoded[-dropped:], times[:-dropped]
         # One token a word, a close enough account of what the tail added to the mean.
         log_probs -= sum(math.log(max(p, 1e-6)) for _, p, _ in tail)
         tokens = max(1, tokens - len(tail))
@@ -153,7 +177,10 @@ def whisper_transcript(
         confidence=round(min(1.0, math.exp(log_probs / tokens)), 3),
         language=language,
         audio_s=audio_s,
-        words=tuple(Word(w.strip(), round(float(p), 3)) for w, p, _ in decoded),
+        words=tuple(
+            Word(w.strip(), round(float(p), 3), *(t if t is not None else (None, None)))
+            for (w, p, _), t in zip(decoded, times, strict=True)
+        ),
         no_speech=round(max(s.no_speech_prob for s in segments), 3),
         alternatives=alternatives,
     )

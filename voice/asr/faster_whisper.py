@@ -126,6 +126,7 @@ class FasterWhisperAsr:
                 len(s.tokens),
                 s.no_speech_prob,
                 tuple((w.word, w.probability) for w in s.words or ()),
+                tuple((w.start, w.end) for w in s.words or ()),
             )
             for s in segments
         ]

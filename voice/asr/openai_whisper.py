@@ -78,6 +78,7 @@ class OpenAiWhisperAsr:
                 len(s["tokens"]),
                 s["no_speech_prob"],
                 tuple((w["word"], float(w["probability"])) for w in s.get("words", [])),
+                tuple((float(w["start"]), float(w["end"])) for w in s.get("words", [])),
             )
             for s in result.get("segments", [])
         ]

