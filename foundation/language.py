@@ -35,6 +35,7 @@ class LinePrompts:
     confirm: str  # holds {text}: the caller's words read back
     confirm_denied: str
     lines_busy: str
+    recording_notice: str  # said in the greeting, after the disclosure, when calls are recorded (RECORDING__ENABLED)
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,14 @@ class RetentionSettings(BaseModel):
     every_hours: float = Field(24.0, gt=0, le=24 * 7)
 
 
+class RecordingSettings(BaseModel):
+    """Call recordings (telephony/recording.py): off unless enabled. When on, the greeting says the call is recorded
+    (the language's ``recording_notice``), and a call is kept only if the caller heard that whole; personal numbers
+    are silenced; recordings are removed with the call's transcripts (RETENTION__CALL_CONTENT_DAYS)."""
+
+    enabled: bool = False
+
+
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
 
@@ -285,6 +293,7 @@ class Settings(BaseSettings):
     web: WebSettings = WebSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
     retention: RetentionSettings = RetentionSettings()
+    recording: RecordingSettings = RecordingSettings()
     # Where the Rasa training data lives (nlu/data, dialogues/domain.yml): the review queue adds examples there.
     training_root: Path = REPO_ROOT
     # SQLAlchemy URL of the call store; None: SQLite in the data directory. PostgreSQL: postgresql+psycopg://...

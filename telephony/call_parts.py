@@ -33,3 +33,4 @@ class CallParts:
     end_of_turn_settings: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)
     speech_detector: Callable[[], SpeechDetector] | None = None  # one per call; None: WebRTC VAD
     recognitions: Recognitions | None = None  # the line's recognition queue; None: asyncio's default thread pool
+    recording: bool = False  # calls are recorded (RECORDING__ENABLED): the greeting says so

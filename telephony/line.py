@@ -121,6 +121,7 @@ class Line:
             end_of_turn_settings=settings.end_of_turn,
             speech_detector=self._speech_detector(),
             recognitions=self.recognitions,
+            recording=settings.recording.enabled,
         )
 
     def _speech_detector(self) -> Callable[[], SpeechDetector] | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from foundation.redaction import redact_text
 from telephony.call_record import TurnRecord
+from telephony.recording import CallRecording
 from telephony.tasks import CallTasks
 from telephony.transport import FINAL_MARK_SUFFIX, CallTransport
 from voice.codecs import TELEPHONE_RATE, frames
@@ -66,8 +67,10 @@ class Playback:
         tasks: CallTasks,
         stream_ms: Callable[[], int],
         on_event: Callable[..., None],
+        recording: CallRecording | None = None,
     ):
         self._call_sid = call_sid
+        self._recording = recording  # what the caller heard goes into it
         self._transport = transport
         self._tasks = tasks
         self._stream_ms = stream_ms
@@ -115,12 +118,16 @@ class Playback:
             prompt.final_mark = mark
         self._marks[mark] = (prompt, index)
         prompt.sentence_ms.append(len(audio) // (TELEPHONE_RATE // 1000))
+        # A sentence with personal data in it (the caller's number read back) is never recorded.
+        private = self._recording is not None and redact_text(prompt.sentences[index]) != prompt.sentences[index]
         async with self._send_lock:
             for frame in frames(audio):
                 if prompt.interrupted is not None:
                     self._marks.pop(mark, None)
                     return
                 await self._transport.send_audio(frame)
+                if self._recording is not None:
+                    self._recording.assistant_audio(frame, self._stream_ms(), private)
                 if prompt.started_ms is None:
                     prompt.started_ms = self._stream_ms()
                     if prompt.turn is not None and endpoint_at is not None:
@@ -165,6 +172,8 @@ class Playback:
         prompt.finished.set()
         if prompt.turn is not None:
             prompt.turn.interrupted = prompt.interrupted
+        if self._recording is not None:
+            self._recording.cleared(now)
         self._on_event("barge_in", prompt=prompt.kind, **prompt.interrupted)
         log.info("call %s: %s stopped the %s prompt", self._call_sid, cause, prompt.kind)
         self._tasks.start(self._clear(), "clear")

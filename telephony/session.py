@@ -41,11 +41,14 @@ from telephony.listening import (
 )
 from telephony.playback import Playback, Prompt
 from telephony.read_back import Answer, ReadBack
+from telephony.recording import CallRecording, personal_audio
 from telephony.tasks import CallTasks
 from telephony.transport import CallStart, CallTransport
 from telephony.turn_policy import after_nothing_heard
 from voice.asr.base import AsrError, RecognitionContext, Transcript
+from voice.codecs import FRAME_MS
 from voice.tts.base import TtsError, split_sentences
+from voice.vad import Endpointer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,10 @@ class CallSession:
         )
         self._states = CallStates(lambda was, now: self._event("state", to=now.value, **{"from": was.value}))
         self._tasks = CallTasks(call.call_sid)
-        self._playback = Playback(call.call_sid, transport, self._tasks, lambda: self._listener.stream_ms, self._event)
+        self.recording = CallRecording() if parts.recording else None  # kept when the caller heard the notice
+        self._playback = Playback(
+            call.call_sid, transport, self._tasks, lambda: self._listener.stream_ms, self._event, self.recording
+        )
         self._listener = Listener(
             call.call_sid, parts, self._playback, self._tasks, self.record, self._asr_context, self._event,
         )  # fmt: skip
@@ -119,6 +125,8 @@ class CallSession:
     # --- inbound events (called by the gateway's reader; never block) ----------------------------------------
 
     def on_audio(self, mulaw: bytes, timestamp_ms: int) -> None:
+        if self.recording is not None:
+            self.recording.caller_audio(mulaw, timestamp_ms)
         self._listener.on_audio(mulaw, timestamp_ms)
 
     def on_mark(self, name: str) -> None:
@@ -173,9 +181,15 @@ class CallSession:
             log.error("call %s: dialogue unavailable at call start: %s", self.call_sid, e)
             await self._fault_handoff("dialogue server unavailable at call start", None, "dialogue")
             return
-        text = " ".join(texts) or self._say.fallback_greeting
-        protected = self._parts.spoken.sentences_to_disclosure(split_sentences(text))
-        await self._speak(text, kind="greeting", protected=protected)
+        sentences = split_sentences(" ".join(texts) or self._say.fallback_greeting)
+        protected = self._parts.spoken.sentences_to_disclosure(sentences)
+        if self.recording is not None:
+            # Right after the caller hears they talk to an automated assistant, and heard whole like that.
+            sentences.insert(protected, self._say.recording_notice)
+            protected += 1
+        prompt = await self._speak(" ".join(sentences), kind="greeting", protected=protected)
+        if self.recording is not None:
+            self.recording.notice_heard = prompt.heard >= protected
 
     async def _on_no_input(self, item: NoInput) -> None:
         if not self._listener.inputs.empty() or self._listener.in_speech:
@@ -228,6 +242,7 @@ class CallSession:
             await self._fault_handoff("speech recognition failed", turn, "asr")
             return
         transcript, utterance = heard.transcript, heard.item.utterance
+        self._keep_private(transcript, heard.item)
         if heard.kind is HeardKind.WORDS:
             await self._on_words(heard.item, transcript, heard.asr_ms)
             return
@@ -260,8 +275,17 @@ class CallSession:
         self._event("unfinished_turn_taken", waited_ms=release.at_ms - item.utterance.speech_end_ms)
         await self._on_words(item, transcript, 0.0)
 
+    def _keep_private(self, transcript: Transcript, item: SpeechInput) -> None:
+        """The recording loses the audio of the personal data in these words (each piece of a long turn, and the
+        turn whole: a number may run across two pieces)."""
+        if self.recording is not None:
+            utterance = item.utterance
+            whole = (utterance.audio_started_ms, utterance.speech_end_ms + Endpointer.TAIL_FRAMES * FRAME_MS)
+            self.recording.silence(personal_audio(transcript, whole))
+
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
         utterance = item.utterance
+        self._keep_private(transcript, item)
         if self._listener.is_listening_noise(item, transcript.text):
             # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
             self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)

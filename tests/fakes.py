@@ -181,11 +181,12 @@ class FakeCall:
         settings: Settings | None = None,
         keypad: Any = None,
         end_of_turn: FakeEndOfTurn | None = None,
+        voice: FakeVoice | None = None,
     ):
         self.settings = settings or Settings()
         self.transport = FakeTransport()
         self.asr = FakeAsr()
-        self.voice = FakeVoice()
+        self.voice = voice or FakeVoice()
         self.dialogue = dialogue
         self.turns: list[Any] = []
         self.session = CallSession(
@@ -203,6 +204,7 @@ class FakeCall:
                 smalltalk=frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "repeat", "bot_challenge"}),
                 end_of_turn=end_of_turn,
                 end_of_turn_settings=self.settings.end_of_turn,
+                recording=self.settings.recording.enabled,
             ),
             self.transport,
             on_turn=lambda sid, turn: self.turns.append(turn),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ ASR_RATE = 16000
 FRAME_MS = 20
 TELEPHONE_FRAME_BYTES = TELEPHONE_RATE * FRAME_MS // 1000  # 160 mu-law bytes = 20 ms
 
+WAVE_FORMAT_MULAW = 7
 _BIAS = 0x84
 _CLIP14 = 8159
 
@@ -91,3 +94,38 @@ def frames(data: bytes, frame_bytes: int = TELEPHONE_FRAME_BYTES) -> list[bytes]
     if out and len(out[-1]) < frame_bytes:
         out[-1] = out[-1] + b"\xff" * (frame_bytes - len(out[-1]))
     return out
+
+
+def mulaw_wav(interleaved: bytes, channels: int, rate: int = TELEPHONE_RATE) -> bytes:
+    """A WAV file of 8-bit mu-law samples (format 7: a ``fmt`` chunk with no extra bytes and a ``fact`` chunk)."""
+    frames = len(interleaved) // channels
+    fmt = struct.pack("<HHIIHHH", WAVE_FORMAT_MULAW, channels, rate, rate * channels, channels, 8, 0)
+    fact = struct.pack("<I", frames)
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"fact"
+        + struct.pack("<I", len(fact))
+        + fact
+        + b"data"
+        + struct.pack("<I", len(interleaved))
+        + interleaved
+        + (b"\0" if len(interleaved) % 2 else b"")
+    )
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def pcm_wav(wav: bytes) -> bytes:
+    """Any WAV soundfile reads (a recording's mu-law) as 16-bit PCM, which every browser plays; AudioFileError when
+    it is not one."""
+    import soundfile as sf
+
+    try:
+        audio, rate = sf.read(io.BytesIO(wav), dtype="int16", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioFileError(f"not a readable WAV: {e}") from e
+    out = io.BytesIO()
+    sf.write(out, audio, rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()

@@ -1,0 +1,144 @@
+"""A call's recording (RECORDING__ENABLED, off by default): the caller's audio and the assistant's, as the caller
+heard them, two channels of 8 kHz mu-law on the call's stream clock, with personal data silenced.
+
+- The caller's channel is every inbound frame at its stream time (a frame the network lost stays silent).
+- The assistant's channel is what Twilio played: audio sent while earlier audio still plays follows it; a ``clear``
+  (barge-in) drops what had not been played yet. A sentence that holds personal data (the caller's number read back)
+  is never kept: silence takes its place.
+- The caller's personal data, as the transcripts' masking finds it (foundation/redaction.py: personal numbers, card
+  and account numbers, e-mail addresses, phone numbers), and every number of four digits or more, are silenced from
+  the word timestamps of the words that say them, with a margin either side (and to the end of the utterance when
+  the words stop at the number: Whisper drops the rest of a long number more often than a caller stops there); when
+  a span cannot be placed on timed words, the whole utterance is silenced.
+- A recording is kept only when the caller heard the greeting's recording notice whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from foundation.redaction import personal_spans, spoken_numbers
+from voice.asr.base import Transcript, Word
+from voice.codecs import TELEPHONE_RATE, mulaw_wav
+
+SILENT = 0xFF  # mu-law for a sample of 0
+SAMPLES_PER_MS = TELEPHONE_RATE // 1000
+# Silenced before and after the words that say personal data: Whisper's word times drift, most often starting a
+# number late (seen 0.4-0.6 s late on synthetic callers, the word before it stretched over its first digit: that
+# word is silenced too).
+MARGIN_BEFORE_MS = 400
+MARGIN_AFTER_MS = 250
+MAX_SECONDS = 3600  # nothing past an hour is kept (a call that long in the assistant is a fault of its own)
+
+
+def _place(buffer: bytearray, at: int, data: bytes) -> None:
+    """Write ``data`` into ``buffer`` at sample ``at``, silence filling any gap before it."""
+    if at >= MAX_SECONDS * 1000 * SAMPLES_PER_MS:
+        return
+    if at > len(buffer):
+        buffer.extend(bytes([SILENT]) * (at - len(buffer)))
+    buffer[at : at + len(data)] = data
+
+
+def _word_places(text: str, words: tuple[Word, ...]) -> list[tuple[int, int]] | None:
+    """Where each word stands in ``text`` (character offsets), found in order; None when a word is not there."""
+    places, position = [], 0
+    for word in words:
+        found = text.find(word.text, position) if word.text else -1
+        if found < 0:
+            return None
+        places.append((found, found + len(word.text)))
+        position = found + len(word.text)
+    return places
+
+
+NUMBER_MIN_DIGITS = 4
+
+
+def _long_numbers(text: str) -> list[tuple[int, int, str]]:
+    """Every number of four digits or more (as a recogniser writes a spoken one): the recording silences these too.
+    A personal number the recogniser misheard can escape the transcript's masking, and the rest of it is still the
+    caller's; an amount or a year lost from a recording costs little."""
+    return [(start, end, "number") for start, end, digits in spoken_numbers(text) if digits >= NUMBER_MIN_DIGITS]
+
+
+def personal_audio(transcript: Transcript, audio_ms: tuple[int, int]) -> list[tuple[int, int]]:
+    """Stream times (ms) of the audio that says personal data in ``transcript``, whose words' times are on the
+    stream clock; ``audio_ms``: the utterance's whole audio, silenced when a span cannot be placed on timed words."""
+    spans = personal_spans(transcript.text) + _long_numbers(transcript.text)
+    if not spans:
+        return []
+    places = _word_places(transcript.text, transcript.words)
+    if places is None or any(w.start is None or w.end is None for w in transcript.words):
+        return [audio_ms]
+    silenced = []
+    for start, end, _ in spans:
+        said = [i for i, (a, b) in enumerate(places) if a < end and b > start]
+        if not said:
+            return [audio_ms]
+        first, last = transcript.words[said[0]], transcript.words[said[-1]]
+        assert first.start is not None and last.end is not None
+        begin = first.start * 1000 - MARGIN_BEFORE_MS
+        if said[0] > 0:  # Whisper often stretches the word before a number over the number's first digit
+            begin = min(begin, (transcript.words[said[0] - 1].start or 0.0) * 1000)
+        finish = last.end * 1000 + MARGIN_AFTER_MS
+        if said[-1] == len(places) - 1:  # the words stop at the number: what follows was often dropped, not silent
+            finish = max(finish, audio_ms[1])
+        silenced.append((round(begin), round(finish)))
+    return sorted(set(silenced))
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A finished recording: a stereo mu-law WAV (left: the caller, right: the assistant)."""
+
+    wav: bytes
+    seconds: float
+    silenced: list[tuple[int, int]]  # the caller's passages silenced (stream ms)
+
+
+class CallRecording:
+    """Both sides of one call, gathered in memory as the call goes (16 kB a second), written when it ends."""
+
+    def __init__(self) -> None:
+        self._caller = bytearray()
+        self._assistant = bytearray()
+        self._played_to = 0  # the sample at which the assistant's next audio starts playing
+        self._silenced: set[tuple[int, int]] = set()
+        self.notice_heard = False  # the caller heard the greeting say the call is recorded
+
+    def caller_audio(self, mulaw: bytes, at_ms: int) -> None:
+        _place(self._caller, at_ms * SAMPLES_PER_MS, mulaw)
+
+    def assistant_audio(self, mulaw: bytes, now_ms: int, private: bool = False) -> None:
+        """Audio sent to Twilio at stream time ``now_ms``; ``private``: it says personal data, kept as silence."""
+        start = max(now_ms * SAMPLES_PER_MS, self._played_to)
+        _place(self._assistant, start, bytes([SILENT]) * len(mulaw) if private else mulaw)
+        self._played_to = start + len(mulaw)
+
+    def cleared(self, now_ms: int) -> None:
+        """Twilio dropped what it had not played yet (``clear`` at stream time ``now_ms``)."""
+        cut = now_ms * SAMPLES_PER_MS
+        del self._assistant[cut:]
+        self._played_to = min(self._played_to, cut)
+
+    def silence(self, passages: Iterable[tuple[int, int]]) -> None:
+        """Silence the caller's audio at these stream times (ms), now and whatever arrives there later."""
+        self._silenced.update((max(0, a), max(0, b)) for a, b in passages if b > a)
+
+    @property
+    def silenced(self) -> list[tuple[int, int]]:
+        return sorted(self._silenced)
+
+    def finish(self) -> Recorded:
+        """The recording as a stereo mu-law WAV, the caller's personal data silenced."""
+        samples = max(len(self._caller), len(self._assistant))
+        channels = np.full((samples, 2), SILENT, dtype=np.uint8)
+        channels[: len(self._caller), 0] = np.frombuffer(bytes(self._caller), dtype=np.uint8)
+        channels[: len(self._assistant), 1] = np.frombuffer(bytes(self._assistant), dtype=np.uint8)
+        for start_ms, end_ms in self._silenced:
+            channels[start_ms * SAMPLES_PER_MS : end_ms * SAMPLES_PER_MS, 0] = SILENT
+        return Recorded(mulaw_wav(channels.tobytes(), 2), round(samples / (SAMPLES_PER_MS * 1000), 2), self.silenced)
