@@ -73,13 +73,25 @@ class CallEnded(StoreWrite):
 
 
 @dataclass(frozen=True)
+class RecordingSaved(StoreWrite):
+    """The recording is a file in the gateway's data directory until stored (a journal line stays small)."""
+
+    op: ClassVar[str] = "save_recording"
+    call_sid: str
+    path: str
+    seconds: float
+    silenced: int
+
+
+@dataclass(frozen=True)
 class InterruptedMarked(StoreWrite):
     op: ClassVar[str] = "mark_interrupted"
     worker: str
 
 
 OPERATIONS: dict[str, type[StoreWrite]] = {
-    cls.op: cls for cls in (CallStarted, TurnSaved, HandoffSaved, TaskEventAdded, CallEnded, InterruptedMarked)
+    cls.op: cls
+    for cls in (CallStarted, TurnSaved, HandoffSaved, TaskEventAdded, CallEnded, RecordingSaved, InterruptedMarked)
 }
 
 

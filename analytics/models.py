@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -55,6 +55,19 @@ class Turn(Base):
     error: Mapped[str] = mapped_column(Text, default="")
     details: Mapped[dict[str, Any] | None]  # the whole turn record (ranking, entities, latencies, interruptions)
     sentiment: Mapped[str | None] = mapped_column(String(8))  # negative | neutral | positive: a figure the purge keeps
+
+
+class Recording(Base):
+    """A call's recording (telephony/recording.py, RECORDING__ENABLED): a stereo mu-law WAV, the caller on the left,
+    the assistant on the right, personal data silenced. The retention purge deletes it with the call's transcripts."""
+
+    __tablename__ = "recordings"
+
+    call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime]
+    seconds: Mapped[float] = mapped_column(Float)
+    silenced: Mapped[int] = mapped_column(Integer, default=0)  # passages of the caller's speech silenced
+    wav: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class TaskEvent(Base):

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Engine, create_engine, delete, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from analytics.models import AccessEvent, Call, TaskEvent, Turn
+from analytics.models import AccessEvent, Call, Recording, TaskEvent, Turn
 from analytics.store import CallStore, utcnow
 from foundation.plain_words import count
 from foundation.settings import RetentionSettings, Settings
@@ -39,10 +39,12 @@ class PurgeReport:
 
 
 def purge_call(store: CallStore, call_sid: str, at: datetime) -> bool:
-    """Remove one call's personal content in one transaction: all of it, or (on any error) none of it."""
+    """Remove one call's personal content (its words, record, packet, recording) in one transaction: all of it, or
+    (on any error) none of it."""
     with store.sessions.begin() as db:
         db.execute(update(Turn).where(Turn.call_sid == call_sid).values(transcript="", details=None))
         db.execute(update(TaskEvent).where(TaskEvent.call_sid == call_sid).values(details=None))
+        db.execute(delete(Recording).where(Recording.call_sid == call_sid))
         done = db.execute(
             update(Call).where(Call.call_sid == call_sid, Call.purged_at.is_(None))
             .values(record=None, packet=None, caller="", purged_at=at)

@@ -3,6 +3,7 @@ data directory), PostgreSQL by URL; the schema is Alembic's (migrations in analy
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +14,16 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.orm import sessionmaker
 
-from analytics.models import Call, TaskEvent, Turn
+from analytics.models import Call, Recording, TaskEvent, Turn
 from foundation.plain_words import as_utc
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # A call id as the store keys it (Twilio's CA… sids, and the softphone's): anything else is refused before a query.
 CALL_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 REPEAT_WINDOW = timedelta(days=7)
+
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> datetime:
@@ -245,6 +249,35 @@ class CallStore:
     def turns(self, call_sid: str) -> list[Turn]:
         with self.sessions() as db:
             return list(db.scalars(select(Turn).where(Turn.call_sid == call_sid).order_by(Turn.index)))
+
+    # --- recordings ----------------------------------------------------------------------------------------------
+
+    def save_recording(self, call_sid: str, path: str, seconds: float, silenced: int) -> None:
+        """Store the recording a gateway left at ``path`` (then remove the file). Applied again after a crash, the
+        file is gone and the row is there: nothing to do."""
+        spooled = Path(path)
+        if not spooled.exists():
+            with self.sessions() as db:
+                if db.get(Recording, call_sid) is None:
+                    log.error("call %s: its recording %s is gone before it was stored", call_sid, path)
+            return
+        with self.sessions.begin() as db:
+            db.merge(Recording(call_sid=call_sid, at=utcnow(), seconds=seconds, silenced=silenced,
+                               wav=spooled.read_bytes()))  # fmt: skip
+        spooled.unlink(missing_ok=True)
+
+    def recording_facts(self, call_sid: str) -> tuple[float, int] | None:
+        """A call's recording's length and passages silenced, without its audio; None when it has none."""
+        with self.sessions() as db:
+            row = db.execute(
+                select(Recording.seconds, Recording.silenced).where(Recording.call_sid == call_sid)
+            ).first()
+        return (float(row[0]), int(row[1])) if row is not None else None
+
+    def recording(self, call_sid: str) -> bytes | None:
+        """A call's recording (stereo mu-law WAV), or None."""
+        with self.sessions() as db:
+            return db.scalar(select(Recording.wav).where(Recording.call_sid == call_sid))
 
     # --- what experts did --------------------------------------------------------------------------------------
 

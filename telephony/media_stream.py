@@ -6,11 +6,13 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import os
+import uuid
 from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from analytics.journal import CallEnded, CallStarted, TurnSaved
+from analytics.journal import CallEnded, CallStarted, RecordingSaved, TurnSaved
 from foundation.log_context import CALL_ID
 from foundation.redaction import caller_key
 from nlu.sentiment import call_mood
@@ -25,6 +27,7 @@ from telephony.line import (
     public_url,
     stream_token,
 )
+from telephony.recording import Recorded
 from telephony.session import CallSession
 from telephony.transfer import TransferUrls, hand_over, previous_calls_7d
 from telephony.transport import CallStart
@@ -121,8 +124,38 @@ class MediaStreamHandler:
                 line.settings.asr.language,
                 urls,
             )
+        recorded = await self._keep_recording(session)
         line.writer.put(CallEnded(record.as_dict()))
+        if recorded is not None:
+            line.writer.put(RecordingSaved(record.call_sid, *recorded))
         line.metrics.call_ended(record)
+
+    async def _keep_recording(self, session: CallSession) -> tuple[str, float, int] | None:
+        """The call's recording written to the data directory for the store (path, seconds, passages silenced), when
+        the call was recorded and the caller heard the greeting say so; None otherwise."""
+        recording = session.recording
+        if recording is None:
+            return None
+        if not recording.notice_heard:
+            session.note("recording_discarded", reason="the caller did not hear the recording notice")
+            return None
+        path = self._line.settings.data_dir / "recordings" / f"{uuid.uuid4().hex}.wav"  # not named by what Twilio sent
+
+        def write() -> Recorded:
+            recorded = recording.finish()
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+                out.write(recorded.wav)
+            return recorded
+
+        try:
+            recorded = await asyncio.to_thread(write)
+        except OSError as e:
+            log.error("call %s: its recording could not be written: %s", session.call_sid, e)
+            session.note("recording_failed", error=str(e)[:200])
+            return None
+        session.note("recorded", seconds=recorded.seconds, silenced=len(recorded.silenced))
+        return str(path), recorded.seconds, len(recorded.silenced)
 
     def _turn_decided(self, call_sid: str, turn: TurnRecord) -> None:
         self._line.writer.put(TurnSaved(call_sid, dict(vars(turn))))

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, event, text
@@ -18,13 +19,14 @@ from analytics.store import CallStore
 from foundation.settings import RetentionSettings, Settings
 from helpline.daily_purge import DailyPurge
 from helpline.machine import free_port
+from voice.codecs import mulaw_wav
 
 T = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
 NOW = T + timedelta(days=95)  # the calls of T are past the 90 days; those of T + 80 days are not
 OLD_PERIOD = kpis.Period(T, T + timedelta(days=1))
 
 
-def _call(store: CallStore, sid: str, start: datetime, ended: bool = True) -> None:
+def _call(store: CallStore, sid: str, start: datetime, ended: bool = True, spool: Path | None = None) -> None:
     turn = {"index": 1, "input": "speech", "transcript": f"my housing allowance is wrong ({sid})",
             "asr_confidence": 0.8, "intent": "housing_problem", "nlu_confidence": 0.9, "decision": "route:housing",
             "response_ms": 500.0}  # fmt: skip
@@ -39,15 +41,20 @@ def _call(store: CallStore, sid: str, start: datetime, ended: bool = True) -> No
     store.call_ended({"call_sid": sid, "caller": "+46******12", "started_at": start.isoformat(), "outcome":
                       "routed:housing", "ended_at": (start + timedelta(minutes=2)).isoformat(), "turns": [turn],
                       "handoff": {"queue": "housing"}})  # fmt: skip
+    if spool is not None:  # the gateway leaves the recording in its data directory; the store takes it in
+        wav = spool / f"{sid}.wav"
+        wav.write_bytes(mulaw_wav(b"\x10\xff" * 800, 2))
+        store.save_recording(sid, str(wav), 0.1, 1)
+        assert not wav.exists()
 
 
 @pytest.fixture
-def store(store_url):
+def store(store_url, tmp_path):
     store = CallStore.open(store_url)
     for n in range(3):
-        _call(store, f"CAold{n}", T + timedelta(minutes=n))
+        _call(store, f"CAold{n}", T + timedelta(minutes=n), spool=tmp_path)
     _call(store, "CAopen", T + timedelta(minutes=5), ended=False)  # a gateway still holds it: never touched
-    _call(store, "CArecent", T + timedelta(days=80))
+    _call(store, "CArecent", T + timedelta(days=80), spool=tmp_path)
     yield store
     store.close()
 
@@ -59,7 +66,8 @@ def _kpis(store: CallStore) -> dict:
 
 def _content_kept(store: CallStore, sid: str) -> bool:
     call = store.call(sid)
-    return bool(call.record or call.packet or call.caller or any(t.transcript or t.details for t in store.turns(sid)))
+    said = any(t.transcript or t.details for t in store.turns(sid))
+    return bool(call.record or call.packet or call.caller or said or store.recording_facts(sid) is not None)
 
 
 def test_what_callers_said_goes_after_its_time_and_the_figures_stay(store):
@@ -76,6 +84,7 @@ def test_what_callers_said_goes_after_its_time_and_the_figures_stay(store):
         assert (turn.intent, turn.decision, turn.asr_confidence, turn.response_ms) == (
             "housing_problem", "route:housing", 0.8, 500.0)  # fmt: skip
     assert _content_kept(store, "CArecent") and _content_kept(store, "CAopen")
+    assert store.recording("CArecent") is not None and store.recording("CAold0") is None
     assert _kpis(store) == before
     assert purge(store, [], RetentionSettings(), now=NOW).calls == 0  # nothing left to do
 
@@ -159,3 +168,13 @@ def test_the_daily_purge_runs_at_start_then_again_and_stops_when_told(tmp_path):
     stopped_at = purger.runs
     time.sleep(0.5)
     assert purger.runs == stopped_at  # stopped means stopped
+
+
+def test_a_recording_stored_once_is_not_lost_when_its_journal_line_is_replayed(store, tmp_path):
+    """The gateway's writer applies a journal line again after a crash: the file is gone, the row stays."""
+    wav = tmp_path / "again.wav"
+    wav.write_bytes(mulaw_wav(b"\x10\xff" * 80, 2))
+    store.save_recording("CArecent", str(wav), 0.01, 0)
+    stored = store.recording("CArecent")
+    store.save_recording("CArecent", str(wav), 0.01, 0)  # replayed: nothing there, nothing changed
+    assert store.recording("CArecent") == stored and store.recording_facts("CArecent") == (0.01, 0)
