@@ -24,6 +24,7 @@ ACTIONS = {
     "csv_export": "a CSV export of calls",
     "review_queue": "the review queue's turns",
     "call_drivers": "call drivers with example turns",
+    "recording": "a call's recording (listened to or downloaded)",
 }
 
 

@@ -7,6 +7,7 @@ import asyncio
 import csv
 import hmac
 import io
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -24,10 +25,13 @@ from analytics.web import audited, page, private_headers, user_with_role, web_co
 from foundation.plain_words import as_utc
 from foundation.vocabulary import QUEUES
 from nlu.training_data import known_intents
+from voice.codecs import pcm_wav
 
 DASHBOARD_ROLES = frozenset({"supervisor", "admin", "trainer"})
 REVIEW_ROLES = frozenset({"trainer", "admin"})
+RECORDING_ROLES = frozenset({"supervisor"})  # a caller's voice is heard by supervisors only
 DashboardUser = Annotated[SignedIn, Depends(user_with_role(DASHBOARD_ROLES))]
+RecordingUser = Annotated[SignedIn, Depends(user_with_role(RECORDING_ROLES))]
 OUTCOME_KINDS = ("answered", "routed", "abandoned", "failed")
 PAGE_SIZE = 50
 CSV_LIMIT = 10_000
@@ -323,8 +327,9 @@ async def call_detail(request: Request, user: DashboardUser, call_id: str) -> Re
     if call is None:
         return page(request, "message.html", 404, user=user, heading="No such call", message="No call has this id.")
     events = await asyncio.to_thread(web.store.task_events, call_id)
+    recording = await asyncio.to_thread(web.store.recording_facts, call_id)
     record = call.record or {}
-    return page(
+    response = page(
         request,
         "dashboard_call.html",
         user=user,
@@ -333,7 +338,46 @@ async def call_detail(request: Request, user: DashboardUser, call_id: str) -> Re
         turns=record.get("turns") or [t.details or {} for t in await asyncio.to_thread(web.store.turns, call_id)],
         packet=call.packet,
         events=events,
+        recording=recording,
+        may_listen=user.role in RECORDING_ROLES,
     )
+    response.headers["Content-Security-Policy"] += "; media-src 'self'"  # the recording's player
+    return response
+
+
+@router.get("/dashboard/calls/{call_id}/recording.wav")
+async def call_recording(request: Request, user: RecordingUser, call_id: str) -> Response:
+    """A call's recording as 16-bit PCM WAV (stored as mu-law), for supervisors; every listen is audited. A ``Range``
+    request (the player seeking) gets that part."""
+    if not CALL_ID_PATTERN.match(call_id):
+        return Response("No such recording.", status_code=404, media_type="text/plain")
+    web = web_context(request)
+    await audited(request, user, "recording", call_id)
+    stored = await asyncio.to_thread(web.store.recording, call_id)
+    if stored is None:
+        return private_headers(Response("No such recording.", status_code=404, media_type="text/plain"))
+    wav = await asyncio.to_thread(pcm_wav, stored)
+    part = _byte_range(request.headers.get("range", ""), len(wav))
+    if part is None:
+        response = Response(wav, media_type="audio/wav")
+    else:
+        first, last = part
+        response = Response(wav[first : last + 1], status_code=206, media_type="audio/wav")
+        response.headers["Content-Range"] = f"bytes {first}-{last}/{len(wav)}"
+    response.headers["Accept-Ranges"] = "bytes"
+    return private_headers(response)
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one range of ``bytes=first-last`` (or ``first-``, ``-suffix``) within ``size``; None for the whole."""
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
+    if match is None or size == 0 or match.group(1) == match.group(2) == "":
+        return None
+    if match.group(1) == "":
+        return max(0, size - int(match.group(2))), size - 1
+    first = int(match.group(1))
+    last = min(size - 1, int(match.group(2))) if match.group(2) else size - 1
+    return (first, last) if first <= last else None
 
 
 ReviewUser = Annotated[SignedIn, Depends(user_with_role(REVIEW_ROLES))]
