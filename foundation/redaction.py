@@ -141,12 +141,27 @@ def _numbers_after(text: str, keywords: re.Pattern[str], min_digits: int, label:
 
 
 NUMBER_GAP_WORDS = 2  # words a recogniser writes inside one spoken number ("90 million 800 or 11200")
+# Number words, counted as a digit each: a recogniser writes some spoken numbers in words ("one hundred and twenty
+# three"). Not "oh" (English) or "en"/"ett" (Swedish articles): too common as other words.
+_NUMBER_WORDS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million double triple "
+    "noll två tre fyra fem sex sju åtta nio tio elva tolv tjugo trettio fyrtio femtio sextio sjuttio åttio nittio "
+    "hundra tusen miljon"
+)
+NUMBER_WORDS = frozenset(_NUMBER_WORDS.split())
+
+
+def _digits_said(word: str) -> int:
+    digits = sum(c.isdigit() for c in word)
+    return digits or int(word.lower().strip(".,;:?!-\"'") in NUMBER_WORDS)
 
 
 def spoken_numbers(text: str) -> list[tuple[int, int, int]]:
-    """Each number as a recogniser writes a spoken one: its digit groups joined across up to two words between
-    them ("90 million 800 or 11200, 80-9,876"), as (start, end, digits)."""
-    tokens = [(m.start(), m.end(), sum(c.isdigit() for c in m.group(0))) for m in re.finditer(r"\S+", text)]
+    """Each number as a recogniser writes a spoken one: its digit groups and number words joined across up to two
+    other words between them ("90 million 800 or 11200, 80-9,876"), as (start, end, digits; a number word counts
+    one)."""
+    tokens = [(m.start(), m.end(), _digits_said(m.group(0))) for m in re.finditer(r"\S+", text)]
     numbers: list[tuple[int, int, int]] = []
     group: list[tuple[int, int, int]] = []
     gap = 0

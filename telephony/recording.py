@@ -6,10 +6,12 @@ heard them, two channels of 8 kHz mu-law on the call's stream clock, with person
   (barge-in) drops what had not been played yet. A sentence that holds personal data (the caller's number read back)
   is never kept: silence takes its place.
 - The caller's personal data, as the transcripts' masking finds it (foundation/redaction.py: personal numbers, card
-  and account numbers, e-mail addresses, phone numbers), and every number of four digits or more, are silenced from
-  the word timestamps of the words that say them, with a margin either side (and to the end of the utterance when
-  the words stop at the number: Whisper drops the rest of a long number more often than a caller stops there); when
-  a span cannot be placed on timed words, the whole utterance is silenced.
+  and account numbers, e-mail addresses, phone numbers), every number of four digits or more (in digits or number
+  words) and a number the words end with (``_long_numbers``), are silenced from
+  the word timestamps of the words that say them: from the start of the word before (or 400 ms before, if earlier) to
+  the start of the word after (or 250 ms after, if later), or to the end of the utterance when the words stop at the
+  number (Whisper starts a number late, and drops a trailing group of digits more often than a caller stops there);
+  when a span cannot be placed on timed words, the whole utterance is silenced.
 - A recording is kept only when the caller heard the greeting's recording notice whole.
 """
 
@@ -31,6 +33,9 @@ SAMPLES_PER_MS = TELEPHONE_RATE // 1000
 # word is silenced too).
 MARGIN_BEFORE_MS = 400
 MARGIN_AFTER_MS = 250
+# Words this long on average: the recogniser dropped most of what was said and stretched the times of the words it
+# kept over the rest (callers' words last 0.2-0.5 s).
+STRETCHED_WORD_S = 1.0
 MAX_SECONDS = 3600  # nothing past an hour is kept (a call that long in the assistant is a fault of its own)
 
 
@@ -59,10 +64,21 @@ NUMBER_MIN_DIGITS = 4
 
 
 def _long_numbers(text: str) -> list[tuple[int, int, str]]:
-    """Every number of four digits or more (as a recogniser writes a spoken one): the recording silences these too.
-    A personal number the recogniser misheard can escape the transcript's masking, and the rest of it is still the
-    caller's; an amount or a year lost from a recording costs little."""
-    return [(start, end, "number") for start, end, digits in spoken_numbers(text) if digits >= NUMBER_MIN_DIGITS]
+    """Every number of four digits or more (as a recogniser writes a spoken one), and a number the words end with
+    however short: the recording silences these too. A personal number the recogniser misheard can escape the
+    transcript's masking, and the rest of it is still the caller's; Whisper often stops writing in the middle of a
+    long number ("my account number is 8,"); an amount or a year lost from a recording costs little."""
+    end = len(text.rstrip(" .,;:?!"))
+    return [
+        (start, stop, "number")
+        for start, stop, digits in spoken_numbers(text)
+        if digits >= NUMBER_MIN_DIGITS or stop >= end
+    ]
+
+
+def _stretched(words: tuple[Word, ...]) -> bool:
+    lengths = [w.end - w.start for w in words if w.start is not None and w.end is not None]
+    return bool(lengths) and sum(lengths) / len(lengths) > STRETCHED_WORD_S
 
 
 def personal_audio(transcript: Transcript, audio_ms: tuple[int, int]) -> list[tuple[int, int]]:
@@ -86,7 +102,11 @@ def personal_audio(transcript: Transcript, audio_ms: tuple[int, int]) -> list[tu
             begin = min(begin, (transcript.words[said[0] - 1].start or 0.0) * 1000)
         finish = last.end * 1000 + MARGIN_AFTER_MS
         if said[-1] == len(places) - 1:  # the words stop at the number: what follows was often dropped, not silent
+            if _stretched(transcript.words):
+                return [audio_ms]  # ... most of it: the times of the words it kept are stretched over the rest too
             finish = max(finish, audio_ms[1])
+        else:  # ... and a group it dropped inside a sentence lies before the next word it wrote
+            finish = max(finish, (transcript.words[said[-1] + 1].start or 0.0) * 1000)
         silenced.append((round(begin), round(finish)))
     return sorted(set(silenced))
 

@@ -38,7 +38,10 @@ def test_a_number_after_personal_number_words_is_masked_even_when_misheard():
     # ... or written by the recogniser in groups with words between them.
     misheard = "My personal number is 90 million 800 11200 80-9,876. When is it paid?"
     assert redact_text(misheard) == "My personal number is [personnummer]. When is it paid?"
+    spelt = "my personal number is nineteen eighty one twelve eighteen ninety eight seventy six."
+    assert redact_text(spelt) == "my personal number is [personnummer]."
     assert redact_text("my personal number is 2026-12-04") == "my personal number is 2026-12-04"  # a date
+    assert redact_text("I called three or four times") == "I called three or four times"
     assert redact_text("the decision came on the 12th") == "the decision came on the 12th"
 
 
@@ -56,7 +59,19 @@ def test_long_numbers_are_silenced_whatever_their_shape_and_short_ones_are_not()
     # A misheard number: groups and words between them are one number.
     misheard = timed(("is", 0.0, 0.5), ("90", 0.5, 0.8), ("million", 0.8, 1.2), ("800", 1.2, 1.6), ("or", 1.6, 1.8),
                      ("11200,", 1.8, 2.6), ("when", 3.0, 3.2))  # fmt: skip
-    assert personal_audio(misheard, (0, 4000)) == [(0, 2850)]
+    in_words = timed(("account", 0.0, 0.4), ("one", 0.5, 0.7), ("hundred", 0.7, 1.0), ("and", 1.0, 1.1),
+                     ("twenty", 1.1, 1.4), ("three", 1.4, 1.6), ("please", 1.8, 2.2))  # fmt: skip
+    assert personal_audio(in_words, (0, 3000)) == [(0, 1850)]  # four number words are a number too
+    # Words that stop at a digit: the recogniser stopped writing in the middle of a number, the rest is silenced.
+    stopped = timed(("my", 0.0, 0.2), ("account", 0.2, 0.6), ("number", 0.6, 1.0), ("is", 1.0, 1.3), ("8,", 1.3, 1.6))
+    assert personal_audio(stopped, (0, 4000)) == [(900, 4000)]
+    # Words stretched over 12 s: most of it was dropped, and the kept words' times are not to be trusted.
+    stretched = timed(
+        ("hello,", 0.0, 2.0), ("my", 2.0, 4.5), ("account", 4.5, 7.0), ("is", 7.0, 10.1), ("8,", 10.1, 11.0)
+    )
+    assert personal_audio(stretched, (0, 12000)) == [(0, 12000)]
+    # To the next word the recogniser wrote: a group of digits it dropped lies before it.
+    assert personal_audio(misheard, (0, 4000)) == [(0, 3000)]
 
 
 def test_words_without_times_silence_the_whole_utterance():
@@ -73,7 +88,7 @@ def test_word_times_move_onto_the_stream_clock_and_survive_joining():
     assert [(w.start, w.end) for w in joined.words] == [(10.1, 10.3), (10.3, 10.6), (14.0, 14.2), (14.2, 16.0)]
     # 400 ms before the number, and on to the end of the utterance: the words stop at the number (the recogniser
     # may have dropped the rest of it).
-    assert personal_audio(joined, (0, 20000)) == [(13800, 20000)]
+    assert personal_audio(joined, (9900, 16500)) == [(13800, 16500)]  # a pause between pieces is no stretching
 
 
 def channels(wav: bytes) -> np.ndarray:
