@@ -33,9 +33,10 @@ SAMPLES_PER_MS = TELEPHONE_RATE // 1000
 # word is silenced too).
 MARGIN_BEFORE_MS = 400
 MARGIN_AFTER_MS = 250
-# Words this long on average: the recogniser dropped most of what was said and stretched the times of the words it
-# kept over the rest (callers' words last 0.2-0.5 s).
+# When the recogniser drops most of what was said, it stretches the times of the words it kept over the rest (words
+# this long on average; callers' last 0.2-0.5 s) or squeezes them into a corner (less than this share of it).
 STRETCHED_WORD_S = 1.0
+SQUEEZED_SHARE = 0.5
 MAX_SECONDS = 3600  # nothing past an hour is kept (a call that long in the assistant is a fault of its own)
 
 
@@ -76,9 +77,15 @@ def _long_numbers(text: str) -> list[tuple[int, int, str]]:
     ]
 
 
-def _stretched(words: tuple[Word, ...]) -> bool:
-    lengths = [w.end - w.start for w in words if w.start is not None and w.end is not None]
-    return bool(lengths) and sum(lengths) / len(lengths) > STRETCHED_WORD_S
+def _times_untrustworthy(words: tuple[Word, ...], audio_ms: tuple[int, int]) -> bool:
+    """The recogniser dropped most of what was said: the times of the words it kept are stretched over the rest
+    (words a second long on average) or squeezed into a corner of it (less than half the utterance)."""
+    timed = [(w.start, w.end) for w in words if w.start is not None and w.end is not None]
+    if not timed:
+        return True
+    mean_s = sum(b - a for a, b in timed) / len(timed)
+    extent_ms = (timed[-1][1] - timed[0][0]) * 1000
+    return mean_s > STRETCHED_WORD_S or extent_ms < SQUEEZED_SHARE * (audio_ms[1] - audio_ms[0])
 
 
 def personal_audio(transcript: Transcript, audio_ms: tuple[int, int]) -> list[tuple[int, int]]:
@@ -102,8 +109,8 @@ def personal_audio(transcript: Transcript, audio_ms: tuple[int, int]) -> list[tu
             begin = min(begin, (transcript.words[said[0] - 1].start or 0.0) * 1000)
         finish = last.end * 1000 + MARGIN_AFTER_MS
         if said[-1] == len(places) - 1:  # the words stop at the number: what follows was often dropped, not silent
-            if _stretched(transcript.words):
-                return [audio_ms]  # ... most of it: the times of the words it kept are stretched over the rest too
+            if _times_untrustworthy(transcript.words, audio_ms):
+                return [audio_ms]  # ... most of it, and the times of the words it kept are not to be trusted
             finish = max(finish, audio_ms[1])
         else:  # ... and a group it dropped inside a sentence lies before the next word it wrote
             finish = max(finish, (transcript.words[said[-1] + 1].start or 0.0) * 1000)

@@ -64,12 +64,14 @@ def test_long_numbers_are_silenced_whatever_their_shape_and_short_ones_are_not()
     assert personal_audio(in_words, (0, 3000)) == [(0, 1850)]  # four number words are a number too
     # Words that stop at a digit: the recogniser stopped writing in the middle of a number, the rest is silenced.
     stopped = timed(("my", 0.0, 0.2), ("account", 0.2, 0.6), ("number", 0.6, 1.0), ("is", 1.0, 1.3), ("8,", 1.3, 1.6))
-    assert personal_audio(stopped, (0, 4000)) == [(900, 4000)]
-    # Words stretched over 12 s: most of it was dropped, and the kept words' times are not to be trusted.
+    assert personal_audio(stopped, (0, 2500)) == [(900, 2500)]
+    # Most of it dropped: the kept words' times are stretched over 12 s ...
     stretched = timed(
         ("hello,", 0.0, 2.0), ("my", 2.0, 4.5), ("account", 4.5, 7.0), ("is", 7.0, 10.1), ("8,", 10.1, 11.0)
     )
     assert personal_audio(stretched, (0, 12000)) == [(0, 12000)]
+    squeezed = timed(("hello,", 9.9, 11.2), ("my", 11.2, 11.2), ("account", 11.2, 11.3), ("8,", 11.3, 11.3))
+    assert personal_audio(squeezed, (0, 11500)) == [(0, 11500)]  # or squeezed into its last second
     # To the next word the recogniser wrote: a group of digits it dropped lies before it.
     assert personal_audio(misheard, (0, 4000)) == [(0, 3000)]
 
