@@ -37,6 +37,7 @@ MARGIN_AFTER_MS = 250
 # this long on average; callers' last 0.2-0.5 s) or squeezes them into a corner (less than this share of it).
 STRETCHED_WORD_S = 1.0
 SQUEEZED_SHARE = 0.5
+NUMBER_MIN_DIGITS = 4  # a number this long is silenced whatever it is
 MAX_SECONDS = 3600  # nothing past an hour is kept (a call that long in the assistant is a fault of its own)
 
 
@@ -59,9 +60,6 @@ def _word_places(text: str, words: tuple[Word, ...]) -> list[tuple[int, int]] | 
         places.append((found, found + len(word.text)))
         position = found + len(word.text)
     return places
-
-
-NUMBER_MIN_DIGITS = 4
 
 
 def _long_numbers(text: str) -> list[tuple[int, int, str]]:
