@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/understanding.py [--set heldout|dev] [--no-typed] [--no-spoken] [--per-intent N]
                                             [--voices flite-slt,...] [--conditions clean,degraded] [--at-once 3]
+                                            [--opening "My personal number is 850314-1239."]
 
 Starts its own line (Rasa server, action server, gateway, production settings) on free loopback ports. Typed: every
 turn of the set as the first turn of a conversation with the real Rasa dialogue. Spoken: every turn (or the first
@@ -10,7 +11,8 @@ American: none is the assistant's own Piper voice) on a clean G.711 line and on 
 level +-10 dB, rate 0.85-1.2, 1-3 % frames lost), placed as a real call through the gateway over Twilio's protocol;
 the call's first turn is judged. Prints, per voice and condition: first-turn decision right, wrong-action rate
 (answered or routed the wrong way, or dismissed), asked back (read-back or "is your call about ...?"), benefit
-problems dismissed, and recall of the agency's key words in the transcripts. Writes every judged turn to
+problems dismissed, and recall of the agency's key words in the transcripts. ``--opening``: every turn starts with
+these words, typed and spoken (callers often give their personal number first). Writes every judged turn to
 var/reports/understanding-<set>.json. The whole held-out set spoken is 3,310 calls (about 3 hours on 2 cores).
 """
 
@@ -26,7 +28,7 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from foundation.routing_table import RoutingTable
 from foundation.settings import load_settings
@@ -60,6 +62,9 @@ def main() -> int:
     parser.add_argument("--conditions", default="clean,degraded")
     parser.add_argument("--at-once", type=int, default=3, help="spoken calls in progress at once")
     parser.add_argument("--speed", type=float, default=3.0, help="softphone speed (stream time runs this much faster)")
+    parser.add_argument(
+        "--opening", default="", help='said before every turn, as callers often start ("My personal number is ...")'
+    )
     args = parser.parse_args()
     unknown = [v for v in args.voices.split(",") if v not in CALLER_VOICES]
     if unknown:
@@ -76,6 +81,8 @@ def main() -> int:
         }
     )
     turns = load_turns(HELDOUT_TURNS if args.set == "heldout" else DEV_TURNS)
+    if args.opening:
+        turns = [replace(t, text=f"{args.opening} {t.text}") for t in turns]
     routing = RoutingTable.load()
     judged: list[Judged] = []
     with Stack(settings) as stack:
@@ -103,7 +110,7 @@ def main() -> int:
     print("most frequent misses (right decision -> made, count): ")
     for want, got, count in everything.confusions:
         print(f"  {want} -> {got}: {count}")
-    out = reports / f"understanding-{args.set}.json"
+    out = reports / f"understanding-{args.set}{'-opening' if args.opening else ''}.json"
     out.write_text(json.dumps([asdict(j) for j in judged], indent=1))
     print(f"every judged turn: {out}")
     return 0

@@ -216,3 +216,44 @@ def caller_key(number: str, secret: str) -> str:
     if not digits:
         return ""
     return hmac.new(secret.encode(), digits.encode(), hashlib.sha256).hexdigest()
+
+
+# The NLU entity saying an identity number was given, its value only the kind (nlu/rasa_components.py names it too).
+PERSONAL_ID_ENTITY = "personal_id"
+# The words that introduce an identity number, ending right before it: "my personal number is", "her personnummer:",
+# "and my number is" (a long number after "number" is an identity or phone number: no request either way).
+_INTRODUCED_BY = re.compile(
+    r"(?:\b(?:and|so|well|hi|hello)[,]?\s+)?(?:\b(?:my|his|her|our|their|the)\s+(?:\w+'s\s+)?)?"
+    r"\b(?:personal (?:identity |id )?number|personnummer|social security number|coordination number"
+    r"|samordningsnummer|id number|number)(?:\s+(?:is|was|it's|är))?[\s:,]*$",
+    re.IGNORECASE,
+)
+
+
+def without_identity_numbers(text: str) -> tuple[str, list[str]]:
+    """``text`` without the identity numbers in it and the words that introduce them ("My personal number is
+    850314-1239. When is my parental benefit paid?" -> "When is my parental benefit paid?"), and the kinds of the
+    checksum-valid ones taken out ("personnummer", "samordningsnummer"). A number says nothing of what the caller
+    wants, and what the NLU learnt of "personal number" came from examples of few requests. A number of six digits
+    or more after such words goes, however it was heard; a valid identity number anywhere goes. When nothing else
+    was said the words are kept as they were."""
+    kinds = [found.kind for found in find_personal_ids(text)]
+    valid = [(found.start, found.end) for found in find_personal_ids(text)]
+    cuts = []
+    for start, end, digits in spoken_numbers(text):
+        introduced = _INTRODUCED_BY.search(text[:start]) if digits >= 6 else None
+        if introduced is not None:
+            cuts.append((introduced.start(), end))
+        elif any(a < end and b > start for a, b in valid):
+            cuts.append((start, end))
+    if not cuts:
+        return text, kinds
+    kept = text
+    for start, end in sorted(cuts, reverse=True):
+        kept = kept[:start] + " " + kept[end:]
+    kept = re.sub(r"\s+([.,;:?!])", r"\1", " ".join(kept.split()))  # no space before a stop
+    kept = re.sub(r"([.,;:?!])[.,;:]+", r"\1", kept)  # none doubled where a number was between two
+    kept = re.sub(r"^[\s.,;:!?-]+", "", kept)  # nor one left at the start
+    if not re.search(r"\w", kept):
+        return text, kinds
+    return kept[0].upper() + kept[1:] if text[:1].isupper() else kept, kinds

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from foundation.redaction import PERSONAL_ID_ENTITY, without_identity_numbers
 from nlu.dialogue import DialogueTurn, NluUnavailable, decision_from
 
 log = logging.getLogger(__name__)
@@ -77,15 +78,17 @@ class RasaClient:
 
     async def parse(self, text: str) -> tuple[str, float]:
         """NLU only (no conversation changes): the intent of ``text`` and its confidence."""
-        result = await self._post("/model/parse", {"text": text})
+        result = await self._post("/model/parse", {"text": without_identity_numbers(text)[0]})
         intent = result.get("intent") or {}
         return str(intent.get("name") or ""), float(intent.get("confidence") or 0.0)
 
     async def respond(self, text: str, sender_id: str, metadata: dict[str, Any]) -> DialogueTurn:
-        """One caller turn through NLU and dialogue."""
+        """One caller turn through NLU and dialogue. Identity numbers, and the words that introduce them, are taken
+        out of what the NLU reads (foundation.redaction.without_identity_numbers); that one was given is an entity."""
         started = time.perf_counter()
+        heard, identities = without_identity_numbers(text)
         messages = await self._post(
-            "/webhooks/rest/webhook", {"sender": sender_id, "message": text, "metadata": metadata}
+            "/webhooks/rest/webhook", {"sender": sender_id, "message": heard, "metadata": metadata}
         )
         tracker = await self._get(f"/conversations/{sender_id}/tracker", params={"include_events": "NONE"})
         latest = tracker.get("latest_message") or {}
@@ -96,6 +99,8 @@ class RasaClient:
             {k: e.get(k) for k in ("entity", "value", "start", "end", "confidence_entity") if k in e}
             for e in latest.get("entities") or []
         )
+        if heard != text:  # the NLU did not see the number: its extractor could not name it
+            entities += tuple({"entity": PERSONAL_ID_ENTITY, "value": kind} for kind in dict.fromkeys(identities))
         decision, details = decision_from(messages, intent)
         return DialogueTurn(
             text=text,

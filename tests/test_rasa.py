@@ -83,17 +83,35 @@ async def test_distress_is_routed_at_once_and_flagged_urgent(rasa):
     assert turn.details["urgent"] is True
 
 
-async def test_personal_identity_number_is_extracted_but_never_stored(rasa, stack):
+async def test_an_identity_number_does_not_reach_the_dialogue_and_is_an_entity(rasa, stack):
+    """Callers often start with their number: it is not what they want, and the NLU never reads it."""
     import httpx
 
-    sender = "test-personnummer"
-    turn = await rasa.respond("i want to appeal my decision my personal number is 811218-9876", sender, {})
+    sender = "test-identity-first"
+    turn = await rasa.respond("My personal number is 850314-1239. I want to appeal my decision.", sender, {})
     assert str(turn.decision) == "route:appeals"
     assert {"entity": "personal_id", "value": "personnummer"} in [
         {"entity": e["entity"], "value": e["value"]} for e in turn.entities
     ]
     async with httpx.AsyncClient() as http:
         tracker = (await http.get(f"{stack.rasa.url}/conversations/{sender}/tracker")).json()
+    texts = [e.get("text") or "" for e in tracker["events"] if e["event"] == "user"]
+    assert texts == ["I want to appeal my decision."]
+
+
+async def test_personal_identity_number_sent_to_rasa_itself_is_extracted_but_never_stored(stack):
+    """Rasa's own extractor and tracker store, for a number that reaches it another way than the line's client."""
+    import httpx
+
+    sender = "test-personnummer"
+    message = {"sender": sender, "message": "i want to appeal my decision my personal number is 811218-9876"}
+    async with httpx.AsyncClient(timeout=30) as http:
+        await http.post(f"{stack.rasa.url}/webhooks/rest/webhook", json=message)
+        tracker = (await http.get(f"{stack.rasa.url}/conversations/{sender}/tracker")).json()
+    entities = tracker["latest_message"]["entities"]
+    assert {"entity": "personal_id", "value": "personnummer"} in [
+        {"entity": e["entity"], "value": e["value"]} for e in entities
+    ]
     texts = [e.get("text") or "" for e in tracker["events"] if e["event"] == "user"]
     assert texts and all("9876" not in t for t in texts)
     assert any("[personnummer]" in t for t in texts)

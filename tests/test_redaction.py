@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from foundation.personnummer import classify, find_personal_ids, luhn_valid
-from foundation.redaction import RedactingFilter, redact_text
+from foundation.redaction import RedactingFilter, redact_text, without_identity_numbers
 
 
 @pytest.mark.parametrize(
@@ -108,3 +108,22 @@ def test_log_records_are_redacted_before_they_are_written(caplog):
     assert "811218-9876" not in first.getMessage() and "[personnummer]" in first.getMessage()
     assert "[bank account]" in first.getMessage()
     assert second.getMessage() == "plain nothing personal here"
+
+
+@pytest.mark.parametrize(
+    "said, read, kinds",
+    [
+        ("My personal number is 850314-1239. When is my parental benefit paid?",
+         "When is my parental benefit paid?", ["personnummer"]),
+        ("it is about my daughter, her personal number is 20121212-1212, she needs a new card.",
+         "it is about my daughter, she needs a new card.", ["personnummer"]),
+        # Misheard (no checksum), after the words that introduce it: taken out, and no kind is claimed.
+        ("Hi, my personal number is 90 million 800 11200 80-9,876. When is it paid?", "When is it paid?", []),
+        ("8503141239 when do you pay", "when do you pay", ["personnummer"]),  # a valid number on its own
+        ("I got 4500 kronor on the 25th", "I got 4500 kronor on the 25th", []),  # amounts and dates stay
+        ("the decision from 2024-05-03 is wrong", "the decision from 2024-05-03 is wrong", []),
+        ("my personal number is 850314-1239", "my personal number is 850314-1239", ["personnummer"]),  # nothing else
+    ],
+)  # fmt: skip
+def test_identity_numbers_and_their_introduction_are_not_for_the_nlu(said, read, kinds):
+    assert without_identity_numbers(said) == (read, kinds)
