@@ -225,7 +225,7 @@ PERSONAL_ID_ENTITY = "personal_id"
 _INTRODUCED_BY = re.compile(
     r"(?:\b(?:and|so|well|hi|hello)[,]?\s+)?(?:\b(?:my|his|her|our|their|the)\s+(?:\w+'s\s+)?)?"
     r"\b(?:personal (?:identity |id )?number|personnummer|social security number|coordination number"
-    r"|samordningsnummer|id number|number)(?:\s+(?:is|was|it's|är))?[\s:,]*$",
+    r"|samordningsnummer|id number|number)(?:\s+(?:is|was|it's|är|in|as))?[\s:,]*$",  # "in", "as": "is" misheard
     re.IGNORECASE,
 )
 
@@ -257,3 +257,14 @@ def without_identity_numbers(text: str) -> tuple[str, list[str]]:
     if not re.search(r"\w", kept):
         return text, kinds
     return kept[0].upper() + kept[1:] if text[:1].isupper() else kept, kinds
+
+
+def ends_reading_a_number(text: str) -> bool:
+    """The words stop in a number that words like "my personal number is" or "account number" introduced ("My
+    personal number is 850,"): callers read numbers out in groups, with pauses between them."""
+    stripped = text.rstrip(" .,;:?!")
+    numbers = spoken_numbers(stripped)
+    if not numbers or numbers[-1][1] < len(stripped):
+        return False
+    before = stripped[: numbers[-1][0]]
+    return _INTRODUCED_BY.search(before) is not None or _ACCOUNT_WORDS.search(before) is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
+from foundation.redaction import ends_reading_a_number
+
 MAX_PENDING_KEYS = 2  # keys waiting behind the turn in progress; more are a flood (dropped, counted)
 # With a streaming recogniser, an utterance ends before the VAD's end silence once the line has been silent for half
 # of it and the recogniser is done: its own endpointer closed the segment, or its words stopped changing for this many
@@ -32,12 +34,13 @@ GUESSED_LAST_WORD_BELOW = 0.35
 
 
 def sounds_unfinished(text: str, endings: Iterable[str], last_word_confidence: float = 1.0) -> bool:
-    """The words stop where a sentence cannot end ("how do I apply for", "I would like to", "um"): the caller paused
-    mid-sentence, whatever punctuation the recogniser added, or before a last word the recogniser only guessed."""
+    """The words stop where a sentence cannot end ("how do I apply for", "I would like to", "um", "my personal number
+    is 850,"): the caller paused mid-sentence or between a number's groups, whatever punctuation the recogniser
+    added, or before a last word the recogniser only guessed."""
     words, endings = words_of(text), set(endings)
     if not words:
         return False
-    if words[-1] in endings:
+    if words[-1] in endings or ends_reading_a_number(text):
         return True
     return last_word_confidence < GUESSED_LAST_WORD_BELOW and len(words) > 1 and words[-2] in endings
 

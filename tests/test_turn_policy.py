@@ -56,6 +56,11 @@ ENDINGS = load_language("en").unfinished_endings
         ("I want to appeal the decision on my pension.", 0.93, False),
         ("What are your opening hours?", 0.9, False),
         ("I need a new bank account form", 0.2, False),  # unsure of its last word, but "account" can end a turn
+        # Callers read numbers out in groups, pausing between them; "in": "is" as the recogniser heard it.
+        ("My personal number in 850,", 0.9, True),
+        ("my account number is 8327-9,", 0.9, True),
+        ("I got 3", 0.9, False),  # a number no such words introduce
+        ("call me on 070", 0.9, False),
         ("", 1.0, False),
     ],
 )
