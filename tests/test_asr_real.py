@@ -67,3 +67,17 @@ def test_the_encoder_window_fits_the_utterance(real_recordings, window_s, expect
         transcript = engine.transcribe(read_audio(path, ASR_RATE), ASR_RATE)
         assert wer(reference, transcript.text) <= 0.1, transcript.text
     assert spy.frames == expected_frames
+
+
+def test_a_hurried_recognition_that_stops_writing_early_is_heard_again_whole(asr_model):
+    """Under load the shorter encoder window can end the text early: an espeak-ng caller reading a number out, then
+    asking, was heard as "My personal number in 850," at the 15 s window. The request must survive."""
+    from nlu.asr_context import AsrVocabulary
+    from voice.asr.base import RecognitionContext
+    from voice.caller_voices import CALLER_VOICES
+
+    said = "My personal number is 850314-1239. How much child allowance do you get per month?"
+    audio = telephone_round_trip(CALLER_VOICES["espeak-us"].speak(said), TELEPHONE_RATE)
+    prompt = AsrVocabulary.load("en").context("How can I help you?").prompt
+    heard = asr_model.transcribe(audio, TELEPHONE_RATE, RecognitionContext(prompt=prompt, hurry=True))
+    assert "child allowance" in heard.text.lower(), heard.text

@@ -56,3 +56,13 @@ def test_a_tail_in_a_segment_of_its_own_takes_the_segment_with_it():
 def test_no_segments_is_an_empty_transcript():
     t = whisper_transcript([], "en", 1.0)
     assert t.is_empty and t.no_speech == 1.0 and t.confidence == 0.0
+
+
+def test_words_that_end_well_before_the_audio_stopped_early():
+    from voice.asr.base import Transcript, Word
+    from voice.asr.faster_whisper import stopped_early
+
+    words = (Word("My", 0.9, 0.0, 0.3), Word("number", 0.9, 0.3, 0.7), Word("850,", 0.5, 1.3, 2.1))
+    assert stopped_early(Transcript("My number 850,", 0.5, "en", 9.2, words))
+    assert not stopped_early(Transcript("My number 850,", 0.5, "en", 2.4, words))
+    assert not stopped_early(Transcript("", 0.0, "en", 9.2))  # nothing written: nothing to go on
