@@ -88,7 +88,10 @@ async def test_a_routed_call_is_stored_in_postgresql(cluster, caller_voice, twil
     (first in this module: nothing has been killed yet)."""
     gateway = cluster.gateways[0]
     said = "I was refused sickness benefit and I need help with it."
-    result = (await Softphone(gateway, speed=2.0).call([spoken(caller_voice, said)])).as_dict()
+    # If the NLU is not sure and asks "is your call about ...?", the caller says yes (seen once in CI: 0.45 sure).
+    # Routed at once, the call ends before the yes is said.
+    answer = spoken(caller_voice, "Yes, that's right.")
+    result = (await Softphone(gateway, speed=2.0).call([spoken(caller_voice, said), answer])).as_dict()
     assert result["outcome"] == "routed:sickness" and result["delivery"] == "queue"
     store = await asyncio.to_thread(CallStore.open, cluster.settings.database, False)
     call = await asyncio.to_thread(store.call, result["call_sid"])
@@ -97,7 +100,7 @@ async def test_a_routed_call_is_stored_in_postgresql(cluster, caller_voice, twil
     store.close()
     assert (call.status, call.outcome, call.queue) == ("ended", "routed:sickness", "sickness")
     assert call.packet["queue"] == "sickness" and call.packet["transcript"][0]["text"] == turns[0].transcript
-    assert turns[0].decision == "route:sickness" and turns[0].intent == "sickness_problem"
+    assert turns[-1].decision == "route:sickness" and turns[0].intent in ("sickness_problem", "nlu_fallback")
     assert [e.kind for e in events] == ["redirect_queue"]
     assert twilio_standin.wait_for_twiml(result["call_sid"]).fetch_status == 200
 
