@@ -109,11 +109,14 @@ class FasterWhisperAsr:
         self._model.content.window_frames = self._hurried_frames if context.hurry else self._window_frames
         try:
             transcript = self._transcribe(audio16, context)
-            if context.hurry and self._hurried_frames < self._window_frames and stopped_early(transcript):
-                # The shorter window sometimes ends the text early ("My personal number is 850," for an 8 s turn
-                # with a question after the number): the caller's request would be lost, so it is heard again whole.
+            if stopped_early(transcript) and (context.hurry or context.prompt or context.hotwords):
+                # Biased by the domain prompt, or hurried into the shorter window, Whisper sometimes ends the text
+                # early ("My personal number in 850," for an 8 s turn with a question after the number): the
+                # caller's request would be lost, so the utterance is heard again, whole and unbiased.
                 self._model.content.window_frames = self._window_frames
-                transcript = self._transcribe(audio16, context)
+                again = self._transcribe(audio16, RecognitionContext())
+                if not stopped_early(again) or len(again.words) > len(transcript.words):
+                    transcript = again
             return transcript
         finally:
             self._model.content.frames = None
