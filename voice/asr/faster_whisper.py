@@ -59,13 +59,14 @@ def _window_model_class() -> type:
 
 TOKENS_PER_SECOND = 6  # fast speech is about 3 words, 4-5 tokens, a second
 TOKENS_AT_LEAST = 16
+TOKENS_AT_MOST = 224  # Whisper's 448-token context holds the prompt too (at most half of it): audio over a minute
 
 
 def max_new_tokens(audio_s: float) -> int:
     """The most tokens a caller's utterance can hold. Noise can send Whisper into a loop ("work, work, work, ...")
     until its 448-token limit, decoded again at each fallback temperature: seconds of CPU for nothing. The bound
     stops that and never binds on speech."""
-    return TOKENS_AT_LEAST + math.ceil(audio_s * TOKENS_PER_SECOND)
+    return min(TOKENS_AT_MOST, TOKENS_AT_LEAST + math.ceil(audio_s * TOKENS_PER_SECOND))
 
 
 STOPPED_EARLY_S = 1.5  # the words end this long before the audio does: the recogniser stopped writing
