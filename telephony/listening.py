@@ -104,10 +104,6 @@ class LongTurn:
     def __len__(self) -> int:
         return len(self._pieces)
 
-    def cut_short(self) -> bool:
-        """The last piece held was cut at the longest utterance the line takes, the caller still talking."""
-        return bool(self._pieces) and self._pieces[-1][1].utterance.truncated
-
     def started_ms(self, otherwise: int) -> int:
         return self._pieces[0][1].utterance.started_ms if self._pieces else otherwise
 
@@ -225,10 +221,6 @@ class Listener:
         """What ``item`` holds for the dialogue. Raises ``AsrError``."""
         transcript, asr_ms = await self._recognise(item)
         noise = not transcript.is_empty and self._heard_noise(transcript)
-        if self.held and noise and self.held.cut_short():
-            # The caller was still talking when the last held piece was cut: a short tail ("... a real | person?")
-            # heard unsurely is the end of their sentence, not background noise.
-            noise = False
         if self.held and (transcript.is_empty or noise):
             # The tail of a long turn held nothing of use: the turn is what was held.
             words, joined = self.held.take()

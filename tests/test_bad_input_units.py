@@ -73,18 +73,3 @@ def test_noise_alone_is_as_loud_as_the_speech_it_stands_in_for(kind):
     assert np.array_equal(noise, noise_alone(kind, speech, seed=7))
     with pytest.raises(ValueError, match="unknown noise"):
         noise_alone("hum", speech, seed=7)
-
-
-def test_a_long_turn_knows_when_its_last_piece_was_cut_with_the_caller_still_talking():
-    from foundation.settings import VadSettings
-    from telephony.listening import LongTurn, SpeechInput
-    from voice.vad import UtteranceEnded
-
-    vad = VadSettings(max_utterance_s=3.0, max_turn_s=56.0)
-    words = Transcript("I have read the letter", 0.9, "en", 3.0)
-    cut = UtteranceEnded(np.zeros(24000, dtype=np.int16), 0, 3000, truncated=True, audio_started_ms=0)
-    held = LongTurn()
-    assert held.keeps(words, SpeechInput(cut, 0.0, None, False), vad) and held.cut_short()
-    paused = LongTurn()
-    ended = UtteranceEnded(np.zeros(8000, dtype=np.int16), 0, 1000, truncated=False, audio_started_ms=0)
-    assert paused.hold(words, SpeechInput(ended, 0.0, None, False), vad) and not paused.cut_short()
