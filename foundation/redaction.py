@@ -237,8 +237,9 @@ def without_identity_numbers(text: str) -> tuple[str, list[str]]:
     wants, and what the NLU learnt of "personal number" came from examples of few requests. A number of six digits
     or more after such words goes, however it was heard; a valid identity number anywhere goes. When nothing else
     was said the words are kept as they were."""
-    kinds = [found.kind for found in find_personal_ids(text)]
-    valid = [(found.start, found.end) for found in find_personal_ids(text)]
+    found_ids = find_personal_ids(text)
+    kinds = [found.kind for found in found_ids]
+    valid = [(found.start, found.end) for found in found_ids]
     cuts = []
     for start, end, digits in spoken_numbers(text):
         introduced = _INTRODUCED_BY.search(text[:start]) if digits >= 6 else None
