@@ -242,10 +242,10 @@ class CallSession:
             await self._fault_handoff("speech recognition failed", turn, "asr")
             return
         transcript, utterance = heard.transcript, heard.item.utterance
-        self._keep_private(transcript, heard.item)
         if heard.kind is HeardKind.WORDS:
             await self._on_words(heard.item, transcript, heard.asr_ms)
             return
+        self._keep_private(transcript, heard.item)  # a held piece, or words not taken as a turn
         if heard.kind is HeardKind.UNFINISHED:
             # "How do I apply for ..." and a pause: the line waits for the rest rather than answer the fragment.
             self._event("turn_unfinished", text=redact_text(transcript.text), pieces=len(self._listener.held))
