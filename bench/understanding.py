@@ -1,6 +1,6 @@
 """Understanding callers the line has never heard: typed and spoken, per voice and line condition.
 
-    .venv/bin/python bench/understanding.py [--set heldout|dev] [--no-typed] [--no-spoken] [--per-intent N]
+    .venv/bin/python bench/understanding.py [--set heldout|dev|fresh] [--no-typed] [--no-spoken] [--per-intent N]
                                             [--voices flite-slt,...] [--conditions clean,degraded] [--at-once 3]
                                             [--opening "My personal number is 850314-1239."]
 
@@ -35,7 +35,7 @@ from foundation.settings import load_settings
 from helpline.machine import free_port
 from helpline.services import Stack
 from helpline.understanding import Judged, Scores, judge_spoken, judge_typed, spoken_plan
-from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, load_turns, sample
+from nlu.caller_turns import SETS, load_turns, sample
 from voice.caller_voices import CALLER_VOICES
 
 HEADER = (
@@ -54,7 +54,7 @@ def row(voice: str, condition: str, scores: Scores) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=("heldout", "dev"), default="heldout")
+    parser.add_argument("--set", choices=tuple(SETS), default="heldout")
     parser.add_argument("--no-typed", action="store_true")
     parser.add_argument("--no-spoken", action="store_true")
     parser.add_argument("--per-intent", type=int, default=0, help="spoken: the first N turns of each intent (0: all)")
@@ -80,7 +80,7 @@ def main() -> int:
             "database_url": f"sqlite:///{reports / 'understanding-calls.db'}",
         }
     )
-    turns = load_turns(HELDOUT_TURNS if args.set == "heldout" else DEV_TURNS)
+    turns = load_turns(SETS[args.set])
     if args.opening:
         turns = [replace(t, text=f"{args.opening} {t.text}") for t in turns]
     routing = RoutingTable.load()

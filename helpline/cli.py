@@ -291,7 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_sub.add_parser("validate", help="rasa data validate: domain, training data, stories")
     nlu_test = nlu_sub.add_parser("test", help="test on held-out turns and test stories; enforce the quality gates")
     nlu_test.add_argument(
-        "--dev", action="store_true", help="score the dev set (nlu/dev/callers.yml, for tuning) instead of the held-out"
+        "--set",
+        choices=("heldout", "dev", "fresh"),
+        default="heldout",
+        help="the caller turns to score: the frozen held-out set (the gates), or a dev set for tuning "
+        "(dev: nlu/dev/callers.yml; fresh: nlu/dev/fresh.yml, which no training example was written from)",
     )
     nlu_test.add_argument("--json", action="store_true")
     variants = nlu_sub.add_parser(

@@ -29,7 +29,7 @@ from helpline.training import (
     rasa_executable,
     rasa_model_command,
 )
-from nlu.caller_turns import HELDOUT_TURNS, CallerTurn, load_turns
+from nlu.caller_turns import SETS, CallerTurn, load_turns
 
 TEST_STORIES = REPO_ROOT / "dialogues" / "tests" / "test_stories.yml"
 
@@ -179,16 +179,17 @@ def rasa_test_file(settings: Settings, turns: list[CallerTurn], name: str) -> Pa
     return write_nlu_file(settings.data_dir / "reports" / f"{name}.yml", [(t.intent, t.text) for t in turns])
 
 
-def test(settings: Settings, turns_file: Path = HELDOUT_TURNS) -> QualityReport:
-    """Run Rasa's tests of the current model on a set of caller turns (the frozen held-out set unless another is
-    named) and on the test stories; write reports; return the scores."""
+def test(settings: Settings, turns_set: str = "heldout") -> QualityReport:
+    """Run Rasa's tests of the current model on a set of caller turns (``SETS``: the frozen held-out set unless
+    another is named) and on the test stories; write reports; return the scores."""
     model = model_path(settings)
     if not model.exists():
         raise TrainingError("no model for the current training data: run `helpline train` first")
+    turns_file = SETS[turns_set]
     turns = load_turns(turns_file)
-    nlu_data = rasa_test_file(settings, turns, f"{turns_file.parent.name}-turns")
+    nlu_data = rasa_test_file(settings, turns, f"{turns_set}-turns")
     out = settings.data_dir / "reports" / model.name.removesuffix(".tar.gz")
-    nlu_out, core_out = out / turns_file.parent.name, out / "core"
+    nlu_out, core_out = out / turns_set, out / "core"
     # One Rasa process for both (Rasa and TensorFlow start once).
     code = _rasa_with_model(
         settings,
@@ -204,7 +205,7 @@ def test(settings: Settings, turns_file: Path = HELDOUT_TURNS) -> QualityReport:
         examples, accuracy, macro_f1, routed, routing_accuracy, stories, stories_failed, worst, str(out)
     )
     report.condition = f"{turns_file.relative_to(REPO_ROOT)} typed turns"
-    (out / f"summary-{turns_file.parent.name}.json").write_text(json.dumps(report.as_dict(), indent=2))
+    (out / f"summary-{turns_set}.json").write_text(json.dumps(report.as_dict(), indent=2))
     return report
 
 

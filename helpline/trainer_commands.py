@@ -42,13 +42,11 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
         print(f"wrote {path}: review it, then `helpline train`", flush=True)
         return 0
     try:
-        from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS
-
-        report = trainer.test(settings, DEV_TURNS if args.dev else HELDOUT_TURNS)
+        report = trainer.test(settings, args.set)
     except TrainingError as e:
         return _fail(str(e), 1)
     print(json.dumps(report.as_dict()) if args.json else report.format(), flush=True)
-    if report.passed and not args.dev:  # only the frozen held-out set approves a model
+    if report.passed and args.set == "heldout":  # only the frozen held-out set approves a model
         from helpline.training import approve, model_path
 
         approve(settings, model_path(settings))

@@ -16,6 +16,8 @@ import yaml
 NLU_DIR = Path(__file__).resolve().parent
 HELDOUT_TURNS = NLU_DIR / "heldout" / "callers.yml"
 DEV_TURNS = NLU_DIR / "dev" / "callers.yml"
+FRESH_DEV_TURNS = NLU_DIR / "dev" / "fresh.yml"  # dev turns no training example was written from
+SETS = {"heldout": HELDOUT_TURNS, "dev": DEV_TURNS, "fresh": FRESH_DEV_TURNS}
 KINDS = ("plain", "story", "indirect", "complaint", "two", "hesitation", "describe")
 
 

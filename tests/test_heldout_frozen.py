@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from foundation.routing_table import RoutingTable
-from nlu.caller_turns import DEV_TURNS, HELDOUT_TURNS, CallerTurnsError, file_digest, load_turns, sample
+from nlu.caller_turns import (
+    DEV_TURNS,
+    FRESH_DEV_TURNS,
+    HELDOUT_TURNS,
+    CallerTurnsError,
+    file_digest,
+    load_turns,
+    sample,
+)
 from nlu.sentence_encoder import SentenceEncoder
 from nlu.training_data import training_examples
 
@@ -48,22 +56,42 @@ def heldout(encoder) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.mark.models  # the sentence encoder judges near-duplicates
-@pytest.mark.parametrize("other", ["training", "dev"])
+@pytest.mark.parametrize("other", ["training", "dev", "fresh"])
 def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, other):
     held_out, vectors = heldout
-    texts = training_texts() if other == "training" else [t.text.lower() for t in load_turns(DEV_TURNS)]
+    dev = {"dev": DEV_TURNS, "fresh": FRESH_DEV_TURNS}
+    texts = training_texts() if other == "training" else [t.text.lower() for t in load_turns(dev[other])]
     assert not set(held_out) & set(texts), "a held-out turn is copied"
-    similarity = vectors @ encoder.encode(texts).T
-    near = [
-        (held_out[i], texts[int(similarity[i].argmax())]) for i in np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]
-    ]
-    assert not near, near
+    assert not near_duplicates(held_out, vectors, texts, encoder.encode(texts))
 
 
-def test_dev_turns_are_not_training_examples():
+def near_duplicates(texts: list[str], vectors: np.ndarray, others: list[str], other_vectors: np.ndarray) -> list:
+    """(text, its nearest other) for every text an encoder near-duplicate of one of ``others``."""
+    similarity = vectors @ other_vectors.T
+    near = np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]
+    return [(texts[i], others[int(similarity[i].argmax())]) for i in near]
+
+
+@pytest.mark.parametrize("dev", [DEV_TURNS, FRESH_DEV_TURNS], ids=["dev", "fresh"])
+def test_dev_turns_are_not_training_examples(dev):
     training = set(training_texts())
-    copied = [t.text for t in load_turns(DEV_TURNS) if t.text.lower() in training]
+    copied = [t.text for t in load_turns(dev) if t.text.lower() in training]
     assert not copied, copied
+
+
+@pytest.mark.models  # the sentence encoder judges near-duplicates
+def test_no_fresh_dev_turn_is_a_near_duplicate_of_a_training_example(encoder):
+    """The fresh dev set measures how the NLU reads sentences it was not written from: nothing trained is a
+    near-duplicate of one of them (the older dev set's turns had training examples written for their failures)."""
+    fresh = [t.text.lower() for t in load_turns(FRESH_DEV_TURNS)]
+    training = training_texts()
+    assert not near_duplicates(fresh, encoder.encode(fresh), training, encoder.encode(training))
+
+
+def test_the_fresh_dev_set_covers_every_domain_intent():
+    routing = RoutingTable.load()
+    intents = set(routing.answers) | set(routing.routes) | set(routing.smalltalk)
+    assert {t.intent for t in load_turns(FRESH_DEV_TURNS)} == intents
 
 
 def test_a_fixed_sample_takes_the_same_turns_of_every_intent():
