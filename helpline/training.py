@@ -22,6 +22,7 @@ TRAINING_DATA = (REPO_ROOT / "nlu" / "data", REPO_ROOT / "dialogues" / "data")
 MODEL_CODE = (
     REPO_ROOT / "nlu" / "rasa_components.py",
     REPO_ROOT / "nlu" / "sentence_encoder.py",
+    REPO_ROOT / "nlu" / "intent_probe.py",
     REPO_ROOT / "foundation" / "personnummer.py",
 )
 RASA_LOCK = REPO_ROOT / "nlu" / "rasa-requirements.lock"

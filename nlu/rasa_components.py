@@ -9,6 +9,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
@@ -19,6 +20,7 @@ from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from foundation.personnummer import find_personal_ids
+from nlu.intent_probe import IntentProbe, blend
 from nlu.sentence_encoder import SentenceEncoder
 
 ENTITY = "personal_id"
@@ -124,3 +126,88 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
         alias = self._config["alias"]
         message.add_features(Features(sequence, FEATURE_TYPE_SEQUENCE, TEXT, alias))
         message.add_features(Features(np.expand_dims(sentence, 0), FEATURE_TYPE_SENTENCE, TEXT, alias))
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
+class BlendedIntentClassifier(GraphComponent, IntentClassifier):
+    """Mixes DIET's intent ranking with an encoder probe's (nlu/intent_probe.py): ``(1 - w) * DIET + w * probe``,
+    the probe's probabilities sharpened by ``probe_temperature`` (both chosen on the dev sets: bench/classifiers.py).
+
+    Placed after DIET: reads its ranking and the sentence vector of the featurizer named in ``featurizer``, and
+    sets the blended intent and ranking that the FallbackClassifier after it judges. A message without that vector
+    (no text) keeps DIET's reading.
+    """
+
+    PROBE_FILE = "probe.npz"
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"probe_weight": 0.5, "probe_temperature": 1.0, "featurizer": "sentence_encoder", "ranking_length": 10}
+
+    def __init__(
+        self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource, probe: IntentProbe | None = None
+    ) -> None:
+        self.config = {**self.get_default_config(), **config}
+        if not 0.0 <= float(self.config["probe_weight"]) <= 1.0:
+            raise ValueError(f"BlendedIntentClassifier: probe_weight must be 0..1, not {self.config['probe_weight']}")
+        self._model_storage = model_storage
+        self._resource = resource
+        self._probe = probe
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> BlendedIntentClassifier:
+        return cls(config, model_storage, resource)
+
+    @classmethod
+    def load(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        **kwargs: Any,
+    ) -> BlendedIntentClassifier:
+        with model_storage.read_from(resource) as directory:
+            return cls(config, model_storage, resource, IntentProbe.load(directory / cls.PROBE_FILE))
+
+    def _vector(self, message: Message) -> np.ndarray | None:
+        _, sentence = message.get_dense_features(TEXT, featurizers=[self.config["featurizer"]])
+        return None if sentence is None else np.asarray(sentence.features).reshape(-1)
+
+    def train(self, training_data: TrainingData) -> Resource:
+        intents, vectors = [], []
+        for example in training_data.intent_examples:
+            vector = self._vector(example) if example.get("text") else None
+            if example.get("intent") and vector is not None:
+                intents.append(example.get("intent"))
+                vectors.append(vector)
+        if not vectors:
+            raise ValueError(
+                f"BlendedIntentClassifier: no training example has features from {self.config['featurizer']!r}"
+            )
+        self._probe = IntentProbe.fit(np.stack(vectors), intents)
+        with self._model_storage.write_to(self._resource) as directory:
+            self._probe.save(directory / self.PROBE_FILE)
+        return self._resource
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            vector = self._vector(message)
+            if self._probe is None or vector is None:
+                continue
+            diet = {r["name"]: float(r["confidence"]) for r in message.get("intent_ranking") or []}
+            row = self._probe.probabilities(vector, float(self.config["probe_temperature"]))[0]
+            probe = dict(zip(self._probe.labels, map(float, row), strict=True))
+            ranking = [
+                {"name": name, "confidence": confidence}
+                for name, confidence in blend(diet, probe, float(self.config["probe_weight"])).items()
+            ][: int(self.config["ranking_length"])]
+            message.set("intent", ranking[0], add_to_output=True)
+            message.set("intent_ranking", ranking, add_to_output=True)
+        return messages
