@@ -1,13 +1,14 @@
 """When to read a caller's words back: read-back thresholds scored on the spoken DEV set (never the held-out set).
 
-    .venv/bin/python bench/readback.py [--per-intent 2] [--voices flite-slt,...] [--rows var/reports/readback.json]
+    .venv/bin/python bench/readback.py [--set dev|fresh] [--per-intent 2] [--voices flite-slt,...]
+                                       [--rows var/reports/readback-<set>.json]
 
-Each dev turn (the first --per-intent of each intent) is spoken by every simulated caller voice on a clean and on a
-degraded line, recognised as the line does it (the packaged model, the domain prompt, the noise guard), and decided
-by the real Rasa dialogue as a first turn. A read-back rule then either asks "I think you said ... Is that right?"
-(the turn counts as asked back) or lets that decision stand (right, wrong action, dismissed or other). Every rule is
-scored on the same recognised turns, so the table compares rules, not luck. The rows are saved; --rows reuses them
-without speaking again.
+Each turn of a dev set (`--set`: nlu/dev/callers.yml or nlu/dev/fresh.yml; the first --per-intent of each intent)
+is spoken by every simulated caller voice on a clean and on a degraded line, recognised as the line does it (the
+packaged model, the domain prompt, the noise guard), and decided by the real Rasa dialogue as a first turn. A
+read-back rule then either asks "I think you said ... Is that right?" (the turn counts as asked back) or lets that
+decision stand (right, wrong action, dismissed or other). Every rule is scored on the same recognised turns, so the
+table compares rules, not luck. The rows are saved; --rows reuses them without speaking again.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from helpline.machine import cpu_name, free_port
 from helpline.services import Stack
 from helpline.understanding import judge, spoken_plan
 from nlu.asr_context import AsrVocabulary
-from nlu.caller_turns import DEV_TURNS, CallerTurn, load_turns, sample
+from nlu.caller_turns import SETS, CallerTurn, load_turns, sample
 from nlu.client import RasaClient
 from telephony.guards import heard_noise
 from voice import line_conditions
@@ -57,7 +58,7 @@ class Row:
     verdict: str  # the verdict on ``decision`` if the line acts on it
 
 
-async def recognise_and_decide(per_intent: int, voices: list[str]) -> list[Row]:
+async def recognise_and_decide(turns_file: Path, per_intent: int, voices: list[str]) -> list[Row]:
     base = load_settings()
     settings = base.model_copy(
         update={
@@ -68,7 +69,7 @@ async def recognise_and_decide(per_intent: int, voices: list[str]) -> list[Row]:
     routing = RoutingTable.load()
     asr = create_asr(settings.asr)
     context = AsrVocabulary.load(settings.asr.language).context(None) if settings.asr.biasing else None
-    turns: list[CallerTurn] = sample(load_turns(DEV_TURNS), per_intent)
+    turns: list[CallerTurn] = sample(load_turns(turns_file), per_intent)
     rows: list[Row] = []
     with Stack(settings):
         rasa = RasaClient(settings.rasa.url, settings.rasa.timeout_s)
@@ -144,6 +145,7 @@ def score(rows: list[Row], rule: Rule, smalltalk: set[str]) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--set", choices=("dev", "fresh"), default="dev", help="which dev set (never the held-out)")
     parser.add_argument("--per-intent", type=int, default=2)
     parser.add_argument("--voices", default=",".join(CALLER_VOICES))
     parser.add_argument("--rows", type=Path, help="score the rows saved by an earlier run instead of speaking")
@@ -154,8 +156,8 @@ def main() -> int:
         rows = [Row(**r) for r in json.loads(args.rows.read_text())]
     else:
         t0 = time.monotonic()
-        rows = asyncio.run(recognise_and_decide(args.per_intent, args.voices.split(",")))
-        out = load_settings().data_dir / "reports" / "readback.json"
+        rows = asyncio.run(recognise_and_decide(SETS[args.set], args.per_intent, args.voices.split(",")))
+        out = load_settings().data_dir / "reports" / f"readback-{args.set}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
         print(f"{len(rows)} spoken dev turns recognised and decided in {time.monotonic() - t0:.0f} s ({cpu_name()}); "
