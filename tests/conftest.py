@@ -123,6 +123,16 @@ def extra_gateway(stack: Settings, label: str, **sections: dict[str, Any]) -> It
         yield settings
 
 
+def run_in_rasa_venv(script: str, timeout_s: float = 300) -> Any:
+    """``script`` run by the Rasa venv's Python from the repository (where Rasa and our components run)."""
+    import subprocess
+
+    from foundation.settings import REPO_ROOT
+
+    python = REPO_ROOT / ".venv-rasa" / "bin" / "python"
+    return subprocess.run([str(python), "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s)
+
+
 def spoken(voice: Any, text: str) -> Any:
     """``text`` said by a synthetic caller, as float32 at 8 kHz (what a phone line carries)."""
     from voice.codecs import TELEPHONE_RATE

@@ -1,11 +1,10 @@
 """The Rasa pipeline's BlendedIntentClassifier, trained, stored, loaded and run where Rasa runs (the Rasa venv)."""
 
 import json
-import subprocess
 
 import pytest
 
-from foundation.settings import REPO_ROOT
+from tests.conftest import run_in_rasa_venv
 
 SCRIPT = """
 import json, sys, tempfile
@@ -57,13 +56,7 @@ print(json.dumps(out))
 
 @pytest.mark.rasa  # runs in the Rasa venv (imports Rasa: seconds)
 def test_the_blend_is_trained_stored_and_overrules_diet_when_the_probe_is_surer():
-    done = subprocess.run(
-        [str(REPO_ROOT / ".venv-rasa" / "bin" / "python"), "-c", SCRIPT],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_in_rasa_venv(SCRIPT)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     trained, loaded = out["trained"], out["loaded"]

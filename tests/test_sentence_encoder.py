@@ -1,9 +1,8 @@
 """The numpy MiniLM sentence encoder that feeds the NLU model, run where Rasa runs (the Rasa venv)."""
 
 import json
-import subprocess
 
-from foundation.settings import REPO_ROOT
+from tests.conftest import run_in_rasa_venv
 
 PROBE = """
 import json
@@ -27,13 +26,7 @@ print(json.dumps({
 
 
 def test_paraphrases_are_closer_than_unrelated_turns():
-    done = subprocess.run(
-        [str(REPO_ROOT / ".venv-rasa" / "bin" / "python"), "-c", PROBE],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_in_rasa_venv(PROBE, timeout_s=120)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     sim = result["similarity"]
