@@ -188,8 +188,9 @@ async def test_noise_only_call_is_not_understood_and_goes_to_a_person(stack):
 async def test_ten_minute_monologue_is_cut_into_turns_and_the_call_goes_on(stack, caller_voice):
     sentence = spoken(caller_voice, "I have been waiting for my money for weeks and nobody tells me anything and")
     monologue = np.tile(sentence, int(np.ceil(600 * 8000 / len(sentence))))[: 600 * 8000]
-    # 10x real time: at 20x, on a 2-core machine without AVX-512, the ten minutes were over before a recogniser had
-    # finished a piece, and the call ended with no turn decided (seen 2026-12-04, once in CI and once alone).
+    # 10x real time: at 20x, on a 2-core machine without AVX-512, the ten minutes were over and the call ended with no
+    # turn decided yet (seen 2026-12-04, once in CI and once alone; why the recognisers fell that far behind was not
+    # measured).
     result = (await Softphone(stack, speed=10.0, reply_timeout_s=60).call([Say(monologue)])).as_dict()
     record = await _record(stack, result["call_sid"])
     turns = [t for t in record["turns"] if t["input"] == "speech"]
