@@ -79,6 +79,23 @@ def stopped_early(transcript: Transcript) -> bool:
     return bool(ends) and transcript.audio_s - ends[-1] > STOPPED_EARLY_S
 
 
+REPEATED_AT_LEAST = 4  # the same word this many times in a row: Whisper is looping, not transcribing
+
+
+def went_astray(transcript: Transcript) -> bool:
+    """Stopped writing early, or looping on one word ("$1,ro $1,ro $1,ro $1,ro ...": seen on a CPU without AVX-512
+    where a machine with it stopped early instead)."""
+    if stopped_early(transcript):
+        return True
+    tokens = [t.strip(".,!?").lower() for t in transcript.text.split()]
+    run = 1
+    for before, token in zip(tokens, tokens[1:], strict=False):
+        run = run + 1 if token == before and token else 1
+        if run >= REPEATED_AT_LEAST:
+            return True
+    return False
+
+
 @register_asr
 class FasterWhisperAsr:
     name: ClassVar[str] = "faster_whisper"
@@ -110,13 +127,13 @@ class FasterWhisperAsr:
         self._model.content.window_frames = self._hurried_frames if context.hurry else self._window_frames
         try:
             transcript = self._transcribe(audio16, context)
-            if stopped_early(transcript) and (context.hurry or context.prompt or context.hotwords):
+            if went_astray(transcript) and (context.hurry or context.prompt or context.hotwords):
                 # Biased by the domain prompt, or hurried into the shorter window, Whisper sometimes ends the text
-                # early ("My personal number in 850," for an 8 s turn with a question after the number): the
-                # caller's request would be lost, so the utterance is heard again, whole and unbiased.
+                # early ("My personal number in 850," for an 8 s turn with a question after the number) or loops:
+                # the caller's request would be lost, so the utterance is heard again, whole and unbiased.
                 self._model.content.window_frames = self._window_frames
                 again = self._transcribe(audio16, RecognitionContext())
-                if not stopped_early(again) or len(again.words) > len(transcript.words):
+                if not went_astray(again) or len(again.words) > len(transcript.words):
                     transcript = again
             return transcript
         finally:
