@@ -9,8 +9,8 @@ examples (nlu/intent_probe.py), then scores each mix ``(1 - w) * model + w * pro
 has no BlendedIntentClassifier, "model" is DIET alone): top intent right (a turn with two requests is right either
 way), macro-F1 over the labelled intents, how often the top intent is wrong while at least 0.70 sure (what the
 dialogue acts on without asking), how often it is right but under 0.70 (a transcript the line is unsure of is then
-read back) and how often under the fallback threshold (0.45: not understood). Also prints the time a parse takes
-(the whole NLU pipeline, p50/p95), with the CPU named. Run it in the Rasa venv.
+read back) and how often under the fallback threshold (nlu/config.yml: not understood). Also prints the time a
+parse takes (the whole NLU pipeline, p50/p95), with the CPU named. Run it in the Rasa venv.
 """
 
 from __future__ import annotations
@@ -34,7 +34,17 @@ from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
 from nlu.training_data import training_examples  # noqa: E402
 
 SURE = 0.70  # the dialogue acts on an NLU reading at least this sure without reading it back
-FALLBACK = 0.45  # nlu/config.yml: below this the turn is not understood
+
+
+def fallback_threshold() -> float:
+    """The FallbackClassifier's threshold in nlu/config.yml: below it a turn is not understood."""
+    import yaml
+
+    pipeline = yaml.safe_load((ROOT / "nlu" / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+    return float(next(c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier"))
+
+
+FALLBACK = fallback_threshold()
 
 
 def newest_model() -> Path:
@@ -112,8 +122,9 @@ def main() -> int:
     probe = IntentProbe.fit(train_x, [intent for intent, _ in examples], steps=args.steps)
     print(f"probe: {len(examples)} examples, {time.process_time() - t0:.1f} s CPU to embed and train")
 
-    dev_turns = [t for t in sets["dev"] if t.intent in probe.labels]
-    fitted = probe.temperature(encoder.encode([t.text for t in dev_turns]), [t.intent for t in dev_turns])
+    vectors = {name: encoder.encode([t.text for t in turns]) for name, turns in sets.items()}  # each turn once
+    known = [i for i, t in enumerate(sets["dev"]) if t.intent in probe.labels]
+    fitted = probe.temperature(vectors["dev"][known], [sets["dev"][i].intent for i in known])
     temperature = args.temperature or fitted
     print(f"probe temperature {temperature:g} (least log loss on the dev set: {fitted:g})")
     print(f"model: {model.name}")
@@ -126,15 +137,14 @@ def main() -> int:
         f"{'< fallback':>11}"
     )
     for name, turns in sets.items():
-        texts = [t.text for t in turns]
         modelled = [next(parsed) for _ in turns]
-        p = probe.probabilities(encoder.encode(texts), temperature)
+        p = probe.probabilities(vectors[name], temperature)
         probed = [dict(zip(probe.labels, map(float, row), strict=True)) for row in p]
         rows = {"model": modelled, "probe": probed}
         for w in weights:
             rows[f"blend w={w:g}"] = [blend(d, q, w) for d, q in zip(modelled, probed, strict=True)]
-        for label, rankings in rows.items():
-            right, f1, sure_wrong, unsure_right, under = scores(turns, rankings)
+        for label, ranked in rows.items():
+            right, f1, sure_wrong, unsure_right, under = scores(turns, ranked)
             print(f"{name:<7}{label:<16}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
         if args.show is not None:
             for turn, d, q in zip(turns, modelled, probed, strict=True):
