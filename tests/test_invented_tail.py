@@ -66,3 +66,38 @@ def test_words_that_end_well_before_the_audio_stopped_early():
     assert stopped_early(Transcript("My number 850,", 0.5, "en", 9.2, words))
     assert not stopped_early(Transcript("My number 850,", 0.5, "en", 2.4, words))
     assert not stopped_early(Transcript("", 0.0, "en", 9.2))  # nothing written: nothing to go on
+
+
+def _timed(*words: tuple[str, float, float], audio_s: float = 9.2):  # type: ignore[no-untyped-def]
+    from voice.asr.base import Transcript, Word
+
+    return Transcript(
+        " ".join(w for w, _, _ in words), 0.5, "en", audio_s, tuple(Word(w, 0.5, s, e) for w, s, e in words)
+    )
+
+
+def test_what_is_kept_of_a_recognition_that_went_astray():
+    """Words the recogniser wrote (as seen on an espeak-ng caller reading a number out): up to where it stopped,
+    skipped speech or started looping, with how far into the audio that is, so the rest is heard again."""
+    from voice.asr.faster_whisper import trusted_part, went_astray
+
+    start = (("My", 0.0, 0.3), ("number", 0.3, 0.7), ("850,", 1.3, 2.1))
+    stopped = _timed(*start)
+    assert went_astray(stopped)
+    kept, until = trusted_part(stopped)  # type: ignore[misc]
+    assert kept.text == "My number 850," and until == 2.1
+
+    skipped = _timed(*start, ("$1,", 7.8, 9.2))  # 5.7 s of speech with no words, then one
+    assert went_astray(skipped)
+    kept, until = trusted_part(skipped)  # type: ignore[misc]
+    assert [w.text for w in kept.words] == ["My", "number", "850,"] and until == 2.1
+
+    looping = _timed(*start, *(("$2,000", 2.1 + i, 3.0 + i) for i in range(5)))
+    assert went_astray(looping)
+    kept, until = trusted_part(looping)  # type: ignore[misc]
+    assert kept.text == "My number 850," and until == 2.1
+
+    whole = _timed(*start, ("how", 2.4, 2.6), ("much", 2.6, 2.9), ("child", 3.0, 3.3), ("allowance?", 3.3, 4.0),
+                   audio_s=4.1)  # fmt: skip
+    assert not went_astray(whole) and trusted_part(whole) is None
+    assert not went_astray(_timed(("no", 0.0, 0.3), ("no", 0.3, 0.5), ("no,", 0.5, 0.7), audio_s=0.8))

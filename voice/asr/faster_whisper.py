@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -16,6 +17,7 @@ from voice.asr.base import (
     Hypothesis,
     RecognitionContext,
     Transcript,
+    join_transcripts,
     whisper_transcript,
 )
 from voice.asr.packaged_models import packaged_tiny_en
@@ -82,18 +84,60 @@ def stopped_early(transcript: Transcript) -> bool:
 REPEATED_AT_LEAST = 4  # the same word this many times in a row: Whisper is looping, not transcribing
 
 
-def went_astray(transcript: Transcript) -> bool:
-    """Stopped writing early, or looping on one word ("$1,ro $1,ro $1,ro $1,ro ...": seen on a CPU without AVX-512
-    where a machine with it stopped early instead)."""
-    if stopped_early(transcript):
-        return True
-    tokens = [t.strip(".,!?").lower() for t in transcript.text.split()]
+def looping_from(words: list[str]) -> int | None:
+    """Where the first run of one word repeated ``REPEATED_AT_LEAST`` times in a row starts, or None."""
+    tokens = [w.strip(".,!?").lower() for w in words]
     run = 1
-    for before, token in zip(tokens, tokens[1:], strict=False):
-        run = run + 1 if token == before and token else 1
+    for i in range(1, len(tokens)):
+        run = run + 1 if tokens[i] == tokens[i - 1] and tokens[i] else 1
         if run >= REPEATED_AT_LEAST:
-            return True
-    return False
+            return i - run + 1
+    return None
+
+
+def skipping_from(transcript: Transcript) -> int | None:
+    """The first word after a stretch of more than ``STOPPED_EARLY_S`` with no words in an utterance (which holds no
+    such silence: the recogniser skipped speech and wrote on later, "My number in 850, [5.7 s] $1,"), or None."""
+    ends = [(w.start, w.end) for w in transcript.words]
+    for i in range(1, len(ends)):
+        end, start = ends[i - 1][1], ends[i][0]
+        if end is not None and start is not None and start - end > STOPPED_EARLY_S:
+            return i
+    return None
+
+
+def went_astray(transcript: Transcript) -> bool:
+    """Stopped writing early, skipped speech, or looping on one word ("$1,ro $1,ro $1,ro $1,ro ...": seen on a CPU
+    without AVX-512 where a machine with it stopped early instead)."""
+    return (
+        stopped_early(transcript)
+        or skipping_from(transcript) is not None
+        or looping_from(transcript.text.split()) is not None
+    )
+
+
+MIN_REST_S = 0.3  # less audio than this after the trusted words is not heard again
+CAREFUL_BEAM = 5  # a recognition heard again after going astray: beam search, no sampling (see _transcribe)
+
+
+def trusted_part(transcript: Transcript) -> tuple[Transcript, float] | None:
+    """(the transcript of the words before the recogniser went astray, how far into the audio they reach) for one
+    that stopped writing early, skipped speech or loops; None when it did none of these, or has no word times."""
+    timed = [w for w in transcript.words if w.start is not None and w.end is not None]
+    if len(timed) != len(transcript.words) or not timed:
+        return None
+    loop, skip = looping_from([w.text for w in timed]), skipping_from(transcript)
+    if loop is not None and (skip is None or loop < skip):
+        kept, until = timed[:loop], timed[loop].start
+    elif skip is not None:
+        kept, until = timed[:skip], timed[skip - 1].end
+    elif stopped_early(transcript):
+        kept, until = timed, timed[-1].end
+    else:
+        return None
+    assert until is not None
+    text = " ".join(w.text for w in kept)
+    return replace(transcript, text=text, words=tuple(kept), alternatives=()), until
 
 
 @register_asr
@@ -132,21 +176,45 @@ class FasterWhisperAsr:
                 # early ("My personal number in 850," for an 8 s turn with a question after the number) or loops:
                 # the caller's request would be lost, so the utterance is heard again, whole and unbiased.
                 self._model.content.window_frames = self._window_frames
-                again = self._transcribe(audio16, RecognitionContext())
+                again = self._transcribe(audio16, RecognitionContext(), careful=True)
                 if not went_astray(again) or len(again.words) > len(transcript.words):
                     transcript = again
-            return transcript
+            return self._heard_to_the_end(audio16, transcript)
         finally:
             self._model.content.frames = None
 
-    def _transcribe(self, audio16: np.ndarray, context: RecognitionContext) -> Transcript:
+    def _heard_to_the_end(self, audio16: np.ndarray, transcript: Transcript) -> Transcript:
+        """A transcript that still stops early, skips speech or loops keeps its words up to there, and the audio
+        after them is heard on its own, carefully."""
+        trusted = trusted_part(transcript)
+        if trusted is None:
+            return transcript
+        head, until = trusted
+        rest16 = audio16[round(until * ASR_RATE) :]
+        if len(rest16) < MIN_REST_S * ASR_RATE:
+            return head
+        self._model.content.frames = math.ceil(len(rest16) * FRAMES_PER_SECOND / ASR_RATE)
+        self._model.content.window_frames = self._window_frames
+        rest = self._transcribe(rest16, RecognitionContext(), careful=True)
+        trusted_rest = trusted_part(rest) if looping_from(rest.text.split()) is not None else None
+        if trusted_rest is not None:  # looping still: the loop is not kept
+            rest = trusted_rest[0]
+        return join_transcripts([replace(head, audio_s=until), rest.shifted(until)])
+
+    def _transcribe(self, audio16: np.ndarray, context: RecognitionContext, careful: bool = False) -> Transcript:
+        """One decoding. ``careful``: a beam of ``CAREFUL_BEAM`` and no temperature fallback. The fallback samples
+        (at 0.2, 0.4, ...) when a greedy decoding looks poor, so a hard voice's second hearing was a coin toss: an
+        espeak-ng caller reading a number out, then asking, was heard whole on 9 runs in 10 and lost the question on
+        the tenth; the careful decoding heard it the same way, whole, every time."""
+        sampling = {"temperature": 0.0} if careful else {}
         try:
             segments, info = self._model.transcribe(
                 audio16,
                 initial_prompt=context.prompt or None,
                 hotwords=context.hotwords or None,
                 language=self._settings.language,
-                beam_size=self._settings.beam_size,
+                beam_size=max(CAREFUL_BEAM, self._settings.beam_size) if careful else self._settings.beam_size,
+                **sampling,
                 condition_on_previous_text=False,
                 vad_filter=False,
                 word_timestamps=self._settings.word_confidences,
