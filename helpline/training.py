@@ -90,6 +90,10 @@ def rasa_environment(settings: Settings) -> dict[str, str]:
         # Rasa's own caches and logs stay inside the data directory.
         RASA_CACHE_DIRECTORY=str(settings.data_dir / "rasa-cache"),
         MPLCONFIGDIR=str(settings.data_dir / "matplotlib"),
+        # The sentence encoder's small NumPy matrices on one BLAS thread: with the recognisers busy, two threads wait
+        # on each other (parse p50/p95 99/135 ms with two busy processes beside the server, 77/108 ms on one thread;
+        # idle 47/60 against 51/65 ms: AMD EPYC, 2 cores, 2026-12-05).
+        OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"),
     )
     return env
 

@@ -55,14 +55,25 @@ def heldout(encoder) -> tuple[list[str], np.ndarray]:
     return texts, encoder.encode(texts)
 
 
+@pytest.fixture(scope="module")
+def training(encoder) -> tuple[list[str], np.ndarray]:
+    """The training texts and their sentence vectors, encoded once for the held-out and the fresh dev set."""
+    texts = training_texts()
+    return texts, encoder.encode(texts)
+
+
 @pytest.mark.models  # the sentence encoder judges near-duplicates
 @pytest.mark.parametrize("other", ["training", "dev", "fresh"])
-def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, other):
+def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, training, other):
     held_out, vectors = heldout
     dev = {"dev": DEV_TURNS, "fresh": FRESH_DEV_TURNS}
-    texts = training_texts() if other == "training" else [t.text.lower() for t in load_turns(dev[other])]
+    if other == "training":
+        texts, other_vectors = training
+    else:
+        texts = [t.text.lower() for t in load_turns(dev[other])]
+        other_vectors = encoder.encode(texts)
     assert not set(held_out) & set(texts), "a held-out turn is copied"
-    assert not near_duplicates(held_out, vectors, texts, encoder.encode(texts))
+    assert not near_duplicates(held_out, vectors, texts, other_vectors)
 
 
 def near_duplicates(texts: list[str], vectors: np.ndarray, others: list[str], other_vectors: np.ndarray) -> list:
@@ -80,12 +91,11 @@ def test_dev_turns_are_not_training_examples(dev):
 
 
 @pytest.mark.models  # the sentence encoder judges near-duplicates
-def test_no_fresh_dev_turn_is_a_near_duplicate_of_a_training_example(encoder):
+def test_no_fresh_dev_turn_is_a_near_duplicate_of_a_training_example(encoder, training):
     """The fresh dev set measures how the NLU reads sentences it was not written from: nothing trained is a
     near-duplicate of one of them (the older dev set's turns had training examples written for their failures)."""
     fresh = [t.text.lower() for t in load_turns(FRESH_DEV_TURNS)]
-    training = training_texts()
-    assert not near_duplicates(fresh, encoder.encode(fresh), training, encoder.encode(training))
+    assert not near_duplicates(fresh, encoder.encode(fresh), *training)
 
 
 def test_the_fresh_dev_set_covers_every_domain_intent():
