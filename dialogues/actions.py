@@ -51,15 +51,27 @@ def _names_the_agencys_matters(tracker: Tracker) -> bool:
     return concerns_agency(str(message.get("text") or ""), str(language))
 
 
+def _unsure_out_of_scope(tracker: Tracker) -> bool:
+    intent = tracker.latest_message.get("intent") or {}
+    unsure = float(intent.get("confidence") or 0.0) < ROUTING.dismiss_min_confidence
+    return intent.get("name") == "out_of_scope" and unsure
+
+
 def _may_be_about_the_agency(tracker: Tracker) -> bool:
     """The turn names the agency's matters, or the NLU called it out of scope without being sure: either way it
     must not be dismissed."""
-    message = tracker.latest_message
-    if _names_the_agencys_matters(tracker):
-        return True
-    intent = message.get("intent") or {}
-    unsure = float(intent.get("confidence") or 0.0) < ROUTING.dismiss_min_confidence
-    return intent.get("name") == "out_of_scope" and unsure
+    return _names_the_agencys_matters(tracker) or _unsure_out_of_scope(tracker)
+
+
+def _a_matter_is_likely(tracker: Tracker) -> bool:
+    """One of the matters the assistant can name is at least ``clarify_min_confidence`` likely. A turn that names
+    nothing of the agency's and that the NLU is unsure is out of scope is offered matters only then: on both dev sets
+    every such turn was out of scope or gibberish, offered a matter at 0.03-0.23 ("zxq plorb wibble": "is your call
+    about required documents?"); asked to say it again instead, the caller is still not dismissed."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    names = likeliest_matters(ranking, words_of(tracker).matters, n=1)
+    likely = {str(r.get("name")): float(r.get("confidence") or 0.0) for r in ranking}
+    return bool(names) and likely[names[0]] >= ROUTING.clarify_min_confidence
 
 
 def answer_text(words: DialogueWords, topic: str, today: date) -> str:
@@ -197,7 +209,7 @@ class ActionHandleFallback(Action):
         return "action_handle_fallback"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        if _may_be_about_the_agency(tracker):
+        if _names_the_agencys_matters(tracker) or (_unsure_out_of_scope(tracker) and _a_matter_is_likely(tracker)):
             return offer_likeliest(dispatcher, tracker)
         words = words_of(tracker)
         ranking = [r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in words.matters]
