@@ -6,7 +6,8 @@ import os
 
 # NumPy's BLAS on one thread in the test processes, set before NumPy is loaded: the sentence encoder's matrices are
 # small, and with other processes busy OpenBLAS's threads wait on each other (a text took 55 ms to encode instead of
-# 24 ms while Rasa trained beside it; in CI the near-duplicate tests, 1,100 texts, took 290 s each).
+# 24 ms while Rasa trained beside it; in CI the near-duplicate tests, 909 training texts and 176-331 turns each, took
+# 290 s each).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import contextlib  # noqa: E402
