@@ -63,17 +63,6 @@ def _may_be_about_the_agency(tracker: Tracker) -> bool:
     return _names_the_agencys_matters(tracker) or _unsure_out_of_scope(tracker)
 
 
-def _a_matter_is_likely(tracker: Tracker) -> bool:
-    """One of the matters the assistant can name is at least ``clarify_min_confidence`` likely. A turn that names
-    nothing of the agency's and that the NLU is unsure is out of scope is offered matters only then: on both dev sets
-    every such turn was out of scope or gibberish, offered a matter at 0.03-0.23 ("zxq plorb wibble": "is your call
-    about required documents?"); asked to say it again instead, the caller is still not dismissed."""
-    ranking = tracker.latest_message.get("intent_ranking") or []
-    names = likeliest_matters(ranking, words_of(tracker).matters, n=1)
-    likely = {str(r.get("name")): float(r.get("confidence") or 0.0) for r in ranking}
-    return bool(names) and likely[names[0]] >= ROUTING.clarify_min_confidence
-
-
 def answer_text(words: DialogueWords, topic: str, today: date) -> str:
     return words.answers[topic].format(
         next_payment=words.dates.say(next_payment_day(today)),
@@ -209,14 +198,19 @@ class ActionHandleFallback(Action):
         return "action_handle_fallback"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        if _names_the_agencys_matters(tracker) or (_unsure_out_of_scope(tracker) and _a_matter_is_likely(tracker)):
-            return offer_likeliest(dispatcher, tracker)
         words = words_of(tracker)
         ranking = [r for r in tracker.latest_message.get("intent_ranking") or [] if r.get("name") in words.matters]
+        likely = bool(ranking) and ranking[0]["confidence"] >= ROUTING.clarify_min_confidence
+        # A turn that names nothing of the agency's and that the NLU is unsure is out of scope is offered matters
+        # only when one is likely: on both dev sets every such turn was out of scope or gibberish, offered a matter
+        # at 0.03-0.23 ("zxq plorb wibble": "is your call about required documents?"); asked to say it again
+        # instead, the caller is still not dismissed.
+        if _names_the_agencys_matters(tracker) or (_unsure_out_of_scope(tracker) and likely):
+            return offer_likeliest(dispatcher, tracker)
         if len(ranking) >= 2:
             first, second = ranking[0], ranking[1]
             close = first["confidence"] - second["confidence"] < ROUTING.clarify_margin
-            if close and first["confidence"] >= ROUTING.clarify_min_confidence:
+            if close and likely:
                 return ask_which(dispatcher, words, first["name"], second["name"])
         return not_understood(dispatcher, tracker)
 
