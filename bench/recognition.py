@@ -1,11 +1,14 @@
 """What the recogniser makes of callers it has never heard, and of noise when nobody speaks, per packaged model.
 
-    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--per-intent 1] [--no-noise]
+    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5] [--per-intent 1]
+        [--no-noise]
 
 Speech: the first --per-intent dev turns of each intent (nlu/dev/callers.yml; never the frozen held-out set) spoken
 by every simulated caller voice on a clean line and on a degraded one (voice/line_conditions.py), recognised as the
 line does it (the domain prompt). Per model, voice and line: word error rate against the text, recall of the
-agency's key words (nlu/asr_context.yml), and CPU seconds per utterance; also per encoder window (ASR__WINDOW_S).
+agency's key words (nlu/asr_context.yml), the share of utterances the line would be unsure of (ASR confidence under
+TURN_TAKING__CONFIRM_BELOW_CONFIDENCE: read back unless the NLU is sure) and CPU seconds per utterance; also per
+encoder window (ASR__WINDOW_S) and beam size (ASR__BEAM_SIZE).
 Noise: for each spoken turn, the same length of babble (that speech reversed and overlaid), street rumble and pink
 noise alone, as loud as the speech; prints how often each model writes words for it, and for candidate rules the
 share of those it rejects and the share of real speech it would wrongly reject. The rule in force is
@@ -43,14 +46,16 @@ def below(no_speech_at_least: float, confidence_below: float, c: float, n: float
     return n >= no_speech_at_least and c < confidence_below
 
 
-def run_model(model: str, window_s: float, per_intent: int, noise: bool) -> None:
-    settings = Settings(asr={"model": model, "window_s": window_s})
+def run_model(model: str, window_s: float, beam: int, per_intent: int, noise: bool) -> None:
+    settings = Settings(asr={"model": model, "window_s": window_s, "beam_size": beam})
+    unsure_below = settings.turn_taking.confirm_below_confidence
     asr = create_asr(settings.asr)
     vocabulary = AsrVocabulary.load(settings.asr.language)
     context = vocabulary.context(None)
     turns = sample(load_turns(DEV_TURNS), per_intent)
     errors: dict[tuple[str, str], list[float]] = defaultdict(list)
     said_heard: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    unsure: dict[tuple[str, str], list[bool]] = defaultdict(list)
     cpu: list[float] = []
     speech: list[Scores] = []
     noise_scores: list[tuple[float, float, str, str]] = []
@@ -66,6 +71,7 @@ def run_model(model: str, window_s: float, per_intent: int, noise: bool) -> None
                 cpu.append(time.process_time() - started)
                 key = (voice.name, condition.name)
                 errors[key].append(wer(turn.text, t.text))
+                unsure[key].append(t.confidence < unsure_below)
                 said = vocabulary.key_words_in(turn.text)
                 heard = set(vocabulary.key_words_in(t.text))
                 said_heard[key][0] += len(said)
@@ -78,18 +84,26 @@ def run_model(model: str, window_s: float, per_intent: int, noise: bool) -> None
                     noise_scores.append((t.confidence, t.no_speech, t.text, kind))
     cpu.sort()
     voices = len(CALLER_VOICES)
-    print(f"\n== {model}, {window_s:g} s window: {len(turns)} dev turns x {voices} voices x 2 lines ({cpu_name()})")
+    print(
+        f"\n== {model}, {window_s:g} s window, beam {beam}: {len(turns)} dev turns x {voices} voices x 2 lines"
+        f" ({cpu_name()})"
+    )
     print(f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s")
-    print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16}")
+    print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16} {f'unsure (< {unsure_below:g})':>15}")
     for key in sorted(errors, key=lambda k: (k[1], k[0])):  # clean lines first, then degraded; voices in order
         n_said, n_heard = said_heard[key]
         recall = n_heard / max(1, n_said)
-        print(f"{key[0]:12} {key[1]:9} {sum(errors[key]) / len(errors[key]):>6.3f} {recall:>16.3f}")
+        error, unsure_share = sum(errors[key]) / len(errors[key]), sum(unsure[key]) / len(unsure[key])
+        print(f"{key[0]:12} {key[1]:9} {error:>6.3f} {recall:>16.3f} {unsure_share:>15.1%}")
     all_errors = [e for k in errors for e in errors[k]]
+    all_unsure = [u for k in unsure for u in unsure[k]]
     total_said = sum(v[0] for v in said_heard.values())
     total_heard = sum(v[1] for v in said_heard.values())
     recall = total_heard / max(1, total_said)
-    print(f"{'all':12} {'both':9} {sum(all_errors) / len(all_errors):>6.3f} {recall:>16.3f}")
+    print(
+        f"{'all':12} {'both':9} {sum(all_errors) / len(all_errors):>6.3f} {recall:>16.3f}"
+        f" {sum(all_unsure) / len(all_unsure):>15.1%}"
+    )
     if noise:
         report_noise(speech, noise_scores, context.prompt)
 
@@ -123,12 +137,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="tiny.en", help="comma-separated: tiny.en, base")
     parser.add_argument("--windows", default="30", help="encoder windows in seconds, comma-separated (10-30)")
+    parser.add_argument("--beams", default="1", help="beam sizes, comma-separated (1: greedy, the default)")
     parser.add_argument("--per-intent", type=int, default=1)
     parser.add_argument("--no-noise", action="store_true", help="speech only")
     args = parser.parse_args()
     for model in args.models.split(","):
         for window in args.windows.split(","):
-            run_model(model.strip(), float(window), args.per_intent, not args.no_noise)
+            for beam in args.beams.split(","):
+                run_model(model.strip(), float(window), int(beam), args.per_intent, not args.no_noise)
     return 0
 
 
