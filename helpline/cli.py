@@ -301,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     variants = nlu_sub.add_parser(
         "asr-variants", help="write nlu/data/asr_variants.yml: training sentences as the ASR mishears them"
     )
-    variants.add_argument("--per-intent", type=int, default=6, help="training sentences spoken per intent")
+    variants.add_argument("--per-intent", type=int, default=16, help="training sentences spoken per intent")
     review = nlu_sub.add_parser("review", help="the review queue: misunderstood turns from the call store, grouped")
     review.add_argument("--days", type=int, default=7, help="calls of the last N days")
     label = nlu_sub.add_parser("label", help="add a reviewed turn to the training data as an example of INTENT")

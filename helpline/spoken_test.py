@@ -7,28 +7,41 @@ the configured ASR engine.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from foundation.settings import REPO_ROOT, Settings, TtsSettings
-from nlu.training_data import training_examples
-from voice.asr import create_asr
-from voice.codecs import TELEPHONE_RATE, telephone_round_trip
+from nlu.asr_context import AsrVocabulary
+from nlu.training_data import ANNOTATION, carry_annotations, training_examples
+from voice import line_conditions
+from voice.asr import RecognitionContext, create_asr
+from voice.caller_voices import TRAINING_VOICES
+from voice.codecs import TELEPHONE_RATE
 from voice.tts.piper import PiperTts
-from voice.wer import normalize
+from voice.wer import normalize, wer
 
 ASR_VARIANTS = REPO_ROOT / "nlu" / "data" / "asr_variants.yml"
+MAX_VARIANT_WER = 0.5
+Speaker = Callable[[str], np.ndarray]  # text -> 8 kHz float32 speech
 
 
-def transcribe_spoken(settings: Settings, pairs: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
-    """(intent, text, transcript): each text spoken by Piper, sent down the phone line and transcribed."""
-    voice = PiperTts(TtsSettings(length_scale=1.1))
+def transcribe_spoken(
+    settings: Settings, pairs: list[tuple[str, str]], voices: list[Speaker], context: RecognitionContext | None = None
+) -> list[tuple[str, str, str]]:
+    """(intent, text, transcript): the i-th text spoken by the i-th voice in turn, sent down the phone line (every
+    other one a degraded line: noise, level, rate, lost frames; voice/line_conditions.py) and transcribed as the line
+    does it (``context``: the domain prompt)."""
     asr = create_asr(settings.asr)
     out = []
     for i, (intent, text) in enumerate(pairs, 1):
-        speech = voice.synthesize(text)
-        line = telephone_round_trip(speech.samples_at(TELEPHONE_RATE), TELEPHONE_RATE)
+        speak = voices[i % len(voices)]
+        seed = line_conditions.seed_of(text, str(i))
+        condition = line_conditions.degraded(seed) if i % 2 else line_conditions.CLEAN
+        line = line_conditions.apply(speak(text), condition, seed)
         # Brackets and parentheses would read as entity annotations in Rasa's format.
-        transcript = re.sub(r"[\[\]()]", " ", asr.transcribe(line, TELEPHONE_RATE).text).strip()
+        transcript = re.sub(r"[\[\]()]", " ", asr.transcribe(line, TELEPHONE_RATE, context).text).strip()
         out.append((intent, text, transcript))
         if i % 25 == 0:
             print(f"spoken and transcribed {i}/{len(pairs)} turns", flush=True)
@@ -48,27 +61,50 @@ def write_nlu_file(path: Path, examples: list[tuple[str, str]], header: str = ""
     return path
 
 
+def variant_voices() -> list[Speaker]:
+    """Who speaks the training sentences: the assistant's own Piper voice and the training voices
+    (voice.caller_voices.TRAINING_VOICES), never a voice of the spoken evaluations. Each returns 8 kHz audio."""
+    piper = PiperTts(TtsSettings(length_scale=1.1))
+
+    def speak_piper(text: str) -> np.ndarray:
+        return piper.synthesize(text).samples_at(TELEPHONE_RATE)
+
+    return [speak_piper, *(voice.speak for voice in TRAINING_VOICES.values())]
+
+
 def asr_variants(settings: Settings, per_intent: int) -> Path:
     """Training examples as our ASR mishears them on the phone.
 
-    ``per_intent`` training sentences of each intent (four words or more) are spoken, sent down the line and
-    transcribed; each transcript that differs from its sentence becomes a training example, in the lower-case,
-    unpunctuated form the NLU receives. A trainer reviews the file before training on it.
+    ``per_intent`` training sentences of each intent (four words or more) are spoken, each by one of the variant
+    voices in turn on a clean or a degraded line, and transcribed as the line does it (with the domain prompt).
+    Each transcript that differs from its sentence but keeps most of it (word error rate at most
+    ``MAX_VARIANT_WER``: what is garbled beyond that keeps no trace of the intent) becomes a training example,
+    as transcribed (that is what the NLU receives), with the sentence's entity annotations carried over to the
+    words it kept. A trainer reviews the file before training on it.
     """
     chosen: dict[str, list[str]] = {}
-    for intent, text in training_examples(skip=ASR_VARIANTS):
+    for intent, text in training_examples(skip=ASR_VARIANTS, annotated=True):
         texts = chosen.setdefault(intent, [])
         if len(text.split()) >= 4 and len(texts) < per_intent:
             texts.append(text)
-    pairs = [(intent, text) for intent, texts in chosen.items() for text in texts]
-    # Kept as transcribed (that is what the NLU receives), where the words differ from what was said.
+    annotated = {plain_text(text): text for texts in chosen.values() for text in texts}
+    pairs = [(intent, plain_text(text)) for intent, texts in chosen.items() for text in texts]
+    context = AsrVocabulary.load(settings.asr.language).context(None)
     variants = [
-        (intent, transcript)
-        for intent, text, transcript in transcribe_spoken(settings, pairs)
+        (intent, carry_annotations(annotated[text], transcript))
+        for intent, text, transcript in transcribe_spoken(settings, pairs, variant_voices(), context)
         if normalize(transcript) and normalize(transcript) != normalize(text)
-    ]
+        and wer(text, transcript) <= MAX_VARIANT_WER
+    ]  # fmt: skip
     header = (
         "# Generated by `helpline nlu asr-variants`: training sentences as our ASR heard them on the phone line\n"
-        "# (Piper voice, 8 kHz mu-law, faster-whisper). Reviewed by a trainer; regenerate after an ASR change.\n"
+        "# (the assistant's Piper voice and the training voices of voice/caller_voices.py, never an evaluation\n"
+        "# voice; clean and degraded 8 kHz mu-law lines; faster-whisper with the domain prompt). Reviewed by a\n"
+        "# trainer; regenerate after an ASR change.\n"
     )
     return write_nlu_file(ASR_VARIANTS, variants, header)
+
+
+def plain_text(annotated: str) -> str:
+    """An example without its entity annotations: what a caller says."""
+    return ANNOTATION.sub(r"\1", annotated)

@@ -22,25 +22,39 @@ REVIEWED_HEADER = (
 )
 
 
-def block_texts(block: Mapping[str, Any]) -> list[str]:
-    """The example texts of one Rasa NLU block (intent, synonym or lookup), without entity annotations."""
+def block_texts(block: Mapping[str, Any], annotated: bool = False) -> list[str]:
+    """The example texts of one Rasa NLU block (intent, synonym or lookup), without entity annotations unless
+    ``annotated``."""
     texts = []
     for line in str(block.get("examples") or "").splitlines():
         text = line.strip().removeprefix("- ").strip()
         if text:
-            texts.append(ANNOTATION.sub(r"\1", text))
+            texts.append(text if annotated else ANNOTATION.sub(r"\1", text))
     return texts
+
+
+def carry_annotations(annotated: str, text: str) -> str:
+    """``text`` (another wording of the example ``annotated``, e.g. as the recogniser heard it) with the example's
+    entity annotations on the same words where they occur in it (case aside): "You want 8,000 crowner back for the
+    housing allowance." keeps "[housing allowance](benefit)". Annotated words the text lost stay unannotated."""
+    for match in ANNOTATION.finditer(annotated):
+        surface, spec = match.group(1), match.group(0)[len(match.group(1)) + 2 :]
+        pattern = re.compile(rf"(?<![\w\[]){re.escape(surface)}(?![\w\]])", re.IGNORECASE)
+        found = pattern.search(text)
+        if found:
+            text = f"{text[: found.start()]}[{found.group(0)}]{spec}{text[found.end() :]}"
+    return text
 
 
 BLOCK_KINDS = ("intent", "synonym", "lookup", "regex")
 
 
 def training_examples(
-    nlu_dir: Path = NLU_DATA, skip: Path | None = None, every_block: bool = False
+    nlu_dir: Path = NLU_DATA, skip: Path | None = None, every_block: bool = False, annotated: bool = False
 ) -> list[tuple[str, str]]:
     """(intent, text) of every intent example in the NLU data files (but ``skip``), in file order, annotations
-    removed: the one reader of the training data for tests, benchmarks and generated data. ``every_block`` adds the
-    synonym, lookup and regex examples, keyed by their name."""
+    removed (kept if ``annotated``): the one reader of the training data for tests, benchmarks and generated data.
+    ``every_block`` adds the synonym, lookup and regex examples, keyed by their name."""
     pairs = []
     for path in sorted(nlu_dir.glob("*.yml")):
         if path == skip:
@@ -49,7 +63,7 @@ def training_examples(
             kinds = BLOCK_KINDS if every_block else BLOCK_KINDS[:1]
             name = next((block[kind] for kind in kinds if kind in block), None)
             if name is not None:
-                pairs += [(str(name), text) for text in block_texts(block)]
+                pairs += [(str(name), text) for text in block_texts(block, annotated)]
     return pairs
 
 

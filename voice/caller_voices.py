@@ -74,3 +74,15 @@ CALLER_VOICES: dict[str, CallerVoice] = {
         CallerVoice("espeak-us", "espeak-ng", "en-us+m3"),  # American English, male variant
     )
 }
+
+# Voices that speak training sentences for the NLU's ASR-variant examples (`helpline nlu asr-variants`): other
+# speakers than the evaluations' (a test keeps the two apart), so the spoken evaluations still judge voices whose
+# mishearings the NLU never learnt from.
+TRAINING_VOICES: dict[str, CallerVoice] = {
+    voice.name: voice
+    for voice in (
+        CallerVoice("flite-kal16", "flite", "kal16"),  # US English, male, diphone synthesis
+        CallerVoice("espeak-scotland", "espeak-ng", "en-gb-scotland+m2"),  # Scottish English, male variant
+        CallerVoice("espeak-caribbean", "espeak-ng", "en-029+f2"),  # Caribbean English, female variant
+    )
+}
