@@ -94,3 +94,45 @@ def test_the_routing_table_is_checked_once_where_it_is_read(tmp_path):
     missing.write_text("answers: {}\n", encoding="utf-8")
     with pytest.raises(RoutingTableError, match="short.yml: KeyError"):
         RoutingTable.load(missing)
+
+
+def test_asr_variants_are_spoken_by_no_voice_of_the_spoken_evaluations():
+    from voice.caller_voices import CALLER_VOICES, TRAINING_VOICES
+
+    evaluation = {(v.engine, v.speaker) for v in CALLER_VOICES.values()}
+    training = {(v.engine, v.speaker) for v in TRAINING_VOICES.values()}
+    assert training and not training & evaluation
+    assert not set(TRAINING_VOICES) & set(CALLER_VOICES)
+
+
+def test_a_variant_keeps_the_entity_annotations_of_the_words_it_kept():
+    from nlu.training_data import carry_annotations
+
+    example = "I got a letter about my [housing allowance](benefit_type) and my [child allowance](benefit_type)"
+    heard = "I got a letter about my Housing Allowance. And my child allowed and"
+    assert carry_annotations(example, heard) == (
+        "I got a letter about my [Housing Allowance](benefit_type). And my child allowed and"
+    )
+    # A word inside another word is not an entity; an annotation is carried once.
+    assert carry_annotations("[rent](benefit_type) help", "parental help, rent and rent") == (
+        "parental help, [rent](benefit_type) and rent"
+    )
+
+
+def test_asr_variants_are_variants_of_training_sentences_only():
+    """Every example in the generated ASR-variant file is a mishearing of a training sentence of its own intent (at
+    most MAX_VARIANT_WER from it), never a sentence from elsewhere (a dev or held-out turn, say)."""
+    import yaml
+
+    from helpline.spoken_test import ASR_VARIANTS, MAX_VARIANT_WER
+    from nlu.training_data import block_texts
+    from voice.wer import wer
+
+    sentences: dict[str, list[str]] = {}
+    for intent, text in read_training_examples(skip=ASR_VARIANTS):
+        sentences.setdefault(intent, []).append(text)
+    blocks = yaml.safe_load(ASR_VARIANTS.read_text(encoding="utf-8"))["nlu"]
+    variants = [(block["intent"], text) for block in blocks for text in block_texts(block)]
+    assert variants
+    strays = [(i, t) for i, t in variants if min(wer(s, t) for s in sentences.get(i, ["-"])) > MAX_VARIANT_WER]
+    assert not strays
