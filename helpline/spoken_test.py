@@ -1,5 +1,5 @@
-"""Turns as the assistant hears them on the phone: spoken by Piper, sent down the 8 kHz mu-law line, transcribed by
-the configured ASR engine.
+"""Turns as the assistant hears them on the phone: spoken by the assistant's Piper voice and the training voices,
+sent down the 8 kHz mu-law line, transcribed by the configured ASR engine.
 
 - `helpline nlu asr-variants`: training sentences as the ASR mishears them become reviewed training examples.
 """
@@ -31,8 +31,8 @@ def transcribe_spoken(
     settings: Settings, pairs: list[tuple[str, str]], voices: list[Speaker], context: RecognitionContext | None = None
 ) -> list[tuple[str, str, str]]:
     """(intent, text, transcript): the i-th text spoken by the i-th voice in turn, sent down the phone line (every
-    other one a degraded line: noise, level, rate, lost frames; voice/line_conditions.py) and transcribed as the line
-    does it (``context``: the domain prompt)."""
+    other one a degraded line: noise, level and lost frames of voice/line_conditions.py; the voices keep their own
+    pace) and transcribed as the line does it (``context``: the domain prompt)."""
     asr = create_asr(settings.asr)
     out = []
     for i, (intent, text) in enumerate(pairs, 1):

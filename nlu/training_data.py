@@ -36,7 +36,7 @@ def block_texts(block: Mapping[str, Any], annotated: bool = False) -> list[str]:
 def carry_annotations(annotated: str, text: str) -> str:
     """``text`` (another wording of the example ``annotated``, e.g. as the recogniser heard it) with the example's
     entity annotations on the same words where they occur in it (case aside): "You want 8,000 crowner back for the
-    housing allowance." keeps "[housing allowance](benefit)". Annotated words the text lost stay unannotated."""
+    housing allowance." keeps "[housing allowance](benefit_type)". Annotated words the text lost stay unannotated."""
     for match in ANNOTATION.finditer(annotated):
         surface, spec = match.group(1), match.group(0)[len(match.group(1)) + 2 :]
         pattern = re.compile(rf"(?<![\w\[]){re.escape(surface)}(?![\w\]])", re.IGNORECASE)
