@@ -14,7 +14,7 @@ import numpy as np
 
 from foundation.settings import REPO_ROOT, Settings, TtsSettings
 from nlu.asr_context import AsrVocabulary
-from nlu.training_data import ANNOTATION, carry_annotations, training_examples
+from nlu.training_data import carry_annotations, training_examples, without_annotations
 from voice import line_conditions
 from voice.asr import RecognitionContext, create_asr
 from voice.caller_voices import TRAINING_VOICES
@@ -87,8 +87,8 @@ def asr_variants(settings: Settings, per_intent: int) -> Path:
         texts = chosen.setdefault(intent, [])
         if len(text.split()) >= 4 and len(texts) < per_intent:
             texts.append(text)
-    annotated = {plain_text(text): text for texts in chosen.values() for text in texts}
-    pairs = [(intent, plain_text(text)) for intent, texts in chosen.items() for text in texts]
+    annotated = {without_annotations(text): text for texts in chosen.values() for text in texts}
+    pairs = [(intent, without_annotations(text)) for intent, texts in chosen.items() for text in texts]
     context = AsrVocabulary.load(settings.asr.language).context(None)
     variants = [
         (intent, carry_annotations(annotated[text], transcript))
@@ -103,8 +103,3 @@ def asr_variants(settings: Settings, per_intent: int) -> Path:
         "# trainer; regenerate after an ASR change.\n"
     )
     return write_nlu_file(ASR_VARIANTS, variants, header)
-
-
-def plain_text(annotated: str) -> str:
-    """An example without its entity annotations: what a caller says."""
-    return ANNOTATION.sub(r"\1", annotated)

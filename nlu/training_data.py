@@ -22,6 +22,11 @@ REVIEWED_HEADER = (
 )
 
 
+def without_annotations(example: str) -> str:
+    """An example without its entity annotations: what a caller says."""
+    return ANNOTATION.sub(r"\1", example)
+
+
 def block_texts(block: Mapping[str, Any], annotated: bool = False) -> list[str]:
     """The example texts of one Rasa NLU block (intent, synonym or lookup), without entity annotations unless
     ``annotated``."""
@@ -29,7 +34,7 @@ def block_texts(block: Mapping[str, Any], annotated: bool = False) -> list[str]:
     for line in str(block.get("examples") or "").splitlines():
         text = line.strip().removeprefix("- ").strip()
         if text:
-            texts.append(text if annotated else ANNOTATION.sub(r"\1", text))
+            texts.append(text if annotated else without_annotations(text))
     return texts
 
 
