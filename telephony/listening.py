@@ -128,6 +128,10 @@ class LongTurn:
         self._pieces.append((transcript, item))
         return True
 
+    def audio(self, then: np.ndarray) -> np.ndarray:
+        """The held pieces' audio followed by ``then``: the turn so far, as the end-of-turn model should hear it."""
+        return np.concatenate([*(item.utterance.pcm for _, item in self._pieces), then]) if self._pieces else then
+
     def take(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
         """The held pieces, followed by the last piece if there is one, as one utterance."""
         pieces = [*self._pieces, *([last] if last is not None else [])]
@@ -442,11 +446,13 @@ class Listener:
         rest of the call."""
         model, threshold = self._turn_end, self._turn_end_settings.threshold
         assert model is not None
+        # After held words ("how do I apply for"), the model hears them too: "parental benefit" alone is no turn.
+        turn_so_far = self.held.audio(pause.pcm)
 
         async def judge() -> None:
             t0 = time.perf_counter()
             try:
-                probability = await asyncio.to_thread(model.complete, pause.pcm)
+                probability = await asyncio.to_thread(model.complete, turn_so_far)
             except EndOfTurnError as e:
                 log.error("call %s: end-of-turn model failed, the silence rule takes over: %s", self._call_sid, e)
                 self._turn_end = None

@@ -96,9 +96,11 @@ class FakeEndOfTurn:
         self.probability = probability
         self.fail = False
         self.asked: list[float] = []  # seconds of audio heard at each pause
+        self.heard: list[np.ndarray] = []  # that audio
 
     def complete(self, pcm: np.ndarray) -> float:
         self.asked.append(len(pcm) / TELEPHONE_RATE)
+        self.heard.append(pcm.copy())
         if self.fail:
             raise EndOfTurnError("the end-of-turn model failed (a test fault)")
         return self.probability

@@ -2,6 +2,7 @@
 keeps the turn whole, one it calls complete ends the turn at once, and a model fault falls back to the silence rule
 for the rest of the call. The real model on real speech: tests/test_end_of_turn.py."""
 
+import numpy as np
 import pytest
 from fakes import FakeCall, FakeEndOfTurn, Reply, ScriptedDialogue, telephone_frames
 
@@ -69,6 +70,26 @@ async def test_a_pause_the_model_calls_complete_ends_the_turn_before_the_silence
     record = line.session.record
     assert record.semantic_endpoints == 1 and [t.decision for t in record.turns] == ["route:general"]
     assert decided_at - spoken_until < Settings().vad.end_silence_ms  # sooner than 700 ms of silence
+
+
+async def test_after_held_unfinished_words_the_model_hears_the_whole_turn_so_far(speech):
+    """The model calls every pause complete, so the first part ends at once; its words stop mid-sentence, so they
+    are held; at the next pause the model is asked about the held part and the rest together."""
+    model = FakeEndOfTurn(probability=0.9)
+    async with FakeCall(ScriptedDialogue(dict(SCRIPT)), smart_turn_settings(), end_of_turn=model) as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to" if s < 1.6 else "speak to a person"
+        await line.say(speech[:50])
+        await line.silence(1.0)
+        await line.say(speech)
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert line.dialogue.respond_texts == ["I would like to speak to a person"], "one turn"
+    assert [t.decision for t in record.turns] == ["route:general"] and record.semantic_endpoints >= 1
+    assert [e["text"] for e in line.events("turn_unfinished")] == ["I would like to"]
+    first, last = model.heard[0], model.heard[-1]
+    assert len(model.heard) >= 2 and len(last) > len(first)
+    assert np.array_equal(last[: len(first)], first), "the last question began with the held words' audio"
 
 
 async def test_a_model_fault_falls_back_to_the_silence_rule_and_the_caller_is_answered(speech):
