@@ -1,7 +1,7 @@
 """End of turn: how soon the line knows a caller has finished, and how often it cuts a caller off mid-sentence.
 
-    .venv/bin/python bench/turns.py [--voices 6] [--settings silence,words,smart_turn,smart_turn+silero]
-                                    [--end-silence-ms 700] [--unfinished-wait-ms 1200]
+    .venv/bin/python bench/turns.py [--voices 6] [--end-silence-ms 700] [--unfinished-wait-ms 1200]
+        [--settings silence,words,smart_turn,smart_turn+words,smart_turn+silero] [--threshold 0.5] [--pause-ms 200]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -12,7 +12,9 @@ the chosen speech detector; at each short pause the end-of-turn model, as teleph
 - CPU ms per end-of-turn decision (process CPU time around the model call, one thread).
 Settings: ``silence`` (the fixed end silence), ``words`` (the same, and an utterance whose words stop mid-sentence,
 recognised by the line's own recogniser and biasing, waits for the rest as telephony/listening.py does: released
-after --unfinished-wait-ms from the caller's last word unless they go on), ``smart_turn``, ``smart_turn+silero``.
+after --unfinished-wait-ms from the caller's last word unless they go on), ``smart_turn``, and combinations joined
+by "+": ``smart_turn+words`` is the model with the unfinished-words wait (as the gateway runs it), ``+silero`` the
+Silero speech detector instead of WebRTC VAD.
 Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
 also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames).
 The felt gap through the whole stack (end of speech -> first reply audio) at 1 and 15 calls: bench/voice.py latency
@@ -109,6 +111,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     ends: list[int] = []
     cpu: list[float] = []
     release_at: int | None = None  # held unfinished words become the turn then
+    held: list[np.ndarray] = []  # their audio: the model hears the turn so far, as the gateway's Listener does
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         at_ms = i // FRAME * FRAME_MS
         for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
@@ -117,20 +120,30 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             elif isinstance(event, UtteranceEnded):
                 if setting.words is not None and setting.words.unfinished(event.pcm):
                     release_at = event.speech_end_ms + setting.words.wait_ms
+                    held.append(event.pcm)
                     continue
                 ends.append(at_ms + FRAME_MS)
+                held.clear()
             elif isinstance(event, SpeechPaused) and setting.model is not None:
                 t0, w0 = time.process_time(), time.perf_counter()
-                probability = setting.model.complete(event.pcm)
+                probability = setting.model.complete(np.concatenate([*held, event.pcm]))
                 cpu.append((time.process_time() - t0) * 1000)
+                model_ms = round((time.perf_counter() - w0) * 1000)  # the words' recognition is the turn's own
                 if probability >= setting.threshold:
                     ended = endpointer.end_now()
-                    if ended is not None:
-                        ends.append(at_ms + FRAME_MS + round((time.perf_counter() - w0) * 1000))
+                    if ended is None:
+                        continue
+                    if setting.words is not None and setting.words.unfinished(ended.pcm):
+                        release_at = ended.speech_end_ms + setting.words.wait_ms
+                        held.append(ended.pcm)
+                        continue
+                    ends.append(at_ms + FRAME_MS + model_ms)
+                    held.clear()
         held_over = release_at is not None and at_ms >= release_at
         if held_over and not endpointer.in_speech and not endpointer.starting:
             ends.append(at_ms + FRAME_MS)
             release_at = None
+            held.clear()
     return Outcome(ends, cpu)
 
 
@@ -207,7 +220,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--voices", type=int, default=6, help="Piper caller + up to 5 flite/espeak-ng voices")
-    parser.add_argument("--settings", default="silence,words,smart_turn,smart_turn+silero")
+    parser.add_argument("--settings", default="silence,words,smart_turn,smart_turn+words,smart_turn+silero")
     parser.add_argument("--end-silence-ms", type=int, default=VadSettings().end_silence_ms, help="silence and words")
     parser.add_argument("--unfinished-wait-ms", type=int, default=Settings().turn_taking.unfinished_wait_ms)
     parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
@@ -220,20 +233,21 @@ def main() -> None:
     chosen: list[Setting] = []
     words = None
     for name in args.settings.split(","):
-        if name == "words":
-            if words is None:
-                vocabulary = AsrVocabulary.load(settings.asr.language)
-                words = Words(create_asr(AsrSettings()), vocabulary.context(), settings.spoken.unfinished_endings,
-                              args.unfinished_wait_ms)  # fmt: skip
-            chosen.append(Setting(name, args.end_silence_ms, 0, None, args.threshold, None, words))
-            continue
-        if name.startswith("smart_turn") and model is None:
+        parts = set(name.split("+"))
+        unknown = parts - {"silence", "words", "smart_turn", "silero"}
+        if unknown:
+            parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")
+        if "words" in parts and words is None:
+            vocabulary = AsrVocabulary.load(settings.asr.language)
+            words = Words(create_asr(AsrSettings()), vocabulary.context(), settings.spoken.unfinished_endings,
+                          args.unfinished_wait_ms)  # fmt: skip
+        semantic = "smart_turn" in parts
+        if semantic and model is None:
             model = create_end_of_turn(
                 EndOfTurnSettings(engine="smart_turn", model_path=smart_turn_model_path(settings.models_dir))
             )
-        if name.endswith("+silero") and silero is None:
+        if "silero" in parts and silero is None:
             silero = SileroModel()
-        semantic = name.startswith("smart_turn")
         chosen.append(
             Setting(
                 name,
@@ -241,7 +255,8 @@ def main() -> None:
                 args.pause_ms if semantic else 0,
                 model if semantic else None,
                 args.threshold,
-                silero if name.endswith("+silero") else None,
+                silero if "silero" in parts else None,
+                words if "words" in parts else None,
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
