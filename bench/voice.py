@@ -109,6 +109,10 @@ def bench_latency(settings: Settings, callers: list[tuple[np.ndarray, ...]], cal
         f"(with it: p95 {s['p95_with_silence']:.0f} ms)"
     )
     print(
+        f"felt by the caller (endpointing included, engine {settings.end_of_turn.engine}): p50 {s['felt_p50']:.0f} ms, "
+        f"p95 {s['felt_p95']:.0f} ms, p99 {s['felt_p99']:.0f} ms"
+    )
+    print(
         f"server, after the endpoint: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, "
         f"TTS {s['tts_ms']:.0f} ms (means)"
     )
