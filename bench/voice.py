@@ -124,9 +124,9 @@ def bench_capacity(
     settings: Settings, callers: list[tuple[np.ndarray, ...]], levels: list[int], target_ms: float
 ) -> None:
     silence = settings.vad.end_silence_ms
-    print(f"\n== Capacity on {cpu_name()}: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech")
-    print("   silence excluded); the")
-    print("   gap the caller feels (end of speech -> first reply audio, endpointing included) in the felt columns")
+    print(f"\n== Capacity on {cpu_name()}: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech silence")
+    print("   excluded); the felt columns: the gap the caller feels, end of speech -> first reply audio, endpointing")
+    print(f"   included (end-of-turn engine {settings.end_of_turn.engine})")
     print(
         f"{'calls':>6}{'peak':>6}{'turns':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'felt p50':>9}{'p95':>6}{'p99':>6}"
         f"{'ASR ms':>8}{'dropped':>9}{'unanswered':>12}"
