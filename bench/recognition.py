@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5] [--per-intent 1]
         [--no-noise]
+    .venv/bin/python bench/recognition.py --line-parts [--per-intent 1]
 
 Speech: the first --per-intent dev turns of each intent (nlu/dev/callers.yml; never the frozen held-out set) spoken
 by every simulated caller voice on a clean line and on a degraded one (voice/line_conditions.py), recognised as the
@@ -13,17 +14,22 @@ Noise: for each spoken turn, the same length of babble (that speech reversed and
 noise alone, as loud as the speech; prints how often each model writes words for it, and for candidate rules the
 share of those it rejects and the share of real speech it would wrongly reject. The rule in force is
 telephony.guards.heard_noise.
+--line-parts: WER and key-word recall on the clean line, with each part of the degraded line alone (noise, level,
+lost frames, speaking rate: the same draw as the whole degraded line) and with all of them: what costs most.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -133,6 +139,49 @@ def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, st
         print(f"  conf {c:.2f} no_speech {n:.2f} {text[:80]!r}")
 
 
+def line_parts(per_intent: int) -> None:
+    """Which part of a degraded line costs the recogniser most: each turn and voice on the clean line, with one part
+    of its degraded line at a time (the same draw), and with all of them."""
+    settings = Settings()
+    asr = create_asr(settings.asr)
+    vocabulary = AsrVocabulary.load(settings.asr.language)
+    context = vocabulary.context(None)
+    turns = sample(load_turns(DEV_TURNS), per_intent)
+    clean = line_conditions.CLEAN
+    scores: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0, 0])  # WER sum, utterances, said, heard
+    for index, turn in enumerate(turns, 1):
+        if index % 9 == 0:
+            print(f"  {index}/{len(turns)} turns", flush=True)
+        for voice in CALLER_VOICES.values():
+            seed = line_conditions.seed_of(turn.id, voice.name)
+            line = line_conditions.degraded(seed)
+            parts = {
+                "clean (G.711 only)": (1.0, clean),
+                f"noise ({line.noise}, 10-20 dB SNR)": (1.0, dataclasses.replace(clean, snr_db=line.snr_db,
+                                                                                  noise=line.noise)),
+                "level (+-10 dB)": (1.0, dataclasses.replace(clean, level_db=line.level_db)),
+                "lost frames (1-3 %)": (1.0, dataclasses.replace(clean, frame_loss=line.frame_loss)),
+                "rate (0.85-1.2x)": (line.rate, clean),
+                "all (the degraded line)": (line.rate, line),
+            }  # fmt: skip
+            spoken: dict[float, np.ndarray] = {}
+            for name, (rate, condition) in parts.items():
+                if rate not in spoken:
+                    spoken[rate] = voice.speak(turn.text, rate)
+                heard = asr.transcribe(line_conditions.apply(spoken[rate], condition, seed), TELEPHONE_RATE, context)
+                said = vocabulary.key_words_in(turn.text)
+                found = set(vocabulary.key_words_in(heard.text))
+                score = scores[name.split(" (")[0]]
+                score[0] += wer(turn.text, heard.text)
+                score[1] += 1
+                score[2] += len(said)
+                score[3] += sum(w in found for w in said)
+    print(f"\n== line parts: {len(turns)} dev turns x {len(CALLER_VOICES)} voices, tiny.en ({cpu_name()})")
+    print(f"{'line':14} {'WER':>6} {'key-word recall':>16} {'key words said':>15}")
+    for name, (errors, n, n_said, n_heard) in scores.items():
+        print(f"{name:14} {errors / n:>6.3f} {n_heard / max(1, n_said):>16.3f} {n_said:>15.0f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="tiny.en", help="comma-separated: tiny.en, base")
@@ -140,7 +189,13 @@ def main() -> int:
     parser.add_argument("--beams", default="1", help="beam sizes, comma-separated (1: greedy, the default)")
     parser.add_argument("--per-intent", type=int, default=1)
     parser.add_argument("--no-noise", action="store_true", help="speech only")
+    parser.add_argument(
+        "--line-parts", action="store_true", help="instead: WER with each part of the degraded line alone (tiny.en)"
+    )
     args = parser.parse_args()
+    if args.line_parts:
+        line_parts(args.per_intent)
+        return 0
     for model in args.models.split(","):
         for window in args.windows.split(","):
             for beam in args.beams.split(","):
