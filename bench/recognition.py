@@ -155,15 +155,14 @@ def line_parts(per_intent: int) -> None:
         for voice in CALLER_VOICES.values():
             seed = line_conditions.seed_of(turn.id, voice.name)
             line = line_conditions.degraded(seed)
-            parts = {
-                "clean (G.711 only)": (1.0, clean),
-                f"noise ({line.noise}, 10-20 dB SNR)": (1.0, dataclasses.replace(clean, snr_db=line.snr_db,
-                                                                                  noise=line.noise)),
-                "level (+-10 dB)": (1.0, dataclasses.replace(clean, level_db=line.level_db)),
-                "lost frames (1-3 %)": (1.0, dataclasses.replace(clean, frame_loss=line.frame_loss)),
-                "rate (0.85-1.2x)": (line.rate, clean),
-                "all (the degraded line)": (line.rate, line),
-            }  # fmt: skip
+            parts = {  # name: (speaking rate, line)
+                "clean": (1.0, clean),
+                "noise": (1.0, dataclasses.replace(clean, snr_db=line.snr_db, noise=line.noise)),
+                "level": (1.0, dataclasses.replace(clean, level_db=line.level_db)),
+                "lost frames": (1.0, dataclasses.replace(clean, frame_loss=line.frame_loss)),
+                "rate": (line.rate, clean),
+                "all": (line.rate, line),
+            }
             spoken: dict[float, np.ndarray] = {}
             for name, (rate, condition) in parts.items():
                 if rate not in spoken:
@@ -171,7 +170,7 @@ def line_parts(per_intent: int) -> None:
                 heard = asr.transcribe(line_conditions.apply(spoken[rate], condition, seed), TELEPHONE_RATE, context)
                 said = vocabulary.key_words_in(turn.text)
                 found = set(vocabulary.key_words_in(heard.text))
-                score = scores[name.split(" (")[0]]
+                score = scores[name]
                 score[0] += wer(turn.text, heard.text)
                 score[1] += 1
                 score[2] += len(said)
