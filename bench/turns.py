@@ -112,33 +112,32 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     cpu: list[float] = []
     release_at: int | None = None  # held unfinished words become the turn then
     held: list[np.ndarray] = []  # their audio: the model hears the turn so far, as the gateway's Listener does
+
+    def utterance_over(utterance: UtteranceEnded, end_ms: int) -> None:
+        """The turn ends at ``end_ms``, unless the utterance's words stop mid-sentence: then they are held."""
+        nonlocal release_at
+        if setting.words is not None and setting.words.unfinished(utterance.pcm):
+            release_at = utterance.speech_end_ms + setting.words.wait_ms
+            held.append(utterance.pcm)
+        else:
+            ends.append(end_ms)
+            held.clear()
+
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         at_ms = i // FRAME * FRAME_MS
         for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
             if isinstance(event, SpeechStarted):
                 release_at = None  # the caller goes on: what was held joins this utterance
             elif isinstance(event, UtteranceEnded):
-                if setting.words is not None and setting.words.unfinished(event.pcm):
-                    release_at = event.speech_end_ms + setting.words.wait_ms
-                    held.append(event.pcm)
-                    continue
-                ends.append(at_ms + FRAME_MS)
-                held.clear()
+                utterance_over(event, at_ms + FRAME_MS)
             elif isinstance(event, SpeechPaused) and setting.model is not None:
                 t0, w0 = time.process_time(), time.perf_counter()
                 probability = setting.model.complete(np.concatenate([*held, event.pcm]))
                 cpu.append((time.process_time() - t0) * 1000)
                 model_ms = round((time.perf_counter() - w0) * 1000)  # the words' recognition is the turn's own
-                if probability >= setting.threshold:
-                    ended = endpointer.end_now()
-                    if ended is None:
-                        continue
-                    if setting.words is not None and setting.words.unfinished(ended.pcm):
-                        release_at = ended.speech_end_ms + setting.words.wait_ms
-                        held.append(ended.pcm)
-                        continue
-                    ends.append(at_ms + FRAME_MS + model_ms)
-                    held.clear()
+                ended = endpointer.end_now() if probability >= setting.threshold else None
+                if ended is not None:
+                    utterance_over(ended, at_ms + FRAME_MS + model_ms)
         held_over = release_at is not None and at_ms >= release_at
         if held_over and not endpointer.in_speech and not endpointer.starting:
             ends.append(at_ms + FRAME_MS)
