@@ -78,10 +78,9 @@ def run_model(model: str, window_s: float, beam: int, per_intent: int, noise: bo
                 key = (voice.name, condition.name)
                 errors[key].append(wer(turn.text, t.text))
                 unsure[key].append(t.confidence < unsure_below)
-                said = vocabulary.key_words_in(turn.text)
-                heard = set(vocabulary.key_words_in(t.text))
-                said_heard[key][0] += len(said)
-                said_heard[key][1] += sum(w in heard for w in said)
+                n_said, n_heard = vocabulary.key_words_kept(turn.text, t.text)
+                said_heard[key][0] += n_said
+                said_heard[key][1] += n_heard
                 if not t.is_empty:
                     speech.append((t.confidence, t.no_speech, t.text))
             if noise:
@@ -168,13 +167,12 @@ def line_parts(per_intent: int) -> None:
                 if rate not in spoken:
                     spoken[rate] = voice.speak(turn.text, rate)
                 heard = asr.transcribe(line_conditions.apply(spoken[rate], condition, seed), TELEPHONE_RATE, context)
-                said = vocabulary.key_words_in(turn.text)
-                found = set(vocabulary.key_words_in(heard.text))
+                n_said, n_heard = vocabulary.key_words_kept(turn.text, heard.text)
                 score = scores[name]
                 score[0] += wer(turn.text, heard.text)
                 score[1] += 1
-                score[2] += len(said)
-                score[3] += sum(w in found for w in said)
+                score[2] += n_said
+                score[3] += n_heard
     print(f"\n== line parts: {len(turns)} dev turns x {len(CALLER_VOICES)} voices, tiny.en ({cpu_name()})")
     print(f"{'line':14} {'WER':>6} {'key-word recall':>16} {'key words said':>15}")
     for name, (errors, n, n_said, n_heard) in scores.items():

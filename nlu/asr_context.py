@@ -65,3 +65,9 @@ class AsrVocabulary:
     def key_words_in(self, text: str) -> list[str]:
         """The key words ``text`` holds (whole words, case and hyphens ignored)."""
         return phrases_in(text, self.key_words)
+
+    def key_words_kept(self, said: str, heard: str) -> tuple[int, int]:
+        """How many key words ``said`` holds, and how many of those ``heard`` holds too: key-word recall's parts."""
+        wanted = self.key_words_in(said)
+        found = set(self.key_words_in(heard))
+        return len(wanted), sum(w in found for w in wanted)

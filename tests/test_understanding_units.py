@@ -106,6 +106,7 @@ def test_the_recogniser_context_names_the_agencys_words_and_the_question():
         "e-id",
         "login",
     ]
+    assert vocabulary.key_words_kept("my housing allowance and e-ID login", "my housing alone and e-ID login") == (3, 2)
     with pytest.raises(AsrContextError, match="'xx'"):
         AsrVocabulary.load("xx")
 
