@@ -87,12 +87,13 @@ def asr_variants(settings: Settings, per_intent: int) -> Path:
         texts = chosen.setdefault(intent, [])
         if len(text.split()) >= 4 and len(texts) < per_intent:
             texts.append(text)
-    annotated = {without_annotations(text): text for texts in chosen.values() for text in texts}
-    pairs = [(intent, without_annotations(text)) for intent, texts in chosen.items() for text in texts]
+    annotated = [(intent, text) for intent, texts in chosen.items() for text in texts]
+    pairs = [(intent, without_annotations(text)) for intent, text in annotated]
     context = AsrVocabulary.load(settings.asr.language).context(None)
+    heard = transcribe_spoken(settings, pairs, variant_voices(), context)
     variants = [
-        (intent, carry_annotations(annotated[text], transcript))
-        for intent, text, transcript in transcribe_spoken(settings, pairs, variant_voices(), context)
+        (intent, carry_annotations(example, transcript))
+        for (_, example), (intent, text, transcript) in zip(annotated, heard, strict=True)
         if normalize(transcript) and normalize(transcript) != normalize(text)
         and wer(text, transcript) <= MAX_VARIANT_WER
     ]  # fmt: skip
