@@ -3,14 +3,15 @@ the lookup table and synonyms, plus nlu/asr_context.yml) and the question the ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
 
 from foundation.phrases import phrases_in
+from nlu.key_word_repair import KeyWordRepairer, Repair, tokens_of
 from nlu.training_data import block_texts
-from voice.asr.base import RecognitionContext
+from voice.asr.base import RecognitionContext, Transcript, Word
 
 NLU_DIR = Path(__file__).resolve().parent
 CONTEXT_FILE = NLU_DIR / "asr_context.yml"
@@ -40,6 +41,11 @@ class AsrVocabulary:
     prompt: str
     key_words: tuple[str, ...]
     with_question: bool = False
+    agency_words: tuple[str, ...] = ()  # as written: what a misheard span is put right to (key words, benefit names)
+    _repairer: KeyWordRepairer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_repairer", KeyWordRepairer(self.agency_words))
 
     @classmethod
     def load(cls, language: str, path: Path = CONTEXT_FILE, nlu_dir: Path = NLU_DIR / "data") -> AsrVocabulary:
@@ -49,10 +55,12 @@ class AsrVocabulary:
             raise AsrContextError(f"{path.name} has no prompt with {{terms}} for language {language!r}")
         terms = [*benefit_names(nlu_dir)[: int(block.get("benefits", 4))], *[str(t) for t in block.get("terms") or []]]
         prompt = str(block["prompt"]).format(terms=", ".join(terms[:-1]) + " or " + terms[-1])
+        key_words = [str(w) for w in block.get("key_words") or []]
         return cls(
             prompt=prompt,
-            key_words=tuple(str(w).lower() for w in block.get("key_words") or []),
+            key_words=tuple(w.lower() for w in key_words),
             with_question=bool(block.get("with_question", False)),
+            agency_words=tuple({w.lower(): w for w in [*key_words, *benefit_names(nlu_dir)]}.values()),
         )
 
     def context(self, question: str | None = None) -> RecognitionContext:
@@ -71,3 +79,24 @@ class AsrVocabulary:
         wanted = self.key_words_in(said)
         found = set(self.key_words_in(heard))
         return len(wanted), sum(w in found for w in wanted)
+
+    def repair(self, transcript: Transcript) -> tuple[Transcript, list[Repair]]:
+        """``transcript`` with the agency's words it nearly heard put right (nlu/key_word_repair.py), and what was
+        rewritten. Its words follow when they line up with the text (a rewritten span becomes one word: the least
+        confidence of those it replaces, their times)."""
+        # An engine without word confidences: every word as sure as the transcript.
+        confidences = [w.confidence for w in transcript.words] if transcript.words else [transcript.confidence]
+        text, repairs = self._repairer.repair(transcript.text, confidences)
+        if not repairs:
+            return transcript, []
+        words = transcript.words
+        if len(words) == len(tokens_of(transcript.text, ())):
+            rebuilt: list[Word] = []
+            at = 0
+            for r in repairs:
+                span = words[r.first : r.end]
+                rebuilt += words[at : r.first]
+                rebuilt.append(Word(" " + r.phrase, min(w.confidence for w in span), span[0].start, span[-1].end))
+                at = r.end
+            words = (*rebuilt, *words[at:])
+        return replace(transcript, text=text, words=tuple(words)), repairs

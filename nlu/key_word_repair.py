@@ -1,0 +1,178 @@
+"""The agency's words the recogniser nearly heard, put right: "housing alone" -> "housing allowance", "E ID" -> "e-ID".
+
+A phone line and a small recogniser turn the agency's own words into ordinary ones that sound alike. The NLU copes
+with some of that (its ASR-variant examples), but the expert a call is routed to reads the transcript, the caller
+hears it read back, and the benefit-name extractor needs the word itself. A span of the transcript (as many words as
+the phrase, or one fewer or more) is rewritten as one of the agency's words when
+
+- it is the phrase but for spaces, hyphens and case ("bank ID" -> "BankID"), or
+- the phrase's sound key has at least ``shortest`` letters (a short word such as "appeal" or "log in" is too easily
+  an ordinary one: "is this a real person"), the span sounds alike (a rough spelling-to-sound key compared by edit
+  distance, similarity >= ``min_similarity``), begins with the same sound, holds none of the agency's words (nor their
+  plurals: "sickness benefits" was heard right), and the recogniser was unsure of at least one of its words (word
+  confidence < ``unsure_below``): what it heard with confidence stays as heard.
+
+Thresholds chosen on the dev set (`bench/recognition.py --repair`, README "Understanding callers"): with them no
+repair on the dev transcripts wrote an agency word the caller had not said. Pure Python, no model: the cheap tests
+come first: about a millisecond for a 23-word turn (AMD EPYC).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r"[\w']+(?:-[\w']+)*")
+_SOUNDS = (("ph", "f"), ("ck", "k"), ("qu", "kw"), ("x", "ks"), ("z", "s"), ("dg", "j"), ("wh", "w"))
+
+
+def sound_key(text: str) -> str:
+    """A rough key of how English ``text`` sounds: letters and digits, common spellings of one sound made one,
+    doubled letters single. "allowance" and "alowanse" share it; "alone" is two edits from "alowanse"'s start."""
+    key = re.sub(r"[^a-z0-9]", "", text.lower())
+    for spelled, sound in _SOUNDS:
+        key = key.replace(spelled, sound)
+    key = re.sub(r"c(?=[eiy])", "s", key).replace("c", "k")
+    return re.sub(r"(.)\1+", r"\1", key)
+
+
+def _distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def similarity(a: str, b: str) -> float:
+    """1 - edit distance / the longer length: 1.0 for the same key."""
+    if not a or not b:
+        return 0.0
+    return 1.0 - _distance(a, b) / max(len(a), len(b))
+
+
+def _flat(text: str) -> str:
+    return re.sub(r"[^\w]+", "", text.lower())
+
+
+def _words(text: str) -> str:
+    """Lower case, hyphens and apostrophes dropped ("e-ID" is "eid", "child's" is "childs"), words one space apart."""
+    return " ".join(re.sub(r"[^\w]+", " ", re.sub(r"[-']", "", text.lower())).split())
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One span rewritten: the words as heard, the phrase written instead, and where (word indexes, end exclusive)."""
+
+    heard: str
+    phrase: str
+    first: int
+    end: int
+    similarity: float
+
+
+@dataclass(frozen=True)
+class Token:
+    """A word of the transcript: its characters' place in the text and the recogniser's confidence in it."""
+
+    start: int
+    end: int
+    text: str
+    confidence: float
+
+
+def tokens_of(text: str, confidences: Sequence[float]) -> list[Token]:
+    """The words of ``text``, each with its confidence when ``confidences`` (the engine's words, in order) line up
+    with them one to one; otherwise each gets the least of ``confidences`` (0.0 when there are none)."""
+    found = list(_TOKEN.finditer(text))
+    if len(confidences) != len(found):
+        confidences = [min(confidences, default=0.0)] * len(found)
+    return [Token(m.start(), m.end(), m.group(), c) for m, c in zip(found, confidences, strict=True)]
+
+
+class Span:
+    """Consecutive words of a transcript, with what the repairer asks of them worked out once."""
+
+    def __init__(self, tokens: Sequence[Token], flat: str, first: int):
+        self.first, self.end, self.flat = first, first + len(tokens), flat
+        self.heard = " ".join(t.text for t in tokens)
+        self.least_confidence = min(t.confidence for t in tokens)
+
+    @functools.cached_property
+    def key(self) -> str:
+        return sound_key(self.heard)
+
+
+class KeyWordRepairer:
+    """Finds the spans of a transcript that are the agency's words misheard (see the module's docstring)."""
+
+    def __init__(
+        self, phrases: Sequence[str], min_similarity: float = 0.75, unsure_below: float = 0.9, shortest: int = 7
+    ):
+        self.phrases = tuple(dict.fromkeys(p.strip() for p in phrases if p.strip()))
+        self._spelled = {p.lower() for p in self.phrases}
+        self._keys = [(p, _flat(p), sound_key(p), len(p.split())) for p in self.phrases]
+        # A span holding one of them, or its plural ("sickness benefits", "e-IDs"), is
+        # the agency's word already: heard right, left as heard.
+        spoken = "|".join(re.escape(_words(p)) for p in sorted(self.phrases, key=len, reverse=True))
+        self._agency_word = re.compile(rf"\b(?:{spoken})(?:s|es)?\b")
+        self.min_similarity = min_similarity
+        self.unsure_below = unsure_below
+        self.shortest = shortest  # phrases whose sound key is shorter are only ever joined, never guessed
+
+    def find(self, tokens: Sequence[Token]) -> list[Repair]:
+        """The repairs of ``tokens``, best first, never two over the same word."""
+        flats = [_flat(t.text) for t in tokens]
+        candidates: list[Repair] = []
+        for size in sorted({s for _, _, _, n in self._keys for s in (n - 1, n, n + 1) if s >= 1}):
+            for first in range(len(tokens) - size + 1):
+                span = Span(tokens[first : first + size], "".join(flats[first : first + size]), first)
+                for phrase, flat, key, n in self._keys:
+                    if abs(size - n) <= 1:
+                        repair = self._judge(span, phrase, flat, key)
+                        if repair is not None:
+                            candidates.append(repair)
+        candidates.sort(key=lambda r: (-r.similarity, -len(r.phrase)))
+        taken: set[int] = set()
+        chosen = []
+        for repair in candidates:
+            where = set(range(repair.first, repair.end))
+            if not where & taken:
+                taken |= where
+                chosen.append(repair)
+        return chosen
+
+    def _judge(self, span: Span, phrase: str, flat: str, key: str) -> Repair | None:
+        """``span`` rewritten as ``phrase``, or None. The cheap tests first: this runs for every span and phrase."""
+        if span.flat == flat:
+            if span.heard.lower() in self._spelled:  # "log in" and "login" are both the agency's words
+                return None
+            return Repair(span.heard, phrase, span.first, span.end, 1.0)  # the phrase, spelled apart
+        if len(key) < self.shortest or span.least_confidence >= self.unsure_below:
+            return None
+        heard_key = span.key
+        longest = max(len(heard_key), len(key))
+        if (
+            not heard_key
+            or heard_key[0] != key[0]
+            or abs(len(heard_key) - len(key)) > (1 - self.min_similarity) * longest
+        ):
+            return None
+        score = similarity(heard_key, key)
+        if score < self.min_similarity or self._agency_word.search(_words(span.heard)):
+            return None
+        return Repair(span.heard, phrase, span.first, span.end, score)
+
+    def repair(self, text: str, confidences: Sequence[float]) -> tuple[str, list[Repair]]:
+        """``text`` with the agency's misheard words put right, and what was rewritten (in the order of the text)."""
+        tokens = tokens_of(text, confidences)
+        repairs = sorted(self.find(tokens), key=lambda r: r.first)
+        out, at = [], 0
+        for r in repairs:
+            out += [text[at : tokens[r.first].start], r.phrase]
+            at = tokens[r.end - 1].end
+        return "".join([*out, text[at:]]), repairs
