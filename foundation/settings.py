@@ -112,6 +112,10 @@ class AsrSettings(BaseModel):
     # Contextual biasing (engines that can be biased): each turn is recognised with the domain's words and the question
     # the caller is answering as its prompt (nlu/asr_context.yml). Measured: README "Speech recognition engines".
     biasing: bool = True
+    # The agency's words the recogniser nearly heard are put right in each turn's transcript ("housing alone" ->
+    # "housing allowance"; nlu/key_word_repair.py) before the dialogue, the read-back and the record see it.
+    # Measured: README "Understanding callers".
+    key_word_repair: bool = True
     # Whisper engines drop a sentence they wrote after the caller stopped ("... a person. Thank you.") when its first
     # word's probability is below this (0: keep everything). Measured: README "Understanding callers".
     invented_tail_below: float = Field(0.1, ge=0.0, le=1.0)

@@ -29,6 +29,7 @@ class CallParts:
     keypad: KeypadMenu | None = None  # None: the keypad menu is off
     smalltalk: frozenset[str] = frozenset()  # intents not worth reading back when heard uncertainly
     recognition: AsrVocabulary | None = None  # the domain's words for the recogniser (contextual biasing)
+    repair: AsrVocabulary | None = None  # the domain's words put right in transcripts where nearly heard
     end_of_turn: EndOfTurn | None = None  # None: a turn ends after the VAD's fixed silence
     end_of_turn_settings: EndOfTurnSettings = field(default_factory=EndOfTurnSettings)
     speech_detector: Callable[[], SpeechDetector] | None = None  # one per call; None: WebRTC VAD

@@ -73,6 +73,7 @@ class Line:
     keypad: KeypadMenu | None = None
     smalltalk: frozenset[str] = frozenset()
     recognition: AsrVocabulary | None = None  # contextual biasing of speech recognition (ASR__BIASING)
+    repair: AsrVocabulary | None = None  # the agency's misheard words put right (ASR__KEY_WORD_REPAIR)
     end_of_turn: EndOfTurn | None = None  # the end-of-turn model (END_OF_TURN__ENGINE); None: fixed silence
     silero: SileroModel | None = None  # Silero VAD (VAD__DETECTOR=silero); None: WebRTC VAD
     voice_warm: threading.Event = field(default_factory=threading.Event)  # fixed sentences synthesised
@@ -117,6 +118,7 @@ class Line:
             keypad=self.keypad,
             smalltalk=self.smalltalk,
             recognition=self.recognition,
+            repair=self.repair,
             end_of_turn=self.end_of_turn,
             end_of_turn_settings=settings.end_of_turn,
             speech_detector=self._speech_detector(),
@@ -153,6 +155,7 @@ def build_line(settings: Settings) -> Line:
     """Load the models and open the call store (slow: run it off the event loop)."""
     queue_table = QueueTable.load(settings.twilio.queues_file)  # a broken table stops the start, not a call
     routing = RoutingTable.load()
+    vocabulary = AsrVocabulary.load(settings.asr.language)  # the agency's words: biasing and repair
     call_control = (
         CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
     )
@@ -186,7 +189,8 @@ def build_line(settings: Settings) -> Line:
         keypad=KeypadMenu.of(routing, settings.spoken) if settings.turn_taking.keypad else None,
         # Small talk (greet, thanks, yes, no ...) is not worth reading back when heard uncertainly.
         smalltalk=frozenset(routing.smalltalk),
-        recognition=AsrVocabulary.load(settings.asr.language) if settings.asr.biasing else None,
+        recognition=vocabulary if settings.asr.biasing else None,
+        repair=vocabulary if settings.asr.key_word_repair else None,
         end_of_turn=end_of_turn,
         silero=silero,
         recognitions=RecognitionQueue(recognisers),

@@ -283,9 +283,20 @@ class CallSession:
             whole = (utterance.audio_started_ms, utterance.speech_end_ms + Endpointer.TAIL_FRAMES * FRAME_MS)
             self.recording.silence(personal_audio(transcript, whole))
 
+    def _repaired(self, transcript: Transcript) -> Transcript:
+        """The turn's words with the agency's words the recogniser nearly heard put right (ASR__KEY_WORD_REPAIR)."""
+        if self._parts.repair is None:
+            return transcript
+        repaired, repairs = self._parts.repair.repair(transcript)
+        if repairs:
+            heard = [{"heard": redact_text(r.heard), "written": r.phrase} for r in repairs]
+            self._event("key_words_repaired", words=heard)
+        return repaired
+
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
         utterance = item.utterance
         self._keep_private(transcript, item)
+        transcript = self._repaired(transcript)
         if self._listener.is_listening_noise(item, transcript.text):
             # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
             self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)

@@ -105,6 +105,29 @@ async def test_an_uncertain_transcript_is_read_back_and_a_yes_acts_on_it(speech)
     assert record.handoff is not None and record.handoff.queue == "appeals"
 
 
+async def test_an_agency_word_heard_unsure_reaches_the_dialogue_put_right_and_the_record_says_so(speech):
+    paid = Reply("ask_payment_dates", "answer:payment_dates", "On the 20th.")
+    script = {**SCRIPT, "when is my housing allowance paid": paid}
+    async with FakeCall(ScriptedDialogue(script)) as line:
+        await line.reply()
+        await line.caller_says("When is my housing alone paid?", speech, confidence=0.6)  # no word confidences
+        await line.reply()
+    assert line.dialogue.respond_texts == ["When is my housing allowance paid?"]
+    assert line.session.record.turns[0].transcript == "When is my housing allowance paid?"
+    assert line.events("key_words_repaired")[0]["words"] == [{"heard": "housing alone", "written": "housing allowance"}]
+    assert line.session.record.turns[0].decision == "answer:payment_dates"
+
+
+async def test_with_key_word_repair_off_the_words_as_heard_are_read_back(speech):
+    settings = Settings(asr={"key_word_repair": False})
+    async with call(settings) as line:
+        await line.reply()
+        await line.caller_says("When is my housing alone paid?", speech, confidence=0.6)
+        await line.reply()
+    assert line.session.record.said[-1] == SAY.confirm.format(text="When is my housing alone paid")
+    assert line.events("key_words_repaired") == []
+
+
 async def test_a_no_to_the_read_back_asks_again_and_anything_else_is_a_new_request(speech):
     async with call() as line:
         await line.reply()
