@@ -3,6 +3,7 @@
     .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5] [--per-intent 1]
         [--no-noise]
     .venv/bin/python bench/recognition.py --line-parts [--per-intent 1]
+    .venv/bin/python bench/recognition.py --repair [--cache var/bench/key-word-transcripts.jsonl]
 
 Speech: the first --per-intent dev turns of each intent (nlu/dev/callers.yml; never the frozen held-out set) spoken
 by every simulated caller voice on a clean line and on a degraded one (voice/line_conditions.py), recognised as the
@@ -16,6 +17,11 @@ share of those it rejects and the share of real speech it would wrongly reject. 
 telephony.guards.heard_noise.
 --line-parts: WER and key-word recall on the clean line, with each part of the degraded line alone (noise, level,
 lost frames, speaking rate: the same draw as the whole degraded line) and with all of them: what costs most.
+--repair: the agency's words the recogniser nearly heard, put right (nlu/asr_context.py, AsrVocabulary.repair):
+every dev and fresh-dev turn that holds a key word, plus the first dev turn of each intent (most hold none: repairs
+where nothing was said count as false), by every caller voice on a clean and a degraded line; key-word recall, key
+words written that were not said, and WER, as heard and repaired, per line. --cache keeps the transcripts (made once,
+then read) so that repair rules can be compared on the same recognitions.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import sys
 import time
 from collections import defaultdict
@@ -37,10 +44,11 @@ sys.path.insert(0, str(ROOT))
 from foundation.settings import Settings  # noqa: E402
 from helpline.machine import cpu_name  # noqa: E402
 from nlu.asr_context import AsrVocabulary  # noqa: E402
-from nlu.caller_turns import DEV_TURNS, load_turns, sample  # noqa: E402
+from nlu.caller_turns import DEV_TURNS, FRESH_DEV_TURNS, load_turns, sample  # noqa: E402
 from telephony.guards import heard_noise  # noqa: E402
 from voice import line_conditions  # noqa: E402
 from voice.asr import create_asr  # noqa: E402
+from voice.asr.base import Transcript, Word  # noqa: E402
 from voice.caller_voices import CALLER_VOICES  # noqa: E402
 from voice.codecs import TELEPHONE_RATE  # noqa: E402
 from voice.wer import normalize, wer  # noqa: E402
@@ -179,6 +187,73 @@ def line_parts(per_intent: int) -> None:
         print(f"{name:14} {errors / n:>6.3f} {n_heard / max(1, n_said):>16.3f} {n_said:>15.0f}")
 
 
+def key_word_transcripts(vocabulary: AsrVocabulary, cache: Path | None) -> list[dict[str, object]]:
+    """The repair bench's utterances, recognised as the line does it (or read from ``cache``, written when absent)."""
+    if cache is not None and cache.exists():
+        return [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines() if line.strip()]
+    dev = load_turns(DEV_TURNS)
+    chosen = {t.id: t for t in sample(dev, 1)}
+    chosen |= {t.id: t for t in [*dev, *load_turns(FRESH_DEV_TURNS)] if vocabulary.key_words_in(t.text)}
+    settings = Settings()
+    asr = create_asr(settings.asr)
+    context = vocabulary.context(None)
+    rows: list[dict[str, object]] = []
+    for index, turn in enumerate(chosen.values(), 1):
+        if index % 20 == 0:
+            print(f"  {index}/{len(chosen)} turns", flush=True)
+        for voice in CALLER_VOICES.values():
+            seed = line_conditions.seed_of(turn.id, voice.name)
+            for line in (line_conditions.CLEAN, line_conditions.degraded(seed)):
+                audio = line_conditions.apply(voice.speak(turn.text, line.rate), line, seed)
+                heard = asr.transcribe(audio, TELEPHONE_RATE, context)
+                rows.append({
+                    "turn": turn.id, "voice": voice.name, "line": line.name, "said": turn.text, "heard": heard.text,
+                    "confidence": heard.confidence, "words": [[w.text, w.confidence] for w in heard.words],
+                })  # fmt: skip
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return rows
+
+
+def repair_bench(cache: Path | None) -> None:
+    """Key-word recall, key words written though not said, and WER: as heard, and with the agency's words repaired."""
+    vocabulary = AsrVocabulary.load(Settings().asr.language)
+    rows = key_word_transcripts(vocabulary, cache)
+    # line: [said, kept as heard, kept repaired, false as heard, false repaired, WER heard, WER repaired, n]
+    scores: dict[str, list[float]] = defaultdict(lambda: [0.0] * 8)
+    changes: list[tuple[str, str, str]] = []
+    for row in rows:
+        said = str(row["said"])
+        heard = Transcript(
+            text=str(row["heard"]), confidence=float(row["confidence"]), language="en", audio_s=0.0,  # type: ignore[arg-type]
+            words=tuple(Word(str(t), float(c)) for t, c in row["words"]),  # type: ignore[attr-defined]
+        )  # fmt: skip
+        repaired, _ = vocabulary.repair(heard)
+        wanted = vocabulary.key_words_in(said)
+        for key in (str(row["line"]), "all"):
+            score = scores[key]
+            score[0] += len(wanted)
+            for offset, text in ((1, heard.text), (2, repaired.text)):
+                n_said, n_kept = vocabulary.key_words_kept(said, text)
+                score[offset] += n_kept
+                score[offset + 2] += len([w for w in vocabulary.key_words_in(text) if w not in wanted])
+                score[offset + 4] += wer(said, text)
+            score[7] += 1
+        if repaired.text != heard.text:
+            changes.append((said, heard.text, repaired.text))
+    print(f"\n== key-word repair: {len(rows)} utterances ({len({r['turn'] for r in rows})} dev turns x "
+          f"{len(CALLER_VOICES)} voices x 2 lines), tiny.en ({cpu_name()})")  # fmt: skip
+    print(f"{'line':9} {'key words said':>14} {'recall heard':>13} {'repaired':>9} {'false heard':>12} "
+          f"{'repaired':>9} {'WER heard':>10} {'repaired':>9}")  # fmt: skip
+    for key, (n_said, kept, kept_r, false, false_r, err, err_r, n) in sorted(scores.items()):
+        print(f"{key:9} {n_said:>14.0f} {kept / max(1, n_said):>13.3f} {kept_r / max(1, n_said):>9.3f} "
+              f"{false:>12.0f} {false_r:>9.0f} {err / n:>10.3f} {err_r / n:>9.3f}")  # fmt: skip
+    print(f"transcripts changed: {len(changes)}")
+    for said, before, after in changes:
+        print(f"  said {said[:60]!r}\n    heard {before[:70]!r}\n    -> {after[:70]!r}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="tiny.en", help="comma-separated: tiny.en, base")
@@ -189,7 +264,12 @@ def main() -> int:
     parser.add_argument(
         "--line-parts", action="store_true", help="instead: WER with each part of the degraded line alone (tiny.en)"
     )
+    parser.add_argument("--repair", action="store_true", help="instead: key-word repair on dev turns with key words")
+    parser.add_argument("--cache", type=Path, help="--repair: transcripts file (read if present, else written)")
     args = parser.parse_args()
+    if args.repair:
+        repair_bench(args.cache)
+        return 0
     if args.line_parts:
         line_parts(args.per_intent)
         return 0

@@ -3,7 +3,8 @@ holds.
 
     .venv/bin/python bench/voice.py [asr] [latency] [capacity]    (all three when none is named)
         asr:      WER and real-time factor per registered ASR engine on ../shared/audio/real, at 16 kHz and after
-                  the 8 kHz mu-law phone line
+                  the 8 kHz mu-law phone line; and the WER once the agency's misheard words are put right as the
+                  gateway does it (ASR__KEY_WORD_REPAIR)
         latency:  --calls N simulated calls one after another through the real stack (gateway, Rasa, actions,
                   TTS): end of caller speech -> first reply audio, p50/p95, with and without the end-of-speech silence
         capacity: --levels 1,5,10,15,20 simultaneous calls (real time, two caller turns each); p95 latency per level
@@ -59,12 +60,15 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
         audio_by_rate[rate] = clips
     total_s = sum(len(a) for a in audio_by_rate[ASR_RATE].values()) / ASR_RATE
     contexts: dict[str, RecognitionContext | None] = {"none": None}
+    vocabulary = AsrVocabulary.load(settings.asr.language)  # also what the gateway puts right (ASR__KEY_WORD_REPAIR)
     if bias:  # the domain prompt the gateway gives every turn, and with a question after it
-        vocabulary = AsrVocabulary.load(settings.asr.language)
         asking = dataclasses.replace(vocabulary, with_question=True)  # measured whatever the data file decides
         contexts |= {"domain": vocabulary.context(), "domain+question": asking.context(CONFIRM_QUESTION)}
     print(f"\n== ASR: {len(files)} real recordings, {total_s:.0f} s ({cpu_name()})")
-    print(f"{'engine':<28}{'condition':<20}{'biasing':<17}{'WER':>7}{'RTF (CPU)':>11}{'CPU s/utt':>11}")
+    print(
+        f"{'engine':<28}{'condition':<20}{'biasing':<17}{'WER':>7}{'RTF (CPU)':>11}{'CPU s/utt':>11}"
+        f"{'WER, key words put right':>26}"
+    )
     for name in engines:
         engine_settings = Settings(asr=settings.asr.model_copy(update={"engine": name})).asr
         label = f"{name} ({settings.asr.compute_type})" if name == "faster_whisper" else name
@@ -83,7 +87,7 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
         for (condition, rate), (biasing, context) in itertools.product(
             (("16 kHz", ASR_RATE), ("8 kHz mu-law line", TELEPHONE_RATE)), biasings.items()
         ):
-            pairs, cpu, seconds = [], 0.0, 0.0
+            pairs, repaired, cpu, seconds = [], [], 0.0, 0.0
             for stem, audio in audio_by_rate[rate].items():
                 best = float("inf")
                 for _ in range(repeat):
@@ -91,11 +95,12 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
                     transcript = engine.transcribe(audio, rate, context)
                     best = min(best, time.process_time() - t0)
                 pairs.append((refs[stem], transcript.text))
+                repaired.append((refs[stem], vocabulary.repair(transcript)[0].text))
                 cpu += best
                 seconds += len(audio) / rate
             print(
                 f"{label:<28}{condition:<20}{biasing:<17}{corpus_wer(pairs):>7.3f}{cpu / seconds:>11.3f}"
-                f"{cpu / len(pairs):>11.2f}"
+                f"{cpu / len(pairs):>11.2f}{corpus_wer(repaired):>26.3f}"
             )
 
 
