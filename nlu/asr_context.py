@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from foundation.phrases import phrases_in
-from nlu.key_word_repair import KeyWordRepairer, Repair, tokens_of
+from nlu.key_word_repair import KeyWordRepairer, Repair
 from nlu.training_data import block_texts
 from voice.asr.base import RecognitionContext, Transcript, Word
 
@@ -84,19 +84,21 @@ class AsrVocabulary:
         """``transcript`` with the agency's words it nearly heard put right (nlu/key_word_repair.py), and what was
         rewritten. Its words follow when they line up with the text (a rewritten span becomes one word: the least
         confidence of those it replaces, their times)."""
-        # An engine without word confidences: every word as sure as the transcript.
-        confidences = [w.confidence for w in transcript.words] if transcript.words else [transcript.confidence]
-        text, repairs = self._repairer.repair(transcript.text, confidences)
+        words = transcript.words
+        text, repairs, tokens = self._repairer.repair(
+            transcript.text, [(w.text, w.confidence) for w in words], transcript.confidence
+        )
         if not repairs:
             return transcript, []
-        words = transcript.words
-        if len(words) == len(tokens_of(transcript.text, ())):
+        heard_as = [t.heard_as for t in tokens if t.heard_as is not None]
+        if words and len(heard_as) == len(tokens):
             rebuilt: list[Word] = []
             at = 0
             for r in repairs:
-                span = words[r.first : r.end]
-                rebuilt += words[at : r.first]
+                first, end = heard_as[r.first][0], heard_as[r.end - 1][1]
+                span = words[first:end]
+                rebuilt += words[at:first]
                 rebuilt.append(Word(" " + r.phrase, min(w.confidence for w in span), span[0].start, span[-1].end))
-                at = r.end
+                at = end
             words = (*rebuilt, *words[at:])
         return replace(transcript, text=text, words=tuple(words)), repairs

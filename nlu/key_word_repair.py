@@ -77,21 +77,35 @@ class Repair:
 
 @dataclass(frozen=True)
 class Token:
-    """A word of the transcript: its characters' place in the text and the recogniser's confidence in it."""
+    """A word of the transcript: its characters' place in the text, the recogniser's confidence in it and, when the
+    engine's words line up with the text, which of them it was heard as (first, end exclusive)."""
 
     start: int
     end: int
     text: str
     confidence: float
+    heard_as: tuple[int, int] | None = None
 
 
-def tokens_of(text: str, confidences: Sequence[float]) -> list[Token]:
-    """The words of ``text``, each with its confidence when ``confidences`` (the engine's words, in order) line up
-    with them one to one; otherwise each gets the least of ``confidences`` (0.0 when there are none)."""
+def tokens_of(text: str, words: Sequence[tuple[str, float]], confidence: float) -> list[Token]:
+    """The words of ``text``, each with the least confidence of the engine's ``words`` (text, confidence) it was
+    heard as: Whisper writes "e-ID" as "e" and "-ID". Without ``words``, every word has the transcript's
+    ``confidence``; when they do not spell the text, every word has the least of theirs."""
     found = list(_TOKEN.finditer(text))
-    if len(confidences) != len(found):
-        confidences = [min(confidences, default=0.0)] * len(found)
-    return [Token(m.start(), m.end(), m.group(), c) for m, c in zip(found, confidences, strict=True)]
+    if not words:
+        return [Token(m.start(), m.end(), m.group(), confidence) for m in found]
+    tokens, at = [], 0
+    for m in found:
+        want, got, first, least = _flat(m.group()), "", at, 1.0
+        while at < len(words) and len(got) < len(want):
+            got += _flat(words[at][0])
+            least = min(least, words[at][1])
+            at += 1
+        if got != want:
+            least = min(c for _, c in words)
+            return [Token(m.start(), m.end(), m.group(), least) for m in found]
+        tokens.append(Token(m.start(), m.end(), m.group(), least, (first, at)))
+    return tokens
 
 
 class Span:
@@ -167,12 +181,15 @@ class KeyWordRepairer:
             return None
         return Repair(span.heard, phrase, span.first, span.end, score)
 
-    def repair(self, text: str, confidences: Sequence[float]) -> tuple[str, list[Repair]]:
-        """``text`` with the agency's misheard words put right, and what was rewritten (in the order of the text)."""
-        tokens = tokens_of(text, confidences)
+    def repair(
+        self, text: str, words: Sequence[tuple[str, float]] = (), confidence: float = 0.0
+    ) -> tuple[str, list[Repair], list[Token]]:
+        """``text`` with the agency's misheard words put right, what was rewritten (in the order of the text), and
+        the words of ``text`` that the repairs' indexes point into (see ``tokens_of`` for the arguments)."""
+        tokens = tokens_of(text, words, confidence)
         repairs = sorted(self.find(tokens), key=lambda r: r.first)
         out, at = [], 0
         for r in repairs:
             out += [text[at : tokens[r.first].start], r.phrase]
             at = tokens[r.end - 1].end
-        return "".join([*out, text[at:]]), repairs
+        return "".join([*out, text[at:]]), repairs, tokens

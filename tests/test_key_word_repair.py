@@ -4,7 +4,7 @@ rewritten, what is left as heard, and the transcript's words that follow."""
 import pytest
 
 from nlu.asr_context import AsrVocabulary
-from nlu.key_word_repair import KeyWordRepairer, sound_key
+from nlu.key_word_repair import KeyWordRepairer, sound_key, tokens_of
 from voice.asr.base import Transcript, Word
 
 
@@ -83,6 +83,33 @@ def test_the_sound_key_joins_spellings_of_one_sound():
 
 def test_two_misheard_agency_words_in_one_turn_are_both_put_right():
     repairer = KeyWordRepairer(["housing allowance", "child allowance"])
-    text, repairs = repairer.repair("my housing alone and my child allowanse", [0.9, 0.9, 0.4, 0.9, 0.9, 0.9, 0.4])
+    text = "my housing alone and my child allowanse"
+    heard = [(w, 0.4 if w in ("alone", "allowanse") else 0.9) for w in text.split(" ")]
+    text, repairs, _ = repairer.repair(text, heard)
     assert text == "my housing allowance and my child allowance"
     assert [r.heard for r in repairs] == ["housing alone", "child allowanse"]
+
+
+def test_words_the_engine_split_are_one_word_of_the_text_with_the_least_confidence():
+    # Whisper writes "e-ID" as the words "e" and "-ID".
+    words = [("I", 0.9), ("lost", 0.8), ("my", 0.9), ("e", 0.3), ("-ID.", 0.6)]
+    tokens = tokens_of("I lost my e-ID.", words, 0.7)
+    assert [(t.text, t.confidence, t.heard_as) for t in tokens][-1] == ("e-ID", 0.3, (3, 5))
+    # Words that do not spell the text: every word as unsure as the least sure of them.
+    assert {t.confidence for t in tokens_of("I lost my e-ID.", [("I", 0.9), ("lust", 0.2)], 0.7)} == {0.2}
+
+
+def test_a_repair_over_split_words_keeps_the_other_words_and_their_times(vocabulary):
+    words = (
+        Word(" my", 0.9, 0.0, 0.2),
+        Word(" e", 0.5, 0.3, 0.4),
+        Word("-ID", 0.5, 0.4, 0.6),
+        Word(" is", 0.9, 0.7, 0.8),
+    )
+    words += (Word(" blocked", 0.9, 0.8, 1.2), Word(" since", 0.9, 1.3, 1.5), Word(" my", 0.9, 1.6, 1.7))
+    words += (Word(" sweetness", 0.3, 1.8, 2.3), Word(" benefit", 0.8, 2.3, 2.7))
+    text = "my e-ID is blocked since my sweetness benefit"
+    repaired, _ = vocabulary.repair(Transcript(text, 0.7, "en", 3.0, words))
+    assert repaired.text == "my e-ID is blocked since my sickness benefit"
+    assert repaired.words[:-1] == words[:-2]
+    assert repaired.words[-1] == Word(" sickness benefit", 0.3, 1.8, 2.7)
