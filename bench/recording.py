@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from foundation.settings import AsrSettings, TtsSettings  # noqa: E402
+from foundation.settings import AsrSettings  # noqa: E402
 from helpline.machine import cpu_name  # noqa: E402
 from telephony.recording import personal_audio  # noqa: E402
 from voice import line_conditions  # noqa: E402
@@ -51,9 +51,9 @@ class PiperCaller:
     name = "piper"
 
     def __init__(self) -> None:
-        from voice.tts.piper import PiperTts
+        from voice.caller_voices import piper_caller
 
-        self._tts = PiperTts(TtsSettings(length_scale=1.1))
+        self._tts = piper_caller()
 
     def speak(self, text: str, rate: float = 1.0) -> np.ndarray:
         return self._tts.synthesize(text).samples_at(TELEPHONE_RATE)

@@ -153,10 +153,9 @@ def last_voiced_ms(audio: np.ndarray) -> int:
 
 
 def callers(count: int) -> list[tuple[str, object]]:
-    from foundation.settings import TtsSettings
-    from voice.tts.piper import PiperTts
+    from voice.caller_voices import piper_caller
 
-    piper = PiperTts(TtsSettings(length_scale=1.1))
+    piper = piper_caller()
 
     class Piper:
         name = "piper-caller"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from foundation.settings import Settings, TtsSettings
+from foundation.settings import Settings
 from helpline.services import ServiceError, Stack
 
 if TYPE_CHECKING:
@@ -27,9 +27,9 @@ DEMO_CALLER_TURNS = (
 
 def synthesise_caller(texts: tuple[str, ...], out_dir: Path) -> list[Path]:
     """Caller turns spoken by Piper, a little slower than the assistant, saved as WAV files to replay."""
-    from voice.tts.piper import PiperTts
+    from voice.caller_voices import piper_caller
 
-    voice = PiperTts(TtsSettings(length_scale=1.1))
+    voice = piper_caller()
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, text in enumerate(texts, 1):

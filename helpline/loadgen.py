@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from foundation.settings import Settings, TtsSettings
+from foundation.settings import Settings
 from telephony.softphone import Softphone, SoftphoneError
 from voice.codecs import TELEPHONE_RATE, read_audio
 
@@ -45,10 +45,10 @@ def percentile(values: list[float], q: float) -> float:
 def caller_audio(real_speech: bool = False) -> list[tuple[np.ndarray, ...]]:
     """Each caller's turns at the phone line's rate, said by Piper a little slower than the assistant; with
     ``real_speech``, also the callers of REAL_SPEECH_CALLERS, whose first turn is a real recording."""
+    from voice.caller_voices import piper_caller
     from voice.recordings import real_recordings
-    from voice.tts.piper import PiperTts
 
-    voice = PiperTts(TtsSettings(length_scale=1.1))
+    voice = piper_caller()
     callers = [tuple(voice.synthesize(t).samples_at(TELEPHONE_RATE) for t in turns) for turns in CALLERS]
     if real_speech:
         recordings = real_recordings()

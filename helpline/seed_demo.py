@@ -25,7 +25,7 @@ from twilio.request_validator import RequestValidator
 
 from analytics.store import CallStore
 from foundation.plain_words import as_utc
-from foundation.settings import Settings, TtsSettings
+from foundation.settings import Settings
 from helpline.demo import with_twilio_standin
 from helpline.services import ServiceError, Stack
 
@@ -121,10 +121,10 @@ def spread(store: Any, placed: list[tuple[str, int]], zone: Any, rng: random.Ran
 
 def seed_day(settings: Settings, calls: int, at_once: int, speed: float, seed: int = 25, days: int = 1) -> SeedResult:
     from telephony.softphone import Softphone
-    from voice.tts.piper import PiperTts
+    from voice.caller_voices import piper_caller
 
     rng = random.Random(seed)
-    voice = PiperTts(TtsSettings(length_scale=1.1))
+    voice = piper_caller()
     weights = [w for _, w in SCENARIOS]
     plan = [rng.choices(SCENARIOS, weights)[0][0] for _ in range(calls)]
     numbers: list[str] = []

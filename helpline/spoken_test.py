@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from foundation.settings import REPO_ROOT, Settings, TtsSettings
+from foundation.settings import REPO_ROOT, Settings
 from nlu.asr_context import AsrVocabulary
 from nlu.training_data import carry_annotations, training_examples, without_annotations
 from voice import line_conditions
 from voice.asr import RecognitionContext, create_asr
-from voice.caller_voices import TRAINING_VOICES
+from voice.caller_voices import TRAINING_VOICES, piper_caller
 from voice.codecs import TELEPHONE_RATE
-from voice.tts.piper import PiperTts
 from voice.wer import normalize, wer
 
 ASR_VARIANTS = REPO_ROOT / "nlu" / "data" / "asr_variants.yml"
@@ -64,7 +63,7 @@ def write_nlu_file(path: Path, examples: list[tuple[str, str]], header: str = ""
 def variant_voices() -> list[Speaker]:
     """Who speaks the training sentences: the assistant's own Piper voice and the training voices
     (voice.caller_voices.TRAINING_VOICES), never a voice of the spoken evaluations. Each returns 8 kHz audio."""
-    piper = PiperTts(TtsSettings(length_scale=1.1))
+    piper = piper_caller()
 
     def speak_piper(text: str) -> np.ndarray:
         return piper.synthesize(text).samples_at(TELEPHONE_RATE)

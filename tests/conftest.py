@@ -97,10 +97,9 @@ def asr_model():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def caller_voice():  # type: ignore[no-untyped-def]
     """Piper, a little slower than the assistant: the voice of simulated callers."""
-    from foundation.settings import TtsSettings
-    from voice.tts.piper import PiperTts
+    from voice.caller_voices import piper_caller
 
-    return PiperTts(TtsSettings(length_scale=1.1))
+    return piper_caller()
 
 
 @contextlib.contextmanager

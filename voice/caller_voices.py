@@ -14,10 +14,14 @@ import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
+
+if TYPE_CHECKING:
+    from voice.tts.piper import PiperTts
 
 
 class CallerVoiceError(RuntimeError):
@@ -86,3 +90,12 @@ TRAINING_VOICES: dict[str, CallerVoice] = {
         CallerVoice("espeak-caribbean", "espeak-ng", "en-029+f2"),  # Caribbean English, female variant
     )
 }
+
+
+def piper_caller() -> PiperTts:
+    """The assistant's own Piper voice playing a caller, 10 % slower than the assistant speaks: the demo call, the
+    load generator, the seeded demo calls and the tests' callers. Not a voice of the spoken evaluations."""
+    from foundation.settings import TtsSettings
+    from voice.tts.piper import PiperTts
+
+    return PiperTts(TtsSettings(length_scale=1.1))
