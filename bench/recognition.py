@@ -3,7 +3,7 @@
     .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5] [--per-intent 1]
         [--no-noise]
     .venv/bin/python bench/recognition.py --line-parts [--per-intent 1]
-    .venv/bin/python bench/recognition.py --repair [--cache var/bench/key-word-transcripts.jsonl]
+    .venv/bin/python bench/recognition.py --repair [--cache var/bench/key-word-transcripts.jsonl] [--prompt TEXT]
 
 Speech: the first --per-intent dev turns of each intent (nlu/dev/callers.yml; never the frozen held-out set) spoken
 by every simulated caller voice on a clean line and on a degraded one (voice/line_conditions.py), recognised as the
@@ -21,7 +21,8 @@ lost frames, speaking rate: the same draw as the whole degraded line) and with a
 every dev and fresh-dev turn that holds a key word, plus the first dev turn of each intent (most hold none: repairs
 where nothing was said count as false), by every caller voice on a clean and a degraded line; key-word recall, key
 words written that were not said, and WER, as heard and repaired, per line. --cache keeps the transcripts (made once,
-then read) so that repair rules can be compared on the same recognitions.
+then read) so that repair rules can be compared on the same recognitions; --prompt recognises them with another
+domain prompt than nlu/asr_context.yml's (give each prompt its own cache).
 """
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ def key_word_transcripts(vocabulary: AsrVocabulary, cache: Path | None) -> list[
                 rows.append({
                     "turn": turn.id, "voice": voice.name, "line": line.name, "said": turn.text, "heard": heard.text,
                     "confidence": heard.confidence, "words": [[w.text, w.confidence] for w in heard.words],
+                    "prompt": context.prompt,
                 })  # fmt: skip
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -216,9 +218,11 @@ def key_word_transcripts(vocabulary: AsrVocabulary, cache: Path | None) -> list[
     return rows
 
 
-def repair_bench(cache: Path | None) -> None:
+def repair_bench(cache: Path | None, prompt: str | None) -> None:
     """Key-word recall, key words written though not said, and WER: as heard, and with the agency's words repaired."""
     vocabulary = AsrVocabulary.load(Settings().asr.language)
+    if prompt is not None:
+        vocabulary = dataclasses.replace(vocabulary, prompt=prompt)
     rows = key_word_transcripts(vocabulary, cache)
     # line: [said, kept as heard, kept repaired, false as heard, false repaired, WER heard, WER repaired, n]
     scores: dict[str, list[float]] = defaultdict(lambda: [0.0] * 8)
@@ -244,6 +248,7 @@ def repair_bench(cache: Path | None) -> None:
             changes.append((said, heard.text, repaired.text))
     print(f"\n== key-word repair: {len(rows)} utterances ({len({r['turn'] for r in rows})} dev turns x "
           f"{len(CALLER_VOICES)} voices x 2 lines), tiny.en ({cpu_name()})")  # fmt: skip
+    print(f"recognised with the prompt {rows[0].get('prompt', '(not recorded)')!r}")
     print(f"{'line':9} {'key words said':>14} {'recall heard':>13} {'repaired':>9} {'false heard':>12} "
           f"{'repaired':>9} {'WER heard':>10} {'repaired':>9}")  # fmt: skip
     for key, (n_said, kept, kept_r, false, false_r, err, err_r, n) in sorted(scores.items()):
@@ -266,9 +271,10 @@ def main() -> int:
     )
     parser.add_argument("--repair", action="store_true", help="instead: key-word repair on dev turns with key words")
     parser.add_argument("--cache", type=Path, help="--repair: transcripts file (read if present, else written)")
+    parser.add_argument("--prompt", help="--repair: the domain prompt to recognise with (default: nlu/asr_context.yml)")
     args = parser.parse_args()
     if args.repair:
-        repair_bench(args.cache)
+        repair_bench(args.cache, args.prompt)
         return 0
     if args.line_parts:
         line_parts(args.per_intent)
