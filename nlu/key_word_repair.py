@@ -30,7 +30,7 @@ _SOUNDS = (("ph", "f"), ("ck", "k"), ("qu", "kw"), ("x", "ks"), ("z", "s"), ("dg
 
 def sound_key(text: str) -> str:
     """A rough key of how English ``text`` sounds: letters and digits, common spellings of one sound made one,
-    doubled letters single. "allowance" and "alowanse" share it; "alone" is two edits from "alowanse"'s start."""
+    doubled letters single: "allowance" and "alowanse" share it."""
     key = re.sub(r"[^a-z0-9]", "", text.lower())
     for spelled, sound in _SOUNDS:
         key = key.replace(spelled, sound)
@@ -130,8 +130,7 @@ class KeyWordRepairer:
         self.phrases = tuple(dict.fromkeys(p.strip() for p in phrases if p.strip()))
         self._spelled = {p.lower() for p in self.phrases}
         self._keys = [(p, _flat(p), sound_key(p), len(p.split())) for p in self.phrases]
-        # A span holding one of them, or its plural ("sickness benefits", "e-IDs"), is
-        # the agency's word already: heard right, left as heard.
+        # A span holding one of them, or its plural ("sickness benefits", "e-IDs"), was heard right: left as heard.
         spoken = "|".join(re.escape(_words(p)) for p in sorted(self.phrases, key=len, reverse=True))
         self._agency_word = re.compile(rf"\b(?:{spoken})(?:s|es)?\b")
         self.min_similarity = min_similarity
