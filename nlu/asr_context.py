@@ -71,8 +71,12 @@ class AsrVocabulary:
         return RecognitionContext(prompt=self.prompt)
 
     def key_words_in(self, text: str) -> list[str]:
-        """The key words ``text`` holds (whole words, case and hyphens ignored)."""
-        return phrases_in(text, self.key_words)
+        """The key words ``text`` holds (whole words, case and hyphens ignored), each once and as first listed where
+        two are one word spelled two ways: "login" counts as the "log in" that was said."""
+        first_listed: dict[str, str] = {}
+        for word in self.key_words:
+            first_listed.setdefault(word.replace(" ", ""), word)
+        return list(dict.fromkeys(first_listed[w.replace(" ", "")] for w in phrases_in(text, self.key_words)))
 
     def key_words_kept(self, said: str, heard: str) -> tuple[int, int]:
         """How many key words ``said`` holds, and how many of those ``heard`` holds too: key-word recall's parts."""
