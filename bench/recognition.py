@@ -36,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -188,7 +189,7 @@ def line_parts(per_intent: int) -> None:
         print(f"{name:14} {errors / n:>6.3f} {n_heard / max(1, n_said):>16.3f} {n_said:>15.0f}")
 
 
-def key_word_transcripts(vocabulary: AsrVocabulary, cache: Path | None) -> list[dict[str, object]]:
+def key_word_transcripts(vocabulary: AsrVocabulary, cache: Path | None) -> list[dict[str, Any]]:
     """The repair bench's utterances, recognised as the line does it (or read from ``cache``, written when absent)."""
     if cache is not None and cache.exists():
         return [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -198,7 +199,7 @@ def key_word_transcripts(vocabulary: AsrVocabulary, cache: Path | None) -> list[
     settings = Settings()
     asr = create_asr(settings.asr)
     context = vocabulary.context(None)
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     for index, turn in enumerate(chosen.values(), 1):
         if index % 20 == 0:
             print(f"  {index}/{len(chosen)} turns", flush=True)
@@ -229,17 +230,15 @@ def repair_bench(cache: Path | None, prompt: str | None) -> None:
     changes: list[tuple[str, str, str]] = []
     for row in rows:
         said = str(row["said"])
-        heard = Transcript(
-            text=str(row["heard"]), confidence=float(row["confidence"]), language="en", audio_s=0.0,  # type: ignore[arg-type]
-            words=tuple(Word(str(t), float(c)) for t, c in row["words"]),  # type: ignore[attr-defined]
-        )  # fmt: skip
+        words = tuple(Word(str(t), float(c)) for t, c in row["words"])
+        heard = Transcript(str(row["heard"]), float(row["confidence"]), "en", audio_s=0.0, words=words)
         repaired, _ = vocabulary.repair(heard)
         wanted = vocabulary.key_words_in(said)
         for key in (str(row["line"]), "all"):
             score = scores[key]
             score[0] += len(wanted)
             for offset, text in ((1, heard.text), (2, repaired.text)):
-                n_said, n_kept = vocabulary.key_words_kept(said, text)
+                _, n_kept = vocabulary.key_words_kept(said, text)
                 score[offset] += n_kept
                 score[offset + 2] += len([w for w in vocabulary.key_words_in(text) if w not in wanted])
                 score[offset + 4] += wer(said, text)
