@@ -14,7 +14,7 @@ the phrase, or one fewer or more) is rewritten as one of the agency's words when
 
 Thresholds chosen on the dev set (`bench/recognition.py --repair`, README "Understanding callers"): with them no
 repair on the dev transcripts wrote an agency word the caller had not said. Pure Python, no model: the cheap tests
-come first: about a millisecond for a 23-word turn (AMD EPYC).
+come first (`find`).
 """
 
 from __future__ import annotations
@@ -129,24 +129,42 @@ class KeyWordRepairer:
     ):
         self.phrases = tuple(dict.fromkeys(p.strip() for p in phrases if p.strip()))
         self._spelled = {p.lower() for p in self.phrases}
-        self._keys = [(p, _flat(p), sound_key(p), len(p.split())) for p in self.phrases]
+        self._sizes = {p: len(p.split()) for p in self.phrases}
+        self._by_flat: dict[str, str] = {}  # "loginfailed" is no phrase; "login" is "log in" (first listed)
+        for p in self.phrases:
+            self._by_flat.setdefault(_flat(p), p)
+        # Phrases long enough to be guessed (shorter ones are only ever joined), by their first sound.
+        self._by_sound: dict[str, list[tuple[str, str]]] = {}
+        for p in self.phrases:
+            key = sound_key(p)
+            if len(key) >= shortest:
+                self._by_sound.setdefault(key[0], []).append((p, key))
         # A span holding one of them, or its plural ("sickness benefits", "e-IDs"), was heard right: left as heard.
         spoken = "|".join(re.escape(_words(p)) for p in sorted(self.phrases, key=len, reverse=True))
         self._agency_word = re.compile(rf"\b(?:{spoken})(?:s|es)?\b")
         self.min_similarity = min_similarity
         self.unsure_below = unsure_below
-        self.shortest = shortest  # phrases whose sound key is shorter are only ever joined, never guessed
 
     def find(self, tokens: Sequence[Token]) -> list[Repair]:
-        """The repairs of ``tokens``, best first, never two over the same word."""
+        """The repairs of ``tokens``, best first, never two over the same word. Each span is looked at once: a phrase
+        spelled apart is a lookup, and only phrases with the span's first sound are compared by sound."""
         flats = [_flat(t.text) for t in tokens]
+        first_sounds = [sound_key(t.text)[:1] for t in tokens]
         candidates: list[Repair] = []
-        for size in sorted({s for _, _, _, n in self._keys for s in (n - 1, n, n + 1) if s >= 1}):
+        for size in sorted({s for n in self._sizes.values() for s in (n - 1, n, n + 1) if s >= 1}):
             for first in range(len(tokens) - size + 1):
                 span = Span(tokens[first : first + size], "".join(flats[first : first + size]), first)
-                for phrase, flat, key, n in self._keys:
-                    if abs(size - n) <= 1:
-                        repair = self._judge(span, phrase, flat, key)
+                phrase = self._by_flat.get(span.flat)
+                if phrase is not None:
+                    if span.heard.lower() not in self._spelled and abs(size - self._sizes[phrase]) <= 1:
+                        candidates.append(Repair(span.heard, phrase, span.first, span.end, 1.0))  # spelled apart
+                    continue  # "log in" and "login" are both the agency's words
+                alike = self._by_sound.get(first_sounds[first], ())
+                if not alike or span.least_confidence >= self.unsure_below:
+                    continue  # no phrase begins with its sound, or what the recogniser heard with confidence
+                for phrase, key in alike:
+                    if abs(size - self._sizes[phrase]) <= 1:
+                        repair = self._sounds_like(span, phrase, key)
                         if repair is not None:
                             candidates.append(repair)
         candidates.sort(key=lambda r: (-r.similarity, -len(r.phrase)))
@@ -159,22 +177,12 @@ class KeyWordRepairer:
                 chosen.append(repair)
         return chosen
 
-    def _judge(self, span: Span, phrase: str, flat: str, key: str) -> Repair | None:
-        """``span`` rewritten as ``phrase``, or None. The cheap tests first: this runs for every span and phrase."""
-        if span.flat == flat:
-            if span.heard.lower() in self._spelled:  # "log in" and "login" are both the agency's words
-                return None
-            return Repair(span.heard, phrase, span.first, span.end, 1.0)  # the phrase, spelled apart
-        if len(key) < self.shortest or span.least_confidence >= self.unsure_below:
-            return None
+    def _sounds_like(self, span: Span, phrase: str, key: str) -> Repair | None:
+        """``span`` rewritten as ``phrase`` when it sounds like it and holds none of the agency's words, else None."""
         heard_key = span.key
         longest = max(len(heard_key), len(key))
-        if (
-            not heard_key
-            or heard_key[0] != key[0]
-            or abs(len(heard_key) - len(key)) > (1 - self.min_similarity) * longest
-        ):
-            return None
+        if heard_key[:1] != key[:1] or abs(len(heard_key) - len(key)) > (1 - self.min_similarity) * longest:
+            return None  # another first sound, or too long or short to be alike
         score = similarity(heard_key, key)
         if score < self.min_similarity or self._agency_word.search(_words(span.heard)):
             return None
