@@ -34,6 +34,11 @@ def benefit_names(nlu_dir: Path = NLU_DIR / "data") -> list[str]:
     return [n for n in names if n and not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
 
 
+def has_asr_context(language: str, path: Path = CONTEXT_FILE) -> bool:
+    """Whether ``path`` holds biasing data for ``language`` (a language may have none yet: its line is unbiased)."""
+    return language in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
 @dataclass(frozen=True)
 class AsrVocabulary:
     """A language's biasing data: the domain prompt and the key words transcripts are scored on."""

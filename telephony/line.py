@@ -22,7 +22,7 @@ from analytics.store import CallStore
 from analytics.writer import StoreWriter
 from foundation.routing_table import RoutingTable
 from foundation.settings import Settings
-from nlu.asr_context import AsrVocabulary
+from nlu.asr_context import AsrVocabulary, has_asr_context
 from nlu.client import RasaClient
 from telephony.call_control import CallControl, QueueTable
 from telephony.call_parts import CallParts
@@ -151,11 +151,25 @@ def voice_webhook_url(settings: Settings) -> str:
     return public_url(settings, VOICE_PATH)
 
 
+def line_vocabulary(settings: Settings) -> AsrVocabulary | None:
+    """The agency's words for biasing and repair in the line's language; None when neither is on, or when the
+    language has no biasing data (nlu/asr_context.yml: English only so far), which is logged, not fatal."""
+    if not (settings.asr.biasing or settings.asr.key_word_repair):
+        return None
+    if not has_asr_context(settings.asr.language):
+        log.warning(
+            "no biasing data for language %r in nlu/asr_context.yml: recognition unbiased, no key-word repair",
+            settings.asr.language,
+        )
+        return None
+    return AsrVocabulary.load(settings.asr.language)
+
+
 def build_line(settings: Settings) -> Line:
     """Load the models and open the call store (slow: run it off the event loop)."""
     queue_table = QueueTable.load(settings.twilio.queues_file)  # a broken table stops the start, not a call
     routing = RoutingTable.load()
-    vocabulary = AsrVocabulary.load(settings.asr.language)  # the agency's words: biasing and repair
+    vocabulary = line_vocabulary(settings)
     call_control = (
         CallControl(settings.twilio, settings.twilio_auth_token, queue_table) if settings.twilio.account_sid else None
     )

@@ -15,9 +15,9 @@ import numpy as np
 
 from foundation.settings import AsrSettings, Settings
 from foundation.vocabulary import Decision
-from nlu.asr_context import AsrVocabulary
 from nlu.dialogue import DialogueTurn, NluUnavailable
 from telephony.call_parts import CallParts
+from telephony.line import line_vocabulary
 from telephony.session import CallSession
 from telephony.transport import FINAL_MARK_SUFFIX, CallStart
 from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript
@@ -205,7 +205,7 @@ class FakeCall:
                 turn_taking=self.settings.turn_taking,
                 keypad=keypad if self.settings.turn_taking.keypad else None,
                 smalltalk=frozenset({"greet", "goodbye", "thanks", "affirm", "deny", "repeat", "bot_challenge"}),
-                repair=AsrVocabulary.load("en") if self.settings.asr.key_word_repair else None,
+                repair=line_vocabulary(self.settings) if self.settings.asr.key_word_repair else None,
                 end_of_turn=end_of_turn,
                 end_of_turn_settings=self.settings.end_of_turn,
                 recording=self.settings.recording.enabled,

@@ -8,6 +8,7 @@ from fakes import FakeCall, ScriptedDialogue
 from foundation.language import LanguageError, available, load_language
 from foundation.routing_table import RoutingTable
 from foundation.settings import Settings
+from telephony.line import line_vocabulary
 from telephony.routing import KeypadMenu, fixed_sentences, response_texts
 
 
@@ -46,6 +47,14 @@ def test_a_second_language_is_picked_by_settings_with_its_model_and_listening_no
     own = Settings(language="sv", asr={"model": "tiny.en", "language": "en"})  # what is set explicitly stays
     assert (own.asr.model, own.asr.language) == ("tiny.en", "en")
     assert Settings().turn_taking.backchannels == load_language("en").backchannels
+
+
+def test_a_language_without_biasing_data_starts_unbiased_and_says_so(caplog):
+    assert line_vocabulary(Settings()) is not None  # English: the agency's words, for biasing and repair
+    assert line_vocabulary(Settings(asr={"biasing": False, "key_word_repair": False})) is None
+    with caplog.at_level("WARNING"):
+        assert line_vocabulary(Settings(language="sv")) is None  # no Swedish block in nlu/asr_context.yml yet
+    assert "no biasing data for language 'sv'" in caplog.text
 
 
 def test_the_keypad_menu_is_read_in_the_lines_language():
