@@ -14,7 +14,7 @@ the phrase, or one fewer or more) is rewritten as one of the agency's words when
 
 Thresholds chosen on the dev set (`bench/recognition.py --repair`, README "Understanding callers"): with them no
 repair on the dev transcripts wrote an agency word the caller had not said. Pure Python, no model: the cheap tests
-come first (`find`).
+come first (`find`): 0.7 ms for a 23-word turn, 5 ms for 161 words (median of 50, AMD EPYC, idle).
 """
 
 from __future__ import annotations
