@@ -24,6 +24,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from foundation.phrases import phrases_in
+
 _TOKEN = re.compile(r"[\w']+(?:-[\w']+)*")
 _SOUNDS = (("ph", "f"), ("ck", "k"), ("qu", "kw"), ("x", "ks"), ("z", "s"), ("dg", "j"), ("wh", "w"))
 
@@ -57,11 +59,6 @@ def similarity(a: str, b: str) -> float:
 
 def _flat(text: str) -> str:
     return re.sub(r"[^\w]+", "", text.lower())
-
-
-def _words(text: str) -> str:
-    """Lower case, hyphens and apostrophes dropped ("e-ID" is "eid", "child's" is "childs"), words one space apart."""
-    return " ".join(re.sub(r"[^\w]+", " ", re.sub(r"[-']", "", text.lower())).split())
 
 
 @dataclass(frozen=True)
@@ -140,8 +137,7 @@ class KeyWordRepairer:
             if len(key) >= shortest:
                 self._by_sound.setdefault(key[0], []).append((p, key))
         # A span holding one of them, or its plural ("sickness benefits", "e-IDs"), was heard right: left as heard.
-        spoken = "|".join(re.escape(_words(p)) for p in sorted(self.phrases, key=len, reverse=True))
-        self._agency_word = re.compile(rf"\b(?:{spoken})(?:s|es)?\b")
+        self._heard_right = tuple(f"{p}{plural}" for p in self.phrases for plural in ("", "s", "es"))
         self.min_similarity = min_similarity
         self.unsure_below = unsure_below
 
@@ -184,7 +180,7 @@ class KeyWordRepairer:
         if heard_key[:1] != key[:1] or abs(len(heard_key) - len(key)) > (1 - self.min_similarity) * longest:
             return None  # another first sound, or too long or short to be alike
         score = similarity(heard_key, key)
-        if score < self.min_similarity or self._agency_word.search(_words(span.heard)):
+        if score < self.min_similarity or phrases_in(span.heard, self._heard_right):
             return None
         return Repair(span.heard, phrase, span.first, span.end, score)
 
