@@ -48,9 +48,14 @@ class AsrVocabulary:
     with_question: bool = False
     agency_words: tuple[str, ...] = ()  # as written: what a misheard span is put right to (key words, benefit names)
     _repairer: KeyWordRepairer = field(init=False, repr=False, compare=False)
+    _first_listed: dict[str, str] = field(init=False, repr=False, compare=False)  # "login" -> "log in"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_repairer", KeyWordRepairer(self.agency_words))
+        first_listed: dict[str, str] = {}
+        for word in self.key_words:
+            first_listed.setdefault(word.replace(" ", ""), word)
+        object.__setattr__(self, "_first_listed", first_listed)
 
     @classmethod
     def load(cls, language: str, path: Path = CONTEXT_FILE, nlu_dir: Path = NLU_DIR / "data") -> AsrVocabulary:
@@ -78,10 +83,7 @@ class AsrVocabulary:
     def key_words_in(self, text: str) -> list[str]:
         """The key words ``text`` holds (whole words, case and hyphens ignored), each once and as first listed where
         two are one word spelled two ways: "login" counts as the "log in" that was said."""
-        first_listed: dict[str, str] = {}
-        for word in self.key_words:
-            first_listed.setdefault(word.replace(" ", ""), word)
-        return list(dict.fromkeys(first_listed[w.replace(" ", "")] for w in phrases_in(text, self.key_words)))
+        return list(dict.fromkeys(self._first_listed[w.replace(" ", "")] for w in phrases_in(text, self.key_words)))
 
     def key_words_kept(self, said: str, heard: str) -> tuple[int, int]:
         """How many key words ``said`` holds, and how many of those ``heard`` holds too: key-word recall's parts."""
