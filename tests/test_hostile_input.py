@@ -180,8 +180,9 @@ async def test_noise_only_call_is_not_understood_and_goes_to_a_person(stack):
     result = (await Softphone(stack, speed=2.0).call(caller)).as_dict()
     # Hiss is not a request: whatever the recogniser made of it, nothing is answered as a topic, and the caller
     # ends with a person (not understood, or no input), never in a loop or silence.
-    assert not any(t["decision"].startswith("answer:") for t in result["turns"] if t.get("decision"))
-    assert result["outcome"] == "routed:general", result["outcome"]
+    heard = [(t["transcript"], t["asr_confidence"], t["intent"], t["decision"]) for t in result["turns"]]
+    assert not any(t["decision"].startswith("answer:") for t in result["turns"] if t.get("decision")), heard
+    assert result["outcome"] == "routed:general", (result["outcome"], heard)
     assert not result["handoff"]["fault"]
 
 
