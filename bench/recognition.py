@@ -1,7 +1,7 @@
 """What the recogniser makes of callers it has never heard, and of noise when nobody speaks, per packaged model.
 
-    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5] [--per-intent 1]
-        [--no-noise]
+    .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5]
+        [--compute-types int8,float32] [--per-intent 1] [--no-noise]
     .venv/bin/python bench/recognition.py --line-parts [--per-intent 1]
     .venv/bin/python bench/recognition.py --repair [--cache var/bench/key-word-transcripts.jsonl] [--prompt TEXT]
 
@@ -10,11 +10,11 @@ by every simulated caller voice on a clean line and on a degraded one (voice/lin
 line does it (the domain prompt). Per model, voice and line: word error rate against the text, recall of the
 agency's key words (nlu/asr_context.yml), the share of utterances the line would be unsure of (ASR confidence under
 TURN_TAKING__CONFIRM_BELOW_CONFIDENCE: read back unless the NLU is sure) and CPU seconds per utterance; also per
-encoder window (ASR__WINDOW_S) and beam size (ASR__BEAM_SIZE).
-Noise: for each spoken turn, the same length of babble (that speech reversed and overlaid), street rumble and pink
-noise alone, as loud as the speech; prints how often each model writes words for it, and for candidate rules the
-share of those it rejects and the share of real speech it would wrongly reject. The rule in force is
-telephony.guards.heard_noise.
+encoder window (ASR__WINDOW_S), beam size (ASR__BEAM_SIZE) and compute type (ASR__COMPUTE_TYPE).
+Noise: for each spoken turn, the same length of babble (that speech reversed and overlaid), street rumble, pink
+noise and white hiss alone, as loud as the speech; prints how often each model writes words for it, and for
+candidate rules the share of those it rejects and the share of real speech it would wrongly reject (and which). The
+rule in force is telephony.guards.heard_noise.
 --line-parts: WER and key-word recall on the clean line, with each part of the degraded line alone (noise, level,
 lost frames, speaking rate: the same draw as the whole degraded line) and with all of them: what costs most.
 --repair: the agency's words the recogniser nearly heard, put right (nlu/asr_context.py, AsrVocabulary.repair):
@@ -47,7 +47,7 @@ from foundation.settings import Settings  # noqa: E402
 from helpline.machine import cpu_name  # noqa: E402
 from nlu.asr_context import AsrVocabulary  # noqa: E402
 from nlu.caller_turns import DEV_TURNS, FRESH_DEV_TURNS, load_turns, sample  # noqa: E402
-from telephony.guards import heard_noise  # noqa: E402
+from telephony.guards import ECHO_CONFIDENCE_BELOW, echoes_prompt, heard_noise  # noqa: E402
 from voice import line_conditions  # noqa: E402
 from voice.asr import create_asr  # noqa: E402
 from voice.asr.base import Transcript, Word  # noqa: E402
@@ -62,8 +62,16 @@ def below(no_speech_at_least: float, confidence_below: float, c: float, n: float
     return n >= no_speech_at_least and c < confidence_below
 
 
-def run_model(model: str, window_s: float, beam: int, per_intent: int, noise: bool) -> None:
-    settings = Settings(asr={"model": model, "window_s": window_s, "beam_size": beam})
+def echo(prompt: str, n: int, c: float, _: float, text: str) -> bool:
+    return c < ECHO_CONFIDENCE_BELOW and echoes_prompt(text, prompt, n)
+
+
+def in_full(prompt: str, ns: float, conf: float, n: int, c: float, no_speech: float, text: str) -> bool:
+    return heard_noise(text, c, no_speech, prompt, no_speech_at_least=ns, confidence_below=conf, echo_ngram=n)
+
+
+def run_model(model: str, window_s: float, beam: int, compute: str, per_intent: int, noise: bool) -> None:
+    settings = Settings(asr={"model": model, "window_s": window_s, "beam_size": beam, "compute_type": compute})
     unsure_below = settings.turn_taking.confirm_below_confidence
     asr = create_asr(settings.asr)
     vocabulary = AsrVocabulary.load(settings.asr.language)
@@ -94,14 +102,14 @@ def run_model(model: str, window_s: float, beam: int, per_intent: int, noise: bo
                 if not t.is_empty:
                     speech.append((t.confidence, t.no_speech, t.text))
             if noise:
-                for kind in line_conditions.NOISES:
+                for kind in line_conditions.NOISES_ALONE:
                     t = asr.transcribe(line_conditions.noise_alone(kind, raw, seed), TELEPHONE_RATE, context)
                     noise_scores.append((t.confidence, t.no_speech, t.text, kind))
     cpu.sort()
     voices = len(CALLER_VOICES)
     print(
-        f"\n== {model}, {window_s:g} s window, beam {beam}: {len(turns)} dev turns x {voices} voices x 2 lines"
-        f" ({cpu_name()})"
+        f"\n== {model} {compute}, {window_s:g} s window, beam {beam}: {len(turns)} dev turns x {voices} voices"
+        f" x 2 lines ({cpu_name()})"
     )
     print(f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s")
     print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16} {f'unsure (< {unsure_below:g})':>15}")
@@ -127,17 +135,32 @@ def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, st
     worded = [s for s in noise_scores if s[2].strip()]
     print(f"noise clips: {len(noise_scores)}, came out as words: {len(worded)} "
           f"({len(worded) / max(1, len(noise_scores)):.1%}); speech clips with words: {len(speech)}")  # fmt: skip
-    print(f"{'rule':44} {'noise-words rejected':>21} {'speech rejected':>16}")
+    print(f"{'rule':56} {'noise-words rejected':>21} {'speech rejected':>16}")
     rules: dict[str, Callable[[float, float, str], bool]] = {
         "in force (telephony.guards.heard_noise)": lambda c, n, text: heard_noise(text, c, n, prompt)
     }
+    for n in (2, 3):
+        rules[f"echo of the prompt ({n}-word runs), confidence < {ECHO_CONFIDENCE_BELOW}"] = functools.partial(
+            echo, prompt, n
+        )
+    for ns, conf, n in ((0.4, 0.5, 3), (0.4, 0.5, 2), (0.5, 0.4, 2)):
+        rules[f"all three, no_speech >= {ns} & conf < {conf}, {n}-word echo"] = functools.partial(
+            in_full, prompt, ns, conf, n
+        )
     for ns in (0.3, 0.4, 0.5, 0.6):
         for conf in (0.4, 0.5, 0.6):
             rules[f"no_speech >= {ns} and confidence < {conf}"] = functools.partial(below, ns, conf)
+    wrongly_rejected: dict[str, list[str]] = {}
     for name, rule in rules.items():
         caught = sum(rule(c, n, text) for c, n, text, _ in worded)
-        wrongly = sum(rule(c, n, text) for c, n, text in speech)
-        print(f"{name:44} {caught / max(1, len(worded)):>21.1%} {wrongly / max(1, len(speech)):>16.1%}")
+        wrongly_rejected[name] = [
+            f"conf {c:.2f} no_speech {n:.2f} {text[:70]!r}" for c, n, text in speech if rule(c, n, text)
+        ]
+        share = len(wrongly_rejected[name]) / max(1, len(speech))
+        print(f"{name:56} {caught / max(1, len(worded)):>21.1%} {share:>16.1%}")
+    for name, texts in wrongly_rejected.items():
+        if name.startswith("all three"):
+            print(f"speech rejected by {name}:", *(f"  {t}" for t in texts), sep="\n")
     print("noise that came out as words, and whether the rule in force rejects it:")
     for c, n, text, kind in worded:
         verdict = "rejected" if heard_noise(text, c, n, prompt) else "KEPT    "
@@ -263,6 +286,9 @@ def main() -> int:
     parser.add_argument("--models", default="tiny.en", help="comma-separated: tiny.en, base")
     parser.add_argument("--windows", default="30", help="encoder windows in seconds, comma-separated (10-30)")
     parser.add_argument("--beams", default="1", help="beam sizes, comma-separated (1: greedy, the default)")
+    parser.add_argument(
+        "--compute-types", default="int8", help="CTranslate2 compute types, comma-separated: int8, float32"
+    )
     parser.add_argument("--per-intent", type=int, default=1)
     parser.add_argument("--no-noise", action="store_true", help="speech only")
     parser.add_argument(
@@ -281,7 +307,10 @@ def main() -> int:
     for model in args.models.split(","):
         for window in args.windows.split(","):
             for beam in args.beams.split(","):
-                run_model(model.strip(), float(window), int(beam), args.per_intent, not args.no_noise)
+                for compute in args.compute_types.split(","):
+                    run_model(
+                        model.strip(), float(window), int(beam), compute.strip(), args.per_intent, not args.no_noise
+                    )
     return 0
 
 

@@ -8,7 +8,7 @@ from nlu.asr_context import AsrVocabulary
 from telephony.guards import echoes_prompt, heard_noise
 from voice.asr.base import Transcript, Word, join_transcripts
 from voice.codecs import TELEPHONE_RATE
-from voice.line_conditions import NOISES, noise_alone
+from voice.line_conditions import NOISES_ALONE, noise_alone
 
 PROMPT = AsrVocabulary.load("en").prompt  # the domain prompt every turn is recognised with
 
@@ -19,6 +19,8 @@ PROMPT = AsrVocabulary.load("en").prompt  # the domain prompt every turn is reco
         ("I'm calling about my parental benefit, child allowance.", True),  # Whisper on babble, biased by the prompt
         ("parental benefit, sickness benefit, housing allowance", True),
         ("I'm calling about my parental benefit, I'm calling about my parental benefit. Okay.", True),  # babble
+        # Hiss, in a call under load (CI, 2026-12-06): the prompt's words in another order, answered as a question
+        ("I'm calling about my parental benefit, child allowance and child allowance.", True),
         ("I'm calling about my child allowance, when is it paid?", False),  # a caller who starts like the prompt
         ("When is the housing allowance paid out?", False),
         ("benefit", False),  # too short to tell
@@ -61,7 +63,7 @@ def test_the_pieces_of_a_long_turn_are_one_transcript_in_order():
     assert join_transcripts([last]) is last
 
 
-@pytest.mark.parametrize("kind", NOISES)
+@pytest.mark.parametrize("kind", NOISES_ALONE)
 def test_noise_alone_is_as_loud_as_the_speech_it_stands_in_for(kind):
     t = np.arange(TELEPHONE_RATE * 2) / TELEPHONE_RATE
     speech = (0.3 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 2 * t) > 0)).astype(np.float32)

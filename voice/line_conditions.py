@@ -16,7 +16,8 @@ import numpy as np
 from voice.codecs import FRAME_MS, TELEPHONE_RATE, telephone_round_trip
 
 FRAME = TELEPHONE_RATE * FRAME_MS // 1000
-NOISES = ("pink", "street", "babble")
+NOISES = ("pink", "street", "babble")  # mixed into a degraded line (the draw of `degraded` depends on this order)
+NOISES_ALONE = (*NOISES, "hiss")  # what a line may carry while nobody speaks: also white hiss
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,8 @@ def _noise(kind: str, rng: np.random.Generator, audio: np.ndarray) -> np.ndarray
         return _babble(rng, len(audio), audio)
     if kind == "street":
         return _street(rng, len(audio))
+    if kind == "hiss":
+        return rng.standard_normal(len(audio))
     return _pink(rng, len(audio))
 
 
@@ -119,10 +122,11 @@ def apply(speech: np.ndarray, condition: LineCondition, seed: int) -> np.ndarray
 
 
 def noise_alone(kind: str, speech: np.ndarray, seed: int) -> np.ndarray:
-    """``kind`` noise (pink, street or babble made from ``speech``) as long as ``speech`` and as loud as its voiced
-    part, with no speech in it, as the gateway receives it (G.711): what a line carries while the caller is silent."""
-    if kind not in NOISES:
-        raise ValueError(f"unknown noise {kind!r}: one of {', '.join(NOISES)}")
+    """``kind`` noise (pink, street, babble made from ``speech``, or white hiss) as long as ``speech`` and as loud as
+    its voiced part, with no speech in it, as the gateway receives it (G.711): what a line carries while the caller is
+    silent."""
+    if kind not in NOISES_ALONE:
+        raise ValueError(f"unknown noise {kind!r}: one of {', '.join(NOISES_ALONE)}")
     audio = speech.astype(np.float64)
     noise = _noise(kind, np.random.default_rng(seed), audio)
     noise *= _rms(_voiced(audio)) / _rms(noise)
