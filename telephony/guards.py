@@ -15,7 +15,8 @@ from voice.wer import normalize
 
 NO_SPEECH_AT_LEAST = 0.5
 CONFIDENCE_BELOW = 0.4
-ECHO_SHARE = 0.5  # of the transcript's word trigrams that are also the prompt's
+ECHO_NGRAM = 2  # words in a run: pairs catch the prompt's phrases in another order, which trigrams missed
+ECHO_SHARE = 0.5  # of the transcript's runs of words that are also the prompt's
 ECHO_CONFIDENCE_BELOW = 0.6
 LOOP_WORDS_AT_LEAST = 5
 LOOP_DISTINCT_AT_MOST = 4  # "no, no, no, no, no, no", "you know, you know, you know": a caller's sentence has more
@@ -23,16 +24,17 @@ LOOP_DISTINCT_SHARE = 0.35  # distinct words over words: "no, no, no, no, no, no
 LOOP_CONFIDENCE_BELOW = 0.7
 
 
-def _trigrams(words: list[str]) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
+def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def echoes_prompt(text: str, prompt: str | None) -> bool:
-    """Most of ``text`` is word-for-word the prompt (a transcript too short to tell is not an echo)."""
+def echoes_prompt(text: str, prompt: str | None, n: int = ECHO_NGRAM) -> bool:
+    """Most of ``text``'s runs of ``n`` words are word for word the prompt's (a transcript too short to tell is not an
+    echo)."""
     if not prompt:
         return False
-    said = _trigrams(normalize(text))
-    return len(said) >= 2 and len(said & _trigrams(normalize(prompt))) / len(said) >= ECHO_SHARE
+    said = _ngrams(normalize(text), n)
+    return len(said) >= 2 and len(said & _ngrams(normalize(prompt), n)) / len(said) >= ECHO_SHARE
 
 
 def loops(text: str) -> bool:
@@ -46,10 +48,20 @@ def loops(text: str) -> bool:
     )
 
 
-def heard_noise(text: str, confidence: float, no_speech: float, prompt: str | None) -> bool:
-    """The transcript is the recogniser's reading of noise rather than of a caller's words."""
-    if no_speech >= NO_SPEECH_AT_LEAST and confidence < CONFIDENCE_BELOW:
+def heard_noise(
+    text: str,
+    confidence: float,
+    no_speech: float,
+    prompt: str | None,
+    *,
+    no_speech_at_least: float = NO_SPEECH_AT_LEAST,
+    confidence_below: float = CONFIDENCE_BELOW,
+    echo_ngram: int = ECHO_NGRAM,
+) -> bool:
+    """The transcript is the recogniser's reading of noise rather than of a caller's words (the keywords: other
+    thresholds, for bench/recognition.py)."""
+    if no_speech >= no_speech_at_least and confidence < confidence_below:
         return True
-    if confidence < ECHO_CONFIDENCE_BELOW and echoes_prompt(text, prompt):
+    if confidence < ECHO_CONFIDENCE_BELOW and echoes_prompt(text, prompt, echo_ngram):
         return True
     return confidence < LOOP_CONFIDENCE_BELOW and loops(text)
