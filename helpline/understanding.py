@@ -71,12 +71,14 @@ class Judged:
 
 @dataclass
 class Scores:
-    """Rates over a set of judged turns (wrong-action rate counts dismissals: both are the wrong thing done)."""
+    """Rates over a set of judged turns (wrong-action rate counts dismissals: both are the wrong thing done; other:
+    none of these, e.g. no decision in the first turn, or a greeting answered as small talk)."""
 
     n: int
     right: float
     asked_back: float
     wrong_action: float
+    other: float
     dismissed_benefit_problems: int
     key_word_recall: float | None
     confusions: list[tuple[str, str, int]] = field(default_factory=list)
@@ -93,6 +95,7 @@ class Scores:
             right=verdicts["right"] / n,
             asked_back=verdicts["asked_back"] / n,
             wrong_action=(verdicts["wrong_action"] + verdicts["dismissed"]) / n,
+            other=verdicts["other"] / n,
             dismissed_benefit_problems=sum(
                 j.verdict == "dismissed" and is_benefit_problem(j.turn, routing) for j in judged
             ),

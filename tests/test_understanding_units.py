@@ -50,9 +50,10 @@ def test_scores_count_dismissals_as_wrong_actions_and_benefit_problems_apart():
         Judged(turn("request_human"), "v", "clean", "", "smalltalk:out_of_scope", "dismissed"),
         Judged(turn("ask_login_help"), "v", "clean", "", "answer:login_help", "right", ("e-id",), ("e-id",)),
         Judged(turn("ask_login_help"), "v", "clean", "", "confirm:asr", "asked_back", ("bankid",), ()),
+        Judged(turn("ask_opening_hours"), "v", "clean", "", "", "other"),
     ]
     scores = Scores.of(judged, ROUTING)
-    assert (scores.right, scores.asked_back, scores.wrong_action) == (0.25, 0.25, 0.5)
+    assert (scores.right, scores.asked_back, scores.wrong_action, scores.other) == (0.2, 0.2, 0.4, 0.2)
     assert scores.dismissed_benefit_problems == 1  # asking for a person is not a benefit problem
     assert scores.key_word_recall == 0.5
 
