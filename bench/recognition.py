@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5]
         [--compute-types int8,float32] [--per-intent 1] [--no-noise]
+    .venv/bin/python bench/recognition.py --noise-scores var/bench/noise-tiny.en-int8-30s-beam1.json
     .venv/bin/python bench/recognition.py --line-parts [--per-intent 1]
     .venv/bin/python bench/recognition.py --repair [--cache var/bench/key-word-transcripts.jsonl] [--prompt TEXT]
 
@@ -14,7 +15,8 @@ encoder window (ASR__WINDOW_S), beam size (ASR__BEAM_SIZE) and compute type (ASR
 Noise: for each spoken turn, the same length of babble (that speech reversed and overlaid), street rumble, pink
 noise and white hiss alone, as loud as the speech; prints how often each model writes words for it, and for
 candidate rules the share of those it rejects and the share of real speech it would wrongly reject (and which). The
-rule in force is telephony.guards.heard_noise.
+rule in force is telephony.guards.heard_noise. The scores are kept in var/bench/noise-<model>-...json;
+--noise-scores judges the rules in force now on them again, without recognising.
 --line-parts: WER and key-word recall on the clean line, with each part of the degraded line alone (noise, level,
 lost frames, speaking rate: the same draw as the whole degraded line) and with all of them: what costs most.
 --repair: the agency's words the recogniser nearly heard, put right (nlu/asr_context.py, AsrVocabulary.repair):
@@ -129,6 +131,10 @@ def run_model(model: str, window_s: float, beam: int, compute: str, per_intent: 
     )
     if noise:
         report_noise(speech, noise_scores, context.prompt)
+        saved = ROOT / "var" / "bench" / f"noise-{model}-{compute}-{window_s:g}s-beam{beam}.json"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({"prompt": context.prompt, "speech": speech, "noise": noise_scores}))
+        print(f"scores kept in {saved.relative_to(ROOT)} (to try other rules on the same recognitions)")
 
 
 def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, str, str]], prompt: str) -> None:
@@ -295,9 +301,20 @@ def main() -> int:
         "--line-parts", action="store_true", help="instead: WER with each part of the degraded line alone (tiny.en)"
     )
     parser.add_argument("--repair", action="store_true", help="instead: key-word repair on dev turns with key words")
+    parser.add_argument(
+        "--noise-scores",
+        type=Path,
+        help="instead: the noise guard's rules on scores an earlier run kept (no recognition)",
+    )
     parser.add_argument("--cache", type=Path, help="--repair: transcripts file (read if present, else written)")
     parser.add_argument("--prompt", help="--repair: the domain prompt to recognise with (default: nlu/asr_context.yml)")
     args = parser.parse_args()
+    if args.noise_scores:
+        kept = json.loads(args.noise_scores.read_text())
+        speech = [(c, n, text) for c, n, text in kept["speech"]]
+        noise = [(c, n, text, kind) for c, n, text, kind in kept["noise"]]
+        report_noise(speech, noise, kept["prompt"])
+        return 0
     if args.repair:
         repair_bench(args.cache, args.prompt)
         return 0

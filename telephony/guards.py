@@ -11,6 +11,8 @@ of them; the words are one phrase looped. Thresholds chosen on the dev set with 
 
 from __future__ import annotations
 
+from collections import Counter
+
 from voice.wer import normalize
 
 NO_SPEECH_AT_LEAST = 0.5
@@ -22,6 +24,11 @@ LOOP_WORDS_AT_LEAST = 5
 LOOP_DISTINCT_AT_MOST = 4  # "no, no, no, no, no, no", "you know, you know, you know": a caller's sentence has more
 LOOP_DISTINCT_SHARE = 0.35  # distinct words over words: "no, no, no, no, no, no" is 1/6
 LOOP_CONFIDENCE_BELOW = 0.7
+# ... or a phrase of 2-4 words said at least 3 times that makes up at least half the words, after other words ("three
+# five six, child allowance, child allowance, child allowance": a CI call's hiss at the 15 s window)
+LOOP_PHRASE_WORDS = (2, 3, 4)
+LOOP_PHRASE_TIMES = 3
+LOOP_PHRASE_SHARE = 0.5
 
 
 def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
@@ -41,11 +48,18 @@ def loops(text: str) -> bool:
     """``text`` is a few words said over and over, the way Whisper decodes noise."""
     words = normalize(text)
     distinct = len(set(words))
-    return (
+    if (
         len(words) >= LOOP_WORDS_AT_LEAST
         and distinct <= LOOP_DISTINCT_AT_MOST
         and distinct / len(words) <= LOOP_DISTINCT_SHARE
-    )
+    ):
+        return True
+    for n in LOOP_PHRASE_WORDS:
+        runs = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        times = max(runs.values(), default=0)
+        if times >= LOOP_PHRASE_TIMES and times * n >= LOOP_PHRASE_SHARE * len(words):
+            return True
+    return False
 
 
 def heard_noise(

@@ -37,6 +37,9 @@ def test_an_echo_of_the_prompt_is_told_from_a_caller_using_the_same_words(text, 
         ("Thank you. We'll see you next week.", 0.37, 0.57, True),  # unsure words where the engine heard no speech
         ("No, no, no, no, no, no, no, no.", 0.54, 0.2, True),  # a loop
         ("Yeah, yeah, yeah, yeah, yeah.", 0.6, 0.65, True),
+        # Hiss in a CI call, at the 15 s window: a phrase looped after other words (no_speech not recorded)
+        ("Three five, six, child allowance, child allowance, child allowance.", 0.24, 0.3, True),
+        ("My child allowance, my child allowance is late again.", 0.5, 0.1, False),  # said twice: a caller
         ("no no no that's wrong", 0.5, 0.2, False),  # a caller saying no
         ("When is it paid, when is it paid, when is it paid?", 0.9, 0.05, False),  # surely heard: said so
         ("I have been waiting for my money and nobody tells me " * 3, 0.5, 0.1, False),  # a caller repeating himself
