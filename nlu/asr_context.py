@@ -34,11 +34,6 @@ def benefit_names(nlu_dir: Path = NLU_DIR / "data") -> list[str]:
     return [n for n in names if n and not (n in seen or seen.add(n))]  # type: ignore[func-returns-value]
 
 
-def has_asr_context(language: str, path: Path = CONTEXT_FILE) -> bool:
-    """Whether ``path`` holds biasing data for ``language`` (a language may have none yet: its line is unbiased)."""
-    return language in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})
-
-
 @dataclass(frozen=True)
 class AsrVocabulary:
     """A language's biasing data: the domain prompt and the key words transcripts are scored on."""
@@ -59,8 +54,21 @@ class AsrVocabulary:
 
     @classmethod
     def load(cls, language: str, path: Path = CONTEXT_FILE, nlu_dir: Path = NLU_DIR / "data") -> AsrVocabulary:
+        vocabulary = cls.load_if_any(language, path, nlu_dir)
+        if vocabulary is None:
+            raise AsrContextError(f"{path.name} has no block for language {language!r}")
+        return vocabulary
+
+    @classmethod
+    def load_if_any(
+        cls, language: str, path: Path = CONTEXT_FILE, nlu_dir: Path = NLU_DIR / "data"
+    ) -> AsrVocabulary | None:
+        """``language``'s vocabulary, or None when ``path`` has no block for it (a language may have none yet: its
+        line is unbiased). Raises ``AsrContextError`` for a block without a prompt."""
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        block = data.get(language)
+        if language not in data:
+            return None
+        block = data[language]
         if not isinstance(block, dict) or "{terms}" not in str(block.get("prompt", "")):
             raise AsrContextError(f"{path.name} has no prompt with {{terms}} for language {language!r}")
         terms = [*benefit_names(nlu_dir)[: int(block.get("benefits", 4))], *[str(t) for t in block.get("terms") or []]]

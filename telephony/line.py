@@ -22,7 +22,7 @@ from analytics.store import CallStore
 from analytics.writer import StoreWriter
 from foundation.routing_table import RoutingTable
 from foundation.settings import Settings
-from nlu.asr_context import AsrVocabulary, has_asr_context
+from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
 from telephony.call_control import CallControl, QueueTable
 from telephony.call_parts import CallParts
@@ -156,13 +156,13 @@ def line_vocabulary(settings: Settings) -> AsrVocabulary | None:
     language has no biasing data (nlu/asr_context.yml: English only so far), which is logged, not fatal."""
     if not (settings.asr.biasing or settings.asr.key_word_repair):
         return None
-    if not has_asr_context(settings.asr.language):
+    vocabulary = AsrVocabulary.load_if_any(settings.asr.language)
+    if vocabulary is None:
         log.warning(
             "no biasing data for language %r in nlu/asr_context.yml: recognition unbiased, no key-word repair",
             settings.asr.language,
         )
-        return None
-    return AsrVocabulary.load(settings.asr.language)
+    return vocabulary
 
 
 def build_line(settings: Settings) -> Line:
