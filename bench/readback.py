@@ -35,6 +35,7 @@ from nlu.asr_context import AsrVocabulary
 from nlu.caller_turns import SETS, CallerTurn, load_turns, sample
 from nlu.client import RasaClient
 from telephony.guards import heard_noise
+from telephony.turn_policy import worth_reading_back
 from voice import line_conditions
 from voice.asr import create_asr
 from voice.caller_voices import CALLER_VOICES
@@ -115,11 +116,14 @@ async def recognise_and_decide(turns_file: Path, per_intent: int, voices: list[s
 Rule = Callable[[Row, set[str]], bool]  # True: read the transcript back
 
 
-def reads_back(asr_below: float, nlu_below: float) -> Rule:
-    """The line's rule (TurnTakingSettings): ASR confidence under ``asr_below`` and the NLU's under ``nlu_below``,
-    and not small talk."""
+def reads_back(
+    asr_below: float, nlu_below: float, floor: float = TurnTakingSettings().confirm_always_below_confidence
+) -> Rule:
+    """The line's rule (TurnTakingSettings): ASR confidence under ``asr_below`` and the NLU's under ``nlu_below``
+    (or the ASR's under ``floor``), and not small talk."""
     return lambda r, smalltalk: (
-        r.asr_confidence < asr_below and r.nlu_confidence < nlu_below and r.nlu_intent not in smalltalk
+        r.asr_confidence < asr_below
+        and worth_reading_back(r.nlu_intent, r.nlu_confidence, frozenset(smalltalk), nlu_below, r.asr_confidence, floor)
     )
 
 
@@ -184,7 +188,7 @@ def main() -> int:
         by_line.setdefault((row.voice, row.condition), []).append(row)
     print("\nif acted on without read-back, per voice and line: right / wrong action")
     for (voice, condition), part in sorted(by_line.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-        s = score(part, reads_back(0.0, 0.0), smalltalk)
+        s = score(part, reads_back(0.0, 0.0, 0.0), smalltalk)
         print(f"  {voice:12}{condition:10}{s['right']:>7.3f}{s['wrong_action']:>8.1%}")
     return 0
 

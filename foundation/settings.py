@@ -195,6 +195,10 @@ class TurnTakingSettings(BaseModel):
     # bench/readback.py (README "Understanding callers"); confirm_below_nlu_confidence 1.0 reads back on ASR alone.
     confirm_below_confidence: float = Field(0.75, ge=0.0, le=1.0)
     confirm_below_nlu_confidence: float = Field(0.7, ge=0.0, le=1.0)
+    # ... and under this ASR confidence even a sure reading is read back (not small talk): the least of 1,040 spoken
+    # dev recognitions (bench/readback.py, bench/recognition.py at 15 and 30 s) was 0.30, while noise that got past
+    # the noise guard under load came out at 0.24 and was answered as a question (CI, 2026-12-06).
+    confirm_always_below_confidence: float = Field(0.3, ge=0.0, le=1.0)
     # A turn whose words end unfinished (the language's unfinished_endings: "how do I apply for ...") is held: the line
     # waits up to this long after the end of the caller's speech for the rest, and answers the whole. 0: off.
     unfinished_wait_ms: int = Field(1200, ge=0, le=5000)

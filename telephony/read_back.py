@@ -32,15 +32,24 @@ class ReadBack:
         self.pending: tuple[str, TurnRecord] | None = None  # transcript read back, awaiting yes or no
 
     async def wanted(self, transcript: Transcript) -> bool:
-        """An uncertain transcript is read back unless the NLU is sure what it means, or it is small talk ("hello",
-        "no"): a wrong guess there costs less than the question. Asks NLU only; the conversation is not touched."""
+        """An uncertain transcript is read back unless the NLU is sure what it means (and the recogniser heard more
+        than a guess), or it is small talk ("hello", "no"): a wrong guess there costs less than the question. Asks
+        NLU only; the conversation is not touched."""
         if transcript.confidence >= self._policy.confirm_below_confidence:
             return False
         try:
             intent, confidence = await self._dialogue.parse(transcript.text)
         except NluUnavailable:
             return False  # the dialogue turn that follows meets the same fault and handles it
-        return worth_reading_back(intent, confidence, self._smalltalk, self._policy.confirm_below_nlu_confidence)
+        policy = self._policy
+        return worth_reading_back(
+            intent,
+            confidence,
+            self._smalltalk,
+            policy.confirm_below_nlu_confidence,
+            transcript.confidence,
+            policy.confirm_always_below_confidence,
+        )
 
     def ask(self, text: str, turn: TurnRecord) -> str:
         """The question that reads ``text`` back; ``turn`` waits for the answer."""

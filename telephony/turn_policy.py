@@ -62,10 +62,13 @@ def is_listening_noise(
     return is_backchannel(text, backchannels)
 
 
-def worth_reading_back(intent: str, nlu_confidence: float, smalltalk: frozenset[str], below: float) -> bool:
+def worth_reading_back(
+    intent: str, nlu_confidence: float, smalltalk: frozenset[str], below: float, asr_confidence: float, floor: float
+) -> bool:
     """An uncertain transcript is read back unless the NLU is sure what it means, or it is small talk ("hello",
-    "no"): a wrong guess there costs less than the question."""
-    return intent not in smalltalk and nlu_confidence < below
+    "no"): a wrong guess there costs less than the question. Under ``floor`` the recogniser barely heard anything:
+    a sure reading of it is the prompt's or the NLU's guess, so it is read back all the same."""
+    return intent not in smalltalk and (nlu_confidence < below or asr_confidence < floor)
 
 
 NoInputStep = Literal["reprompt", "menu", "handoff"]

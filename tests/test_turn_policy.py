@@ -31,9 +31,12 @@ def test_a_backchannel_is_an_answer_over_a_question_or_a_read_back():
 
 def test_read_back_only_what_the_nlu_is_unsure_of_and_never_small_talk():
     smalltalk = frozenset({"greet", "deny"})
-    assert worth_reading_back("appeal_decision", 0.5, smalltalk, 0.7)
-    assert not worth_reading_back("appeal_decision", 0.9, smalltalk, 0.7)
-    assert not worth_reading_back("deny", 0.3, smalltalk, 0.7)
+    assert worth_reading_back("appeal_decision", 0.5, smalltalk, 0.7, 0.6, 0.3)
+    assert not worth_reading_back("appeal_decision", 0.9, smalltalk, 0.7, 0.6, 0.3)
+    assert not worth_reading_back("deny", 0.3, smalltalk, 0.7, 0.6, 0.3)
+    # Barely heard: a sure reading is a guess, read back all the same (small talk still is not)
+    assert worth_reading_back("ask_child_allowance", 0.95, smalltalk, 0.7, 0.24, 0.3)
+    assert not worth_reading_back("greet", 0.95, smalltalk, 0.7, 0.24, 0.3)
 
 
 def test_nothing_heard_asks_again_then_offers_the_keypad_then_a_person():
