@@ -118,6 +118,17 @@ async def test_an_agency_word_heard_unsure_reaches_the_dialogue_put_right_and_th
     assert line.session.record.turns[0].decision == "answer:payment_dates"
 
 
+async def test_words_barely_heard_are_read_back_even_when_the_dialogue_is_sure_of_them(speech):
+    paid = Reply("ask_payment_dates", "answer:payment_dates", "On the 20th.")  # the NLU is sure (0.95)
+    script = {**SCRIPT, "when is my housing allowance paid": paid}
+    async with FakeCall(ScriptedDialogue(script)) as line:
+        await line.reply()
+        await line.caller_says("When is my housing allowance paid?", speech, confidence=0.25)
+        await line.reply()
+    assert line.session.record.said[-1] == SAY.confirm.format(text="When is my housing allowance paid")
+    assert [t.decision for t in line.session.record.turns] == ["confirm:asr"]
+
+
 async def test_with_key_word_repair_off_the_words_as_heard_are_read_back(speech):
     settings = Settings(asr={"key_word_repair": False})
     async with call(settings) as line:
