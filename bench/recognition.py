@@ -150,7 +150,7 @@ def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, st
             echo, prompt, n
         )
     for ns, conf, n in ((0.4, 0.5, 3), (0.4, 0.5, 2), (0.5, 0.4, 2)):
-        rules[f"all three, no_speech >= {ns} & conf < {conf}, {n}-word echo"] = functools.partial(
+        rules[f"stricter: no_speech >= {ns} & conf < {conf}, {n}-word echo"] = functools.partial(
             in_full, prompt, ns, conf, n
         )
     for ns in (0.3, 0.4, 0.5, 0.6):
@@ -165,7 +165,7 @@ def report_noise(speech: list[Scores], noise_scores: list[tuple[float, float, st
         share = len(wrongly_rejected[name]) / max(1, len(speech))
         print(f"{name:56} {caught / max(1, len(worded)):>21.1%} {share:>16.1%}")
     for name, texts in wrongly_rejected.items():
-        if name.startswith("all three"):
+        if name.startswith("stricter"):
             print(f"speech rejected by {name}:", *(f"  {t}" for t in texts), sep="\n")
     print("noise that came out as words, and whether the rule in force rejects it:")
     for c, n, text, kind in worded:
