@@ -113,7 +113,7 @@ async def recognise_and_decide(turns_file: Path, per_intent: int, voices: list[s
     return rows
 
 
-Rule = Callable[[Row, set[str]], bool]  # True: read the transcript back
+Rule = Callable[[Row, frozenset[str]], bool]  # True: read the transcript back
 
 
 def reads_back(
@@ -123,7 +123,7 @@ def reads_back(
     (or the ASR's under ``floor``), and not small talk."""
     return lambda r, smalltalk: (
         r.asr_confidence < asr_below
-        and worth_reading_back(r.nlu_intent, r.nlu_confidence, frozenset(smalltalk), nlu_below, r.asr_confidence, floor)
+        and worth_reading_back(r.nlu_intent, r.nlu_confidence, smalltalk, nlu_below, r.asr_confidence, floor)
     )
 
 
@@ -134,7 +134,7 @@ NLU_BELOW = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 WRONG_ACTION_COST = 3.0
 
 
-def score(rows: list[Row], rule: Rule, smalltalk: set[str]) -> dict[str, float]:
+def score(rows: list[Row], rule: Rule, smalltalk: frozenset[str]) -> dict[str, float]:
     counts = {"right": 0, "asked_back": 0, "wrong_action": 0, "other": 0}
     for r in rows:
         if not r.noise and rule(r, smalltalk):
@@ -155,7 +155,7 @@ def main() -> int:
     parser.add_argument("--rows", type=Path, help="score the rows saved by an earlier run instead of speaking")
     args = parser.parse_args()
     routing = RoutingTable.load()
-    smalltalk = set(routing.smalltalk)
+    smalltalk = frozenset(routing.smalltalk)
     if args.rows:
         rows = [Row(**r) for r in json.loads(args.rows.read_text())]
     else:
