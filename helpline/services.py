@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -37,6 +40,7 @@ class ManagedProcess:
     env: dict[str, str]
     log_path: Path
     health: Callable[[], bool]
+    address: tuple[str, int]  # where it listens: its health is asked there
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -72,6 +76,32 @@ class ManagedProcess:
             pass
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already accepts connections at ``host``:``port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def stopping_on_sigterm() -> Iterator[None]:
+    """Within this block SIGTERM (``timeout``, ``kill``) unwinds the main thread like Ctrl-C, so the ``finally`` and
+    ``with`` blocks around it run and the servers started in their own process groups are stopped instead of left
+    running. A handler of the program's own (``helpline serve``) is kept, as is any handler off the main thread."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _http_ok(url: str, check: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200) -> Callable[[], bool]:
     def probe() -> bool:
         try:
@@ -94,6 +124,7 @@ class Stack:
         self.ensure_model = ensure_model
         self.label = label  # names its processes and log files apart from another stack's on the machine
         self.processes: list[ManagedProcess] = []
+        self._sigterm: contextlib.AbstractContextManager[None] = contextlib.nullcontext()  # see __enter__
 
     def _build(self) -> list[ManagedProcess]:
         processes = [action_server_process(self.settings, self.label), rasa_server_process(self.settings, self.label)]
@@ -106,7 +137,17 @@ class Stack:
             train(self.settings)
         elif not model_path(self.settings).exists():
             raise ServiceError("no Rasa model for the current training data: run `helpline train`")
-        self.processes = self._build()
+        processes = self._build()
+        # A server of another stack (or any program) on one of these ports would answer the health checks while
+        # this stack's own process failed to listen: the start would look healthy and talk to the wrong servers.
+        for process in processes:
+            host, port = process.address
+            if port_in_use(host, port):
+                raise ServiceError(
+                    f"port {port} on {host} ({process.name}) is already in use: stop what listens there (another"
+                    " `helpline serve`, a benchmark's servers) or configure another port"
+                )
+        self.processes = processes
         for process in self.processes:
             print(f"starting {process.name} (log: {process.log_path})", flush=True)
             process.start()
@@ -155,17 +196,23 @@ class Stack:
             process.stop()
 
     def __enter__(self) -> Stack:
+        self._sigterm = stopping_on_sigterm()
+        self._sigterm.__enter__()
         try:
             self.start()
         except BaseException:
             self.stop()
+            self._sigterm.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
+        try:
+            self.stop()
+        finally:
+            self._sigterm.__exit__(None, None, None)
 
 
 def build_stack(settings: Settings, gateways: int = 1, rasa_servers: int = 1, ensure_model: bool = True) -> Stack:
@@ -221,6 +268,7 @@ def action_server_process(s: Settings, label: str = "") -> ManagedProcess:
         rasa_environment(s),
         _log_file(s, "actions", label),
         _http_ok(f"{s.rasa.actions_url}/health"),
+        (s.rasa.actions_host, s.rasa.actions_port),
     )
 
 
@@ -237,6 +285,7 @@ def rasa_server_process(s: Settings, label: str = "") -> ManagedProcess:
         rasa_environment(s),
         _log_file(s, "rasa", label),
         _http_ok(f"{s.rasa.url}/status", lambda r: r.status_code == 200 and bool(r.json().get("model_file"))),
+        (s.rasa.host, s.rasa.port),
     )
 
 
@@ -247,6 +296,7 @@ def gateway_process(s: Settings, label: str = "") -> ManagedProcess:
         dict(os.environ) | settings_environment(s),
         _log_file(s, "gateway", label),
         _http_ok(f"{s.gateway_url}/healthz"),
+        (s.gateway.host, s.gateway.port),
     )
 
 
