@@ -6,7 +6,8 @@ holds.
                   the 8 kHz mu-law phone line; and the WER once the agency's misheard words are put right as the
                   gateway does it (ASR__KEY_WORD_REPAIR)
         latency:  --calls N simulated calls one after another through the real stack (gateway, Rasa, actions,
-                  TTS): end of caller speech -> first reply audio, p50/p95, with and without the end-of-speech silence
+                  TTS): end of caller speech -> first reply audio, p50/p95, with and without the end-of-speech silence;
+                  --rows FILE keeps every turn's figures, to compare two settings turn by turn
         capacity: --levels 1,5,10,15,20 simultaneous calls (real time, two caller turns each); p95 latency per level
                   and the most calls held with p95 under --target-ms (end-of-speech silence excluded)
 
@@ -27,6 +28,7 @@ import argparse
 import asyncio
 import dataclasses
 import itertools
+import json
 import os
 import time
 
@@ -104,9 +106,15 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
             )
 
 
-def bench_latency(settings: Settings, callers: list[tuple[np.ndarray, ...]], calls: int) -> None:
+def bench_latency(
+    settings: Settings, callers: list[tuple[np.ndarray, ...]], calls: int, rows: Path | None = None
+) -> None:
     silence = settings.vad.end_silence_ms
-    s = summarise(asyncio.run(place_calls(settings, callers, calls, 1)), silence)
+    results = asyncio.run(place_calls(settings, callers, calls, 1))
+    if rows is not None:  # every turn, to compare two settings turn by turn (the tail is a few turns)
+        turns = [{"call": i, "turn": j} | t for i, r in enumerate(results) for j, t in enumerate(r["turns"])]
+        rows.write_text(json.dumps(turns, indent=1))
+    s = summarise(results, silence)
     print(f"\n== Response latency: {s['calls']} calls one after another, {s['turns']} caller turns")
     print(
         f"end of caller speech -> first reply audio, without the {silence} ms end-of-speech silence: "
@@ -158,6 +166,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,5,10,15,20", help="simultaneous calls to try, ascending")
     parser.add_argument("--target-ms", type=float, default=1000.0)
     parser.add_argument("--bias", action="store_true", help="asr: also with the domain prompt (nlu/asr_context.yml)")
+    parser.add_argument("--rows", type=Path, help="latency: write every turn (transcript, latency, server times) here")
     args = parser.parse_args()
     parts = args.parts or ["asr", "latency", "capacity"]
     unknown = set(parts) - {"asr", "latency", "capacity"}
@@ -175,7 +184,7 @@ def main() -> None:
         callers = caller_audio()
         with Stack(settings):
             if "latency" in parts:
-                bench_latency(settings, callers, args.calls)
+                bench_latency(settings, callers, args.calls, args.rows)
             if "capacity" in parts:
                 bench_capacity(settings, callers, [int(x) for x in args.levels.split(",")], args.target_ms)
 
