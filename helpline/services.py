@@ -133,13 +133,11 @@ class Stack:
         return processes
 
     def start(self) -> None:
-        if self.ensure_model:
-            train(self.settings)
-        elif not model_path(self.settings).exists():
-            raise ServiceError("no Rasa model for the current training data: run `helpline train`")
+        # Laid out before training: which model a server serves does not depend on whether it is trained yet.
         processes = self._build()
         # A server of another stack (or any program) on one of these ports would answer the health checks while
         # this stack's own process failed to listen: the start would look healthy and talk to the wrong servers.
+        # Checked first, so a taken port is not found only after minutes of training.
         for process in processes:
             host, port = process.address
             if port_in_use(host, port):
@@ -147,6 +145,10 @@ class Stack:
                     f"port {port} on {host} ({process.name}) is already in use: stop what listens there (another"
                     " `helpline serve`, a benchmark's servers) or configure another port"
                 )
+        if self.ensure_model:
+            train(self.settings)
+        elif not model_path(self.settings).exists():
+            raise ServiceError("no Rasa model for the current training data: run `helpline train`")
         self.processes = processes
         for process in self.processes:
             print(f"starting {process.name} (log: {process.log_path})", flush=True)

@@ -10,7 +10,6 @@ import pytest
 from foundation.settings import REPO_ROOT, Settings
 from helpline.machine import free_port
 from helpline.services import ServiceError, Stack, port_in_use
-from helpline.training import model_path
 
 
 def test_a_stack_does_not_start_where_another_server_already_listens(tmp_path):
@@ -26,13 +25,11 @@ def test_a_stack_does_not_start_where_another_server_already_listens(tmp_path):
             rasa={"port": port, "actions_port": free_port()},  # type: ignore[arg-type]
             gateway={"port": free_port()},  # type: ignore[arg-type]
         )
-        # The stack looks for a trained model before it lays out its processes; none is started here.
-        model_path(settings).parent.mkdir(parents=True)
-        model_path(settings).touch()
-        stack = Stack(settings, ensure_model=False)
+        stack = Stack(settings)  # it would train a model for the data dir: the taken port stops it first
         with pytest.raises(ServiceError, match=f"port {port} on 127.0.0.1 \\(rasa server\\) is already in use"):
             stack.start()
         assert stack.processes == []
+        assert not list(tmp_path.glob("models/*.tar.gz"))
     assert not port_in_use("127.0.0.1", port)
 
 
