@@ -124,7 +124,7 @@ class Stack:
         self.ensure_model = ensure_model
         self.label = label  # names its processes and log files apart from another stack's on the machine
         self.processes: list[ManagedProcess] = []
-        self._sigterm: contextlib.AbstractContextManager[None] = contextlib.nullcontext()  # see __enter__
+        self._cleanup = contextlib.ExitStack()  # what __exit__ undoes (__enter__ fills it)
 
     def _build(self) -> list[ManagedProcess]:
         processes = [action_server_process(self.settings, self.label), rasa_server_process(self.settings, self.label)]
@@ -198,23 +198,17 @@ class Stack:
             process.stop()
 
     def __enter__(self) -> Stack:
-        self._sigterm = stopping_on_sigterm()
-        self._sigterm.__enter__()
-        try:
+        with contextlib.ExitStack() as on_failure:  # undone at once if the start fails, else at __exit__
+            on_failure.enter_context(stopping_on_sigterm())
+            on_failure.callback(self.stop)
             self.start()
-        except BaseException:
-            self.stop()
-            self._sigterm.__exit__(None, None, None)
-            raise
+            self._cleanup = on_failure.pop_all()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            self.stop()
-        finally:
-            self._sigterm.__exit__(None, None, None)
+        self._cleanup.close()  # stops the processes, then gives SIGTERM its default action back
 
 
 def build_stack(settings: Settings, gateways: int = 1, rasa_servers: int = 1, ensure_model: bool = True) -> Stack:
