@@ -1,8 +1,9 @@
-"""Facts of the machine a figure was measured on, and a free loopback port: for benchmarks and tests. Standard library
-only, so both venvs can import it."""
+"""Facts of the machine a figure was measured on, a free loopback port, and whether a port is taken (benchmarks,
+tests, and a stack's start). Standard library only, so both venvs can import it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -23,3 +24,10 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already accepts connections at ``host``:``port``."""
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from foundation.settings import REPO_ROOT, Settings
+from helpline.machine import port_in_use
 from helpline.training import model_path, rasa_environment, rasa_executable, rasa_model_command, serving_model, train
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,6 @@ class ManagedProcess:
             self.process.wait(timeout=5)
         except ProcessLookupError:
             pass
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something already accepts connections at ``host``:``port``."""
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
 
 
 @contextlib.contextmanager

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from foundation.settings import REPO_ROOT, Settings
-from helpline.machine import free_port
-from helpline.services import ServiceError, Stack, port_in_use
+from helpline.machine import free_port, port_in_use
+from helpline.services import ServiceError, Stack
 
 
 def test_a_stack_does_not_start_where_another_server_already_listens(tmp_path):
