@@ -78,9 +78,11 @@ class Words:
     context: RecognitionContext | None
     endings: tuple[str, ...]
     wait_ms: int
+    heard: str = ""  # the last utterance's words
 
     def unfinished(self, pcm: np.ndarray) -> bool:
         heard = self.asr.transcribe(pcm16_to_float(pcm), TELEPHONE_RATE, self.context)
+        self.heard = heard.text
         return sounds_unfinished(heard.text, self.endings, heard.words[-1].confidence if heard.words else 1.0)
 
 
@@ -99,6 +101,7 @@ class Setting:
 class Outcome:
     ends_ms: list[int]  # stream times the turn was declared over
     decisions_cpu_ms: list[float]
+    heard: list[str]  # with the words rule: the words of each utterance, as the turn's end was decided on them
 
 
 def run(setting: Setting, pcm: np.ndarray) -> Outcome:
@@ -112,12 +115,16 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     cpu: list[float] = []
     release_at: int | None = None  # held unfinished words become the turn then
     held: list[np.ndarray] = []  # their audio: the model hears the turn so far, as the gateway's Listener does
+    heard: list[str] = []
 
     def utterance_over(utterance: UtteranceEnded, end_ms: int) -> None:
         """The turn ends at ``end_ms``, unless the utterance's words stop mid-sentence: then they are held."""
         nonlocal release_at
-        if setting.words is not None and setting.words.unfinished(utterance.pcm):
-            release_at = utterance.speech_end_ms + setting.words.wait_ms
+        unfinished = setting.words is not None and setting.words.unfinished(utterance.pcm)
+        if setting.words is not None:
+            heard.append(setting.words.heard)
+        if unfinished:
+            release_at = utterance.speech_end_ms + setting.words.wait_ms  # type: ignore[union-attr]
             held.append(utterance.pcm)
         else:
             ends.append(end_ms)
@@ -143,7 +150,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             ends.append(at_ms + FRAME_MS)
             release_at = None
             held.clear()
-    return Outcome(ends, cpu)
+    return Outcome(ends, cpu, heard)
 
 
 def last_voiced_ms(audio: np.ndarray) -> int:
@@ -166,22 +173,49 @@ def callers(count: int) -> list[tuple[str, object]]:
     return [("piper-caller", Piper()), *list(CALLER_VOICES.items())][:count]
 
 
-Utterance = tuple[np.ndarray, int]  # int16 audio on the line, and stream time just after the caller's last word
+@dataclass
+class Utterance:
+    pcm: np.ndarray  # int16 audio on the line
+    end_ms: int  # stream time just after the caller's last word
+    voice: str
+    line: str  # clean or degraded
+    text: str  # what the caller says, "..." where the pause is
 
 
-def word_end_s(aligner: object, audio: np.ndarray, words: int) -> float:
-    """Where the ``words``-th word of ``audio`` ends (faster-whisper's word times): the pause goes there, so the
-    first part keeps the intonation of a sentence that goes on."""
+def letters(text: str) -> int:
+    return sum(c.isalnum() for c in text)
+
+
+def pause_at_s(aligner: object, audio: np.ndarray, first: str) -> float:
+    """Where the pause goes after ``first``, the first part of what ``audio`` says: in the quietest 10 ms between
+    the end of its last word and the start of the next (faster-whisper's word times, which are only roughly right,
+    widened by 60 ms), so the first part keeps the intonation of a sentence that goes on and holds no sound of the
+    next word. The words are counted by their letters: "payslip" may come back as "pay slip"."""
     segments, _ = aligner.transcribe(  # type: ignore[attr-defined]
         resample(audio, TELEPHONE_RATE, 16000), word_timestamps=True, language="en", beam_size=1
     )
     found = [w for segment in segments for w in (segment.words or [])]
-    return float(found[min(words, len(found)) - 1].end) if found else len(audio) / TELEPHONE_RATE / 2
+    if not found:
+        return len(audio) / TELEPHONE_RATE / 2
+    wanted, seen, k = letters(first), 0, 0
+    while k < len(found) - 1 and seen + letters(found[k].word) < wanted:
+        seen += letters(found[k].word)
+        k += 1
+    end = float(found[k].end)
+    start_next = float(found[k + 1].start) if k + 1 < len(found) else end
+    step = TELEPHONE_RATE // 100
+    boundary = min(end, start_next)
+    lo = max(0, int((boundary - 0.15) * TELEPHONE_RATE))
+    hi = min(len(audio) - step, int((boundary + 0.03) * TELEPHONE_RATE))
+    if hi <= lo:
+        return end
+    energy = [float(np.mean(audio[i : i + step] ** 2)) for i in range(lo, hi, step)]
+    return (lo + int(np.argmin(energy)) * step + step // 2) / TELEPHONE_RATE
 
 
 def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[Utterance]]:
     """Paused and whole utterances, on a clean G.711 line and on a degraded one, each followed by 3 s of the line
-    without speech. A paused one is the whole utterance with silence inserted after its first part's last word."""
+    without speech. A paused one is the whole utterance with silence inserted after its first part (pause_at_s)."""
     from faster_whisper import WhisperModel
 
     from voice.asr.packaged_models import packaged_tiny_en
@@ -197,7 +231,7 @@ def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[
                 condition = degraded(seed) if line == "degraded" else None
                 rate = condition.rate if condition is not None else 1.0
                 speech = voice.speak(f"{first} {rest}", rate)  # type: ignore[attr-defined]
-                cut = int(word_end_s(aligner, speech, len(first.split())) * TELEPHONE_RATE)
+                cut = int(pause_at_s(aligner, speech, first) * TELEPHONE_RATE)
 
                 def on_line(audio: np.ndarray, condition=condition, seed=seed) -> np.ndarray:  # type: ignore[no-untyped-def]
                     if condition is None:
@@ -205,9 +239,10 @@ def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[
                     return float_to_pcm16(apply(audio, condition, seed))
 
                 end_ms = last_voiced_ms(speech)
-                paused.append((on_line(np.concatenate([speech[:cut], gap, speech[cut:], tail])),
-                               end_ms + len(gap) * 1000 // TELEPHONE_RATE))  # fmt: skip
-                whole.append((on_line(np.concatenate([speech, tail])), end_ms))
+                paused.append(Utterance(on_line(np.concatenate([speech[:cut], gap, speech[cut:], tail])),
+                                        end_ms + len(gap) * 1000 // TELEPHONE_RATE, name, line,
+                                        f"{first} ... {rest}"))  # fmt: skip
+                whole.append(Utterance(on_line(np.concatenate([speech, tail])), end_ms, name, line, f"{first} {rest}"))
     return paused, whole
 
 
@@ -224,6 +259,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
     parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
+    parser.add_argument("--show-cut-offs", action="store_true", help="list each utterance cut off, and its words")
     args = parser.parse_args()
     settings = Settings()
     model = None
@@ -262,24 +298,39 @@ def main() -> None:
           f"{args.unfinished_wait_ms} ms)")  # fmt: skip
     paused, whole = utterances(callers(args.voices))
     print(f"{len(paused)} paused and {len(whole)} whole utterances ({args.voices} voices, clean and degraded)\n")
-    print(f"{'setting':22} {'cut-offs':>10} {'end delay p50':>14} {'p95':>6} {'p99':>6} {'CPU ms/decision':>16}")
+    print(f"{'setting':22} {'cut-offs':>9} {'clean':>6} {'degr.':>6} {'end delay p50':>14} {'p95':>6} {'p99':>6} "
+          f"{'p95 clean':>10} {'degr.':>6} {'CPU ms/decision':>16}")  # fmt: skip
+    shown: list[str] = []
     for setting in chosen:
-        cut = 0
+        cut: dict[str, list[bool]] = {"clean": [], "degraded": []}
         cpu: list[float] = []
-        for pcm, end in paused:
-            out = run(setting, pcm)
+        for utterance in paused:
+            out = run(setting, utterance.pcm)
             cpu += out.decisions_cpu_ms
-            cut += bool(out.ends_ms) and out.ends_ms[0] < end - 300  # over before the caller's last words
-        delays: list[float] = []
-        for pcm, end in whole:
-            out = run(setting, pcm)
+            over_early = bool(out.ends_ms) and out.ends_ms[0] < utterance.end_ms - 300  # before the last words
+            cut[utterance.line].append(over_early)
+            if over_early:
+                shown.append(f"  {setting.name}: {utterance.voice}, {utterance.line}: {utterance.text!r}"
+                             + (f" heard {out.heard[0]!r}" if out.heard else ""))  # fmt: skip
+        delays: dict[str, list[float]] = {"clean": [], "degraded": []}
+        for utterance in whole:
+            out = run(setting, utterance.pcm)
             cpu += out.decisions_cpu_ms
-            after = [e for e in out.ends_ms if e >= end - 300]
+            after = [e for e in out.ends_ms if e >= utterance.end_ms - 300]
             if after:
-                delays.append(after[0] - end)
+                delays[utterance.line].append(after[0] - utterance.end_ms)
+        every = delays["clean"] + delays["degraded"]
+        cut_all = cut["clean"] + cut["degraded"]
         cpu_text = f"{statistics.mean(cpu):.1f}" if cpu else "-"
-        print(f"{setting.name:22} {cut / len(paused):>9.1%} {pct(delays, 50):>11.0f} ms {pct(delays, 95):>6.0f} "
-              f"{pct(delays, 99):>6.0f} {cpu_text:>16}")  # fmt: skip
+        print(f"{setting.name:22} {share(cut_all):>9.1%} {share(cut['clean']):>6.1%} {share(cut['degraded']):>6.1%} "
+              f"{pct(every, 50):>11.0f} ms {pct(every, 95):>6.0f} {pct(every, 99):>6.0f} "
+              f"{pct(delays['clean'], 95):>10.0f} {pct(delays['degraded'], 95):>6.0f} {cpu_text:>16}")  # fmt: skip
+    if args.show_cut_offs:
+        print("\ncut off in the pause:", *shown, sep="\n")
+
+
+def share(flags: list[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
 
 
 if __name__ == "__main__":
