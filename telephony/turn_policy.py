@@ -28,6 +28,10 @@ def words_of(text: str) -> list[str]:
     return [w for w in words if w and w != "-"]
 
 
+# How the recogniser writes speech that trails off ("Can you tell me how long it...") or a word broken off ("When do
+# you pay the sh-"): the caller has not finished, in any language.
+TRAILING_OFF = ("...", "\u2026", "-", "\u2013", "\u2014")
+
 # A last word the recogniser is less sure of than this, after a word a sentence cannot end on, is taken for its own
 # completion of a fragment ("... on my [panel]" for "... on my" and a pause): Whisper finishes sentences.
 GUESSED_LAST_WORD_BELOW = 0.35
@@ -36,11 +40,11 @@ GUESSED_LAST_WORD_BELOW = 0.35
 def sounds_unfinished(text: str, endings: Iterable[str], last_word_confidence: float = 1.0) -> bool:
     """The words stop where a sentence cannot end ("how do I apply for", "I would like to", "um", "my personal number
     is 850,"): the caller paused mid-sentence or between a number's groups, whatever punctuation the recogniser
-    added, or before a last word the recogniser only guessed."""
+    added, or before a last word the recogniser only guessed; or the recogniser heard the speech trail off."""
     words, endings = words_of(text), set(endings)
     if not words:
         return False
-    if words[-1] in endings or ends_reading_a_number(text):
+    if words[-1] in endings or ends_reading_a_number(text) or text.rstrip().endswith(TRAILING_OFF):
         return True
     return last_word_confidence < GUESSED_LAST_WORD_BELOW and len(words) > 1 and words[-2] in endings
 

@@ -58,6 +58,12 @@ ENDINGS = load_language("en").unfinished_endings
         ("I want to appeal the decision on my panel.", 0.11, True),  # "panel": Whisper finishing the fragment
         ("I want to appeal the decision on my pension.", 0.93, False),
         ("What are your opening hours?", 0.9, False),
+        # The recogniser heard the speech trail off, or a word broken off.
+        ("Can you tell me how long it...", 0.9, True),
+        ("Can you tell me how long it\u2026", 0.9, True),
+        ("When do you pay the sh-", 0.9, True),
+        ("I need the e-ID login.", 0.9, False),  # a hyphen inside a word finishes nothing
+        ("...", 0.9, False),  # no words
         ("I need a new bank account form", 0.2, False),  # unsure of its last word, but "account" can end a turn
         # Callers read numbers out in groups, pausing between them; "in": "is" as the recogniser heard it.
         ("My personal number in 850,", 0.9, True),
