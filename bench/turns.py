@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/turns.py [--voices 6] [--end-silence-ms 700] [--unfinished-wait-ms 1200]
         [--settings silence,words,smart_turn,smart_turn+words,smart_turn+silero] [--threshold 0.5] [--pause-ms 200]
+        [--silero-threshold 0.5] [--show-cut-offs]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -95,6 +96,7 @@ class Setting:
     threshold: float
     silero: SileroModel | None
     words: Words | None = None
+    silero_threshold: float = VadSettings().silero_threshold
 
 
 @dataclass
@@ -107,7 +109,7 @@ class Outcome:
 def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     """The utterance through the endpointer frame by frame, the model asked at each pause."""
     vad = VadSettings()
-    detector = setting.silero.detector(vad.silero_threshold) if setting.silero is not None else None
+    detector = setting.silero.detector(setting.silero_threshold) if setting.silero is not None else None
     endpointer = Endpointer(
         vad.aggressiveness, setting.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, setting.pause_ms, detector
     )
@@ -255,6 +257,7 @@ def main() -> None:
     parser.add_argument("--voices", type=int, default=6, help="Piper caller + up to 5 flite/espeak-ng voices")
     parser.add_argument("--settings", default="silence,words,smart_turn,smart_turn+words,smart_turn+silero")
     parser.add_argument("--end-silence-ms", type=int, default=VadSettings().end_silence_ms, help="silence and words")
+    parser.add_argument("--silero-threshold", type=float, default=VadSettings().silero_threshold)
     parser.add_argument("--unfinished-wait-ms", type=int, default=Settings().turn_taking.unfinished_wait_ms)
     parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
@@ -291,11 +294,12 @@ def main() -> None:
                 args.threshold,
                 silero if "silero" in parts else None,
                 words if "words" in parts else None,
+                args.silero_threshold,
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
           f"{args.max_silence_ms} ms (silence and words: {args.end_silence_ms} ms; unfinished words wait "
-          f"{args.unfinished_wait_ms} ms)")  # fmt: skip
+          f"{args.unfinished_wait_ms} ms; Silero VAD threshold {args.silero_threshold})")  # fmt: skip
     paused, whole = utterances(callers(args.voices))
     print(f"{len(paused)} paused and {len(whole)} whole utterances ({args.voices} voices, clean and degraded)\n")
     print(f"{'setting':22} {'cut-offs':>9} {'clean':>6} {'degr.':>6} {'end delay p50':>14} {'p95':>6} {'p99':>6} "
