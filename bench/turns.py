@@ -189,10 +189,11 @@ def letters(text: str) -> int:
 
 
 def pause_at_s(aligner: object, audio: np.ndarray, first: str) -> float:
-    """Where the pause goes after ``first``, the first part of what ``audio`` says: in the quietest 10 ms between
-    the end of its last word and the start of the next (faster-whisper's word times, which are only roughly right,
-    widened by 60 ms), so the first part keeps the intonation of a sentence that goes on and holds no sound of the
-    next word. The words are counted by their letters: "payslip" may come back as "pay slip"."""
+    """Where the pause goes after ``first``, the first part of what ``audio`` says: in the quietest 10 ms from 150 ms
+    before to 30 ms after where its last word ends or the next begins, whichever is sooner (faster-whisper's word
+    times are only roughly right, and late more often than early), so the first part keeps the intonation of a
+    sentence that goes on and holds no sound of the next word. The words are counted by their letters: "payslip"
+    may come back as "pay slip"."""
     segments, _ = aligner.transcribe(  # type: ignore[attr-defined]
         resample(audio, TELEPHONE_RATE, 16000), word_timestamps=True, language="en", beam_size=1
     )
