@@ -119,6 +119,10 @@ class AsrSettings(BaseModel):
     # Whisper engines drop a sentence they wrote after the caller stopped ("... a person. Thank you.") when its first
     # word's probability is below this (0: keep everything). Measured: README "Understanding callers".
     invented_tail_below: float = Field(0.1, ge=0.0, le=1.0)
+    # Whisper takes a piece it is this sure holds no speech, and whose words it barely believes (average log
+    # probability under -1), for silence; with less, it decodes the piece again at five rising temperatures, five
+    # samples each. Measured: README "Understanding callers".
+    no_speech_threshold: float = Field(0.5, gt=0.0, le=1.0)
     # Hypotheses asked of engines that give an n-best list (Vosk); passed to Rasa as metadata.
     nbest: int = Field(1, ge=1, le=10)
 

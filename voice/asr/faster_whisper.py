@@ -219,6 +219,7 @@ class FasterWhisperAsr:
                 vad_filter=False,
                 word_timestamps=self._settings.word_confidences,
                 max_new_tokens=max_new_tokens(len(audio16) / ASR_RATE),
+                no_speech_threshold=self._settings.no_speech_threshold,
             )
             # The segments are a lazy generator: the decoding happens here, in the caller's (worker) thread.
             segments = list(segments)

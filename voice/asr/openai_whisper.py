@@ -66,6 +66,7 @@ class OpenAiWhisperAsr:
                 condition_on_previous_text=False,
                 initial_prompt=(context.prompt if context else "") or None,  # openai-whisper has no hotwords
                 word_timestamps=self._settings.word_confidences,
+                no_speech_threshold=self._settings.no_speech_threshold,
                 fp16=False,
                 verbose=None,
             )
