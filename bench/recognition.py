@@ -1,7 +1,7 @@
 """What the recogniser makes of callers it has never heard, and of noise when nobody speaks, per packaged model.
 
     .venv/bin/python bench/recognition.py [--models tiny.en,base] [--windows 30,15] [--beams 1,5]
-        [--compute-types int8,float32] [--per-intent 1] [--no-noise]
+        [--compute-types int8,float32] [--no-speech-thresholds 0.6,0.5] [--per-intent 1] [--no-noise]
     .venv/bin/python bench/recognition.py --noise-scores var/bench/noise-tiny.en-int8-30s-beam1.json
     .venv/bin/python bench/recognition.py --line-parts [--per-intent 1]
     .venv/bin/python bench/recognition.py --repair [--cache var/bench/key-word-transcripts.jsonl] [--prompt TEXT]
@@ -45,7 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from foundation.settings import Settings  # noqa: E402
+from foundation.settings import AsrSettings, Settings  # noqa: E402
 from helpline.machine import cpu_name  # noqa: E402
 from nlu.asr_context import AsrVocabulary  # noqa: E402
 from nlu.caller_turns import DEV_TURNS, FRESH_DEV_TURNS, load_turns, sample  # noqa: E402
@@ -72,8 +72,18 @@ def in_full(prompt: str, ns: float, conf: float, n: int, c: float, no_speech: fl
     return heard_noise(text, c, no_speech, prompt, no_speech_at_least=ns, confidence_below=conf, echo_ngram=n)
 
 
-def run_model(model: str, window_s: float, beam: int, compute: str, per_intent: int, noise: bool) -> None:
-    settings = Settings(asr={"model": model, "window_s": window_s, "beam_size": beam, "compute_type": compute})
+def run_model(
+    model: str, window_s: float, beam: int, compute: str, per_intent: int, noise: bool, no_speech: float
+) -> None:
+    settings = Settings(
+        asr={
+            "model": model,
+            "window_s": window_s,
+            "beam_size": beam,
+            "compute_type": compute,
+            "no_speech_threshold": no_speech,
+        }
+    )
     unsure_below = settings.turn_taking.confirm_below_confidence
     asr = create_asr(settings.asr)
     vocabulary = AsrVocabulary.load(settings.asr.language)
@@ -110,10 +120,13 @@ def run_model(model: str, window_s: float, beam: int, compute: str, per_intent: 
     cpu.sort()
     voices = len(CALLER_VOICES)
     print(
-        f"\n== {model} {compute}, {window_s:g} s window, beam {beam}: {len(turns)} dev turns x {voices} voices"
-        f" x 2 lines ({cpu_name()})"
+        f"\n== {model} {compute}, {window_s:g} s window, beam {beam}, no speech from {no_speech:g}: {len(turns)} dev"
+        f" turns x {voices} voices x 2 lines ({cpu_name()})"
     )
-    print(f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s")
+    print(
+        f"CPU per utterance: p50 {cpu[len(cpu) // 2]:.2f} s, p95 {cpu[int(len(cpu) * 0.95)]:.2f} s,"
+        f" mean {sum(cpu) / len(cpu):.2f} s"
+    )
     print(f"{'voice':12} {'line':9} {'WER':>6} {'key-word recall':>16} {f'unsure (< {unsure_below:g})':>15}")
     for key in sorted(errors, key=lambda k: (k[1], k[0])):  # clean lines first, then degraded; voices in order
         n_said, n_heard = said_heard[key]
@@ -131,7 +144,8 @@ def run_model(model: str, window_s: float, beam: int, compute: str, per_intent: 
     )
     if noise:
         report_noise(speech, noise_scores, context.prompt)
-        saved = ROOT / "var" / "bench" / f"noise-{model}-{compute}-{window_s:g}s-beam{beam}.json"
+        threshold = "" if no_speech == AsrSettings().no_speech_threshold else f"-nospeech{no_speech:g}"
+        saved = ROOT / "var" / "bench" / f"noise-{model}-{compute}-{window_s:g}s-beam{beam}{threshold}.json"
         saved.parent.mkdir(parents=True, exist_ok=True)
         saved.write_text(json.dumps({"prompt": context.prompt, "speech": speech, "noise": noise_scores}))
         print(f"scores kept in {saved.relative_to(ROOT)} (to try other rules on the same recognitions)")
@@ -295,6 +309,9 @@ def main() -> int:
     parser.add_argument(
         "--compute-types", default="int8", help="CTranslate2 compute types, comma-separated: int8, float32"
     )
+    parser.add_argument(
+        "--no-speech-thresholds", default="0.6", help="ASR__NO_SPEECH_THRESHOLD values, comma-separated"
+    )
     parser.add_argument("--per-intent", type=int, default=1)
     parser.add_argument("--no-noise", action="store_true", help="speech only")
     parser.add_argument(
@@ -325,9 +342,16 @@ def main() -> int:
         for window in args.windows.split(","):
             for beam in args.beams.split(","):
                 for compute in args.compute_types.split(","):
-                    run_model(
-                        model.strip(), float(window), int(beam), compute.strip(), args.per_intent, not args.no_noise
-                    )
+                    for no_speech in args.no_speech_thresholds.split(","):
+                        run_model(
+                            model.strip(),
+                            float(window),
+                            int(beam),
+                            compute.strip(),
+                            args.per_intent,
+                            not args.no_noise,
+                            float(no_speech),
+                        )
     return 0
 
 
