@@ -310,7 +310,9 @@ def main() -> int:
         "--compute-types", default="int8", help="CTranslate2 compute types, comma-separated: int8, float32"
     )
     parser.add_argument(
-        "--no-speech-thresholds", default="0.6", help="ASR__NO_SPEECH_THRESHOLD values, comma-separated"
+        "--no-speech-thresholds",
+        default=str(AsrSettings().no_speech_threshold),
+        help="ASR__NO_SPEECH_THRESHOLD values, comma-separated (default: the line's)",
     )
     parser.add_argument("--per-intent", type=int, default=1)
     parser.add_argument("--no-noise", action="store_true", help="speech only")
