@@ -79,12 +79,12 @@ class Words:
     context: RecognitionContext | None
     endings: tuple[str, ...]
     wait_ms: int
-    heard: str = ""  # the last utterance's words
 
-    def unfinished(self, pcm: np.ndarray) -> bool:
+    def hear(self, pcm: np.ndarray) -> tuple[str, bool]:
+        """The utterance's words, and whether they stop mid-sentence."""
         heard = self.asr.transcribe(pcm16_to_float(pcm), TELEPHONE_RATE, self.context)
-        self.heard = heard.text
-        return sounds_unfinished(heard.text, self.endings, heard.words[-1].confidence if heard.words else 1.0)
+        last = heard.words[-1].confidence if heard.words else 1.0
+        return heard.text, sounds_unfinished(heard.text, self.endings, last)
 
 
 @dataclass
@@ -122,11 +122,12 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     def utterance_over(utterance: UtteranceEnded, end_ms: int) -> None:
         """The turn ends at ``end_ms``, unless the utterance's words stop mid-sentence: then they are held."""
         nonlocal release_at
-        unfinished = setting.words is not None and setting.words.unfinished(utterance.pcm)
+        unfinished = False
         if setting.words is not None:
-            heard.append(setting.words.heard)
-        if unfinished:
-            release_at = utterance.speech_end_ms + setting.words.wait_ms  # type: ignore[union-attr]
+            text, unfinished = setting.words.hear(utterance.pcm)
+            heard.append(text)
+        if unfinished and setting.words is not None:
+            release_at = utterance.speech_end_ms + setting.words.wait_ms
             held.append(utterance.pcm)
         else:
             ends.append(end_ms)
