@@ -81,6 +81,7 @@ class HeardKind(enum.Enum):
     NOISE = "noise"  # words the recogniser wrote for background talk or noise: not a request
     HELD = "held"  # a piece of a long turn, held for the rest
     UNFINISHED = "unfinished"  # words that stop mid-sentence ("how do I apply for"), held while the caller goes on
+    WENT_ON = "went_on"  # the caller spoke again before these words were decided: held, joined with what follows
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ class Listener:
         self._barged_in = False
         self.stream_ms = 0
         self.listening_since_ms: int | None = None  # the no-input clock runs from here (stream time)
+        self._spoke_at_ms: int | None = None  # stream time the caller last started speaking
 
     @property
     def in_speech(self) -> bool:
@@ -235,6 +237,8 @@ class Listener:
             return Heard(HeardKind.HELD, transcript, item, asr_ms)
         if self._waits_for_the_rest(transcript, item):
             return Heard(HeardKind.UNFINISHED, transcript, item, asr_ms)
+        if self._went_on(transcript, item):
+            return Heard(HeardKind.WENT_ON, transcript, item, asr_ms)
         if self.held:
             transcript, item = self.held.take((transcript, item))
         self._release_at_ms = None
@@ -252,6 +256,20 @@ class Listener:
             return False
         self._release_at_ms = item.utterance.speech_end_ms + wait_ms
         return True
+
+    def _went_on(self, transcript: Transcript, item: SpeechInput) -> bool:
+        """The caller started speaking again within unfinished_wait_ms of these words' end, before the line had
+        decided them (their recognition was still running): the pause was inside the turn ("the e-ID login on your
+        website ... keeps failing"), whatever the words. They are held like unfinished words, so what the caller is
+        saying now joins them and the whole is one turn; the first part is not answered on its own. Not for
+        listening noises said over the assistant."""
+        wait_ms, spoke_at = self._policy.unfinished_wait_ms, self._spoke_at_ms
+        end_ms = item.utterance.speech_end_ms
+        if not wait_ms or spoke_at is None or not end_ms < spoke_at <= end_ms + wait_ms:
+            return False
+        # No release time: the speech under way ends as an utterance of its own, which joins them (or, holding no
+        # words, makes them the turn).
+        return not self.is_listening_noise(item, transcript.text) and self.held.hold(transcript, item, self._vad)
 
     def take_held(self, at_ms: int) -> tuple[Transcript, SpeechInput] | None:
         """The held words as one turn, decided now (at stream time ``at_ms``); None when nothing is held."""
@@ -320,6 +338,7 @@ class Listener:
                 self._barged_in = False
                 self.listening_since_ms = None
                 self._release_at_ms = None  # the caller goes on: held words join this utterance
+                self._spoke_at_ms = event.at_ms
                 if self._streaming is not None:
                     self._stream = self._streaming.stream(TELEPHONE_RATE)
                     self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0

@@ -250,6 +250,11 @@ class CallSession:
             # "How do I apply for ..." and a pause: the line waits for the rest rather than answer the fragment.
             self._event("turn_unfinished", text=redact_text(transcript.text), pieces=len(self._listener.held))
             return
+        if heard.kind is HeardKind.WENT_ON:
+            # The caller spoke again while these words were being recognised: the pause was inside their turn, and
+            # the line waits for the rest instead of answering the first part.
+            self._event("caller_went_on", text=redact_text(transcript.text), pieces=len(self._listener.held))
+            return
         if heard.kind is HeardKind.HELD:
             # Still talking at the longest utterance the line takes: these words wait for the rest of the turn, which
             # is decided whole when the caller pauses (a story's request usually comes at its end).

@@ -7,6 +7,7 @@ session's own VAD hears real recorded speech; what the recogniser "heard" and wh
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -78,9 +79,13 @@ class FakeAsr:
         self.confidence = 0.95
         self.fail = False
         self.calls = 0
+        self.released = threading.Event()  # cleared: recognitions wait (the recogniser is slow) until it is set
+        self.released.set()
 
     def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         self.calls += 1
+        if not self.released.wait(timeout=60):
+            raise AsrError("the test never let the recognition finish")
         if self.fail:
             raise AsrError("the recogniser failed (a test fault)")
         seconds = len(audio) / sample_rate

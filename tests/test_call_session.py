@@ -232,6 +232,36 @@ async def test_unfinished_words_the_caller_does_not_go_on_from_are_the_turn_afte
     assert record.turns[0].endpointing_ms >= wait_ms and record.turns[0].decision == "smalltalk:out_of_scope"
 
 
+async def test_a_caller_who_goes_on_while_the_words_are_recognised_is_answered_once_on_the_whole(speech):
+    """ "I would like to speak" ends where a sentence may, but the caller goes on after a 1 s pause, while those words
+    are still being recognised: the pause was inside the turn, and the first part is not answered on its own."""
+    pause = [b"\xff" * 160] * 50  # 1 s: past the 700 ms end of speech
+    rest = speech[25:]  # from the recording's first word
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to speak" if s < 1.6 else "to a person"
+        line.asr.released.clear()  # a slow recogniser: the words are not known yet when the caller goes on
+        await line.say(speech[:50] + pause + rest[:15])
+        line.asr.released.set()
+        await line.say(rest[15:])
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert line.dialogue.respond_texts == ["I would like to speak to a person"], "one turn, not the first part first"
+    assert [t.decision for t in record.turns] == ["route:general"]
+    assert [e["text"] for e in line.events("caller_went_on")] == ["I would like to speak"]
+
+
+async def test_words_already_decided_when_the_caller_speaks_again_are_a_turn_of_their_own(speech):
+    pause = [b"\xff" * 160] * 50
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "What are your opening hours" if s < 1.6 else "I would like to speak to a person"
+        await line.say(speech[:50] + pause + speech[25:])  # recognised at once: answered before the caller goes on
+        await line.until(lambda: line.session.finished.is_set())
+    assert line.dialogue.respond_texts == ["What are your opening hours", "I would like to speak to a person"]
+    assert not line.events("caller_went_on")
+
+
 async def test_with_the_wait_off_a_fragment_is_answered_at_once(speech):
     settings = Settings(turn_taking={"unfinished_wait_ms": 0})
     pause = [b"\xff" * 160] * 50
