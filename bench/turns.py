@@ -15,7 +15,10 @@ Settings: ``silence`` (the fixed end silence), ``words`` (the same, and an utter
 recognised by the line's own recogniser and biasing, waits for the rest as telephony/listening.py does: released
 after --unfinished-wait-ms from the caller's last word unless they go on), ``smart_turn``, and combinations joined
 by "+": ``smart_turn+words`` is the model with the unfinished-words wait (as the gateway runs it), ``+silero`` the
-Silero speech detector instead of WebRTC VAD.
+Silero speech detector instead of WebRTC VAD, ``+went_on`` (with ``words``) the line's rule that speech heard
+starting within the words wait and before the words are decided holds them: the line decides an utterance's words
+when their recognition is done, which here is the speculation's start (--speculate-after-ms of silence) plus the
+recognition's own wall time on this machine, one at a time (a busy line decides later and holds more).
 Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
 also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames).
 The felt gap through the whole stack (end of speech -> first reply audio) at 1 and 15 calls: bench/voice.py latency
@@ -80,11 +83,13 @@ class Words:
     endings: tuple[str, ...]
     wait_ms: int
 
-    def hear(self, pcm: np.ndarray) -> tuple[str, bool]:
-        """The utterance's words, and whether they stop mid-sentence."""
+    def hear(self, pcm: np.ndarray) -> tuple[str, bool, int]:
+        """The utterance's words, whether they stop mid-sentence, and the recognition's wall time in ms."""
+        t0 = time.perf_counter()
         heard = self.asr.transcribe(pcm16_to_float(pcm), TELEPHONE_RATE, self.context)
         last = heard.words[-1].confidence if heard.words else 1.0
-        return heard.text, sounds_unfinished(heard.text, self.endings, last)
+        wall_ms = round((time.perf_counter() - t0) * 1000)
+        return heard.text, sounds_unfinished(heard.text, self.endings, last), wall_ms
 
 
 @dataclass
@@ -97,6 +102,8 @@ class Setting:
     silero: SileroModel | None
     words: Words | None = None
     silero_threshold: float = VadSettings().silero_threshold
+    went_on: bool = False  # speech that starts before the words are decided holds them (telephony/listening.py)
+    speculate_after_ms: int = VadSettings().speculate_after_ms
 
 
 @dataclass
@@ -104,6 +111,7 @@ class Outcome:
     ends_ms: list[int]  # stream times the turn was declared over
     decisions_cpu_ms: list[float]
     heard: list[str]  # with the words rule: the words of each utterance, as the turn's end was decided on them
+    recognition_ms: list[int]  # each recognition's wall time
 
 
 def run(setting: Setting, pcm: np.ndarray) -> Outcome:
@@ -118,26 +126,46 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     release_at: int | None = None  # held unfinished words become the turn then
     held: list[np.ndarray] = []  # their audio: the model hears the turn so far, as the gateway's Listener does
     heard: list[str] = []
+    recognition_ms: list[int] = []
+    # With went_on: words not yet decided (stream time the line decides them, the turn's end, their speech end).
+    deciding: tuple[int, int, int, np.ndarray] | None = None
 
     def utterance_over(utterance: UtteranceEnded, end_ms: int) -> None:
-        """The turn ends at ``end_ms``, unless the utterance's words stop mid-sentence: then they are held."""
-        nonlocal release_at
+        """The turn ends at ``end_ms``, unless the utterance's words stop mid-sentence: then they are held. With
+        went_on, the line decides them when their recognition is done (started at the pause that became the end,
+        as the gateway speculates), and speech heard starting before then holds them too."""
+        nonlocal release_at, deciding
         unfinished = False
         if setting.words is not None:
-            text, unfinished = setting.words.hear(utterance.pcm)
+            text, unfinished, wall_ms = setting.words.hear(utterance.pcm)
             heard.append(text)
+            recognition_ms.append(wall_ms)
         if unfinished and setting.words is not None:
             release_at = utterance.speech_end_ms + setting.words.wait_ms
             held.append(utterance.pcm)
+        elif setting.went_on and setting.words is not None:
+            decided_at = max(end_ms, utterance.speech_end_ms + setting.speculate_after_ms + wall_ms)
+            deciding = (decided_at, end_ms, utterance.speech_end_ms, utterance.pcm)
         else:
             ends.append(end_ms)
             held.clear()
 
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         at_ms = i // FRAME * FRAME_MS
+        if deciding is not None and at_ms >= deciding[0]:  # recognised, and the caller has not gone on
+            ends.append(deciding[1])
+            held.clear()
+            deciding = None
         for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
             if isinstance(event, SpeechStarted):
                 release_at = None  # the caller goes on: what was held joins this utterance
+                if deciding is not None and setting.words is not None:
+                    if event.at_ms <= deciding[2] + setting.words.wait_ms:  # held; the rest joins them
+                        held.append(deciding[3])
+                    else:
+                        ends.append(deciding[1])
+                        held.clear()
+                    deciding = None
             elif isinstance(event, UtteranceEnded):
                 utterance_over(event, at_ms + FRAME_MS)
             elif isinstance(event, SpeechPaused) and setting.model is not None:
@@ -153,7 +181,9 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             ends.append(at_ms + FRAME_MS)
             release_at = None
             held.clear()
-    return Outcome(ends, cpu, heard)
+    if deciding is not None:
+        ends.append(deciding[1])
+    return Outcome(ends, cpu, heard, recognition_ms)
 
 
 def last_voiced_ms(audio: np.ndarray) -> int:
@@ -264,6 +294,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
     parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
+    parser.add_argument("--speculate-after-ms", type=int, default=VadSettings().speculate_after_ms, help="went_on")
     parser.add_argument("--show-cut-offs", action="store_true", help="list each utterance cut off, and its words")
     args = parser.parse_args()
     settings = Settings()
@@ -273,7 +304,7 @@ def main() -> None:
     words = None
     for name in args.settings.split(","):
         parts = set(name.split("+"))
-        unknown = parts - {"silence", "words", "smart_turn", "silero"}
+        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on"}
         if unknown:
             parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")
         if "words" in parts and words is None:
@@ -297,6 +328,8 @@ def main() -> None:
                 silero if "silero" in parts else None,
                 words if "words" in parts else None,
                 args.silero_threshold,
+                "went_on" in parts,
+                args.speculate_after_ms,
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
@@ -310,9 +343,11 @@ def main() -> None:
     for setting in chosen:
         cut: dict[str, list[bool]] = {"clean": [], "degraded": []}
         cpu: list[float] = []
+        recognition_ms: list[int] = []
         for utterance in paused:
             out = run(setting, utterance.pcm)
             cpu += out.decisions_cpu_ms
+            recognition_ms += out.recognition_ms
             over_early = bool(out.ends_ms) and out.ends_ms[0] < utterance.end_ms - 300  # before the last words
             cut[utterance.line].append(over_early)
             if over_early:
@@ -322,6 +357,7 @@ def main() -> None:
         for utterance in whole:
             out = run(setting, utterance.pcm)
             cpu += out.decisions_cpu_ms
+            recognition_ms += out.recognition_ms
             after = [e for e in out.ends_ms if e >= utterance.end_ms - 300]
             if after:
                 delays[utterance.line].append(after[0] - utterance.end_ms)
@@ -331,6 +367,9 @@ def main() -> None:
         print(f"{setting.name:22} {share(cut_all):>9.1%} {share(cut['clean']):>6.1%} {share(cut['degraded']):>6.1%} "
               f"{pct(every, 50):>11.0f} ms {pct(every, 95):>6.0f} {pct(every, 99):>6.0f} "
               f"{pct(delays['clean'], 95):>10.0f} {pct(delays['degraded'], 95):>6.0f} {cpu_text:>16}")  # fmt: skip
+        if recognition_ms:
+            print(f"{'':22} recognition wall time, one at a time: p50 {pct(recognition_ms, 50):.0f} ms, "
+                  f"p95 {pct(recognition_ms, 95):.0f} ms")  # fmt: skip
     if args.show_cut_offs:
         print("\ncut off in the pause:", *shown, sep="\n")
 
