@@ -263,13 +263,20 @@ class Listener:
         website ... keeps failing"), whatever the words. They are held like unfinished words, so what the caller is
         saying now joins them and the whole is one turn; the first part is not answered on its own. Not for
         listening noises said over the assistant."""
-        wait_ms, spoke_at = self._policy.unfinished_wait_ms, self._spoke_at_ms
-        end_ms = item.utterance.speech_end_ms
-        if not wait_ms or spoke_at is None or not end_ms < spoke_at <= end_ms + wait_ms:
+        wait_ms, end_ms = self._policy.unfinished_wait_ms, item.utterance.speech_end_ms
+
+        def within(at_ms: int | None) -> bool:
+            return at_ms is not None and end_ms < at_ms <= end_ms + wait_ms
+
+        speaking, starting = within(self._spoke_at_ms), within(self._endpointer.starting_at_ms())
+        if not wait_ms or not (speaking or starting):
             return False
-        # No release time: the speech under way ends as an utterance of its own, which joins them (or, holding no
-        # words, makes them the turn).
-        return not self.is_listening_noise(item, transcript.text) and self.held.hold(transcript, item, self._vad)
+        if self.is_listening_noise(item, transcript.text) or not self.held.hold(transcript, item, self._vad):
+            return False
+        # Speech under way ends as an utterance of its own, which joins them (or, holding no words, makes them the
+        # turn). Voice just heard may yet not be speech: then they are the turn as soon as it has passed.
+        self._release_at_ms = None if speaking else self.stream_ms
+        return True
 
     def take_held(self, at_ms: int) -> tuple[Transcript, SpeechInput] | None:
         """The held words as one turn, decided now (at stream time ``at_ms``); None when nothing is held."""

@@ -263,6 +263,15 @@ class FakeCall:
             await self.frame()
         raise AssertionError(f"not reached in {max_s} s of stream time: {self.session.record.as_dict()}")
 
+    async def meanwhile(self, condition: Callable[[], bool], max_wall_s: float = 30.0) -> None:
+        """Wait, with no stream time passing (no frame in or out), until ``condition`` holds: what the session's
+        tasks and the fakes' worker threads do between two frames."""
+        for _ in range(round(max_wall_s * 100)):
+            if condition():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"not reached between two frames: {self.session.record.as_dict()}")
+
     async def reply(self, max_s: float = 30.0) -> None:
         """Silence from the caller until the assistant has said a whole prompt more (its last mark echoed) and has
         nothing more buffered: it is listening."""

@@ -232,23 +232,40 @@ async def test_unfinished_words_the_caller_does_not_go_on_from_are_the_turn_afte
     assert record.turns[0].endpointing_ms >= wait_ms and record.turns[0].decision == "smalltalk:out_of_scope"
 
 
-async def test_a_caller_who_goes_on_while_the_words_are_recognised_is_answered_once_on_the_whole(speech):
+@pytest.mark.parametrize("heard_first", [15, 4], ids=["speech-started", "voice-starting"])
+async def test_a_caller_who_goes_on_while_the_words_are_recognised_is_answered_once_on_the_whole(speech, heard_first):
     """ "I would like to speak" ends where a sentence may, but the caller goes on after a 1 s pause, while those words
-    are still being recognised: the pause was inside the turn, and the first part is not answered on its own."""
+    are still being recognised: the pause was inside the turn, and the first part is not answered on its own. Also
+    when the words are known after only 80 ms of the caller's voice, less than it takes to count as speech."""
     pause = [b"\xff" * 160] * 50  # 1 s: past the 700 ms end of speech
     rest = speech[25:]  # from the recording's first word
     async with call() as line:
         await line.reply()
         line.asr.hearing = lambda s: "I would like to speak" if s < 1.6 else "to a person"
         line.asr.released.clear()  # a slow recogniser: the words are not known yet when the caller goes on
-        await line.say(speech[:50] + pause + rest[:15])
+        await line.say(speech[:50] + pause + rest[:heard_first])
         line.asr.released.set()
-        await line.say(rest[15:])
+        await line.meanwhile(lambda: bool(line.events("caller_went_on")))  # decided before the next frame
+        await line.say(rest[heard_first:])
         await line.until(lambda: line.session.finished.is_set())
     record = line.session.record
     assert line.dialogue.respond_texts == ["I would like to speak to a person"], "one turn, not the first part first"
     assert [t.decision for t in record.turns] == ["route:general"]
     assert [e["text"] for e in line.events("caller_went_on")] == ["I would like to speak"]
+
+
+async def test_a_click_heard_while_the_words_are_recognised_delays_them_only_until_it_has_passed(speech):
+    pause = [b"\xff" * 160] * 50
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "What are your opening hours"
+        line.asr.released.clear()
+        await line.say(speech[:50] + pause + speech[25:27])  # 40 ms of voice: not speech
+        line.asr.released.set()
+        await line.meanwhile(lambda: bool(line.events("caller_went_on")))
+        await line.reply()
+    assert line.dialogue.respond_texts == ["What are your opening hours"]
+    assert line.events("caller_went_on") and line.events("unfinished_turn_taken")
 
 
 async def test_words_already_decided_when_the_caller_speaks_again_are_a_turn_of_their_own(speech):

@@ -104,3 +104,23 @@ def test_an_utterance_can_be_ended_early_by_another_endpointer(real_recordings):
     assert ended is not None and not endpointer.in_speech
     assert ended.started_ms == next(e for e in events if isinstance(e, SpeechStarted)).at_ms
     assert len(ended.pcm) / TELEPHONE_RATE > 1.0
+
+
+def test_voice_that_may_start_an_utterance_is_dated_from_its_first_voiced_frame(real_recordings):
+    path, _ = real_recordings["ps_goforward"]
+    speech = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+    endpointer = _endpointer()
+    _run(endpointer, np.zeros(TELEPHONE_RATE, dtype=np.float32))
+    assert endpointer.starting_at_ms() is None, "silence: nothing starting"
+    # Feed the recording frame by frame (after the second of silence) until its voice is heard, not yet speech.
+    pcm = ulaw_decode(ulaw_encode(float_to_pcm16(speech)))
+    at_ms = 1000
+    while endpointer.starting_at_ms() is None:
+        events = endpointer.feed(pcm[(at_ms - 1000) * 8 : (at_ms - 1000) * 8 + FRAME], at_ms=at_ms)
+        assert not events
+        at_ms += 20
+    assert endpointer.starting_at_ms() == at_ms - 20, "the frame just fed is the first voiced one"
+    while not endpointer.in_speech:
+        (started,) = endpointer.feed(pcm[(at_ms - 1000) * 8 : (at_ms - 1000) * 8 + FRAME], at_ms=at_ms) or (None,)
+        at_ms += 20
+    assert isinstance(started, SpeechStarted) and endpointer.starting_at_ms() is None

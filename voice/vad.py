@@ -111,6 +111,14 @@ class Endpointer:
         """Voiced frames heard that may yet start an utterance (fewer than it takes so far)."""
         return not self._in_speech and any(v for _, v in self._window)
 
+    def starting_at_ms(self) -> int | None:
+        """Stream time of the first voiced frame of speech that may yet start an utterance (see ``starting``), None
+        when there is none."""
+        first = next((i for i, (_, v) in enumerate(self._window) if v), None)
+        if self._in_speech or first is None:
+            return None
+        return self._clock_ms - (len(self._window) - first) * FRAME_MS
+
     @property
     def voiced_ms(self) -> int:
         """Voiced audio in the utterance under way (0 when none is): what a barge-in policy weighs."""
