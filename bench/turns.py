@@ -152,9 +152,14 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
 
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         at_ms = i // FRAME * FRAME_MS
-        if deciding is not None and at_ms >= deciding[0]:  # recognised, and the caller has not gone on
-            ends.append(deciding[1])
-            held.clear()
+        if deciding is not None and at_ms >= deciding[0] and setting.words is not None:  # recognised
+            onset = endpointer.starting_at_ms()  # voice heard that may yet start an utterance: held until it passes
+            if onset is not None and onset <= deciding[2] + setting.words.wait_ms:
+                held.append(deciding[3])
+                release_at = at_ms
+            else:
+                ends.append(deciding[1])
+                held.clear()
             deciding = None
         for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
             if isinstance(event, SpeechStarted):
