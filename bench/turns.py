@@ -359,6 +359,7 @@ def main() -> None:
                 shown.append(f"  {setting.name}: {utterance.voice}, {utterance.line}: {utterance.text!r}"
                              + (f" heard {out.heard[0]!r}" if out.heard else ""))  # fmt: skip
         delays: dict[str, list[float]] = {"clean": [], "degraded": []}
+        not_over = 0  # whole utterances whose turn was not over when the audio ran out (3 s after the last word)
         for utterance in whole:
             out = run(setting, utterance.pcm)
             cpu += out.decisions_cpu_ms
@@ -366,6 +367,9 @@ def main() -> None:
             after = [e for e in out.ends_ms if e >= utterance.end_ms - 300]
             if after:
                 delays[utterance.line].append(after[0] - utterance.end_ms)
+            else:  # counted at the audio's end: a lower bound, not left out
+                not_over += 1
+                delays[utterance.line].append(len(utterance.pcm) * 1000 // TELEPHONE_RATE - utterance.end_ms)
         every = delays["clean"] + delays["degraded"]
         cut_all = cut["clean"] + cut["degraded"]
         cpu_text = f"{statistics.mean(cpu):.1f}" if cpu else "-"
@@ -375,6 +379,9 @@ def main() -> None:
         if recognition_ms:
             print(f"{'':22} recognition wall time, one at a time: p50 {pct(recognition_ms, 50):.0f} ms, "
                   f"p95 {pct(recognition_ms, 95):.0f} ms")  # fmt: skip
+        if not_over:
+            print(f"{'':22} {not_over} whole utterance(s) not over when the audio ran out, 3 s after the last word "
+                  "(counted at that length in the delays)")  # fmt: skip
     if args.show_cut_offs:
         print("\ncut off in the pause:", *shown, sep="\n")
 
