@@ -186,8 +186,8 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             ends.append(at_ms + FRAME_MS)
             release_at = None
             held.clear()
-    if deciding is not None:
-        ends.append(deciding[1])
+    if deciding is not None:  # recognised after the audio ran out, nobody having gone on: over at its endpoint, as
+        ends.append(deciding[1])  # every other setting counts it (whatever the recognition's time)
     return Outcome(ends, cpu, heard, recognition_ms)
 
 
