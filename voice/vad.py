@@ -109,15 +109,18 @@ class Endpointer:
     @property
     def starting(self) -> bool:
         """Voiced frames heard that may yet start an utterance (fewer than it takes so far)."""
-        return not self._in_speech and any(v for _, v in self._window)
+        return self.starting_at_ms() is not None
 
     def starting_at_ms(self) -> int | None:
         """Stream time of the first voiced frame of speech that may yet start an utterance (see ``starting``), None
         when there is none."""
+        return None if self._in_speech else self._first_voiced_ms()
+
+    def _first_voiced_ms(self) -> int | None:
+        """Stream time of the first voiced frame in the pre-roll window (the frame last fed ends at ``_clock_ms``),
+        None when none is voiced."""
         first = next((i for i, (_, v) in enumerate(self._window) if v), None)
-        if self._in_speech or first is None:
-            return None
-        return self._clock_ms - (len(self._window) - first) * FRAME_MS
+        return None if first is None else self._clock_ms - (len(self._window) - first) * FRAME_MS
 
     @property
     def voiced_ms(self) -> int:
@@ -143,11 +146,12 @@ class Endpointer:
             self._window.append((pcm, voiced))
             if sum(v for _, v in self._window) < self._min_speech_frames:
                 return []
+            started_ms = self._first_voiced_ms()
+            assert started_ms is not None  # the window holds min_speech_frames voiced frames
             self._in_speech = True
             self._utterance = [f for f, _ in self._window]
             self._voiced_frames = sum(v for _, v in self._window)
-            first_voiced = next(i for i, (_, v) in enumerate(self._window) if v)
-            self._started_ms = now - (len(self._window) - 1 - first_voiced) * FRAME_MS
+            self._started_ms = started_ms
             self._audio_started_ms = now - (len(self._window) - 1) * FRAME_MS
             self._last_voiced_ms = now
             self._silent_run = 0
