@@ -252,10 +252,15 @@ class Listener:
         last = transcript.words[-1].confidence if transcript.words else 1.0
         if not wait_ms or not sounds_unfinished(transcript.text, self._unfinished_endings, last):
             return False
-        if self.is_listening_noise(item, transcript.text) or not self.held.hold(transcript, item, self._vad):
+        if not self._hold(transcript, item):
             return False
         self._release_at_ms = item.utterance.speech_end_ms + wait_ms
         return True
+
+    def _hold(self, transcript: Transcript, item: SpeechInput) -> bool:
+        """Hold these words for what the caller says next, unless they are a listening noise said over the assistant
+        (it carries on at once) or the turn so far leaves no room for more."""
+        return not self.is_listening_noise(item, transcript.text) and self.held.hold(transcript, item, self._vad)
 
     def _went_on(self, transcript: Transcript, item: SpeechInput) -> bool:
         """The caller started speaking again within unfinished_wait_ms of these words' end, before the line had
@@ -269,9 +274,7 @@ class Listener:
             return at_ms is not None and end_ms < at_ms <= end_ms + wait_ms
 
         speaking, starting = within(self._spoke_at_ms), within(self._endpointer.starting_at_ms())
-        if not wait_ms or not (speaking or starting):
-            return False
-        if self.is_listening_noise(item, transcript.text) or not self.held.hold(transcript, item, self._vad):
+        if not wait_ms or not (speaking or starting) or not self._hold(transcript, item):
             return False
         # Speech under way ends as an utterance of its own, which joins them (or, holding no words, makes them the
         # turn). Voice just heard may yet not be speech: then they are the turn as soon as it has passed.
