@@ -127,8 +127,23 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     held: list[np.ndarray] = []  # their audio: the model hears the turn so far, as the gateway's Listener does
     heard: list[str] = []
     recognition_ms: list[int] = []
-    # With went_on: words not yet decided (stream time the line decides them, the turn's end, their speech end).
+    # With went_on: words not yet decided (stream time the line decides them, the turn's end, the latest onset of the
+    # caller's voice that still holds them, their audio).
     deciding: tuple[int, int, int, np.ndarray] | None = None
+
+    def settle(onset_ms: int | None, release: int | None) -> None:
+        """The line decides the words under way: the caller's voice back within the words wait (from ``onset_ms``)
+        holds them, to be released at ``release`` unless speech joins them; otherwise the turn ended at its end."""
+        nonlocal deciding, release_at
+        assert deciding is not None
+        _, end_ms, hold_until_ms, pcm_so_far = deciding
+        if onset_ms is not None and onset_ms <= hold_until_ms:
+            held.append(pcm_so_far)
+            release_at = release
+        else:
+            ends.append(end_ms)
+            held.clear()
+        deciding = None
 
     def utterance_over(utterance: UtteranceEnded, end_ms: int) -> None:
         """The turn ends at ``end_ms``, unless the utterance's words stop mid-sentence: then they are held. With
@@ -145,32 +160,20 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             held.append(utterance.pcm)
         elif setting.went_on and setting.words is not None:
             decided_at = max(end_ms, utterance.speech_end_ms + setting.speculate_after_ms + wall_ms)
-            deciding = (decided_at, end_ms, utterance.speech_end_ms, utterance.pcm)
+            deciding = (decided_at, end_ms, utterance.speech_end_ms + setting.words.wait_ms, utterance.pcm)
         else:
             ends.append(end_ms)
             held.clear()
 
     for i in range(0, len(pcm) - FRAME + 1, FRAME):
         at_ms = i // FRAME * FRAME_MS
-        if deciding is not None and at_ms >= deciding[0] and setting.words is not None:  # recognised
-            onset = endpointer.starting_at_ms()  # voice heard that may yet start an utterance: held until it passes
-            if onset is not None and onset <= deciding[2] + setting.words.wait_ms:
-                held.append(deciding[3])
-                release_at = at_ms
-            else:
-                ends.append(deciding[1])
-                held.clear()
-            deciding = None
+        if deciding is not None and at_ms >= deciding[0]:  # recognised
+            settle(endpointer.starting_at_ms(), release=at_ms)  # voice that may yet be speech: held until it passes
         for event in endpointer.feed(pcm[i : i + FRAME], at_ms=at_ms):
             if isinstance(event, SpeechStarted):
                 release_at = None  # the caller goes on: what was held joins this utterance
-                if deciding is not None and setting.words is not None:
-                    if event.at_ms <= deciding[2] + setting.words.wait_ms:  # held; the rest joins them
-                        held.append(deciding[3])
-                    else:
-                        ends.append(deciding[1])
-                        held.clear()
-                    deciding = None
+                if deciding is not None:
+                    settle(event.at_ms, release=None)
             elif isinstance(event, UtteranceEnded):
                 utterance_over(event, at_ms + FRAME_MS)
             elif isinstance(event, SpeechPaused) and setting.model is not None:
@@ -187,7 +190,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             release_at = None
             held.clear()
     if deciding is not None:  # recognised after the audio ran out, nobody having gone on: over at its endpoint, as
-        ends.append(deciding[1])  # every other setting counts it (whatever the recognition's time)
+        settle(None, release=None)  # every other setting counts it (whatever the recognition's time)
     return Outcome(ends, cpu, heard, recognition_ms)
 
 
