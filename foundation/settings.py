@@ -145,6 +145,11 @@ class VadSettings(BaseModel):
     detector: Literal["webrtc", "silero"] = "webrtc"
     aggressiveness: int = Field(2, ge=0, le=3)  # WebRTC VAD's
     silero_threshold: float = Field(0.5, gt=0.0, lt=1.0)  # Silero VAD's speech probability
+    # On a noisy line the detector may hear the noise as speech. A caller's voice stands this far above the line's
+    # noise floor (voice/vad.py NoiseFloor): only such frames start an utterance, and one with none of them for
+    # noise_end_ms ends there. 0: off (the detector alone decides).
+    noise_gate_db: float = Field(9.0, ge=0.0, le=30.0)
+    noise_end_ms: int = Field(1500, ge=100, le=5000)
     # Silence after speech that ends an utterance.
     end_silence_ms: int = Field(700, ge=100, le=5000)
     # Voiced audio needed before an utterance counts as started (filters clicks and line noise).
@@ -158,7 +163,7 @@ class VadSettings(BaseModel):
     # until end_silence_ms, that result is used (the recogniser's time hides in the end-of-speech wait). 0: off.
     speculate_after_ms: int = Field(300, ge=0, le=5000)
 
-    @field_validator("end_silence_ms", "min_speech_ms", "speculate_after_ms")
+    @field_validator("end_silence_ms", "min_speech_ms", "speculate_after_ms", "noise_end_ms")
     @classmethod
     def _multiple_of_frame(cls, value: int) -> int:
         return 0 if value == 0 else max(20, (value // 20) * 20)

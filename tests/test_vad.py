@@ -1,6 +1,8 @@
 import numpy as np
 
+from foundation.settings import VadSettings
 from voice.codecs import (
+    FRAME_MS,
     TELEPHONE_RATE,
     float_to_pcm16,
     read_audio,
@@ -8,7 +10,8 @@ from voice.codecs import (
     ulaw_decode,
     ulaw_encode,
 )
-from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
+from voice.line_conditions import LineCondition, apply, noise_alone
+from voice.vad import Endpointer, NoiseFloor, SpeechPaused, SpeechStarted, UtteranceEnded
 
 FRAME = 160
 
@@ -124,3 +127,84 @@ def test_voice_that_may_start_an_utterance_is_dated_from_its_first_voiced_frame(
         (started,) = endpointer.feed(pcm[(at_ms - 1000) * 8 : (at_ms - 1000) * 8 + FRAME], at_ms=at_ms) or (None,)
         at_ms += 20
     assert isinstance(started, SpeechStarted) and endpointer.starting_at_ms() is None
+
+
+def _on_noisy_line(real_recordings, snr_db: float) -> np.ndarray:
+    """JFK's speech after 2 s and before 3 s of the line, pink noise at ``snr_db`` under it throughout, as int16."""
+    path, _ = real_recordings["jfk"]
+    line = np.zeros(TELEPHONE_RATE, dtype=np.float32)
+    audio = np.concatenate([line, line, read_audio(path, TELEPHONE_RATE), line, line, line])
+    return float_to_pcm16(apply(audio, LineCondition("noisy", snr_db=snr_db, noise="pink"), seed=3))
+
+
+def _feed(endpointer: Endpointer, pcm: np.ndarray) -> list:
+    return [e for i in range(0, len(pcm) - FRAME + 1, FRAME) for e in endpointer.feed(pcm[i : i + FRAME], at_ms=i // 8)]
+
+
+VAD = VadSettings()
+GATED = {"end_silence_ms": 700, "noise_gate_db": VAD.noise_gate_db, "noise_end_ms": VAD.noise_end_ms}  # the defaults
+
+
+def test_on_a_noisy_line_the_utterance_ends_when_the_caller_stops(real_recordings):
+    pcm = _on_noisy_line(real_recordings, snr_db=10)
+    speech_end_ms = 2000 + 11000  # the recording is 11 s long, then 3 s of the noisy line
+    ungated = _feed(_endpointer(end_silence_ms=700), pcm)
+    gated = _feed(_endpointer(**GATED), pcm)
+    # WebRTC VAD hears the noise as speech: the utterance never ends, though the caller stopped 3 s ago.
+    assert not any(isinstance(e, UtteranceEnded) for e in ungated)
+    ends = [e for e in gated if isinstance(e, UtteranceEnded) and e.speech_end_ms > 2000]
+    assert ends, "over the noise floor, the caller's speech ends as an utterance"
+    assert 2000 < ends[0].started_ms < 3000  # the caller's first words are in it
+    assert speech_end_ms - 1500 < ends[-1].speech_end_ms <= speech_end_ms  # and their last ones
+    assert not any(isinstance(e, SpeechStarted) and e.at_ms > speech_end_ms for e in gated)  # noise starts nothing
+
+
+def test_a_pause_under_noise_offers_the_audio_the_noise_end_will_carry(real_recordings):
+    events = _feed(_endpointer(**GATED, pause_ms=300), _on_noisy_line(real_recordings, snr_db=10))
+    last = max(i for i, e in enumerate(events) if isinstance(e, UtteranceEnded))
+    pause = events[last - 1]
+    assert isinstance(pause, SpeechPaused)  # the line can start recognising 300 ms into the caller's silence
+    assert (pause.started_ms, pause.speech_end_ms) == (events[last].started_ms, events[last].speech_end_ms)
+    assert np.array_equal(pause.pcm, events[last].pcm)
+
+
+def test_a_quiet_line_is_left_to_the_detector(real_recordings):
+    path, _ = real_recordings["ps_librivox_0870"]  # read in a quiet room, on a digital line silent around it
+    silence = np.zeros(TELEPHONE_RATE * 2, dtype=np.float32)
+    pcm = float_to_pcm16(telephone_round_trip(np.concatenate([silence, read_audio(path, TELEPHONE_RATE), silence]),
+                                              TELEPHONE_RATE))  # fmt: skip
+    gated, ungated = _feed(_endpointer(**GATED), pcm), _feed(_endpointer(end_silence_ms=700), pcm)
+
+    def described(events: list) -> list:
+        return [(type(e).__name__, getattr(e, "pcm", np.zeros(0)).tobytes(), [v for v in vars(e).values()
+                 if not isinstance(v, np.ndarray)]) for e in events]  # fmt: skip
+
+    assert described(gated) == described(ungated)  # every event, its audio and its times the same
+    assert any(isinstance(e, UtteranceEnded) for e in gated)
+
+
+def test_the_noise_floor_follows_the_line():
+    rng = np.random.default_rng(1)
+    floor = NoiseFloor(margin_db=6)
+    quiet, loud = 300.0, 3000.0  # noise rms in int16 steps: about 50 and 70 dB over one step
+    for i in range(NoiseFloor.WINDOW_FRAMES):
+        out = floor.stands_out((rng.standard_normal(FRAME) * quiet).astype(np.int16))
+        if i + 1 < NoiseFloor.MIN_FRAMES:
+            assert out and floor.floor_db is None  # not enough of the line heard yet: every frame stands out
+    assert floor.floor_db is not None and abs(floor.floor_db - 20 * np.log10(quiet)) < 3
+    assert floor.stands_out((rng.standard_normal(FRAME) * quiet * 4).astype(np.int16))  # 12 dB over it
+    for _ in range(NoiseFloor.WINDOW_FRAMES):
+        floor.stands_out((rng.standard_normal(FRAME) * loud).astype(np.int16))
+    assert floor.floor_db is not None and abs(floor.floor_db - 20 * np.log10(loud)) < 3
+    assert not floor.stands_out((rng.standard_normal(FRAME) * loud).astype(np.int16))
+
+
+def test_steady_noise_heard_as_speech_is_over_once_the_floor_is_known(real_recordings):
+    path, _ = real_recordings["ps_librivox_0870"]
+    hiss = float_to_pcm16(noise_alone("hiss", read_audio(path, TELEPHONE_RATE), seed=5))  # as loud as that voice
+    ungated = _feed(_endpointer(end_silence_ms=700), hiss)
+    gated = _feed(_endpointer(**GATED), hiss)
+    assert [type(e) for e in ungated] == [SpeechStarted]  # WebRTC VAD: speech from the first frame, never over
+    # The floor is not known in the first 500 ms; once it is, what they started ends, and nothing starts again.
+    assert [type(e) for e in gated] == [SpeechStarted, UtteranceEnded]
+    assert gated[1].speech_end_ms <= NoiseFloor.MIN_FRAMES * FRAME_MS

@@ -59,12 +59,56 @@ class WebRtcDetector:
         return bool(self._vad.is_speech(pcm.astype(np.int16).tobytes(), TELEPHONE_RATE))
 
 
+class NoiseFloor:
+    """The line's noise floor, to tell a caller's voice from the noise under it: the 10th percentile of the levels
+    (each over the last 60 ms) of the last 10 s of frames. WebRTC VAD calls babble, street noise and hiss 10-20 dB
+    under a caller's voice speech, so a noisy caller's utterance would not end while the noise goes on; their words
+    stand well above the floor, the noise does not. On a quiet line (under ``QUIET_DB``; a digital one is silent
+    between words) every frame counts as standing out: the detector alone decides there. Levels are dB over an rms
+    of one int16 step."""
+
+    WINDOW_FRAMES = 10_000 // FRAME_MS
+    MIN_FRAMES = 500 // FRAME_MS  # a floor from less of the line is not trusted
+    PERCENTILE = 10
+    SMOOTH_FRAMES = 60 // FRAME_MS
+    QUIET_DB = 30.0  # -60 dBFS: below it, the line carries no noise to tell a voice from
+
+    def __init__(self, margin_db: float):
+        self._margin_db = margin_db
+        self._levels = np.zeros(self.WINDOW_FRAMES)
+        self._count = 0  # frames heard (the ring holds the last WINDOW_FRAMES of them)
+        self._powers: deque[float] = deque(maxlen=self.SMOOTH_FRAMES)
+
+    @property
+    def floor_db(self) -> float | None:
+        """The line's noise floor now, None until enough of the line has been heard."""
+        if self._count < self.MIN_FRAMES:
+            return None
+        return float(np.percentile(self._levels[: min(self._count, self.WINDOW_FRAMES)], self.PERCENTILE))
+
+    def stands_out(self, pcm: np.ndarray) -> bool:
+        """Hear one frame: whether it stands ``margin_db`` above the floor (always, while the floor is unknown or the
+        line quiet)."""
+        samples = pcm.astype(np.float64)
+        self._powers.append(float(np.mean(samples * samples)))
+        level = 10 * np.log10(sum(self._powers) / len(self._powers) + 1.0)
+        self._levels[self._count % self.WINDOW_FRAMES] = level
+        self._count += 1
+        floor = self.floor_db
+        return floor is None or floor < self.QUIET_DB or bool(level >= floor + self._margin_db)
+
+
 class Endpointer:
     """Feeds 20 ms PCM16 frames through a speech detector (WebRTC VAD unless another is given) and reports utterance
     starts, pauses and ends.
 
     Speech starts once ``min_speech_ms`` of the last 300 ms is voiced (so single clicks do not count); it ends after
     ``end_silence_ms`` of unvoiced frames, or at ``max_utterance_s``. A short pre-roll keeps the first syllable.
+
+    On a noisy line the detector may hear the noise as speech. With ``noise_gate_db``, a voiced frame must also stand
+    that far above the line's noise floor (NoiseFloor) to start an utterance, and an utterance also ends after
+    ``noise_end_ms`` without such a frame, at the last one: the soft ends of words still count as speech (the
+    detector's own silence ends the utterance as before), but noise cannot hold it open.
     """
 
     PREROLL_MS = 300
@@ -79,8 +123,12 @@ class Endpointer:
         max_utterance_s: float,
         pause_ms: int = 0,
         detector: SpeechDetector | None = None,
+        noise_gate_db: float = 0.0,
+        noise_end_ms: int = 0,
     ):
         self._detector = detector or WebRtcDetector(aggressiveness)
+        self._floor = NoiseFloor(noise_gate_db) if noise_gate_db > 0 else None  # None: every frame stands out
+        self._noise_end_frames = noise_end_ms // FRAME_MS if self._floor is not None else 0  # 0: no such end
         self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
         # 0: no SpeechPaused events. Otherwise they come after this much silence, before the utterance ends.
         self._pause_frames = pause_ms // FRAME_MS if 0 < pause_ms < end_silence_ms else 0
@@ -92,6 +140,8 @@ class Endpointer:
         self._silent_run = 0
         self._voiced_frames = 0
         self._last_voiced_ms = 0
+        self._quiet_run = 0  # frames since the last voiced one that stood out of the noise
+        self._last_clear_ms = 0  # that frame's stream time
         self._started_ms = 0
         self._audio_started_ms = 0
         self._clock_ms = 0
@@ -124,7 +174,8 @@ class Endpointer:
 
     @property
     def voiced_ms(self) -> int:
-        """Voiced audio in the utterance under way (0 when none is): what a barge-in policy weighs."""
+        """Voiced audio (heard over the line's noise) in the utterance under way, 0 when none is: what a barge-in
+        policy weighs."""
         return self._voiced_frames * FRAME_MS if self._in_speech else 0
 
     def reset(self) -> None:
@@ -132,7 +183,7 @@ class Endpointer:
         self._window.clear()
         self._utterance = []
         self._in_speech = False
-        self._silent_run = 0
+        self._silent_run = self._quiet_run = 0
         self._voiced_frames = 0
 
     def feed(self, pcm: np.ndarray, at_ms: int | None = None) -> list[VadEvent]:
@@ -142,8 +193,10 @@ class Endpointer:
         now = self._clock_ms if at_ms is None else at_ms
         self._clock_ms = now + FRAME_MS
         voiced = self._detector.is_speech(pcm)
+        stands_out = self._floor is None or self._floor.stands_out(pcm)  # the floor hears every frame
+        clear = voiced and stands_out  # the caller heard over the noise
         if not self._in_speech:
-            self._window.append((pcm, voiced))
+            self._window.append((pcm, clear))
             if sum(v for _, v in self._window) < self._min_speech_frames:
                 return []
             started_ms = self._first_voiced_ms()
@@ -153,27 +206,33 @@ class Endpointer:
             self._voiced_frames = sum(v for _, v in self._window)
             self._started_ms = started_ms
             self._audio_started_ms = now - (len(self._window) - 1) * FRAME_MS
-            self._last_voiced_ms = now
-            self._silent_run = 0
+            self._last_voiced_ms = self._last_clear_ms = now
+            self._silent_run = self._quiet_run = 0
             self._window.clear()
             return [SpeechStarted(self._started_ms)]
         self._utterance.append(pcm)
         if voiced:
             self._silent_run = 0
-            self._voiced_frames += 1
             self._last_voiced_ms = now
         else:
             self._silent_run += 1
+        if clear:
+            self._voiced_frames += 1  # a barge-in weighs the caller's voice, not the noise under it
+            self._quiet_run = 0
+            self._last_clear_ms = now
+        else:
+            self._quiet_run += 1
         too_long = len(self._utterance) >= self._max_frames
-        if self._silent_run < self._end_silence_frames and not too_long:
-            if self._pause_frames and self._silent_run == self._pause_frames:
-                return [
-                    SpeechPaused(
-                        self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, self._audio_started_ms
-                    )
-                ]
-            return []
-        return [self._end(truncated=too_long and self._silent_run < self._end_silence_frames)]
+        silence_over = self._silent_run >= self._end_silence_frames
+        if silence_over or too_long:
+            return [self._end(self._silent_run, self._last_voiced_ms, truncated=not silence_over)]
+        if self._noise_end_frames and self._quiet_run >= self._noise_end_frames:
+            return [self._end(self._quiet_run, self._last_clear_ms, truncated=False)]
+        if self._pause_frames and self._silent_run == self._pause_frames:
+            return [self._paused(self._silent_run, self._last_voiced_ms)]
+        if self._noise_end_frames and self._pause_frames == self._quiet_run > self._silent_run:
+            return [self._paused(self._quiet_run, self._last_clear_ms)]  # the caller may have stopped under noise
+        return []
 
     @property
     def silence_ms(self) -> int:
@@ -197,16 +256,20 @@ class Endpointer:
 
     def end_now(self) -> UtteranceEnded | None:
         """End the utterance under way at once (another endpointer, such as the recogniser's, decided it is over)."""
-        return self._end(truncated=False) if self._in_speech else None
+        return self._end(self._silent_run, self._last_voiced_ms, truncated=False) if self._in_speech else None
 
-    def _end(self, truncated: bool) -> UtteranceEnded:
+    def _paused(self, run: int, last_ms: int) -> SpeechPaused:
+        """The utterance so far, ended at ``last_ms``, its last frame of speech, ``run`` frames ago."""
+        return SpeechPaused(self._speech_so_far(run), self._started_ms, last_ms + FRAME_MS, self._audio_started_ms)
+
+    def _end(self, run: int, last_ms: int, truncated: bool) -> UtteranceEnded:
         event = UtteranceEnded(
-            self._speech_so_far(), self._started_ms, self._last_voiced_ms + FRAME_MS, truncated, self._audio_started_ms
+            self._speech_so_far(run), self._started_ms, last_ms + FRAME_MS, truncated, self._audio_started_ms
         )
         self.reset()
         return event
 
-    def _speech_so_far(self) -> np.ndarray:
-        """The utterance up to its last voiced frame, plus a short tail of the silence after it."""
-        keep = len(self._utterance) - self._silent_run + min(self._silent_run, self.TAIL_FRAMES)
+    def _speech_so_far(self, run: int) -> np.ndarray:
+        """The utterance up to ``run`` frames ago (its last frame of speech), plus a short tail of what came after."""
+        keep = len(self._utterance) - run + min(run, self.TAIL_FRAMES)
         return np.concatenate(self._utterance[:keep])
