@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/turns.py [--voices 6] [--end-silence-ms 700] [--unfinished-wait-ms 1200]
         [--settings silence,words,smart_turn,smart_turn+words,smart_turn+silero] [--threshold 0.5] [--pause-ms 200]
-        [--silero-threshold 0.5] [--show-cut-offs]
+        [--silero-threshold 0.5] [--noise-gate-db 9] [--noise-end-ms 1500] [--show-cut-offs]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -18,9 +18,12 @@ by "+": ``smart_turn+words`` is the model with the unfinished-words wait (as the
 Silero speech detector instead of WebRTC VAD, ``+went_on`` (with ``words``) the line's rule that speech heard
 starting within the words wait and before the words are decided holds them: the line decides an utterance's words
 when their recognition is done, which here is the speculation's start (--speculate-after-ms of silence) plus the
-recognition's own wall time on this machine, one at a time (a busy line decides later and holds more).
+recognition's own wall time on this machine, one at a time (a busy line decides later and holds more), ``+gate``
+the noise floor's rules (voice/vad.py Endpointer: a voice --noise-gate-db over the line's noise floor starts an
+utterance, and --noise-end-ms without it ends one).
 Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
-also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames).
+also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames). Each utterance comes after 1 s of the
+line without speech (the caller was listening to the assistant) and is followed by 3 s of it.
 The felt gap through the whole stack (end of speech -> first reply audio) at 1 and 15 calls: bench/voice.py latency
 and capacity, with HELPLINE_END_OF_TURN__ENGINE (README "End of turn").
 """
@@ -72,6 +75,7 @@ REQUESTS = [
     ("can you tell me how long", "a decision takes"),
 ]
 PAUSES_S = (0.5, 0.8, 1.2)
+LEAD_MS = 1000  # the line before the caller speaks (they were listening to the assistant)
 FRAME = TELEPHONE_RATE * FRAME_MS // 1000
 
 
@@ -105,6 +109,8 @@ class Setting:
     silero_threshold: float = VadSettings().silero_threshold
     went_on: bool = False  # speech that starts before the words are decided holds them (telephony/listening.py)
     speculate_after_ms: int = VadSettings().speculate_after_ms
+    noise_gate_db: float = 0.0  # 0: the detector alone decides (voice/vad.py NoiseFloor)
+    noise_end_ms: int = VadSettings().noise_end_ms
 
 
 @dataclass
@@ -120,8 +126,9 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     vad = VadSettings()
     detector = setting.silero.detector(setting.silero_threshold) if setting.silero is not None else None
     endpointer = Endpointer(
-        vad.aggressiveness, setting.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, setting.pause_ms, detector
-    )
+        vad.aggressiveness, setting.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, setting.pause_ms, detector,
+        setting.noise_gate_db, setting.noise_end_ms,
+    )  # fmt: skip
     ends: list[int] = []
     cpu: list[float] = []
     release_at: int | None = None  # held unfinished words become the turn then
@@ -257,8 +264,9 @@ def pause_at_s(aligner: object, audio: np.ndarray, first: str) -> float:
 
 
 def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[Utterance]]:
-    """Paused and whole utterances, on a clean G.711 line and on a degraded one, each followed by 3 s of the line
-    without speech. A paused one is the whole utterance with silence inserted after its first part (pause_at_s)."""
+    """Paused and whole utterances, on a clean G.711 line and on a degraded one, each after 1 s and followed by 3 s of
+    the line without speech. A paused one is the whole utterance with silence inserted after its first part
+    (pause_at_s)."""
     from faster_whisper import WhisperModel
 
     from voice.asr.packaged_models import packaged_tiny_en
@@ -266,6 +274,7 @@ def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[
     aligner = WhisperModel(str(packaged_tiny_en()), device="cpu", compute_type="int8")
     paused, whole = [], []
     tail = np.zeros(TELEPHONE_RATE * 3, dtype=np.float32)
+    lead = np.zeros(TELEPHONE_RATE * LEAD_MS // 1000, dtype=np.float32)
     for v, (name, voice) in enumerate(voices):
         for r, (first, rest) in enumerate(REQUESTS):
             gap = np.zeros(int(PAUSES_S[(v + r) % len(PAUSES_S)] * TELEPHONE_RATE), dtype=np.float32)
@@ -281,11 +290,12 @@ def utterances(voices: list[tuple[str, object]]) -> tuple[list[Utterance], list[
                         return float_to_pcm16(telephone_round_trip(audio, TELEPHONE_RATE))
                     return float_to_pcm16(apply(audio, condition, seed))
 
-                end_ms = last_voiced_ms(speech)
-                paused.append(Utterance(on_line(np.concatenate([speech[:cut], gap, speech[cut:], tail])),
+                end_ms = LEAD_MS + last_voiced_ms(speech)
+                paused.append(Utterance(on_line(np.concatenate([lead, speech[:cut], gap, speech[cut:], tail])),
                                         end_ms + len(gap) * 1000 // TELEPHONE_RATE, name, line,
                                         f"{first} ... {rest}"))  # fmt: skip
-                whole.append(Utterance(on_line(np.concatenate([speech, tail])), end_ms, name, line, f"{first} {rest}"))
+                whole.append(Utterance(on_line(np.concatenate([lead, speech, tail])), end_ms, name, line,
+                                       f"{first} {rest}"))  # fmt: skip
     return paused, whole
 
 
@@ -304,6 +314,8 @@ def main() -> None:
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
     parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
     parser.add_argument("--speculate-after-ms", type=int, default=VadSettings().speculate_after_ms, help="went_on")
+    parser.add_argument("--noise-gate-db", type=float, default=VadSettings().noise_gate_db, help="gate")
+    parser.add_argument("--noise-end-ms", type=int, default=VadSettings().noise_end_ms, help="gate")
     parser.add_argument("--show-cut-offs", action="store_true", help="list each utterance cut off, and its words")
     args = parser.parse_args()
     settings = Settings()
@@ -313,7 +325,7 @@ def main() -> None:
     words = None
     for name in args.settings.split(","):
         parts = set(name.split("+"))
-        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on"}
+        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on", "gate"}
         if unknown:
             parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")
         if "words" in parts and words is None:
@@ -339,6 +351,8 @@ def main() -> None:
                 args.silero_threshold,
                 "went_on" in parts,
                 args.speculate_after_ms,
+                args.noise_gate_db if "gate" in parts else 0.0,
+                args.noise_end_ms,
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
