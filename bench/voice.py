@@ -11,8 +11,10 @@ holds.
         capacity: --levels 1,5,10,15,20 simultaneous calls (real time, two caller turns each); p95 latency per level
                   and the most calls held with p95 under --target-ms (end-of-speech silence excluded)
 
-Callers are synthesised by Piper (a slower voice than the assistant's). The softphones run in this process, on the
-same two cores as the product: the machine under test also carries the calls' far ends.
+Callers are synthesised by Piper (a slower voice than the assistant's), on a clean digital line unless
+--line-noise KIND:SNR (pink, street, babble or hiss at SNR dB under their voice, e.g. pink:15) puts noise under all
+they send, speech and silence, as from a noisy place. The softphones run in this process, on the same two cores as
+the product: the machine under test also carries the calls' far ends.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import numpy as np
 
 from foundation.language import load_language
 from foundation.settings import Settings, load_settings
-from helpline.loadgen import caller_audio, place_calls, summarise
+from helpline.loadgen import caller_audio, line_noise, place_calls, summarise
 from helpline.machine import cpu_name
 from helpline.services import Stack
 from nlu.asr_context import AsrVocabulary
@@ -107,10 +109,14 @@ def bench_asr(settings: Settings, engines: list[str], repeat: int, bias: bool = 
 
 
 def bench_latency(
-    settings: Settings, callers: list[tuple[np.ndarray, ...]], calls: int, rows: Path | None = None
+    settings: Settings,
+    callers: list[tuple[np.ndarray, ...]],
+    calls: int,
+    rows: Path | None = None,
+    noise: np.ndarray | None = None,
 ) -> None:
     silence = settings.vad.end_silence_ms
-    results = asyncio.run(place_calls(settings, callers, calls, 1))
+    results = asyncio.run(place_calls(settings, callers, calls, 1, noise))
     if rows is not None:  # every turn, to compare two settings turn by turn (the tail is a few turns)
         turns = [{"call": i, "turn": j} | t for i, r in enumerate(results) for j, t in enumerate(r["turns"])]
         rows.write_text(json.dumps(turns, indent=1))
@@ -134,7 +140,11 @@ def bench_latency(
 
 
 def bench_capacity(
-    settings: Settings, callers: list[tuple[np.ndarray, ...]], levels: list[int], target_ms: float
+    settings: Settings,
+    callers: list[tuple[np.ndarray, ...]],
+    levels: list[int],
+    target_ms: float,
+    noise: np.ndarray | None = None,
 ) -> None:
     silence = settings.vad.end_silence_ms
     print(f"\n== Capacity on {cpu_name()}: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech silence")
@@ -146,7 +156,7 @@ def bench_capacity(
     )
     held = 0
     for level in levels:
-        s = summarise(asyncio.run(place_calls(settings, callers, level, level)), silence)
+        s = summarise(asyncio.run(place_calls(settings, callers, level, level, noise)), silence)
         ok = s["p95"] <= target_ms and s["dropped"] == 0 and s["unanswered_turns"] == 0
         held = level if ok else held
         print(
@@ -167,6 +177,7 @@ def main() -> None:
     parser.add_argument("--target-ms", type=float, default=1000.0)
     parser.add_argument("--bias", action="store_true", help="asr: also with the domain prompt (nlu/asr_context.yml)")
     parser.add_argument("--rows", type=Path, help="latency: write every turn (transcript, latency, server times) here")
+    parser.add_argument("--line-noise", help="latency, capacity: KIND:SNR (pink, street, babble, hiss) under callers")
     args = parser.parse_args()
     parts = args.parts or ["asr", "latency", "capacity"]
     unknown = set(parts) - {"asr", "latency", "capacity"}
@@ -182,11 +193,19 @@ def main() -> None:
         bench_asr(settings, [e for e in args.engines.split(",") if e], args.repeat, args.bias)
     if "latency" in parts or "capacity" in parts:
         callers = caller_audio()
+        try:
+            noise = line_noise(args.line_noise, callers) if args.line_noise else None
+        except ValueError as e:
+            parser.error(str(e))
+        if noise is not None:
+            kind, _, snr = args.line_noise.partition(":")
+            print(f"callers' lines: {kind} noise {snr} dB under their voice, under their speech and silence")
         with Stack(settings):
             if "latency" in parts:
-                bench_latency(settings, callers, args.calls, args.rows)
+                bench_latency(settings, callers, args.calls, args.rows, noise)
             if "capacity" in parts:
-                bench_capacity(settings, callers, [int(x) for x in args.levels.split(",")], args.target_ms)
+                levels = [int(x) for x in args.levels.split(",")]
+                bench_capacity(settings, callers, levels, args.target_ms, noise)
 
 
 if __name__ == "__main__":

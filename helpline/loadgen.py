@@ -20,6 +20,7 @@ import numpy as np
 from foundation.settings import Settings
 from telephony.softphone import Softphone, SoftphoneError
 from voice.codecs import TELEPHONE_RATE, read_audio
+from voice.line_conditions import noise_alone, seed_of
 
 CALLERS = (
     ("When will my parental benefit be paid this month?", "Okay, what are your opening hours?"),
@@ -58,19 +59,35 @@ def caller_audio(real_speech: bool = False) -> list[tuple[np.ndarray, ...]]:
     return callers
 
 
+def line_noise(spec: str, callers: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """A minute of the noise ``spec`` names, ``KIND:SNR`` (pink, street, babble or hiss; dB under the callers'
+    voiced speech, e.g. ``pink:15``), for the callers' lines (voice/line_conditions.py, G.711)."""
+    kind, _, snr = spec.partition(":")
+    try:
+        snr_db = float(snr)
+    except ValueError:
+        raise ValueError(f"line noise {spec!r}: KIND:SNR, e.g. pink:15") from None
+    speech = np.resize(np.concatenate([turn for turns in callers for turn in turns]), TELEPHONE_RATE * 60)
+    return noise_alone(kind, speech, seed_of("line noise", spec)) * np.float32(10 ** (-snr_db / 20))
+
+
 async def place_call(
-    settings: Settings | list[Settings], turns: tuple[np.ndarray, ...], first: int = 0
+    settings: Settings | list[Settings],
+    turns: tuple[np.ndarray, ...],
+    first: int = 0,
+    line_noise: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """One call; a call that breaks off is a result ("dropped"), not an exception. Given several gateways, the call
     goes to gateway ``first`` or, if that one cannot be reached at all, to the next (as a load balancer's health
-    check would send it)."""
+    check would send it). ``line_noise``: under all the caller sends (Softphone)."""
     gateways = settings if isinstance(settings, list) else [settings]
     call_sid = "CA" + uuid.uuid4().hex
     error: Exception | None = None
     for attempt in range(len(gateways)):
         gateway = gateways[(first + attempt) % len(gateways)]
         try:
-            result = (await Softphone(gateway).call(list(turns), call_sid=call_sid)).as_dict()
+            phone = Softphone(gateway, line_noise=line_noise)
+            result = (await phone.call(list(turns), call_sid=call_sid)).as_dict()
             return result | {"gateway": gateway.gateway.port}
         except SoftphoneError as e:
             error = e
@@ -84,7 +101,11 @@ async def place_call(
 
 
 async def place_calls(
-    settings: Settings | list[Settings], callers: list[tuple[np.ndarray, ...]], n: int, at_once: int
+    settings: Settings | list[Settings],
+    callers: list[tuple[np.ndarray, ...]],
+    n: int,
+    at_once: int,
+    line_noise: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """``n`` calls, ``at_once`` at a time, each started within a second of the previous one (callers do not all
     dial on the same millisecond). Given several gateways, calls go to them in turn, as a load balancer would."""
@@ -95,7 +116,7 @@ async def place_calls(
     async def one(i: int) -> dict[str, Any]:
         await asyncio.sleep(rng.uniform(0, 1.0) * (i % at_once))
         async with semaphore:
-            return await place_call(gateways, callers[i % len(callers)], first=i)
+            return await place_call(gateways, callers[i % len(callers)], first=i, line_noise=line_noise)
 
     return await asyncio.gather(*(one(i) for i in range(n)))
 

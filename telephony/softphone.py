@@ -33,7 +33,16 @@ from telephony.twilio_media import (
     start_message,
     stop_message,
 )
-from voice.codecs import FRAME_MS, TELEPHONE_FRAME_BYTES, TELEPHONE_RATE, float_to_pcm16, frames, ulaw_encode
+from voice.codecs import (
+    FRAME_MS,
+    TELEPHONE_FRAME_BYTES,
+    TELEPHONE_RATE,
+    float_to_pcm16,
+    frames,
+    pcm16_to_float,
+    ulaw_decode,
+    ulaw_encode,
+)
 
 SILENCE_FRAME = b"\xff" * TELEPHONE_FRAME_BYTES
 ACCOUNT_SID = "AC" + "0" * 32
@@ -116,15 +125,29 @@ class Softphone:
         caller_number: str = "+46701234567",
         quiet_before_speaking_s: float = 0.4,
         reply_timeout_s: float = 20.0,
+        line_noise: np.ndarray | None = None,
     ):
+        """``line_noise`` (float32, 8 kHz, looped) is under everything the caller sends, their speech and their
+        silence, as on a line from a noisy place; None: a clean digital line."""
         if speed <= 0:
             raise ValueError("speed must be positive")
+        if line_noise is not None and len(line_noise) < TELEPHONE_RATE * FRAME_MS // 1000:
+            raise ValueError("line noise must be at least one 20 ms frame long")
+        self._line_noise = line_noise
         self._settings = settings
         self._speed = speed
         self._caller_number = caller_number
         self._quiet_ticks = int(quiet_before_speaking_s * 1000 / FRAME_MS)
         self._reply_timeout_ticks = int(reply_timeout_s * 1000 / FRAME_MS)
         self._validator = RequestValidator(settings.twilio_auth_token)
+
+    def _under_noise(self, payload: bytes, tick: int) -> bytes:
+        """The frame the caller sends with the line's noise under it (the ``tick``-th frame of the looped noise)."""
+        assert self._line_noise is not None
+        n = TELEPHONE_RATE * FRAME_MS // 1000
+        start = tick * n % (len(self._line_noise) - n + 1)
+        mixed = pcm16_to_float(ulaw_decode(payload)) + self._line_noise[start : start + n]
+        return ulaw_encode(float_to_pcm16(mixed))
 
     async def _dial(self, call_sid: str) -> tuple[str, dict[str, str]]:
         """Twilio's incoming-call webhook: returns the media stream URL and parameters from the TwiML."""
@@ -291,6 +314,8 @@ class Softphone:
                     heard = prompts_finished >= silence_until and quiet * FRAME_MS >= active.quiet_s * 1000
                     if heard or waited >= self._reply_timeout_ticks * active.prompts:
                         active, waited = None, 0
+                if self._line_noise is not None:
+                    payload = self._under_noise(payload, tick)
                 seq += 1
                 await ws.send(inbound_media_message(seq, stream_sid, tick + 1, timestamp, payload))
                 tick += 1

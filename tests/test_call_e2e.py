@@ -12,6 +12,7 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
+from helpline.loadgen import line_noise
 from telephony.line import media_stream_url, voice_webhook_url
 from telephony.softphone import Silence, Softphone
 from tests.conftest import spoken
@@ -69,6 +70,18 @@ async def test_real_recording_through_the_phone_line(stack, real_recordings):
     assert all(t["reply_audio_s"] > 0 for t in result["turns"] if t["transcript"])
     # Not a question the agency answers: the assistant must not pretend to answer a topic.
     assert not any(t["decision"].startswith("answer:") for t in result["turns"])
+
+
+async def test_a_caller_on_a_noisy_line_is_answered_when_they_stop(stack, caller_voice):
+    """Pink noise 10 dB under the caller's voice, through the greeting, their question and their silence after it:
+    WebRTC VAD hears it as speech, so without the noise floor the question would not end while the noise goes on."""
+    question = spoken(caller_voice, "When is the child allowance paid out?")
+    noise = line_noise("pink:10", [(question,)])
+    result = (await Softphone(stack, speed=SPEED, line_noise=noise).call([question])).as_dict()
+    heard = [t for t in result["turns"] if t["transcript"]]
+    assert heard and heard[0]["decision"] == "answer:payment_dates", result["turns"]
+    assert wer("When is the child allowance paid out?", heard[0]["transcript"]) <= 0.2, heard[0]["transcript"]
+    assert heard[0]["latency_ms"] is not None and heard[0]["reply_audio_s"] > 1.0
 
 
 async def test_malformed_media_messages_are_skipped_and_the_call_goes_on(stack, caller_voice):
