@@ -84,13 +84,19 @@ class NoiseFloor:
         """The line's noise floor now, None until enough of the line has been heard."""
         if self._count < self.MIN_FRAMES:
             return None
-        return float(np.percentile(self._levels[: min(self._count, self.WINDOW_FRAMES)], self.PERCENTILE))
+        # np.percentile's linear rule, from the two ranks around it (np.partition: a tenth of its time, per frame)
+        n = min(self._count, self.WINDOW_FRAMES)
+        rank = self.PERCENTILE / 100 * (n - 1)
+        lo = int(rank)
+        hi = min(lo + 1, n - 1)
+        ranked = np.partition(self._levels[:n], (lo, hi))
+        return float(ranked[lo] + (ranked[hi] - ranked[lo]) * (rank - lo))
 
     def stands_out(self, pcm: np.ndarray) -> bool:
         """Hear one frame: whether it stands ``margin_db`` above the floor (always, while the floor is unknown or the
         line quiet)."""
         samples = pcm.astype(np.float64)
-        self._powers.append(float(np.mean(samples * samples)))
+        self._powers.append(float(np.dot(samples, samples)) / len(samples))
         level = 10 * np.log10(sum(self._powers) / len(self._powers) + 1.0)
         self._levels[self._count % self.WINDOW_FRAMES] = level
         self._count += 1
