@@ -45,6 +45,7 @@ from voice.codecs import (
 )
 
 SILENCE_FRAME = b"\xff" * TELEPHONE_FRAME_BYTES
+FRAME_SAMPLES = TELEPHONE_RATE * FRAME_MS // 1000
 ACCOUNT_SID = "AC" + "0" * 32
 
 
@@ -64,7 +65,7 @@ class CallerAudio:
         """float32 mono at 8 kHz -> frames. The last voiced frame is the last one within 30 dB of the peak."""
         pcm = float_to_pcm16(audio)
         chunks = frames(ulaw_encode(pcm))
-        n = TELEPHONE_RATE * FRAME_MS // 1000
+        n = FRAME_SAMPLES
         energies = [float(np.sqrt(np.mean(audio[i * n : (i + 1) * n] ** 2) + 1e-12)) for i in range(len(chunks))]
         threshold = max(energies) * 10 ** (-30 / 20)
         voiced = [i for i, e in enumerate(energies) if e >= threshold]
@@ -131,7 +132,7 @@ class Softphone:
         silence, as on a line from a noisy place; None: a clean digital line."""
         if speed <= 0:
             raise ValueError("speed must be positive")
-        if line_noise is not None and len(line_noise) < TELEPHONE_RATE * FRAME_MS // 1000:
+        if line_noise is not None and len(line_noise) < FRAME_SAMPLES:
             raise ValueError("line noise must be at least one 20 ms frame long")
         self._line_noise = line_noise
         self._settings = settings
@@ -144,9 +145,8 @@ class Softphone:
     def _under_noise(self, payload: bytes, tick: int) -> bytes:
         """The frame the caller sends with the line's noise under it (the ``tick``-th frame of the looped noise)."""
         assert self._line_noise is not None
-        n = TELEPHONE_RATE * FRAME_MS // 1000
-        start = tick * n % (len(self._line_noise) - n + 1)
-        mixed = pcm16_to_float(ulaw_decode(payload)) + self._line_noise[start : start + n]
+        start = tick * FRAME_SAMPLES % (len(self._line_noise) - FRAME_SAMPLES + 1)
+        mixed = pcm16_to_float(ulaw_decode(payload)) + self._line_noise[start : start + FRAME_SAMPLES]
         return ulaw_encode(float_to_pcm16(mixed))
 
     async def _dial(self, call_sid: str) -> tuple[str, dict[str, str]]:
