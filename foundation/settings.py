@@ -150,6 +150,9 @@ class VadSettings(BaseModel):
     # noise_end_ms ends there. 0: off (the detector alone decides).
     noise_gate_db: float = Field(9.0, ge=0.0, le=30.0)
     noise_end_ms: int = Field(1500, ge=100, le=5000)
+    # While that floor acts, only a voice within this range of the caller's own level (CallerLevel) holds an
+    # utterance open: other people talking near the caller stand out of the floor, not up to the caller. 0: off.
+    caller_range_db: float = Field(10.0, ge=0.0, le=40.0)
     # Silence after speech that ends an utterance.
     end_silence_ms: int = Field(700, ge=100, le=5000)
     # Voiced audio needed before an utterance counts as started (filters clicks and line noise).

@@ -199,7 +199,7 @@ class Listener:
         detector = parts.speech_detector() if parts.speech_detector is not None else None
         self._endpointer = Endpointer(
             vad.aggressiveness, end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, pause_ms, detector,
-            vad.noise_gate_db, vad.noise_end_ms,
+            vad.noise_gate_db, vad.noise_end_ms, vad.caller_range_db,
         )  # fmt: skip
         self.inputs: asyncio.Queue[CallerInput] = asyncio.Queue()
         # (pause, the recognition's task, its job on the line's queue)

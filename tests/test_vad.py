@@ -11,7 +11,7 @@ from voice.codecs import (
     ulaw_encode,
 )
 from voice.line_conditions import LineCondition, apply, noise_alone
-from voice.vad import Endpointer, NoiseFloor, SpeechPaused, SpeechStarted, UtteranceEnded
+from voice.vad import CallerLevel, Endpointer, NoiseFloor, SpeechPaused, SpeechStarted, UtteranceEnded
 
 FRAME = 160
 
@@ -129,12 +129,12 @@ def test_voice_that_may_start_an_utterance_is_dated_from_its_first_voiced_frame(
     assert isinstance(started, SpeechStarted) and endpointer.starting_at_ms() is None
 
 
-def _on_noisy_line(real_recordings, snr_db: float) -> np.ndarray:
-    """JFK's speech after 2 s and before 3 s of the line, pink noise at ``snr_db`` under it throughout, as int16."""
+def _on_noisy_line(real_recordings, snr_db: float, noise: str = "pink", seed: int = 3) -> np.ndarray:
+    """JFK's speech after 2 s and before 3 s of the line, ``noise`` at ``snr_db`` under it throughout, as int16."""
     path, _ = real_recordings["jfk"]
     line = np.zeros(TELEPHONE_RATE, dtype=np.float32)
     audio = np.concatenate([line, line, read_audio(path, TELEPHONE_RATE), line, line, line])
-    return float_to_pcm16(apply(audio, LineCondition("noisy", snr_db=snr_db, noise="pink"), seed=3))
+    return float_to_pcm16(apply(audio, LineCondition("noisy", snr_db=snr_db, noise=noise), seed=seed))
 
 
 def _feed(endpointer: Endpointer, pcm: np.ndarray) -> list:
@@ -142,7 +142,12 @@ def _feed(endpointer: Endpointer, pcm: np.ndarray) -> list:
 
 
 VAD = VadSettings()
-GATED = {"end_silence_ms": 700, "noise_gate_db": VAD.noise_gate_db, "noise_end_ms": VAD.noise_end_ms}  # the defaults
+GATED = {  # the defaults
+    "end_silence_ms": 700,
+    "noise_gate_db": VAD.noise_gate_db,
+    "noise_end_ms": VAD.noise_end_ms,
+    "caller_range_db": VAD.caller_range_db,
+}
 
 
 def test_on_a_noisy_line_the_utterance_ends_when_the_caller_stops(real_recordings):
@@ -209,3 +214,28 @@ def test_steady_noise_heard_as_speech_is_over_once_the_floor_is_known(real_recor
     # The floor is not known in the first 500 ms; once it is, what they started ends, and nothing starts again.
     assert [type(e) for e in gated] == [SpeechStarted, UtteranceEnded]
     assert gated[1].speech_end_ms <= NoiseFloor.MIN_FRAMES * FRAME_MS
+
+
+def test_other_voices_near_the_caller_do_not_hold_the_utterance_open(real_recordings):
+    # Babble (other people talking, 15 dB under the caller) stands out of the noise floor as a voice does.
+    pcm = _on_noisy_line(real_recordings, snr_db=15, noise="babble", seed=2)
+    speech_end_ms = 2000 + 11000  # as above; the recording's last word ends about 800 ms before its end
+    floor_only = _feed(_endpointer(**(GATED | {"caller_range_db": 0})), pcm)
+    gated = _feed(_endpointer(**GATED), pcm)
+    assert not any(isinstance(e, UtteranceEnded) for e in floor_only)  # still "speaking" 3 s after the last word
+    ends = [e for e in gated if isinstance(e, UtteranceEnded)]
+    assert ends, "under the caller's own level, the babble no longer holds the utterance open"
+    assert ends[0].started_ms < 3000  # with the caller's first words (the babble began before the floor was known)
+    assert speech_end_ms - 1500 < ends[0].speech_end_ms <= speech_end_ms  # and it ends at their last ones
+
+
+def test_the_callers_level_follows_their_voice():
+    level = CallerLevel(range_db=10)
+    assert all(level.is_caller(40.0) for _ in range(CallerLevel.MIN_FRAMES))  # too little voice heard to judge yet
+    for _ in range(CallerLevel.WINDOW_FRAMES):
+        level.is_caller(70.0)
+    assert level.is_caller(62.0)  # a softer word of theirs, 8 dB under their level
+    assert not level.is_caller(55.0)  # another voice 15 dB under it
+    for _ in range(CallerLevel.WINDOW_FRAMES):
+        level.is_caller(55.0)  # they moved the phone away: their level follows over the last 10 s
+    assert level.is_caller(55.0)

@@ -59,6 +59,40 @@ class WebRtcDetector:
         return bool(self._vad.is_speech(pcm.astype(np.int16).tobytes(), TELEPHONE_RATE))
 
 
+def percentile(values: np.ndarray, q: float) -> float:
+    """np.percentile's linear rule, from the two ranks around it (np.partition: a tenth of its time, per frame)."""
+    n = len(values)
+    rank = q / 100 * (n - 1)
+    lo = int(rank)
+    hi = min(lo + 1, n - 1)
+    ranked = np.partition(values, (lo, hi))
+    return float(ranked[lo] + (ranked[hi] - ranked[lo]) * (rank - lo))
+
+
+class CallerLevel:
+    """How loud the caller's own voice is on the line: the 90th percentile of the levels of the last 10 s of frames
+    heard as their voice over the noise floor. Babble (other people talking near the caller) stands out of a floor as
+    a voice does, but 10-20 dB under the caller's own: a frame that far under the caller's level is not them."""
+
+    WINDOW_FRAMES = 10_000 // FRAME_MS
+    MIN_FRAMES = 500 // FRAME_MS  # a level from less of their voice is not trusted
+    PERCENTILE = 90
+
+    def __init__(self, range_db: float):
+        self._range_db = range_db
+        self._levels = np.zeros(self.WINDOW_FRAMES)
+        self._count = 0
+
+    def is_caller(self, level_db: float) -> bool:
+        """Hear a frame of voice over the floor at ``level_db``: whether it is within range of the caller's level
+        (always, while too little of their voice has been heard)."""
+        n = min(self._count, self.WINDOW_FRAMES)
+        caller_db = percentile(self._levels[:n], self.PERCENTILE) if n >= self.MIN_FRAMES else None
+        self._levels[self._count % self.WINDOW_FRAMES] = level_db
+        self._count += 1
+        return caller_db is None or level_db >= caller_db - self._range_db
+
+
 class NoiseFloor:
     """The line's noise floor, to tell a caller's voice from the noise under it: the 10th percentile of the levels
     (each over the last 60 ms) of the last 10 s of frames. WebRTC VAD calls babble, street noise and hiss 10-20 dB
@@ -78,26 +112,27 @@ class NoiseFloor:
         self._levels = np.zeros(self.WINDOW_FRAMES)
         self._count = 0  # frames heard (the ring holds the last WINDOW_FRAMES of them)
         self._powers: deque[float] = deque(maxlen=self.SMOOTH_FRAMES)
+        self.level_db = 0.0  # the last frame's
 
     @property
     def floor_db(self) -> float | None:
         """The line's noise floor now, None until enough of the line has been heard."""
         if self._count < self.MIN_FRAMES:
             return None
-        # np.percentile's linear rule, from the two ranks around it (np.partition: a tenth of its time, per frame)
-        n = min(self._count, self.WINDOW_FRAMES)
-        rank = self.PERCENTILE / 100 * (n - 1)
-        lo = int(rank)
-        hi = min(lo + 1, n - 1)
-        ranked = np.partition(self._levels[:n], (lo, hi))
-        return float(ranked[lo] + (ranked[hi] - ranked[lo]) * (rank - lo))
+        return percentile(self._levels[: min(self._count, self.WINDOW_FRAMES)], self.PERCENTILE)
+
+    @property
+    def acting(self) -> bool:
+        """Whether the floor is known and the line carries noise to tell a voice from (see ``stands_out``)."""
+        floor = self.floor_db
+        return floor is not None and floor >= self.QUIET_DB
 
     def stands_out(self, pcm: np.ndarray) -> bool:
         """Hear one frame: whether it stands ``margin_db`` above the floor (always, while the floor is unknown or the
         line quiet)."""
         samples = pcm.astype(np.float64)
         self._powers.append(float(np.dot(samples, samples)) / len(samples))
-        level = 10 * np.log10(sum(self._powers) / len(self._powers) + 1.0)
+        level = self.level_db = float(10 * np.log10(sum(self._powers) / len(self._powers) + 1.0))
         self._levels[self._count % self.WINDOW_FRAMES] = level
         self._count += 1
         floor = self.floor_db
@@ -114,7 +149,9 @@ class Endpointer:
     On a noisy line the detector may hear the noise as speech. With ``noise_gate_db``, a voiced frame must also stand
     that far above the line's noise floor (NoiseFloor) to start an utterance, and an utterance also ends after
     ``noise_end_ms`` without such a frame, at the last one: the soft ends of words still count as speech (the
-    detector's own silence ends the utterance as before), but noise cannot hold it open.
+    detector's own silence ends the utterance as before), but noise cannot hold it open. With ``caller_range_db``
+    too, while the floor acts, only frames within that range of the caller's own level (CallerLevel) hold an
+    utterance open: other voices near the caller (babble) stand out of the floor, but not up to the caller's.
     """
 
     PREROLL_MS = 300
@@ -131,9 +168,12 @@ class Endpointer:
         detector: SpeechDetector | None = None,
         noise_gate_db: float = 0.0,
         noise_end_ms: int = 0,
+        caller_range_db: float = 0.0,
     ):
         self._detector = detector or WebRtcDetector(aggressiveness)
         self._floor = NoiseFloor(noise_gate_db) if noise_gate_db > 0 else None  # None: every frame stands out
+        # None: every frame over the floor is the caller's
+        self._caller = CallerLevel(caller_range_db) if caller_range_db > 0 and self._floor is not None else None
         self._noise_end_frames = noise_end_ms // FRAME_MS if self._floor is not None else 0  # 0: no such end
         self._end_silence_frames = max(1, end_silence_ms // FRAME_MS)
         # 0: no SpeechPaused events. Otherwise they come after this much silence, before the utterance ends.
@@ -146,7 +186,7 @@ class Endpointer:
         self._silent_run = 0
         self._voiced_frames = 0
         self._last_voiced_ms = 0
-        self._quiet_run = 0  # frames since the last voiced one that stood out of the noise
+        self._quiet_run = 0  # frames since the last voiced one that stood out of the noise (at the caller's level)
         self._last_clear_ms = 0  # that frame's stream time
         self._started_ms = 0
         self._audio_started_ms = 0
@@ -201,6 +241,9 @@ class Endpointer:
         voiced = self._detector.is_speech(pcm)
         stands_out = self._floor is None or self._floor.stands_out(pcm)  # the floor hears every frame
         clear = voiced and stands_out  # the caller heard over the noise
+        holds = clear  # the caller's own voice: it holds an utterance open
+        if clear and self._caller is not None and self._floor is not None and self._floor.acting:
+            holds = self._caller.is_caller(self._floor.level_db)
         if not self._in_speech:
             self._window.append((pcm, clear))
             if sum(v for _, v in self._window) < self._min_speech_frames:
@@ -224,6 +267,7 @@ class Endpointer:
             self._silent_run += 1
         if clear:
             self._voiced_frames += 1  # a barge-in weighs the caller's voice, not the noise under it
+        if holds:
             self._quiet_run = 0
             self._last_clear_ms = now
         else:
