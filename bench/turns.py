@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/turns.py [--voices 6] [--end-silence-ms 700] [--unfinished-wait-ms 1200]
         [--settings silence,words,smart_turn,smart_turn+words,smart_turn+silero] [--threshold 0.5] [--pause-ms 200]
-        [--silero-threshold 0.5] [--noise-gate-db 9] [--noise-end-ms 1500] [--show-cut-offs]
+        [--silero-threshold 0.5] [--noise-gate-db 9] [--noise-end-ms 1500] [--caller-range-db 10] [--show-cut-offs]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -20,7 +20,8 @@ starting within the words wait and before the words are decided holds them: the 
 when their recognition is done, which here is the speculation's start (--speculate-after-ms of silence) plus the
 recognition's own wall time on this machine, one at a time (a busy line decides later and holds more), ``+gate``
 the noise floor's rules (voice/vad.py Endpointer: a voice --noise-gate-db over the line's noise floor starts an
-utterance, and --noise-end-ms without it ends one).
+utterance, and --noise-end-ms without it ends one), ``+caller`` (with ``gate``) only a voice within
+--caller-range-db of the caller's own level holds an utterance open (voice/vad.py CallerLevel).
 Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
 also degraded like a real line (noise 10-20 dB SNR, level, rate, lost frames). Each utterance comes after 1 s of the
 line without speech (the caller was listening to the assistant) and is followed by 3 s of it.
@@ -111,6 +112,7 @@ class Setting:
     speculate_after_ms: int = VadSettings().speculate_after_ms
     noise_gate_db: float = 0.0  # 0: the detector alone decides (voice/vad.py NoiseFloor)
     noise_end_ms: int = VadSettings().noise_end_ms
+    caller_range_db: float = 0.0  # 0: every voice over the floor holds an utterance (voice/vad.py CallerLevel)
 
 
 @dataclass
@@ -127,7 +129,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     detector = setting.silero.detector(setting.silero_threshold) if setting.silero is not None else None
     endpointer = Endpointer(
         vad.aggressiveness, setting.end_silence_ms, vad.min_speech_ms, vad.max_utterance_s, setting.pause_ms, detector,
-        setting.noise_gate_db, setting.noise_end_ms,
+        setting.noise_gate_db, setting.noise_end_ms, setting.caller_range_db,
     )  # fmt: skip
     ends: list[int] = []
     cpu: list[float] = []
@@ -316,6 +318,7 @@ def main() -> None:
     parser.add_argument("--speculate-after-ms", type=int, default=VadSettings().speculate_after_ms, help="went_on")
     parser.add_argument("--noise-gate-db", type=float, default=VadSettings().noise_gate_db, help="gate")
     parser.add_argument("--noise-end-ms", type=int, default=VadSettings().noise_end_ms, help="gate")
+    parser.add_argument("--caller-range-db", type=float, default=VadSettings().caller_range_db, help="caller")
     parser.add_argument("--show-cut-offs", action="store_true", help="list each utterance cut off, and its words")
     args = parser.parse_args()
     settings = Settings()
@@ -325,7 +328,7 @@ def main() -> None:
     words = None
     for name in args.settings.split(","):
         parts = set(name.split("+"))
-        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on", "gate"}
+        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on", "gate", "caller"}
         if unknown:
             parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")
         if "words" in parts and words is None:
@@ -353,6 +356,7 @@ def main() -> None:
                 args.speculate_after_ms,
                 args.noise_gate_db if "gate" in parts else 0.0,
                 args.noise_end_ms,
+                args.caller_range_db if "caller" in parts else 0.0,
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
