@@ -38,7 +38,7 @@ import numpy as np
 
 from foundation.language import load_language
 from foundation.settings import Settings, load_settings
-from helpline.loadgen import caller_audio, line_noise, place_calls, summarise
+from helpline.loadgen import caller_audio, noise_for_lines, place_calls, summarise
 from helpline.machine import cpu_name
 from helpline.services import Stack
 from nlu.asr_context import AsrVocabulary
@@ -194,7 +194,7 @@ def main() -> None:
     if "latency" in parts or "capacity" in parts:
         callers = caller_audio()
         try:
-            noise = line_noise(args.line_noise, callers) if args.line_noise else None
+            noise = noise_for_lines(args.line_noise, callers) if args.line_noise else None
         except ValueError as e:
             parser.error(str(e))
         if noise is not None:

@@ -59,7 +59,7 @@ def caller_audio(real_speech: bool = False) -> list[tuple[np.ndarray, ...]]:
     return callers
 
 
-def line_noise(spec: str, callers: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+def noise_for_lines(spec: str, callers: list[tuple[np.ndarray, ...]]) -> np.ndarray:
     """A minute of the noise ``spec`` names, ``KIND:SNR`` (pink, street, babble or hiss; dB under the callers'
     voiced speech, e.g. ``pink:15``), for the callers' lines (voice/line_conditions.py, G.711)."""
     kind, _, snr = spec.partition(":")

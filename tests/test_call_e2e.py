@@ -12,7 +12,7 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
-from helpline.loadgen import line_noise
+from helpline.loadgen import noise_for_lines
 from telephony.line import media_stream_url, voice_webhook_url
 from telephony.softphone import Silence, Softphone
 from tests.conftest import spoken
@@ -76,7 +76,7 @@ async def test_a_caller_on_a_noisy_line_is_answered_when_they_stop(stack, caller
     """Pink noise 10 dB under the caller's voice, through the greeting, their question and their silence after it:
     WebRTC VAD hears it as speech, so without the noise floor the question would not end while the noise goes on."""
     question = spoken(caller_voice, "When is the child allowance paid out?")
-    noise = line_noise("pink:10", [(question,)])
+    noise = noise_for_lines("pink:10", [(question,)])
     result = (await Softphone(stack, speed=SPEED, line_noise=noise).call([question])).as_dict()
     heard = [t for t in result["turns"] if t["transcript"]]
     assert heard and heard[0]["decision"] == "answer:payment_dates", result["turns"]
