@@ -113,6 +113,7 @@ class NoiseFloor:
         self._count = 0  # frames heard (the ring holds the last WINDOW_FRAMES of them)
         self._powers: deque[float] = deque(maxlen=self.SMOOTH_FRAMES)
         self.level_db = 0.0  # the last frame's
+        self._last_floor: float | None = None  # the floor that frame was judged by
 
     @property
     def floor_db(self) -> float | None:
@@ -123,9 +124,9 @@ class NoiseFloor:
 
     @property
     def acting(self) -> bool:
-        """Whether the floor is known and the line carries noise to tell a voice from (see ``stands_out``)."""
-        floor = self.floor_db
-        return floor is not None and floor >= self.QUIET_DB
+        """Whether, at the last frame heard, the floor was known and the line carried noise to tell a voice from (see
+        ``stands_out``)."""
+        return self._last_floor is not None and self._last_floor >= self.QUIET_DB
 
     def stands_out(self, pcm: np.ndarray) -> bool:
         """Hear one frame: whether it stands ``margin_db`` above the floor (always, while the floor is unknown or the
@@ -135,7 +136,7 @@ class NoiseFloor:
         level = self.level_db = float(10 * np.log10(sum(self._powers) / len(self._powers) + 1.0))
         self._levels[self._count % self.WINDOW_FRAMES] = level
         self._count += 1
-        floor = self.floor_db
+        floor = self._last_floor = self.floor_db
         return floor is None or floor < self.QUIET_DB or bool(level >= floor + self._margin_db)
 
 
