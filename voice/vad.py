@@ -59,14 +59,31 @@ class WebRtcDetector:
         return bool(self._vad.is_speech(pcm.astype(np.int16).tobytes(), TELEPHONE_RATE))
 
 
-def percentile(values: np.ndarray, q: float) -> float:
-    """np.percentile's linear rule, from the two ranks around it (np.partition: a tenth of its time, per frame)."""
-    n = len(values)
-    rank = q / 100 * (n - 1)
-    lo = int(rank)
-    hi = min(lo + 1, n - 1)
-    ranked = np.partition(values, (lo, hi))
-    return float(ranked[lo] + (ranked[hi] - ranked[lo]) * (rank - lo))
+class LevelHistory:
+    """The levels of the last 10 s of frames (a ring), and a percentile of them once 500 ms of them are known."""
+
+    WINDOW_FRAMES = 10_000 // FRAME_MS
+    MIN_FRAMES = 500 // FRAME_MS  # a percentile of fewer is not trusted
+
+    def __init__(self) -> None:
+        self._levels = np.zeros(self.WINDOW_FRAMES)
+        self._count = 0  # levels added (the ring holds the last WINDOW_FRAMES of them)
+
+    def add(self, level_db: float) -> None:
+        self._levels[self._count % self.WINDOW_FRAMES] = level_db
+        self._count += 1
+
+    def percentile(self, q: float) -> float | None:
+        """np.percentile's linear rule, from the two ranks around it (np.partition: a tenth of its time, per frame);
+        None until MIN_FRAMES levels are known."""
+        if self._count < self.MIN_FRAMES:
+            return None
+        n = min(self._count, self.WINDOW_FRAMES)
+        rank = q / 100 * (n - 1)
+        lo = int(rank)
+        hi = min(lo + 1, n - 1)
+        ranked = np.partition(self._levels[:n], (lo, hi))
+        return float(ranked[lo] + (ranked[hi] - ranked[lo]) * (rank - lo))
 
 
 class CallerLevel:
@@ -74,22 +91,19 @@ class CallerLevel:
     heard as their voice over the noise floor. Babble (other people talking near the caller) stands out of a floor as
     a voice does, but 10-20 dB under the caller's own: a frame that far under the caller's level is not them."""
 
-    WINDOW_FRAMES = 10_000 // FRAME_MS
-    MIN_FRAMES = 500 // FRAME_MS  # a level from less of their voice is not trusted
+    WINDOW_FRAMES = LevelHistory.WINDOW_FRAMES
+    MIN_FRAMES = LevelHistory.MIN_FRAMES  # a level from less of their voice is not trusted
     PERCENTILE = 90
 
     def __init__(self, range_db: float):
         self._range_db = range_db
-        self._levels = np.zeros(self.WINDOW_FRAMES)
-        self._count = 0
+        self._history = LevelHistory()
 
     def is_caller(self, level_db: float) -> bool:
         """Hear a frame of voice over the floor at ``level_db``: whether it is within range of the caller's level
         (always, while too little of their voice has been heard)."""
-        n = min(self._count, self.WINDOW_FRAMES)
-        caller_db = percentile(self._levels[:n], self.PERCENTILE) if n >= self.MIN_FRAMES else None
-        self._levels[self._count % self.WINDOW_FRAMES] = level_db
-        self._count += 1
+        caller_db = self._history.percentile(self.PERCENTILE)
+        self._history.add(level_db)
         return caller_db is None or level_db >= caller_db - self._range_db
 
 
@@ -101,16 +115,15 @@ class NoiseFloor:
     between words) every frame counts as standing out: the detector alone decides there. Levels are dB over an rms
     of one int16 step."""
 
-    WINDOW_FRAMES = 10_000 // FRAME_MS
-    MIN_FRAMES = 500 // FRAME_MS  # a floor from less of the line is not trusted
+    WINDOW_FRAMES = LevelHistory.WINDOW_FRAMES
+    MIN_FRAMES = LevelHistory.MIN_FRAMES  # a floor from less of the line is not trusted
     PERCENTILE = 10
     SMOOTH_FRAMES = 60 // FRAME_MS
     QUIET_DB = 30.0  # -60 dBFS: below it, the line carries no noise to tell a voice from
 
     def __init__(self, margin_db: float):
         self._margin_db = margin_db
-        self._levels = np.zeros(self.WINDOW_FRAMES)
-        self._count = 0  # frames heard (the ring holds the last WINDOW_FRAMES of them)
+        self._history = LevelHistory()  # of every frame heard
         self._powers: deque[float] = deque(maxlen=self.SMOOTH_FRAMES)
         self.level_db = 0.0  # the last frame's
         self._last_floor: float | None = None  # the floor that frame was judged by
@@ -118,9 +131,7 @@ class NoiseFloor:
     @property
     def floor_db(self) -> float | None:
         """The line's noise floor now, None until enough of the line has been heard."""
-        if self._count < self.MIN_FRAMES:
-            return None
-        return percentile(self._levels[: min(self._count, self.WINDOW_FRAMES)], self.PERCENTILE)
+        return self._history.percentile(self.PERCENTILE)
 
     @property
     def acting(self) -> bool:
@@ -134,8 +145,7 @@ class NoiseFloor:
         samples = pcm.astype(np.float64)
         self._powers.append(float(np.dot(samples, samples)) / len(samples))
         level = self.level_db = float(10 * np.log10(sum(self._powers) / len(self._powers) + 1.0))
-        self._levels[self._count % self.WINDOW_FRAMES] = level
-        self._count += 1
+        self._history.add(level)
         floor = self._last_floor = self.floor_db
         return floor is None or floor < self.QUIET_DB or bool(level >= floor + self._margin_db)
 
