@@ -123,10 +123,17 @@ class AsrSettings(BaseModel):
     # probability under -1), for silence; with less, it decodes the piece again at five rising temperatures, five
     # samples each. Measured: README "Understanding callers".
     no_speech_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    # Whisper engines take a piece whose text compresses better than this (gzip) for a loop and decode it again at five
+    # rising temperatures, five samples each; None: it does not, and the line's own checks (one word looping, speech
+    # skipped, text stopped early: voice/asr/faster_whisper.py) hear a piece that went astray again, carefully.
+    # Measured, and kept on: README "Faults, hostile input, load".
+    compression_ratio_threshold: float | None = Field(2.4, gt=1.0, le=10.0)
     # Hypotheses asked of engines that give an n-best list (Vosk); passed to Rasa as metadata.
     nbest: int = Field(1, ge=1, le=10)
 
-    _empty_is_none = field_validator("window_under_load_s", mode="before")(lambda value: _none_if_empty(value))
+    _empty_is_none = field_validator("window_under_load_s", "compression_ratio_threshold", mode="before")(
+        lambda value: _none_if_empty(value)
+    )
 
 
 class TtsSettings(BaseModel):

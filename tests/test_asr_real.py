@@ -81,3 +81,42 @@ def test_a_recognition_that_stops_writing_early_is_heard_again_whole_and_unbiase
     prompt = AsrVocabulary.load("en").context("How can I help you?").prompt
     heard = asr_model.transcribe(audio, TELEPHONE_RATE, RecognitionContext(prompt=prompt, hurry=True))
     assert "child allowance" in heard.text.lower(), heard.text
+
+
+class _DecodeSpy:
+    """The real CTranslate2 model, with the sampling temperature of each of its decodings noted (0: greedy)."""
+
+    def __init__(self, model):
+        self._model = model
+        self.temperatures: list[float] = []
+
+    def generate(self, *args, **kwargs):
+        self.temperatures.append(kwargs.get("sampling_temperature", 0.0))
+        return self._model.generate(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+
+def test_without_whispers_compression_check_a_repeated_sentence_is_decoded_greedily_once():
+    """A 28 s piece of one sentence said again and again compresses so well that Whisper's own loop check samples it
+    again at five temperatures (best of five each). ``ASR__COMPRESSION_RATIO_THRESHOLD`` unset turns that check off
+    (measured, not the default: README "Faults, hostile input, load"); the piece is then decoded greedily, as said."""
+    import numpy as np
+
+    from foundation.settings import AsrSettings
+    from nlu.asr_context import AsrVocabulary
+    from voice.asr import create_asr
+    from voice.caller_voices import CALLER_VOICES
+
+    said = "I have been waiting for my money for weeks and nobody tells me anything and"
+    sentence = CALLER_VOICES["espeak-us"].speak(said)
+    piece = np.tile(sentence, int(np.ceil(28 * TELEPHONE_RATE / len(sentence))))[: 28 * TELEPHONE_RATE]
+    context = AsrVocabulary.load("en").context(None)
+    for threshold, sampled in ((2.4, True), (None, False)):
+        engine = create_asr(AsrSettings(compression_ratio_threshold=threshold))
+        spy = _DecodeSpy(engine._model.model)
+        engine._model.model = spy
+        heard = engine.transcribe(telephone_round_trip(piece, TELEPHONE_RATE), TELEPHONE_RATE, context)
+        assert "waiting for my money" in heard.text.lower(), heard.text
+        assert any(spy.temperatures) == sampled, (threshold, spy.temperatures)

@@ -41,7 +41,8 @@ async def test_appeal_call_reaches_the_appeals_queue_with_its_packet_and_the_age
     said = "I got a decision about my sickness benefit last week and I want to appeal it."
     result = (await Softphone(stack, speed=2.0).call([spoken(caller_voice, said)])).as_dict()
     sid = result["call_sid"]
-    assert result["outcome"] == "routed:appeals"
+    heard = [(t.get("transcript"), t.get("intent"), t.get("decision")) for t in result["turns"]]
+    assert result["outcome"] == "routed:appeals", (heard, [e["kind"] for e in result["events"]])
     assert result["delivery"] == "queue"
 
     # The live call was redirected (REST, authenticated) to our handoff TwiML, which Twilio then fetched.

@@ -220,6 +220,7 @@ class FasterWhisperAsr:
                 word_timestamps=self._settings.word_confidences,
                 max_new_tokens=max_new_tokens(len(audio16) / ASR_RATE),
                 no_speech_threshold=self._settings.no_speech_threshold,
+                compression_ratio_threshold=self._settings.compression_ratio_threshold,
             )
             # The segments are a lazy generator: the decoding happens here, in the caller's (worker) thread.
             segments = list(segments)

@@ -67,6 +67,7 @@ class OpenAiWhisperAsr:
                 initial_prompt=(context.prompt if context else "") or None,  # openai-whisper has no hotwords
                 word_timestamps=self._settings.word_confidences,
                 no_speech_threshold=self._settings.no_speech_threshold,
+                compression_ratio_threshold=self._settings.compression_ratio_threshold,
                 fp16=False,
                 verbose=None,
             )
