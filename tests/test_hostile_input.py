@@ -187,14 +187,21 @@ async def test_noise_only_call_is_not_understood_and_goes_to_a_person(stack):
 
 
 async def test_ten_minute_monologue_is_cut_into_turns_and_the_call_goes_on(stack, caller_voice):
-    sentence = spoken(caller_voice, "I have been waiting for my money for weeks and nobody tells me anything and")
-    monologue = np.tile(sentence, int(np.ceil(600 * 8000 / len(sentence))))[: 600 * 8000]
+    # A story told without a pause, round and round. Not one sentence over and over: text that repetitive compresses
+    # so well that Whisper takes it for a loop and samples each piece again (7x the CPU; a cost measured and left as
+    # it is, README "Faults, hostile input, load"): on a 2-core machine without AVX-512 beside the rest of the suite,
+    # the first turn was not decided when such a caller hung up (CI, 2026-12-06).
+    story = [
+        "I have been waiting for my money for weeks and nobody tells me anything and",
+        "my landlord wants the rent on Friday and the bank says nothing came in and",
+        "I sent the certificate from my doctor in October and then I called again and",
+        "the lady on the phone said it was being processed and that was a month ago and",
+        "now my daughter needs new shoes for school and I cannot buy them and",
+    ]
+    told = np.concatenate([spoken(caller_voice, sentence) for sentence in story])
+    monologue = np.tile(told, int(np.ceil(600 * 8000 / len(told))))[: 600 * 8000]
     # 10x real time: at 20x, on a 2-core machine without AVX-512, the ten minutes were over and the call ended with no
-    # turn decided yet (seen 2026-12-04, once in CI and once alone). Why (2026-12-06): the same sentence over and over
-    # compresses so well that Whisper takes it for a loop and decodes it again at five temperatures, five samples each:
-    # 18.4 s of CPU for a 28 s piece instead of 2.6 s (README "Faults, hostile input, load"). Beside the rest of the
-    # suite on such a machine, a piece took 40 s of wall time, and the first turn (two pieces) was not decided when
-    # this caller hung up, 60 s of line time (6 s at this speed) after the monologue; they now wait up to 900 s of it.
+    # turn decided yet (seen 2026-12-04, once in CI and once alone). The caller waits up to 900 s of line time.
     result = (await Softphone(stack, speed=10.0, reply_timeout_s=900).call([Say(monologue)])).as_dict()
     record = await _record(stack, result["call_sid"])
     turns = [t for t in record["turns"] if t["input"] == "speech"]
