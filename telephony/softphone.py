@@ -129,7 +129,10 @@ class Softphone:
         line_noise: np.ndarray | None = None,
     ):
         """``line_noise`` (float32, 8 kHz, looped) is under everything the caller sends, their speech and their
-        silence, as on a line from a noisy place; None: a clean digital line."""
+        silence, as on a line from a noisy place; None: a clean digital line. ``reply_timeout_s``: how long the caller
+        waits for a reply before going on (or hanging up), in seconds of the caller's own time whatever ``speed``: the
+        line plays faster, but the gateway still thinks in real time (at 2x a 20 s wait counted in line time gave up
+        after 10 s, and callers on a busy machine hung up on a turn that was still being recognised)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         if line_noise is not None and len(line_noise) < FRAME_SAMPLES:
@@ -139,7 +142,7 @@ class Softphone:
         self._speed = speed
         self._caller_number = caller_number
         self._quiet_ticks = int(quiet_before_speaking_s * 1000 / FRAME_MS)
-        self._reply_timeout_ticks = int(reply_timeout_s * 1000 / FRAME_MS)
+        self._reply_timeout_ticks = int(reply_timeout_s * 1000 / FRAME_MS * speed)  # ticks last 20 ms / speed
         self._validator = RequestValidator(settings.twilio_auth_token)
 
     def _under_noise(self, payload: bytes, tick: int) -> bytes:

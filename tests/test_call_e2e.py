@@ -48,8 +48,8 @@ async def test_two_turn_call_answers_then_ends(stack, caller_voice):
         spoken(caller_voice, "No thanks, that was all."),
     ]
     # Often the session's first call: on a busy 2-core machine without AVX-512 (CI, 2026-12-04) a line still warming
-    # up decided the first turn 18 s after the call began, over the softphone's usual 20 s of line time (10 s at this
-    # speed) after the caller stopped, and the caller talked over the answer. This caller waits for it.
+    # up decided the first turn 18 s after the call began, when the softphone's patience was 20 s of line time (10 s
+    # at this speed), and the caller talked over the answer. This caller waits up to 60 s for it.
     result = (await Softphone(stack, speed=SPEED, reply_timeout_s=60).call(turns)).as_dict()
     heard = [t for t in result["turns"] if t["transcript"]]
     assert heard[0]["decision"] == "answer:payment_dates"

@@ -200,7 +200,7 @@ async def test_a_turn_longer_than_the_longest_utterance_is_decided_whole(short_u
         "Can I please just talk to a real person?"
     )
     # Recognised in pieces, then whole: on a machine busy with other tests the reply may take longer than a default
-    # caller's 20 s of patience played at SPEED, so this caller waits up to 60 s of the call's time.
+    # caller's 20 s of patience, so this caller waits up to 60 s.
     softphone = Softphone(short_utterance_gateway, speed=SPEED, reply_timeout_s=60)
     result = (await softphone.call([spoken(caller_voice, story)])).as_dict()
     assert len(kinds(result, "long_turn_held")) >= 2  # about 9 s of speech: cut at 3 s, twice or more
