@@ -98,10 +98,10 @@ class _DecodeSpy:
         return getattr(self._model, name)
 
 
-def test_without_whispers_compression_check_a_repeated_sentence_is_decoded_greedily_once():
+def test_without_whispers_compression_check_a_repeated_sentence_is_not_sampled_again():
     """A 28 s piece of one sentence said again and again compresses so well that Whisper's own loop check samples it
     again at five temperatures (best of five each). ``ASR__COMPRESSION_RATIO_THRESHOLD`` unset turns that check off
-    (measured, not the default: README "Faults, hostile input, load"); the piece is then decoded greedily, as said."""
+    (measured, not the default: README "Faults, hostile input, load"); the piece is then decoded greedily only."""
     import numpy as np
 
     from foundation.settings import AsrSettings
