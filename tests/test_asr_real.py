@@ -34,16 +34,22 @@ def test_silence_gives_an_empty_or_unconfident_transcript(asr_model):
     assert transcript.is_empty or transcript.no_speech > 0.5 or transcript.confidence < 0.5
 
 
-class _EncoderSpy:
-    """The real CTranslate2 model, with the length of every encoder input noted."""
+class _ModelSpy:
+    """The real CTranslate2 model, with the length of every encoder input noted, and the sampling temperature of each
+    decoding (0: greedy)."""
 
     def __init__(self, model):
         self._model = model
         self.frames: list[int] = []
+        self.temperatures: list[float] = []
 
     def encode(self, features, **kwargs):
         self.frames.append(features.shape[-1])
         return self._model.encode(features, **kwargs)
+
+    def generate(self, *args, **kwargs):
+        self.temperatures.append(kwargs.get("sampling_temperature", 0.0))
+        return self._model.generate(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._model, name)
@@ -60,7 +66,7 @@ def test_the_encoder_window_fits_the_utterance(real_recordings, window_s, expect
     from voice.wer import wer
 
     engine = create_asr(AsrSettings(window_s=window_s))
-    spy = _EncoderSpy(engine._model.model)
+    spy = _ModelSpy(engine._model.model)
     engine._model.model = spy
     for stem in ("ps_goforward", "jfk"):
         path, reference = real_recordings[stem]
@@ -83,21 +89,6 @@ def test_a_recognition_that_stops_writing_early_is_heard_again_whole_and_unbiase
     assert "child allowance" in heard.text.lower(), heard.text
 
 
-class _DecodeSpy:
-    """The real CTranslate2 model, with the sampling temperature of each of its decodings noted (0: greedy)."""
-
-    def __init__(self, model):
-        self._model = model
-        self.temperatures: list[float] = []
-
-    def generate(self, *args, **kwargs):
-        self.temperatures.append(kwargs.get("sampling_temperature", 0.0))
-        return self._model.generate(*args, **kwargs)
-
-    def __getattr__(self, name):
-        return getattr(self._model, name)
-
-
 def test_without_whispers_compression_check_a_repeated_sentence_is_not_sampled_again():
     """A 28 s piece of one sentence said again and again compresses so well that Whisper's own loop check samples it
     again at five temperatures (best of five each). ``ASR__COMPRESSION_RATIO_THRESHOLD`` unset turns that check off
@@ -115,7 +106,7 @@ def test_without_whispers_compression_check_a_repeated_sentence_is_not_sampled_a
     context = AsrVocabulary.load("en").context(None)
     for threshold, sampled in ((2.4, True), (None, False)):
         engine = create_asr(AsrSettings(compression_ratio_threshold=threshold))
-        spy = _DecodeSpy(engine._model.model)
+        spy = _ModelSpy(engine._model.model)
         engine._model.model = spy
         heard = engine.transcribe(telephone_round_trip(piece, TELEPHONE_RATE), TELEPHONE_RATE, context)
         assert "waiting for my money" in heard.text.lower(), heard.text
