@@ -36,6 +36,8 @@ class LinePrompts:
     confirm_denied: str
     lines_busy: str
     recording_notice: str  # said in the greeting, after the disclosure, when calls are recorded (RECORDING__ENABLED)
+    holding: str  # said when a reply is slow to come (TURN_TAKING__HOLD_AFTER_S)
+    too_slow: str  # said before putting the caller through when no reply came in time (TURN_TAKING__REPLY_LIMIT_S)
 
 
 @dataclass(frozen=True)

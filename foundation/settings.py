@@ -221,7 +221,22 @@ class TurnTakingSettings(BaseModel):
     # A turn whose words end unfinished (the language's unfinished_endings: "how do I apply for ...") is held: the line
     # waits up to this long after the end of the caller's speech for the rest, and answers the whole. 0: off.
     unfinished_wait_ms: int = Field(1200, ge=0, le=5000)
+    # A caller is never left in silence while the assistant works on their turn: this long after the end of their
+    # speech with no reply audio sent, they hear the holding phrase ("One moment, please."). 0: no holding phrase.
+    hold_after_s: float = Field(2.0, ge=0.0, le=30.0)
+    # ... and this long after it with still no reply (recognition or the dialogue stuck, or the line far behind), they
+    # are told so and put through to `general` with what the call holds so far. 0: no limit.
+    reply_limit_s: float = Field(15.0, ge=0.0, le=300.0)
     keypad: bool = True
+
+    @model_validator(mode="after")
+    def _limit_after_hold(self) -> TurnTakingSettings:
+        if self.hold_after_s and self.reply_limit_s and self.reply_limit_s <= self.hold_after_s:
+            raise ValueError(
+                f"reply_limit_s ({self.reply_limit_s}) must be longer than hold_after_s ({self.hold_after_s}): the"
+                " caller hears the holding phrase before being put through"
+            )
+        return self
 
 
 class TwilioSettings(BaseModel):

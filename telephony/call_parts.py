@@ -17,12 +17,22 @@ from voice.vad import SpeechDetector
 
 
 @dataclass(frozen=True)
+class ReadyAudio:
+    """Prompts synthesised when the line starts: a fault of the voice itself still gets its apology, and a line too
+    busy to synthesise in time still tells a waiting caller what is happening."""
+
+    apology: bytes
+    holding: bytes  # "One moment, please."
+    too_slow: bytes  # no reply in time: the caller is put through to a person
+
+
+@dataclass(frozen=True)
 class CallParts:
     asr: Recogniser
     asr_engine: str  # its registry name, told to the dialogue with every transcript
     voice: TelephoneVoice
     dialogue: Dialogue
-    apology_audio: bytes  # synthesised in advance: a fault of the voice itself still gets an apology
+    ready: ReadyAudio  # what is said without synthesis at the time
     spoken: Language  # what the line says, in its language
     vad: VadSettings
     turn_taking: TurnTakingSettings

@@ -13,6 +13,10 @@ from typing import Any
 from foundation.redaction import redact_text
 from nlu.dialogue import DialogueTurn
 
+# Kinds of the call's events that the monitoring counts (telephony/metrics.py).
+FAULT_EVENT = "fault"  # a fault ended the assistant's part in an apology and a handoff; ``part`` names what failed
+HOLDING_EVENT = "holding"  # the caller heard the holding phrase while their reply was slow to come
+
 
 @dataclass(frozen=True)
 class HandoffRequested:

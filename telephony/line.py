@@ -25,7 +25,7 @@ from foundation.settings import Settings
 from nlu.asr_context import AsrVocabulary
 from nlu.client import RasaClient
 from telephony.call_control import CallControl, QueueTable
-from telephony.call_parts import CallParts
+from telephony.call_parts import CallParts, ReadyAudio
 from telephony.call_record import CallRecord
 from telephony.drills import DrillAsr, Drills, DrillTts
 from telephony.metrics import LineMetrics, LineReadings
@@ -61,7 +61,7 @@ class Line:
     asr: Recogniser
     tts: FallbackTts
     rasa: RasaClient
-    apology_audio: bytes
+    ready: ReadyAudio  # the prompts said without synthesis at the time (the apology, the holding phrase)
     validator: RequestValidator
     calls: OrderedDict[str, CallRecord]
     store: CallStore
@@ -111,7 +111,7 @@ class Line:
             asr_engine=settings.asr.engine,
             voice=self.tts,
             dialogue=self.rasa,
-            apology_audio=self.apology_audio,
+            ready=self.ready,
             spoken=settings.spoken,
             vad=settings.vad,
             turn_taking=settings.turn_taking,
@@ -178,8 +178,9 @@ def build_line(settings: Settings) -> Line:
     silero = SileroModel() if settings.vad.detector == "silero" else None
     asr, recognisers = line_recognisers(settings)
     tts: FallbackTts = create_tts(settings.tts, cache_root=settings.data_dir / "voice-cache")
-    # Made before any drill can touch the voice: a fault needs it.
-    apology = tts.telephone(settings.spoken.prompts.apology)
+    # Made before any drill can touch the voice: a fault needs them, and so does a line too busy to synthesise in time.
+    say = settings.spoken.prompts
+    ready = ReadyAudio(tts.telephone(say.apology), tts.telephone(say.holding), tts.telephone(say.too_slow))
     drills = None
     if settings.gateway.fault_drills:
         drills = Drills()
@@ -197,7 +198,7 @@ def build_line(settings: Settings) -> Line:
         asr=asr,
         tts=tts,
         rasa=RasaClient(settings.rasa.url, settings.rasa.timeout_s, settings.rasa.backup_urls),
-        apology_audio=apology,
+        ready=ready,
         validator=RequestValidator(settings.twilio_auth_token),
         calls=OrderedDict(),
         keypad=KeypadMenu.of(routing, settings.spoken) if settings.turn_taking.keypad else None,

@@ -15,13 +15,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from telephony.call_record import CallRecord, TurnRecord
+from telephony.call_record import FAULT_EVENT, HOLDING_EVENT, CallRecord, TurnRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds. The felt gap's buckets bracket what the README measures (0.3-2 s) and the targets (0.45/0.7/1.2 s).
 GAP_BUCKETS = (0.2, 0.3, 0.45, 0.6, 0.7, 0.85, 1.0, 1.2, 1.5, 2.0, 3.0, 5.0, 10.0)
 PART_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0)
-FAULT_EVENT = "fault"
 
 
 @dataclass(frozen=True)
@@ -102,6 +101,11 @@ class LineMetrics:
             ["part"],
             registry=r,
         )
+        self.holding = Counter(
+            "helpline_holding_phrases",
+            "Turns whose reply was slow enough that the caller heard the holding phrase (TURN_TAKING__HOLD_AFTER_S)",
+            registry=r,
+        )
         self.felt_gap = Histogram(
             "helpline_felt_gap_seconds",
             "From the end of the caller's speech to the first reply audio sent (endpointing included)",
@@ -128,6 +132,8 @@ class LineMetrics:
         for event in record.events:
             if event.get("kind") == FAULT_EVENT:
                 self.faults.labels(str(event.get("part", "unknown"))).inc()
+            elif event.get("kind") == HOLDING_EVENT:
+                self.holding.inc()
         for turn in record.turns:
             for part, ms in (("asr", turn.asr_ms), ("nlu", turn.nlu_ms), ("tts", turn.tts_ms)):
                 if ms > 0:

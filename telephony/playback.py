@@ -15,7 +15,7 @@ from foundation.redaction import redact_text
 from telephony.call_record import TurnRecord
 from telephony.recording import CallRecording
 from telephony.tasks import CallTasks
-from telephony.transport import FINAL_MARK_SUFFIX, CallTransport
+from telephony.transport import FINAL_MARK_SUFFIX, HOLDING_KIND, CallTransport
 from voice.codecs import TELEPHONE_RATE, frames
 from voice.tts.base import TelephoneVoice, TtsError
 
@@ -79,6 +79,7 @@ class Playback:
         self._marks: dict[str, tuple[Prompt, int]] = {}
         self._seq = 0
         self.current: Prompt | None = None
+        self.frames_sent = 0  # every frame of audio sent to the caller, from the start of the call
 
     @contextlib.contextmanager
     def playing(self, prompt: Prompt) -> Iterator[None]:
@@ -126,6 +127,7 @@ class Playback:
                     self._marks.pop(mark, None)
                     return
                 await self._transport.send_audio(frame)
+                self.frames_sent += 1
                 if self._recording is not None:
                     self._recording.assistant_audio(frame, self._stream_ms(), private)
                 if prompt.started_ms is None:
@@ -140,6 +142,11 @@ class Playback:
         with self.playing(prompt):
             await self._send_sentence(prompt, 0, mulaw)
             await prompt.finished.wait()
+
+    async def hold(self, mulaw: bytes) -> None:
+        """Send the holding phrase and return once it is sent, not played: the reply that follows queues behind it.
+        It is no prompt (nothing to barge in on or resume) and its mark tells the far end it is not the reply."""
+        await self._send_sentence(Prompt(HOLDING_KIND, [HOLDING_KIND], interruptible=False), 0, mulaw)
 
     def on_mark(self, name: str) -> None:
         entry = self._marks.pop(name, None)

@@ -10,14 +10,18 @@ the rules (telephony/turn_policy.py, pure), the state (telephony/call_state.py) 
   they stopped carries on where it was cut;
 - no input: a reprompt, then the keypad menu, then a person;
 - the keypad menu at any time (a key is handled as the intent it stands for);
-- a transcript the recogniser is unsure of is read back ("Did you say ...?") before the assistant acts on it.
+- a transcript the recogniser is unsure of is read back ("Did you say ...?") before the assistant acts on it;
+- a slow reply: "One moment, please." when the caller has waited TURN_TAKING__HOLD_AFTER_S for it, and a person when
+  it has not come in TURN_TAKING__REPLY_LIMIT_S.
 Every move of the call's state is one of the call's events (``kind: state``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +31,7 @@ from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_
 from nlu.dialogue import DialogueTurn, NluUnavailable
 from nlu.sentiment import turn_sentiment
 from telephony.call_parts import CallParts
-from telephony.call_record import CallRecord, HandoffRequested, TurnRecord, now_iso
+from telephony.call_record import FAULT_EVENT, HOLDING_EVENT, CallRecord, HandoffRequested, TurnRecord, now_iso
 from telephony.call_state import CallState, CallStates
 from telephony.listening import (
     CallerInput,
@@ -51,6 +55,8 @@ from voice.tts.base import TtsError, split_sentences
 from voice.vad import Endpointer
 
 log = logging.getLogger(__name__)
+
+SLOW = "slow"  # the fault part of a call whose reply did not come in time (TURN_TAKING__REPLY_LIMIT_S)
 
 
 class CallSession:
@@ -150,19 +156,68 @@ class CallSession:
             while not self.finished.is_set():
                 item = await self._next_input()
                 self._states.enter(CallState.THINKING)
-                if isinstance(item, NoInput):
-                    await self._on_no_input(item)
-                elif isinstance(item, KeyInput):
-                    await self._on_key(item)
-                elif isinstance(item, HeldRelease):
-                    await self._on_held_release(item)
-                else:
-                    await self._on_speech(item)
+                await self._handle_in_time(item)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("call %s: unexpected fault", self.call_sid)
             await self._fault_handoff("unexpected fault in the call session", None, "session")
+
+    async def _handle(self, item: CallerInput) -> None:
+        if isinstance(item, NoInput):
+            await self._on_no_input(item)
+        elif isinstance(item, KeyInput):
+            await self._on_key(item)
+        elif isinstance(item, HeldRelease):
+            await self._on_held_release(item)
+        else:
+            await self._on_speech(item)
+
+    async def _handle_in_time(self, item: CallerInput) -> None:
+        """Handle ``item`` without leaving the caller in silence: TURN_TAKING__HOLD_AFTER_S after the end of their
+        speech with no audio sent, the holding phrase; TURN_TAKING__REPLY_LIMIT_S after it with still none since,
+        the work is dropped and the caller put through to a person (a recognition queue far behind, a stuck engine:
+        a public line answers in time or hands over)."""
+        policy = self._parts.turn_taking
+        turns_before = len(self.record.turns)
+        silent_since = _caller_silent_since(item)
+        work = asyncio.ensure_future(self._handle(item))
+        try:
+            sent = self._playback.frames_sent
+            if policy.hold_after_s and await self._still_silent(work, sent, silent_since + policy.hold_after_s):
+                self._event(HOLDING_EVENT, waited_ms=round((time.perf_counter() - silent_since) * 1000))
+                self.record.said.append(self._say.holding)
+                await self._playback.hold(self._parts.ready.holding)
+                sent = self._playback.frames_sent
+            if policy.reply_limit_s and await self._still_silent(work, sent, silent_since + policy.reply_limit_s):
+                work.cancel()
+                await self._too_slow(item, turns_before)
+                return
+            await work
+        finally:
+            if not work.done():
+                work.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await work
+
+    async def _still_silent(self, work: asyncio.Future[None], sent: int, deadline: float) -> bool:
+        """Waits for ``work`` until ``deadline`` (perf_counter); True when it is still under way with no audio sent
+        since ``sent`` frames."""
+        await asyncio.wait({work}, timeout=max(0.0, deadline - time.perf_counter()))
+        return not work.done() and self._playback.frames_sent == sent
+
+    async def _too_slow(self, item: CallerInput, turns_before: int) -> None:
+        """No reply in time: the turn under way (or, for words not yet recognised, a turn for them) says so, and the
+        caller is put through to `general` with what the call holds."""
+        limit = self._parts.turn_taking.reply_limit_s
+        turn = self.record.turns[-1] if len(self.record.turns) > turns_before else None
+        if turn is None and isinstance(item, SpeechInput):
+            turn = self._new_turn(item.utterance.started_ms, item.utterance.speech_end_ms)
+        if turn is not None:
+            TURN.set(turn.index)
+            turn.error = turn.error or f"slow: no reply within {limit:g} s"
+        log.error("call %s: no reply within %g s of the caller's turn", self.call_sid, limit)
+        await self._fault_handoff(f"no reply within {limit:g} s", turn, SLOW)
 
     async def _next_input(self) -> CallerInput:
         """The next input; while none is waiting, the no-input clock runs (in stream time, from now)."""
@@ -460,16 +515,27 @@ class CallSession:
 
     async def _fault_handoff(self, reason: str, turn: TurnRecord | None, part: str) -> None:
         """Never leave the caller in silence: apologise (pre-synthesised audio) and route to a person. ``part``:
-        what failed (asr, dialogue, actions, tts, session), as the call's ``fault`` event and the metrics name it."""
+        what failed (asr, dialogue, actions, tts, session; ``slow``: no reply in time), as the call's ``fault``
+        event and the metrics name it."""
         if self.finished.is_set():
             return
-        self._event("fault", part=part)
+        self._event(FAULT_EVENT, part=part)
         log.warning("call %s: %s fault: %s; apology and handoff", self.call_sid, part, reason, extra={"event": "fault"})
         if turn is not None:
             self._turn_decided(turn)
         current = self._playback.current
         if current is not None and current.playing:
             self._playback.interrupt(current, cause="fault")
-        await self._playback.play(self._parts.apology_audio, kind="apology")
-        self.record.said.append(self._say.apology)
+        slow = part == SLOW
+        await self._playback.play(self._parts.ready.too_slow if slow else self._parts.ready.apology, kind="apology")
+        self.record.said.append(self._say.too_slow if slow else self._say.apology)
         self._hand_off(FALLBACK_QUEUE, reason, turn, fault=True)
+
+
+def _caller_silent_since(item: CallerInput) -> float:
+    """When (perf_counter) the caller last spoke or pressed a key before this input: the silence they hear since."""
+    if isinstance(item, SpeechInput):
+        return item.endpoint_at - max(0, item.endpoint_ms - item.utterance.speech_end_ms) / 1000
+    if isinstance(item, KeyInput):
+        return item.at
+    return time.perf_counter()

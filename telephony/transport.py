@@ -10,6 +10,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 FINAL_MARK_SUFFIX = ".end"  # ends the mark after a prompt's last sentence: its echo means the caller heard it all
+HOLDING_KIND = "hold"  # starts the mark after the holding phrase ("One moment, please."): not a reply, not a prompt
+
+
+def is_holding_mark(name: str) -> bool:
+    """The mark after the holding phrase: the audio before it is not the reply (the felt gap goes on)."""
+    return name.startswith(HOLDING_KIND + ".")
 
 
 @dataclass(frozen=True)

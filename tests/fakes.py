@@ -17,10 +17,10 @@ import numpy as np
 from foundation.settings import AsrSettings, Settings
 from foundation.vocabulary import Decision
 from nlu.dialogue import DialogueTurn, NluUnavailable
-from telephony.call_parts import CallParts
+from telephony.call_parts import CallParts, ReadyAudio
 from telephony.line import line_vocabulary
 from telephony.session import CallSession
-from telephony.transport import FINAL_MARK_SUFFIX, CallStart
+from telephony.transport import FINAL_MARK_SUFFIX, CallStart, is_holding_mark
 from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript
 from voice.codecs import TELEPHONE_RATE, float_to_pcm16, ulaw_encode
 from voice.end_of_turn import EndOfTurnError
@@ -132,6 +132,8 @@ class ScriptedDialogue:
         self.respond_texts: list[str] = []
         self.languages: list[str] = []  # the language each conversation was opened in
         self.fail_respond = False
+        self.released = asyncio.Event()  # cleared: turns wait (the dialogue server is slow) until it is set
+        self.released.set()
 
     def _reply(self, text: str) -> Reply:
         key = text.strip().lower().rstrip(".?!")
@@ -147,6 +149,7 @@ class ScriptedDialogue:
 
     async def respond(self, text: str, sender_id: str, metadata: dict[str, Any]) -> DialogueTurn:
         self.respond_texts.append(text)
+        await self.released.wait()
         if self.fail_respond:
             raise NluUnavailable("the dialogue server is down (a test fault)")
         reply = self._reply(text)
@@ -204,7 +207,7 @@ class FakeCall:
                 asr_engine="fake",
                 voice=self.voice,
                 dialogue=dialogue,
-                apology_audio=b"\xff" * 800,
+                ready=ReadyAudio(apology=b"\xff" * 800, holding=b"\xfe" * 320, too_slow=b"\xfd" * 800),
                 spoken=self.settings.spoken,
                 vad=self.settings.vad,
                 turn_taking=self.settings.turn_taking,
@@ -280,7 +283,8 @@ class FakeCall:
         await self.silence(0.1)
 
     def prompts_heard(self) -> int:
-        return sum(1 for m in self.transport.marks_echoed if m.endswith(FINAL_MARK_SUFFIX))
+        """Prompts the caller heard whole; the holding phrase ("One moment, please.") is none."""
+        return sum(1 for m in self.transport.marks_echoed if m.endswith(FINAL_MARK_SUFFIX) and not is_holding_mark(m))
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.session.record.events if e["kind"] == kind]

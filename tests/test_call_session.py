@@ -11,6 +11,7 @@ from fakes import FakeCall, Reply, ScriptedDialogue, telephone_frames
 from foundation.language import load_language
 from foundation.settings import Settings
 from telephony.routing import KeypadMenu
+from telephony.transport import is_holding_mark
 from voice.codecs import TELEPHONE_RATE, read_audio
 
 SAY = load_language("en").prompts
@@ -188,6 +189,58 @@ async def test_a_recognition_fault_is_apologised_for_and_the_caller_goes_to_a_pe
         await line.until(lambda: line.session.finished.is_set())
     record = line.session.record
     assert record.handoff is not None and record.handoff.fault and record.turns[0].error.startswith("asr:")
+
+
+# In wall time, as on a real line.
+HOLDING = Settings(turn_taking={"hold_after_s": 0.2, "reply_limit_s": 60.0})
+SLOW_LINE = Settings(turn_taking={"hold_after_s": 0.2, "reply_limit_s": 0.6})
+
+
+async def test_a_reply_slow_to_come_is_preceded_by_the_holding_phrase(speech):
+    async with call(HOLDING) as line:
+        await line.reply()
+        line.asr.released.clear()  # the recogniser is slow: the caller waits longer than hold_after_s for words
+        await line.caller_says("What are your opening hours?", speech)
+        await line.until(lambda: bool(line.events("holding")))
+        line.asr.released.set()
+        await line.reply()
+    record = line.session.record
+    [holding] = line.events("holding")
+    assert holding["waited_ms"] >= 200  # from the end of the caller's speech
+    echoed = line.transport.marks_echoed
+    [phrase] = [i for i, mark in enumerate(echoed) if is_holding_mark(mark)]
+    reply = [i for i, mark in enumerate(echoed) if mark.startswith("turn-1.")]
+    assert reply and phrase < reply[0], f"the caller heard the phrase, then the reply: {echoed}"
+    assert record.said[-2:] == [SAY.holding, SCRIPT["what are your opening hours"].reply]
+    assert [t.decision for t in record.turns] == ["answer:opening_hours"] and record.handoff is None
+
+
+@pytest.mark.parametrize("stuck", ["recognition", "dialogue"])
+async def test_no_reply_within_the_limit_puts_the_caller_through_to_a_person_saying_so(speech, stuck):
+    async with call(SLOW_LINE) as line:
+        await line.reply()
+        waiting = line.asr.released if stuck == "recognition" else line.dialogue.released
+        waiting.clear()
+        try:
+            await line.caller_says("What are your opening hours?", speech)
+            await line.until(lambda: line.session.finished.is_set())
+        finally:
+            waiting.set()  # the stuck work may finish now: the call has moved on without it
+        await line.until(lambda: not line.transport.playing)
+    record = line.session.record
+    assert record.said[-2:] == [SAY.holding, SAY.too_slow]
+    assert record.handoff is not None and record.handoff.queue == "general" and record.handoff.fault
+    assert record.handoff.reason == "no reply within 0.6 s" and record.outcome == "failed"
+    assert [e["part"] for e in line.events("fault")] == ["slow"]
+    [turn] = record.turns  # the turn the caller took, whether or not its words were known yet
+    assert turn.error == "slow: no reply within 0.6 s" and turn.decision == ""
+    assert turn.transcript == ("" if stuck == "recognition" else "What are your opening hours?")
+    assert line.turns == [turn], "the store was told of the turn"
+
+
+def test_a_reply_limit_shorter_than_the_holding_phrases_wait_is_refused():
+    with pytest.raises(ValueError, match="reply_limit_s"):
+        Settings(turn_taking={"hold_after_s": 5.0, "reply_limit_s": 3.0})
 
 
 async def test_a_speculation_the_caller_talks_past_is_thrown_away(speech):
