@@ -104,7 +104,8 @@ async def run(
     print(f"calls placed {s['calls']}, completed {s['calls'] - s['dropped']}, dropped/failed {s['dropped']}"
           f"{' (' + ', '.join(errors) + ')' if errors else ''}; peak calls in progress {s['peak']}")  # fmt: skip
     print(
-        f"turns {s['turns']}, unanswered {s['unanswered_turns']}; decided {decided}, lost (not in the store) {missing}"
+        f'turns {s["turns"]}, unanswered {s["unanswered_turns"]}, held with "One moment, please." '
+        f"{s['held_turns']}; decided {decided}, lost (not in the store) {missing}"
     )
     print(f"response latency (end-of-speech silence excluded): p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, "
           f"p99 {s['p99']:.0f} ms")  # fmt: skip

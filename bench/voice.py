@@ -135,7 +135,10 @@ def bench_latency(
         f"server, after the endpoint: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, "
         f"TTS {s['tts_ms']:.0f} ms (means)"
     )
-    print(f"unanswered turns {s['unanswered_turns']}, dropped calls {s['dropped']}")
+    print(
+        f"unanswered turns {s['unanswered_turns']}, dropped calls {s['dropped']}, turns held with "
+        f'"One moment, please." {s["held_turns"]}'
+    )
     print(f"speculative recognitions: {s['speculated']} started, {s['speculation_used']} used")
 
 
@@ -149,10 +152,12 @@ def bench_capacity(
     silence = settings.vad.end_silence_ms
     print(f"\n== Capacity on {cpu_name()}: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech silence")
     print("   excluded); the felt columns: the gap the caller feels, end of speech -> first reply audio, endpointing")
-    print(f"   included (end-of-turn engine {settings.end_of_turn.engine})")
+    print(
+        f"   included (end-of-turn engine {settings.end_of_turn.engine}); holding: turns that heard the holding phrase"
+    )
     print(
         f"{'calls':>6}{'peak':>6}{'turns':>7}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'felt p50':>9}{'p95':>6}{'p99':>6}"
-        f"{'ASR ms':>8}{'dropped':>9}{'unanswered':>12}"
+        f"{'ASR ms':>8}{'dropped':>9}{'unanswered':>12}{'holding':>9}"
     )
     held = 0
     for level in levels:
@@ -162,7 +167,7 @@ def bench_capacity(
         print(
             f"{level:>6}{s['peak']:>6}{s['turns']:>7}{s['p50']:>8.0f}{s['p95']:>8.0f}{s['p99']:>8.0f}"
             f"{s['felt_p50']:>9.0f}{s['felt_p95']:>6.0f}{s['felt_p99']:>6.0f}{s['asr_ms']:>8.0f}"
-            f"{s['dropped']:>9}{s['unanswered_turns']:>12}{'' if ok else '  over target'}"
+            f"{s['dropped']:>9}{s['unanswered_turns']:>12}{s['held_turns']:>9}{'' if ok else '  over target'}"
         )
     print(f"calls held with p95 <= {target_ms:.0f} ms: {held} (on {len(os.sched_getaffinity(0))} cores)")
 

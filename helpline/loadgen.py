@@ -144,6 +144,8 @@ def summarise(results: list[dict[str, Any]], silence_ms: int) -> dict[str, Any]:
         "dropped": sum(1 for r in results if r.get("outcome") in ("dropped", "failed")),
         "turns": len(turns),
         "unanswered_turns": sum(1 for t in turns if t["latency_ms"] is None or t["error"]),
+        # Turns whose caller heard "One moment, please." before the reply (the gaps above run to the reply itself).
+        "held_turns": sum(1 for t in turns if t.get("holding_ms") is not None),
         "p50": percentile(net, 50),
         "p95": percentile(net, 95),
         "p99": percentile(net, 99),

@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from foundation.settings import Settings
 from telephony.line import voice_webhook_url
 from telephony.softphone_report import SoftphoneResult, merge_turns
-from telephony.transport import FINAL_MARK_SUFFIX
+from telephony.transport import FINAL_MARK_SUFFIX, is_holding_mark
 from telephony.twilio_media import (
     Outbound,
     connected_message,
@@ -112,6 +112,8 @@ class _Playback:
 
     items: list[bytes | str] = field(default_factory=list)
     received_frames: list[float] = field(default_factory=list)  # wall time of each media frame received
+    holding_frames: list[float] = field(default_factory=list)  # ... of the holding phrase's ("One moment, please.")
+    since_mark: int = 0  # received frames before the latest mark
     last_activity: float = 0.0
     marks_echoed: list[tuple[str, float]] = field(default_factory=list)
     clears: int = 0  # clear messages received (the assistant stopped its own playback)
@@ -218,7 +220,7 @@ class Softphone:
         return SoftphoneResult(
             call_sid=call_sid,
             record=record,
-            turns=merge_turns(record, sent_at, self._playback.received_frames),
+            turns=merge_turns(record, sent_at, self._playback.received_frames, self._playback.holding_frames),
             hung_up_by=hung_up_by,
             speed=self._speed,
             clears_received=self._playback.clears,
@@ -271,7 +273,9 @@ class Softphone:
                     seq += 1
                     await ws.send(mark_echo_message(seq, stream_sid, name))
                     playback.marks_echoed.append((name, time.perf_counter()))
-                    prompts_finished += is_final_mark(name) and name not in playback.cleared_marks
+                    # The holding phrase is not a prompt the caller answers: they wait on for the reply.
+                    finished = is_final_mark(name) and not is_holding_mark(name)
+                    prompts_finished += finished and name not in playback.cleared_marks
                 if playback.items:
                     playback.items.pop(0)
                     played_since_action += 1
@@ -346,6 +350,10 @@ class Softphone:
                 playback.items.extend([message.payload[i : i + 160] for i in range(0, len(message.payload), 160)])
             elif message.event == "mark":
                 playback.items.append(message.name)
+                if is_holding_mark(message.name):  # the frames since the last mark were the holding phrase
+                    playback.holding_frames += playback.received_frames[playback.since_mark :]
+                    del playback.received_frames[playback.since_mark :]
+                playback.since_mark = len(playback.received_frames)
             elif message.event == "clear":
                 playback.clears += 1
                 # Twilio drops the buffered audio and sends back the marks it held.

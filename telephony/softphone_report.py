@@ -4,6 +4,7 @@ as JSON or for the terminal."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,10 +48,14 @@ class SoftphoneResult:
 
 
 def merge_turns(
-    record: dict[str, Any], sent_at: dict[int, float], received_frames: list[float]
+    record: dict[str, Any],
+    sent_at: dict[int, float],
+    received_frames: list[float],
+    holding_frames: Sequence[float] = (),
 ) -> list[dict[str, Any]]:
     """The gateway's record of each turn, with what the caller's side measured: the gap from the end of the caller's
-    speech (the last voiced frame sent) to the first reply frame received, and how much reply audio came."""
+    speech (the last voiced frame sent) to the first reply frame received, and how much reply audio came. The
+    holding phrase ("One moment, please.", ``holding_frames``) is not the reply: the gap to it is told apart."""
     turns = []
     for turn in record.get("turns", []):
         # The caller's last voiced frame; for a key press, the last thing sent before the gateway saw it.
@@ -58,9 +63,12 @@ def merge_turns(
         if speech_end_wall is None:
             earlier = [ts for ts in sent_at if ts <= turn["speech_end_ms"] + FRAME_MS]
             speech_end_wall = sent_at[max(earlier)] if earlier else None
-        first_reply = None
+        first_reply = holding = None
         if speech_end_wall is not None:
             first_reply = next((t for t in received_frames if t > speech_end_wall), None)
+            holding = next((t for t in holding_frames if t > speech_end_wall), None)
+            if holding is not None and first_reply is not None and holding > first_reply:
+                holding = None  # the phrase held a later turn
         reply_frames = 0
         if first_reply is not None:
             later_speech = [w for ts, w in sent_at.items() if ts > turn["speech_end_ms"] and w > first_reply]
@@ -83,6 +91,10 @@ def merge_turns(
                 if first_reply is None or speech_end_wall is None
                 else round((first_reply - speech_end_wall) * 1000, 1),
                 "reply_audio_s": round(reply_frames * FRAME_MS / 1000, 2),
+                # the gap to the holding phrase, when the caller heard it before the reply
+                "holding_ms": None
+                if holding is None or speech_end_wall is None
+                else round((holding - speech_end_wall) * 1000, 1),
                 "server": {k: round(turn[k], 1) for k in ("response_ms", "asr_ms", "nlu_ms", "tts_ms")},
             }
         )
