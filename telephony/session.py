@@ -201,9 +201,12 @@ class CallSession:
                     await work
 
     async def _still_silent(self, work: asyncio.Future[None], sent: int, deadline: float) -> bool:
-        """Waits for ``work`` until ``deadline`` (perf_counter); True when it is still under way with no audio sent
-        since ``sent`` frames."""
+        """Waits for ``work`` until ``deadline`` (perf_counter), and on while the caller is talking (a long turn's
+        piece recognised while they go on is not a wait for a reply, and nothing is said over them); True when it is
+        still under way with no audio sent since ``sent`` frames."""
         await asyncio.wait({work}, timeout=max(0.0, deadline - time.perf_counter()))
+        while self._listener.in_speech and not work.done():
+            await asyncio.wait({work}, timeout=0.1)
         return not work.done() and self._playback.frames_sent == sent
 
     async def _too_slow(self, item: CallerInput, turns_before: int) -> None:

@@ -4,6 +4,8 @@ The session is the real one, with its real WebRTC VAD hearing real recorded spee
 dialogue's decisions are scripted, so each test says exactly what the caller said and what the dialogue decided.
 """
 
+import asyncio
+
 import numpy as np
 import pytest
 from fakes import FakeCall, Reply, ScriptedDialogue, telephone_frames
@@ -213,6 +215,27 @@ async def test_a_reply_slow_to_come_is_preceded_by_the_holding_phrase(speech):
     assert reply and phrase < reply[0], f"the caller heard the phrase, then the reply: {echoed}"
     assert record.said[-2:] == [SAY.holding, SCRIPT["what are your opening hours"].reply]
     assert [t.decision for t in record.turns] == ["answer:opening_hours"] and record.handoff is None
+
+
+async def test_nothing_is_said_over_a_caller_who_goes_on_while_their_words_are_slow_to_come(speech):
+    """The words before a pause are still being recognised when the holding phrase is due, but the caller has gone
+    on talking: the phrase waits until they stop (played in real time here, as the phrase's clock is the wall's)."""
+    pause = [b"\xff" * 160] * 50  # 1 s: the first part ends as an utterance of its own (700 ms)
+    rest = speech[25:]  # 1.5 s from the recording's first word: the phrase falls due while the caller says it
+    async with call(Settings(turn_taking={"hold_after_s": 1.5, "reply_limit_s": 60.0})) as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to speak" if s < 1.6 else "to a person"
+        line.asr.released.clear()
+        for frame in speech[:50] + pause + rest:
+            await line.frame(frame)
+            await asyncio.sleep(0.02)
+        talked_until_ms = line.ms
+        await line.until(lambda: bool(line.events("holding")))
+        line.asr.released.set()
+        await line.until(lambda: line.session.finished.is_set())
+    [holding] = line.events("holding")
+    assert holding["at_ms"] >= talked_until_ms, "the phrase came after the caller stopped, not over them"
+    assert line.dialogue.respond_texts == ["I would like to speak to a person"]
 
 
 @pytest.mark.parametrize("stuck", ["recognition", "dialogue"])
