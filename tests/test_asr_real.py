@@ -111,3 +111,25 @@ def test_without_whispers_compression_check_a_repeated_sentence_is_not_sampled_a
         heard = engine.transcribe(telephone_round_trip(piece, TELEPHONE_RATE), TELEPHONE_RATE, context)
         assert "waiting for my money" in heard.text.lower(), heard.text
         assert any(spy.temperatures) == sampled, (threshold, spy.temperatures)
+
+
+def test_a_short_turn_biased_by_the_domain_prompt_is_heard_in_one_pass(caller_voice):
+    """Biased by the domain prompt, Whisper often ends a short turn's text without a closing timestamp; faster-whisper
+    then decodes again from the last word's end: the 100 ms of silence after it, another full encoder pass, and the
+    ". ." Whisper writes there sampled again at up to five temperatures (1.2-3.1 s for a 1.6 s turn instead of
+    0.6-0.8 s on an AMD EPYC without AVX-512). The window reached the end of the turn, so it is heard once."""
+    from foundation.settings import AsrSettings
+    from nlu.asr_context import AsrVocabulary
+    from tests.conftest import spoken
+    from voice.asr import create_asr
+    from voice.wer import normalize
+
+    engine = create_asr(AsrSettings())
+    spy = _ModelSpy(engine._model.model)
+    engine._model.model = spy
+    context = AsrVocabulary.load("en").context("How can I help you?")
+    for said in ("What are your opening hours?", "I want to talk to a person.", "How do I report a new bank account?"):
+        spy.frames.clear()
+        heard = engine.transcribe(spoken(caller_voice, said), TELEPHONE_RATE, context)
+        assert normalize(heard.text) == normalize(said), heard.text
+        assert len(spy.frames) == 1, (said, spy.frames)

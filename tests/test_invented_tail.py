@@ -101,3 +101,14 @@ def test_what_is_kept_of_a_recognition_that_went_astray():
                    audio_s=4.1)  # fmt: skip
     assert not went_astray(whole) and trusted_part(whole) is None
     assert not went_astray(_timed(("no", 0.0, 0.3), ("no", 0.3, 0.5), ("no,", 0.5, 0.7), audio_s=0.8))
+
+
+def test_a_window_is_heard_again_only_for_words_it_left_unfinished():
+    """Tokens of one decoding, with timestamps from 100 up: the words after the last pair of timestamps are a segment
+    faster-whisper drops and decodes again; words with no such pair after them are all kept."""
+    from voice.asr.faster_whisper import _unfinished_words
+
+    assert _unfinished_words([100, 5, 6, 130, 130, 7, 8], 100)  # "... <1.30><1.30> more words" and no end
+    assert not _unfinished_words([100, 5, 6, 130, 130], 100)  # the text closed by a pair: nothing left over
+    assert not _unfinished_words([100, 5, 6, 7], 100)  # no closing timestamp: one segment, every word in it
+    assert not _unfinished_words([100, 5, 6, 130], 100)  # a single closing timestamp

@@ -56,7 +56,36 @@ def _window_model_class() -> type:
                 features = features[..., : min(features.shape[-1], max(shortest, needed))]
             return super().encode(features)
 
+        def _split_segments_by_timestamps(  # type: ignore[no-untyped-def]
+            self, tokenizer, tokens, time_offset, segment_size, segment_duration, seek
+        ):
+            segments, next_seek, single_ending = super()._split_segments_by_timestamps(
+                tokenizer, tokens, time_offset, segment_size, segment_duration, seek
+            )
+            frames = getattr(self.content, "frames", None)
+            if single_ending or frames is None or seek + segment_size < frames - TAIL_SLACK_FRAMES:
+                return segments, next_seek, single_ending
+            if _unfinished_words(tokens, tokenizer.timestamp_begin):
+                return segments, next_seek, single_ending  # words the window did not finish: heard again from there
+            # The window reached the end of the utterance and every word it wrote is in a segment: the utterance is
+            # heard. Left to itself faster-whisper would decode again from the last word's end (only 100 ms of
+            # silence and the margin, as the endpointer cut it), paying another 30 s encoder pass and, for the ". ."
+            # Whisper writes for that silence, its temperature fallback: ~1.5 s of CPU per turn on an AMD EPYC
+            # without AVX-512, most turns when biased by the domain prompt. A tail that did hold speech is heard
+            # again by _heard_to_the_end (the words stopped early).
+            return segments, seek + segment_size, True
+
     return WindowedWhisperModel
+
+
+TAIL_SLACK_FRAMES = 2  # faster-whisper counts the utterance's mel frames one or two short of ours
+
+
+def _unfinished_words(tokens: list[int], timestamp_begin: int) -> bool:
+    """The window's tokens end in words after the last pair of timestamps: a segment faster-whisper drops and decodes
+    again (when the tokens have no such pair, all their words are kept as one segment)."""
+    pairs = [i for i in range(1, len(tokens)) if tokens[i] >= timestamp_begin and tokens[i - 1] >= timestamp_begin]
+    return bool(pairs) and any(t < timestamp_begin for t in tokens[pairs[-1] :])
 
 
 TOKENS_PER_SECOND = 6  # fast speech is about 3 words, 4-5 tokens, a second
