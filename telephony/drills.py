@@ -3,14 +3,17 @@
 Rasa, the action server, the database and Twilio are other processes or hosts: their faults are rehearsed by
 stopping them or closing their ports. Speech recognition and synthesis run inside the gateway, so a drill switches
 them to failing at the engine's boundary, with the engine's own error, and everything after that (the apology, the
-handoff to `general` with the call's context, the call record) runs as in a real fault. Enabled only with
-HELPLINE_GATEWAY__FAULT_DRILLS=true, and only from the gateway's own host: POST /drills/asr arms, DELETE disarms.
+handoff to `general` with the call's context, the call record) runs as in a real fault; ``asr_stall`` makes every
+recognition wait until it is disarmed, as on a line far behind its callers (the holding phrase, then a person).
+Enabled only with HELPLINE_GATEWAY__FAULT_DRILLS=true, and only from the gateway's own host: POST /drills/asr arms,
+DELETE disarms.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,7 @@ from voice.tts import TtsError
 
 log = logging.getLogger(__name__)
 
-PARTS = ("asr", "tts")
+PARTS = ("asr", "tts", "asr_stall")
 
 
 class Drills:
@@ -49,7 +52,7 @@ class Drills:
 
 
 class DrillAsr:
-    """The configured ASR engine, failing while the asr drill is armed."""
+    """The configured ASR engine, failing while the asr drill is armed, stalled while asr_stall is."""
 
     def __init__(self, engine: Any, drills: Drills):
         self._engine = engine
@@ -61,6 +64,8 @@ class DrillAsr:
     def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         if self._drills.armed("asr"):
             raise AsrError("fault drill: speech recognition failing on purpose")
+        while self._drills.armed("asr_stall"):  # on one of the recognition threads, never the event loop
+            time.sleep(0.05)
         return self._engine.transcribe(audio, sample_rate, context)  # type: ignore[no-any-return]
 
 

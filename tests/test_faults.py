@@ -118,10 +118,12 @@ async def _two_questions_first_decided(line: FaultLine, caller_voice: Any) -> tu
     return sid, call
 
 
-def _assert_apology_then_general(result: dict[str, Any], reason: str, context: list[str]) -> dict[str, Any]:
+def _assert_apology_then_general(
+    result: dict[str, Any], reason: str, context: list[str], apology: str = APOLOGY
+) -> dict[str, Any]:
     """The caller heard the apology and was put through to `general`, flagged as a fault, with ``context`` (what
     they had said) in the packet; returns the packet."""
-    assert APOLOGY in result["said"], result["said"]
+    assert apology in result["said"], result["said"]
     assert result["handoff"]["queue"] == "general" and result["handoff"]["fault"], result["handoff"]
     assert reason in result["handoff"]["reason"], result["handoff"]
     packet = result["packet"]
@@ -200,6 +202,32 @@ async def test_speech_engine_failing_mid_call(line, caller_voice, part, reason, 
     [fault] = [e for e in logged if e["event"] == "fault" and e["call_id"] == sid]
     assert fault["turn"] == 2 and f"{part} fault" in fault["message"], fault
     assert {"call_started", "turn_decided", "call_ended"} <= {e["event"] for e in logged if e["call_id"] == sid}
+
+
+async def test_recognition_stalled_mid_call_the_caller_is_held_then_put_through(line, caller_voice):
+    """A line too far behind to answer (the asr_stall drill: every recognition waits): the caller hears "One moment,
+    please." (TURN_TAKING__HOLD_AFTER_S), waits on through it, and when no reply came in __REPLY_LIMIT_S is told so
+    and put through to `general` with what they said before."""
+    holding_before = metric(line.settings, "helpline_holding_phrases_total")
+    slow_before = metric(line.settings, "helpline_faults_total", part="slow")
+    sid, call = await _two_questions_first_decided(line, caller_voice)
+    await _drill(line, "asr_stall", "POST")
+    try:
+        result = (await call).as_dict()
+    finally:
+        await _drill(line, "asr_stall", "DELETE")
+    say = load_language("en").prompts
+    limit = line.settings.turn_taking.reply_limit_s
+    _assert_apology_then_general(result, f"no reply within {limit:g} s", ["opening"], apology=say.too_slow)
+    assert result["said"][-2:] == [say.holding, say.too_slow]
+    second = result["turns"][1]
+    assert second["error"] == f"slow: no reply within {limit:g} s" and second["transcript"] == ""
+    # The caller's side: the phrase came first and is not counted as the reply (the gap runs on to the next audio).
+    assert second["holding_ms"] is not None and second["latency_ms"] > second["holding_ms"], second
+    _assert_stored(line, sid, "failed", turns=2)
+    # At least this turn's (on a busy machine the first turn's reply may have been slow enough to be held too).
+    assert metric(line.settings, "helpline_holding_phrases_total") >= holding_before + 1
+    assert metric(line.settings, "helpline_faults_total", part="slow") == slow_before + 1
 
 
 async def test_dialogue_server_stalled_at_call_start_and_mid_call(line, caller_voice):
