@@ -98,6 +98,7 @@ class CallSession:
             call.call_sid, parts, self._playback, self._tasks, self.record, self._asr_context, self._event,
         )  # fmt: skip
         self._no_inputs = 0
+        self._asked_to_hold = False  # the caller heard "One moment, please." while this input was worked on
         self._read_back = ReadBack(parts.dialogue, parts.turn_taking, parts.smalltalk, self._say.confirm)
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
 
@@ -181,10 +182,12 @@ class CallSession:
         policy = self._parts.turn_taking
         turns_before = len(self.record.turns)
         silent_since = _caller_silent_since(item)
+        self._asked_to_hold = False
         work = asyncio.ensure_future(self._handle(item))
         try:
             sent = self._playback.frames_sent
             if policy.hold_after_s and await self._still_silent(work, sent, silent_since + policy.hold_after_s):
+                self._asked_to_hold = True
                 self._event(HOLDING_EVENT, waited_ms=round((time.perf_counter() - silent_since) * 1000))
                 self.record.said.append(self._say.holding)
                 await self._playback.hold(self._parts.ready.holding)
@@ -326,7 +329,8 @@ class CallSession:
                         no_speech=transcript.no_speech, stopped_prompt=item.barged_in)  # fmt: skip
         if item.barged_in and item.over is not None:
             await self._resume(item.over)
-        elif heard.kind is HeardKind.NOISE:
+        elif heard.kind is HeardKind.NOISE or self._asked_to_hold:
+            # Noise written as words; or no words at all after the caller was asked to hold on: they are owed an answer.
             await self._ask_again(self._say.not_caught_reprompt)
 
     async def _on_held_release(self, release: HeldRelease) -> None:

@@ -217,6 +217,21 @@ async def test_a_reply_slow_to_come_is_preceded_by_the_holding_phrase(speech):
     assert [t.decision for t in record.turns] == ["answer:opening_hours"] and record.handoff is None
 
 
+async def test_a_caller_asked_to_hold_on_is_asked_again_when_no_words_came(speech):
+    """A cough or a click the recogniser was slow to find no words in: after "One moment, please." the caller is not
+    left waiting for a reply that will not come."""
+    async with call(HOLDING) as line:
+        await line.reply()
+        line.asr.released.clear()
+        await line.caller_says("", speech)  # heard as no words at all
+        await line.until(lambda: bool(line.events("holding")))
+        line.asr.released.set()
+        await line.reply()
+    record = line.session.record
+    assert line.events("no_words") and record.said[-2:] == [SAY.holding, SAY.not_caught_reprompt]
+    assert record.turns == [] and line.dialogue.respond_texts == []
+
+
 async def test_nothing_is_said_over_a_caller_who_goes_on_while_their_words_are_slow_to_come(speech):
     """The words before a pause are still being recognised when the holding phrase is due, but the caller has gone
     on talking: the phrase waits until they stop (played in real time here, as the phrase's clock is the wall's)."""
