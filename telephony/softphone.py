@@ -22,7 +22,7 @@ from twilio.request_validator import RequestValidator
 from foundation.settings import Settings
 from telephony.line import voice_webhook_url
 from telephony.softphone_report import SoftphoneResult, merge_turns
-from telephony.transport import FINAL_MARK_SUFFIX, is_holding_mark
+from telephony.transport import ends_prompt, is_holding_mark
 from telephony.twilio_media import (
     Outbound,
     connected_message,
@@ -99,11 +99,6 @@ class Silence:
 
 
 CallerAction = Say | Press | Silence
-
-
-def is_final_mark(name: str) -> bool:
-    """The mark the gateway sends after a prompt's last sentence."""
-    return name.endswith(FINAL_MARK_SUFFIX)
 
 
 @dataclass
@@ -273,9 +268,7 @@ class Softphone:
                     seq += 1
                     await ws.send(mark_echo_message(seq, stream_sid, name))
                     playback.marks_echoed.append((name, time.perf_counter()))
-                    # The holding phrase is not a prompt the caller answers: they wait on for the reply.
-                    finished = is_final_mark(name) and not is_holding_mark(name)
-                    prompts_finished += finished and name not in playback.cleared_marks
+                    prompts_finished += ends_prompt(name) and name not in playback.cleared_marks
                 if playback.items:
                     playback.items.pop(0)
                     played_since_action += 1

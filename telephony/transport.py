@@ -18,6 +18,12 @@ def is_holding_mark(name: str) -> bool:
     return name.startswith(HOLDING_KIND + ".")
 
 
+def ends_prompt(name: str) -> bool:
+    """The mark after a prompt's last sentence: once echoed, the caller heard it all and may answer. The holding
+    phrase's mark ends no prompt: the caller waits on for the reply."""
+    return name.endswith(FINAL_MARK_SUFFIX) and not is_holding_mark(name)
+
+
 @dataclass(frozen=True)
 class CallStart:
     """What the line tells the session of a new call."""

@@ -20,7 +20,7 @@ from nlu.dialogue import DialogueTurn, NluUnavailable
 from telephony.call_parts import CallParts, ReadyAudio
 from telephony.line import line_vocabulary
 from telephony.session import CallSession
-from telephony.transport import FINAL_MARK_SUFFIX, CallStart, is_holding_mark
+from telephony.transport import CallStart, ends_prompt
 from voice.asr.base import AsrCapabilities, AsrError, RecognitionContext, Transcript
 from voice.codecs import TELEPHONE_RATE, float_to_pcm16, ulaw_encode
 from voice.end_of_turn import EndOfTurnError
@@ -284,7 +284,7 @@ class FakeCall:
 
     def prompts_heard(self) -> int:
         """Prompts the caller heard whole; the holding phrase ("One moment, please.") is none."""
-        return sum(1 for m in self.transport.marks_echoed if m.endswith(FINAL_MARK_SUFFIX) and not is_holding_mark(m))
+        return sum(1 for m in self.transport.marks_echoed if ends_prompt(m))
 
     def events(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.session.record.events if e["kind"] == kind]
