@@ -227,8 +227,10 @@ class TurnTakingSettings(BaseModel):
     # 30 turns with 15 calls on that machine heard it just before their reply (README "Turn-taking on the line").
     hold_after_s: float = Field(3.0, ge=0.0, le=30.0)
     # ... and this long after it with still no reply (recognition or the dialogue stuck, or the line far behind), they
-    # are told so and put through to `general` with what the call holds so far. 0: no limit.
-    reply_limit_s: float = Field(15.0, ge=0.0, le=300.0)
+    # are told so and put through to `general` with what the call holds so far. 0: no limit. At 15 s, a fresh-clone CI
+    # run (two full stacks on two cores) put two callers through whose turns were only slow, a 28 s piece of a long
+    # turn among them.
+    reply_limit_s: float = Field(30.0, ge=0.0, le=300.0)
     keypad: bool = True
 
     @model_validator(mode="after")

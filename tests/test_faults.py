@@ -60,6 +60,8 @@ def line(test_settings: Settings) -> Iterator[FaultLine]:
             update={
                 "gateway": test_settings.gateway.model_copy(update={"port": free_port(), "fault_drills": True}),
                 "rasa": test_settings.rasa.model_copy(update={"port": free_port(), "actions_port": free_port()}),
+                # The stalled recognition's caller is put through within their 20 s of patience.
+                "turn_taking": test_settings.turn_taking.model_copy(update={"reply_limit_s": 15.0}),
                 "database_url": proxied,
                 "log_format": "json",  # as production logs: the fault tests read the gateway's lines
             }
