@@ -117,12 +117,15 @@ def test_a_short_turn_biased_by_the_domain_prompt_is_heard_in_one_pass(caller_vo
     """Biased by the domain prompt, Whisper often ends a short turn's text without a closing timestamp; faster-whisper
     then decodes again from the last word's end: the 100 ms of silence after it, another full encoder pass, and the
     ". ." Whisper writes there sampled again at up to five temperatures (1.2-3.1 s for a 1.6 s turn instead of
-    0.6-0.8 s on an AMD EPYC without AVX-512). The window reached the end of the turn, so it is heard once."""
+    0.6-0.8 s on an AMD EPYC without AVX-512). The window reached the end of the turn, so it is heard once, its words
+    written to its end. Not word for word: Piper samples each synthesis afresh, and one "What are your opening hours?"
+    in three or four is heard as "... opening now?" or "... opening now hours?", in one pass as in faster-whisper's two
+    (12 syntheses each, AMD EPYC with AVX-512)."""
     from foundation.settings import AsrSettings
     from nlu.asr_context import AsrVocabulary
     from tests.conftest import spoken
     from voice.asr import create_asr
-    from voice.wer import normalize
+    from voice.wer import wer
 
     engine = create_asr(AsrSettings())
     spy = _ModelSpy(engine._model.model)
@@ -131,5 +134,6 @@ def test_a_short_turn_biased_by_the_domain_prompt_is_heard_in_one_pass(caller_vo
     for said in ("What are your opening hours?", "I want to talk to a person.", "How do I report a new bank account?"):
         spy.frames.clear()
         heard = engine.transcribe(spoken(caller_voice, said), TELEPHONE_RATE, context)
-        assert normalize(heard.text) == normalize(said), heard.text
         assert len(spy.frames) == 1, (said, spy.frames)
+        assert wer(said, heard.text) <= 0.2, heard.text
+        assert heard.audio_s - heard.words[-1].end < 0.5, (heard.audio_s, heard.words)
