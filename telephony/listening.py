@@ -226,6 +226,9 @@ class Listener:
 
     async def hear(self, item: SpeechInput) -> Heard:
         """What ``item`` holds for the dialogue. Raises ``AsrError``."""
+        if item.utterance.line_noise:  # the line's own noise at the start of the call: no voice to recognise
+            nothing = Transcript("", 0.0, "", len(item.utterance.pcm) / TELEPHONE_RATE, no_speech=1.0)
+            return Heard(HeardKind.NOTHING, nothing, item, 0.0)
         transcript, asr_ms = await self._recognise(item)
         noise = not transcript.is_empty and self._heard_noise(transcript)
         if self.held and (transcript.is_empty or noise):
@@ -380,7 +383,11 @@ class Listener:
             self.listening_since_ms = None
 
     def _utterance_ended(self, event: UtteranceEnded) -> None:
-        transcript = self._stream_final() if self._stream is not None else self._speculated(event)
+        if event.line_noise:  # nothing to recognise (see hear); it still ends the "speech" the session waited on
+            self._drop_recognition()
+            transcript = None
+        else:
+            transcript = self._stream_final() if self._stream is not None else self._speculated(event)
         self.inputs.put_nowait(
             SpeechInput(
                 event,
@@ -393,6 +400,13 @@ class Listener:
             )
         )
         self._speech_over, self._barged_in = None, False
+
+    def _drop_recognition(self) -> None:
+        """Stop recognising the utterance that just ended (its early recognition, or its stream): nobody spoke."""
+        if self._speculation is not None:
+            self._speculation[1].cancel()
+            self._speculation = None
+        self._stream, self._stream_fed, self._stream_pending = None, None, []
 
     def _stream_feed(self) -> None:
         """Hand the audio gathered since the last chunk to the streaming recogniser, in order, off the event loop."""

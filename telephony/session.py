@@ -322,8 +322,11 @@ class CallSession:
             self._event("long_turn_held", pieces=len(self._listener.held), audio_s=round(transcript.audio_s, 2))
             return
         if heard.kind is HeardKind.NOTHING:
-            self._event("no_words", started_ms=utterance.started_ms, speech_end_ms=utterance.speech_end_ms)
-            log.info("call %s: no words recognised in %d ms of audio", self.call_sid, len(utterance.pcm) // 8)
+            self._event("no_words", started_ms=utterance.started_ms, speech_end_ms=utterance.speech_end_ms,
+                        line_noise=utterance.line_noise)  # fmt: skip
+            log.info("call %s: no words %s in %d ms of audio", self.call_sid,
+                     "(the line's noise, not recognised)" if utterance.line_noise else "recognised",
+                     len(utterance.pcm) // 8)  # fmt: skip
         else:  # background talk or noise that the recogniser wrote words for: not a request (README, bad input)
             self._event("noise_words", text=redact_text(transcript.text), asr_confidence=transcript.confidence,
                         no_speech=transcript.no_speech, stopped_prompt=item.barged_in)  # fmt: skip

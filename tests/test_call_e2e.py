@@ -82,7 +82,7 @@ async def test_a_caller_on_a_noisy_line_is_answered_when_they_stop(stack, caller
     noise = noise_for_lines("pink:10", [(question,)])
     result = (await Softphone(stack, speed=SPEED, line_noise=noise).call([question])).as_dict()
     heard = [t for t in result["turns"] if t["transcript"]]
-    assert heard and heard[0]["decision"] == "answer:payment_dates", result["turns"]
+    assert heard and heard[0]["decision"] == "answer:payment_dates", (result["turns"], result["events"])
     # The turn ended at the question: no words written for the noise after it. Under 10 dB of noise the recogniser
     # may mishear a word or two (a CI run on a busy machine heard "When does the child allowance pay doubt?").
     transcript = heard[0]["transcript"]

@@ -15,6 +15,7 @@ from foundation.settings import Settings
 from telephony.routing import KeypadMenu
 from telephony.transport import is_holding_mark
 from voice.codecs import TELEPHONE_RATE, read_audio
+from voice.line_conditions import noise_alone
 
 SAY = load_language("en").prompts
 
@@ -251,6 +252,20 @@ async def test_nothing_is_said_over_a_caller_who_goes_on_while_their_words_are_s
     [holding] = line.events("holding")
     assert holding["at_ms"] >= talked_until_ms, "the phrase came after the caller stopped, not over them"
     assert line.dialogue.respond_texts == ["I would like to speak to a person"]
+
+
+async def test_the_noise_of_the_line_as_the_call_starts_is_not_heard_as_words(real_recordings):
+    """Hiss from the call's first frame: WebRTC VAD hears speech before the noise floor is known (500 ms), and
+    Whisper writes words for such noise ("Thank you."). Not one frame of it stands out of the floor: no turn."""
+    path, _ = real_recordings["ps_librivox_0870"]
+    hiss = telephone_frames(noise_alone("hiss", read_audio(path, TELEPHONE_RATE)[: 3 * TELEPHONE_RATE], seed=5))
+    async with call() as line:
+        line.asr.hearing = lambda seconds: "Thank you."
+        await line.say(hiss)
+        await line.reply()
+    [noise] = line.events("no_words")
+    assert noise["line_noise"] and noise["started_ms"] == 0
+    assert line.session.record.turns == [] and line.dialogue.respond_texts == []
 
 
 @pytest.mark.parametrize("stuck", ["recognition", "dialogue"])

@@ -162,6 +162,19 @@ def test_on_a_noisy_line_the_utterance_ends_when_the_caller_stops(real_recording
     assert 2000 < ends[0].started_ms < 3000  # the caller's first words are in it
     assert speech_end_ms - 1500 < ends[-1].speech_end_ms <= speech_end_ms  # and their last ones
     assert not any(isinstance(e, SpeechStarted) and e.at_ms > speech_end_ms for e in gated)  # noise starts nothing
+    # What the noise started before the floor was known is marked as the line's noise; the caller's speech is not.
+    assert all(e.line_noise == (e.speech_end_ms <= 2000) for e in gated if isinstance(e, UtteranceEnded))
+
+
+def test_a_caller_speaking_before_the_noise_floor_is_known_is_not_the_lines_noise(real_recordings):
+    path, _ = real_recordings["jfk"]
+    line = np.zeros(TELEPHONE_RATE * 3, dtype=np.float32)
+    for said_s in (0.4, 2.0):  # "And so", over before the floor is known; "And so, my fellow Americans"
+        speech = read_audio(path, TELEPHONE_RATE)[: int(TELEPHONE_RATE * said_s)]
+        noisy = apply(np.concatenate([speech, line]), LineCondition("noisy", snr_db=10, noise="pink"), seed=3)
+        ends = [e for e in _feed(_endpointer(**GATED), float_to_pcm16(noisy)) if isinstance(e, UtteranceEnded)]
+        assert ends and ends[0].started_ms < NoiseFloor.MIN_FRAMES * FRAME_MS  # it began before the floor was known
+        assert not any(e.line_noise for e in ends), said_s  # their voice stands out of the floor, once it is known
 
 
 def test_a_pause_under_noise_offers_the_audio_the_noise_end_will_carry(real_recordings):
@@ -214,6 +227,7 @@ def test_steady_noise_heard_as_speech_is_over_once_the_floor_is_known(real_recor
     # The floor is not known in the first 500 ms; once it is, what they started ends, and nothing starts again.
     assert [type(e) for e in gated] == [SpeechStarted, UtteranceEnded]
     assert gated[1].speech_end_ms <= NoiseFloor.MIN_FRAMES * FRAME_MS
+    assert gated[1].line_noise  # not one frame of it stood out of the floor: no voice to recognise
 
 
 def test_other_voices_near_the_caller_do_not_hold_the_utterance_open(real_recordings):

@@ -29,6 +29,9 @@ class UtteranceEnded:
     speech_end_ms: int
     truncated: bool  # cut at the maximum utterance length rather than by silence
     audio_started_ms: int  # stream time of the first sample of ``pcm`` (its pre-roll starts before the speech)
+    # Started before the line's noise floor was known, and not one frame of it stood out of the floor once it was:
+    # the noise of a line at the start of the call, not a voice (see Endpointer).
+    line_noise: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,11 @@ class NoiseFloor:
         return self._history.percentile(self.PERCENTILE)
 
     @property
+    def known(self) -> bool:
+        """Whether the floor was known at the last frame heard."""
+        return self._last_floor is not None
+
+    @property
     def acting(self) -> bool:
         """Whether, at the last frame heard, the floor was known and the line carried noise to tell a voice from (see
         ``stands_out``)."""
@@ -149,6 +157,15 @@ class NoiseFloor:
         floor = self._last_floor = self.floor_db
         return floor is None or floor < self.QUIET_DB or bool(level >= floor + self._margin_db)
 
+    def any_stands_out(self, pcm: list[np.ndarray]) -> bool:
+        """Whether any of these frames, heard before the floor was known, stands ``margin_db`` above it now (each
+        frame's own level: the 60 ms around it are not kept)."""
+        floor = self._last_floor
+        if floor is None:
+            return True
+        need = floor + self._margin_db
+        return any(10 * np.log10(float(np.mean(f.astype(np.float64) ** 2)) + 1.0) >= need for f in pcm)
+
 
 class Endpointer:
     """Feeds 20 ms PCM16 frames through a speech detector (WebRTC VAD unless another is given) and reports utterance
@@ -163,6 +180,10 @@ class Endpointer:
     detector's own silence ends the utterance as before), but noise cannot hold it open. With ``caller_range_db``
     too, while the floor acts, only frames within that range of the caller's own level (CallerLevel) hold an
     utterance open: other voices near the caller (babble) stand out of the floor, but not up to the caller's.
+
+    The floor is known only after 500 ms of the line: a noisy line's first frames start an utterance, which the noise
+    rule then ends at the last of them. When not one of its frames stands out of the floor once it is known (those
+    heard before it was, judged then), the utterance is marked ``line_noise``: no caller's voice was heard in it.
     """
 
     PREROLL_MS = 300
@@ -199,6 +220,7 @@ class Endpointer:
         self._last_voiced_ms = 0
         self._quiet_run = 0  # frames since the last voiced one that stood out of the noise (at the caller's level)
         self._last_clear_ms = 0  # that frame's stream time
+        self._over_known_floor = False  # a frame of the utterance under way stood out of a known floor
         self._started_ms = 0
         self._audio_started_ms = 0
         self._clock_ms = 0
@@ -242,6 +264,7 @@ class Endpointer:
         self._in_speech = False
         self._silent_run = self._quiet_run = 0
         self._voiced_frames = 0
+        self._over_known_floor = False
 
     def feed(self, pcm: np.ndarray, at_ms: int | None = None) -> list[VadEvent]:
         """Feed one 20 ms frame of 8 kHz int16 audio (``at_ms``: its stream time, if the transport has one)."""
@@ -252,6 +275,7 @@ class Endpointer:
         voiced = self._detector.is_speech(pcm)
         stands_out = self._floor is None or self._floor.stands_out(pcm)  # the floor hears every frame
         clear = voiced and stands_out  # the caller heard over the noise
+        floor_known = self._floor is None or self._floor.known
         holds = clear  # the caller's own voice: it holds an utterance open
         if clear and self._caller is not None and self._floor is not None and self._floor.acting:
             holds = self._caller.is_caller(self._floor.level_db)
@@ -268,6 +292,7 @@ class Endpointer:
             self._audio_started_ms = now - (len(self._window) - 1) * FRAME_MS
             self._last_voiced_ms = self._last_clear_ms = now
             self._silent_run = self._quiet_run = 0
+            self._over_known_floor = clear and floor_known
             self._window.clear()
             return [SpeechStarted(self._started_ms)]
         self._utterance.append(pcm)
@@ -278,6 +303,7 @@ class Endpointer:
             self._silent_run += 1
         if clear:
             self._voiced_frames += 1  # a barge-in weighs the caller's voice, not the noise under it
+            self._over_known_floor = self._over_known_floor or floor_known
         if holds:
             self._quiet_run = 0
             self._last_clear_ms = now
@@ -324,9 +350,17 @@ class Endpointer:
         return SpeechPaused(self._speech_so_far(run), self._started_ms, last_ms + FRAME_MS, self._audio_started_ms)
 
     def _end(self, run: int, last_ms: int, truncated: bool) -> UtteranceEnded:
-        event = UtteranceEnded(
-            self._speech_so_far(run), self._started_ms, last_ms + FRAME_MS, truncated, self._audio_started_ms
+        floor = self._floor
+        line_noise = (
+            floor is not None
+            and floor.acting
+            and not self._over_known_floor
+            and not floor.any_stands_out(self._utterance)
         )
+        event = UtteranceEnded(
+            self._speech_so_far(run), self._started_ms, last_ms + FRAME_MS, truncated, self._audio_started_ms,
+            line_noise,
+        )  # fmt: skip
         self.reset()
         return event
 
