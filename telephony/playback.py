@@ -80,6 +80,7 @@ class Playback:
         self._seq = 0
         self.current: Prompt | None = None
         self.frames_sent = 0  # every frame of audio sent to the caller, from the start of the call
+        self.heard_at = 0.0  # when (perf_counter) the caller last heard the assistant: a mark echoed, a prompt cut
 
     @contextlib.contextmanager
     def playing(self, prompt: Prompt) -> Iterator[None]:
@@ -152,6 +153,7 @@ class Playback:
         entry = self._marks.pop(name, None)
         if entry is None:
             return
+        self.heard_at = time.perf_counter()
         prompt, index = entry
         if prompt.interrupted is None:  # marks Twilio returns after a clear were not heard
             prompt.heard = max(prompt.heard, index + 1)
@@ -162,6 +164,7 @@ class Playback:
     def interrupt(self, prompt: Prompt, cause: str, by: str = "") -> None:
         """Stop the prompt now: Twilio drops what it has buffered; what was heard is what the marks said."""
         now = self._stream_ms()
+        self.heard_at = time.perf_counter()
         in_progress = prompt.heard
         fraction = 0.0
         if in_progress < len(prompt.sentence_ms) and prompt.sentence_ms[in_progress] > 0:

@@ -181,7 +181,9 @@ class CallSession:
         a public line answers in time or hands over)."""
         policy = self._parts.turn_taking
         turns_before = len(self.record.turns)
-        silent_since = _caller_silent_since(item)
+        # The caller waits from the end of their speech, or, for speech that ended while a prompt went on (noise
+        # under the greeting), from the end of what they heard.
+        silent_since = max(_caller_silent_since(item), self._playback.heard_at)
         self._asked_to_hold = False
         work = asyncio.ensure_future(self._handle(item))
         try:

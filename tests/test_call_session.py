@@ -254,6 +254,24 @@ async def test_nothing_is_said_over_a_caller_who_goes_on_while_their_words_are_s
     assert line.dialogue.respond_texts == ["I would like to speak to a person"]
 
 
+async def test_the_holding_phrase_counts_the_wait_from_the_end_of_the_greeting_for_speech_said_over_it(speech):
+    """Words said over the greeting's disclosure (not to be cut) are handled once it has played: the caller has been
+    listening meanwhile, not waiting in silence, so a reply that comes at once is not preceded by "One moment"."""
+    dialogue = ScriptedDialogue(dict(SCRIPT))
+    dialogue.greeting = [" ".join(["Hello, you are talking to an automated assistant."] * 8), "How can I help you?"]
+    async with FakeCall(dialogue, HOLDING) as line:
+        await line.silence(0.2)
+        await line.caller_says("What are your opening hours?", speech)  # over the 6 s disclosure
+        await line.silence(1.0)  # the utterance has ended; the disclosure plays on
+        await asyncio.sleep(0.5)  # wall time longer than hold_after_s since the caller stopped
+        await line.reply()  # the greeting
+        greeting_heard_ms = line.ms
+        await line.reply()  # the answer
+    assert not line.events("holding")
+    [turn] = line.session.record.turns
+    assert turn.decision == "answer:opening_hours" and turn.speech_end_ms < greeting_heard_ms - 2000
+
+
 async def test_the_noise_of_the_line_as_the_call_starts_is_not_heard_as_words(real_recordings):
     """Hiss from the call's first frame: WebRTC VAD hears speech before the noise floor is known (500 ms), and
     Whisper writes words for such noise ("Thank you."). Not one frame of it stands out of the floor: no turn."""
