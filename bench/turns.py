@@ -18,7 +18,9 @@ by "+": ``smart_turn+words`` is the model with the unfinished-words wait (as the
 Silero speech detector instead of WebRTC VAD, ``+went_on`` (with ``words``) the line's rule that speech heard
 starting within the words wait and before the words are decided holds them: the line decides an utterance's words
 when their recognition is done, which here is the speculation's start (--speculate-after-ms of silence) plus the
-recognition's own wall time on this machine, one at a time (a busy line decides later and holds more), ``+gate``
+recognition's own wall time on this machine, one at a time (a busy line decides later and holds more), and no
+sooner than --decide-after-ms after the caller's last word (HELPLINE_TURN_TAKING__DECIDE_AFTER_MS; not with
+``smart_turn``, whose model judges the turn), ``+gate``
 the noise floor's rules (voice/vad.py Endpointer: a voice --noise-gate-db over the line's noise floor starts an
 utterance, and --noise-end-ms without it ends one), ``+caller`` (with ``gate``) only a voice within
 --caller-range-db of the caller's own level holds an utterance open (voice/vad.py CallerLevel).
@@ -110,6 +112,7 @@ class Setting:
     silero_threshold: float = VadSettings().silero_threshold
     went_on: bool = False  # speech that starts before the words are decided holds them (telephony/listening.py)
     speculate_after_ms: int = VadSettings().speculate_after_ms
+    decide_after_ms: int = 0  # went_on, silence rule: words not decided sooner after the last word (stream time)
     noise_gate_db: float = 0.0  # 0: the detector alone decides (voice/vad.py NoiseFloor)
     noise_end_ms: int = VadSettings().noise_end_ms
     caller_range_db: float = 0.0  # 0: every voice over the floor holds an utterance (voice/vad.py CallerLevel)
@@ -121,6 +124,7 @@ class Outcome:
     decisions_cpu_ms: list[float]
     heard: list[str]  # with the words rule: the words of each utterance, as the turn's end was decided on them
     recognition_ms: list[int]  # each recognition's wall time
+    decided_at_ms: list[int]  # with went_on: stream times the line decides words (what the reply waits for)
 
 
 def run(setting: Setting, pcm: np.ndarray) -> Outcome:
@@ -137,6 +141,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     held: list[np.ndarray] = []  # their audio: the model hears the turn so far, as the gateway's Listener does
     heard: list[str] = []
     recognition_ms: list[int] = []
+    decided_at_ms: list[int] = []
     # With went_on: words not yet decided (stream time the line decides them, the turn's end, the latest onset of the
     # caller's voice that still holds them, their audio).
     deciding: tuple[int, int, int, np.ndarray] | None = None
@@ -169,7 +174,10 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             release_at = utterance.speech_end_ms + setting.words.wait_ms
             held.append(utterance.pcm)
         elif setting.went_on and setting.words is not None:
-            decided_at = max(end_ms, utterance.speech_end_ms + setting.speculate_after_ms + wall_ms)
+            recognised = utterance.speech_end_ms + setting.speculate_after_ms + wall_ms
+            floor = setting.decide_after_ms if setting.model is None else 0  # the silence rule's, as in the gateway
+            decided_at = max(end_ms, recognised, utterance.speech_end_ms + floor)
+            decided_at_ms.append(decided_at)
             deciding = (decided_at, end_ms, utterance.speech_end_ms + setting.words.wait_ms, utterance.pcm)
         else:
             ends.append(end_ms)
@@ -201,7 +209,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             held.clear()
     if deciding is not None:  # recognised after the audio ran out, nobody having gone on: over at its endpoint, as
         settle(None, release=None)  # every other setting counts it (whatever the recognition's time)
-    return Outcome(ends, cpu, heard, recognition_ms)
+    return Outcome(ends, cpu, heard, recognition_ms, decided_at_ms)
 
 
 def last_voiced_ms(audio: np.ndarray) -> int:
@@ -316,6 +324,7 @@ def main() -> None:
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
     parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
     parser.add_argument("--speculate-after-ms", type=int, default=VadSettings().speculate_after_ms, help="went_on")
+    parser.add_argument("--decide-after-ms", type=int, default=Settings().turn_taking.decide_after_ms, help="went_on")
     parser.add_argument("--noise-gate-db", type=float, default=VadSettings().noise_gate_db, help="gate")
     parser.add_argument("--noise-end-ms", type=int, default=VadSettings().noise_end_ms, help="gate")
     parser.add_argument("--caller-range-db", type=float, default=VadSettings().caller_range_db, help="caller")
@@ -354,6 +363,7 @@ def main() -> None:
                 args.silero_threshold,
                 "went_on" in parts,
                 args.speculate_after_ms,
+                args.decide_after_ms,
                 args.noise_gate_db if "gate" in parts else 0.0,
                 args.noise_end_ms,
                 args.caller_range_db if "caller" in parts else 0.0,
@@ -382,11 +392,13 @@ def main() -> None:
                              + (f" heard {out.heard[0]!r}" if out.heard else ""))  # fmt: skip
         delays: dict[str, list[float]] = {"clean": [], "degraded": []}
         not_over = 0  # whole utterances whose turn was not over when the audio ran out (3 s after the last word)
+        decided: list[int] = []  # with went_on: from the last word to the words decided
         for utterance in whole:
             out = run(setting, utterance.pcm)
             cpu += out.decisions_cpu_ms
             recognition_ms += out.recognition_ms
             after = [e for e in out.ends_ms if e >= utterance.end_ms - 300]
+            decided += [d - utterance.end_ms for d in out.decided_at_ms if d >= utterance.end_ms - 300][:1]
             if after:
                 delays[utterance.line].append(after[0] - utterance.end_ms)
             else:  # counted at the audio's end: a lower bound, not left out
@@ -401,6 +413,9 @@ def main() -> None:
         if recognition_ms:
             print(f"{'':22} recognition wall time, one at a time: p50 {pct(recognition_ms, 50):.0f} ms, "
                   f"p95 {pct(recognition_ms, 95):.0f} ms")  # fmt: skip
+        if decided:
+            print(f"{'':22} words decided after the last word (whole utterances; the reply waits for it): p50 "
+                  f"{pct(decided, 50):.0f} ms, p95 {pct(decided, 95):.0f} ms")  # fmt: skip
         if not_over:
             print(f"{'':22} {not_over} whole utterance(s) not over when the audio ran out, 3 s after the last word "
                   "(counted at that length in the delays)")  # fmt: skip

@@ -220,7 +220,11 @@ class TurnTakingSettings(BaseModel):
     confirm_always_below_confidence: float = Field(0.3, ge=0.0, le=1.0)
     # A turn whose words end unfinished (the language's unfinished_endings: "how do I apply for ...") is held: the line
     # waits up to this long after the end of the caller's speech for the rest, and answers the whole. 0: off.
-    unfinished_wait_ms: int = Field(1200, ge=0, le=5000)
+    unfinished_wait_ms: int = Field(1500, ge=0, le=5000)
+    # A caller who starts speaking again within unfinished_wait_ms, before their words are decided, goes on with the
+    # same turn. Words recognised sooner than this after their last word wait until then (stream time), so that
+    # how much of a pause is covered does not follow the recogniser's speed. 0: decided as soon as recognised.
+    decide_after_ms: int = Field(1100, ge=0, le=5000)
     # A caller is never left in silence while the assistant works on their turn: this long after the end of their
     # speech with no reply audio sent, they hear the holding phrase ("One moment, please."). 0: no holding phrase.
     # Past the gap a line within its capacity leaves (p99 1.7 s at one call, AMD EPYC without AVX-512): at 2 s, 19 of

@@ -35,11 +35,13 @@ from voice.asr.base import (
     TranscriptStream,
     join_transcripts,
 )
-from voice.codecs import TELEPHONE_RATE, pcm16_to_float, ulaw_decode
+from voice.codecs import FRAME_MS, TELEPHONE_RATE, pcm16_to_float, ulaw_decode
 from voice.end_of_turn.base import EndOfTurnError
 from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
+
+DECIDE_SLACK_S = 0.2  # a stream's frames may come this much later than its own clock says, and no later
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,9 @@ class Listener:
             return Heard(HeardKind.HELD, transcript, item, asr_ms)
         if self._waits_for_the_rest(transcript, item):
             return Heard(HeardKind.UNFINISHED, transcript, item, asr_ms)
+        if not self.is_listening_noise(item, transcript.text) and await self._until_decidable(item):
+            # The end of the turn is now: the wait is endpointing's, in the turn's figures as in the caller's ear.
+            item = replace(item, endpoint_at=time.perf_counter(), endpoint_ms=self.stream_ms)
         if self._went_on(transcript, item):
             return Heard(HeardKind.WENT_ON, transcript, item, asr_ms)
         if self.held:
@@ -283,6 +288,23 @@ class Listener:
         # Speech under way ends as an utterance of its own, which joins them (or, holding no words, makes them the
         # turn). Voice just heard may yet not be speech: then they are the turn as soon as it has passed.
         self._release_at_ms = None if speaking else self.stream_ms
+        return True
+
+    async def _until_decidable(self, item: SpeechInput) -> bool:
+        """Words recognised sooner than decide_after_ms after the caller's last word wait until then (stream time) or
+        until the caller's voice comes back, so that how much of a pause is seen to be inside the turn does not follow
+        the recogniser's speed. Bounded in wall time as well: a stream that stops sending frames holds nothing.
+        Under the silence rule only: an end-of-turn model that ends a turn at a short pause has judged it complete.
+        True when they waited."""
+        wait_ms = self._policy.decide_after_ms
+        until_ms = item.utterance.speech_end_ms + wait_ms
+        if not wait_ms or self._turn_end is not None or self.stream_ms >= until_ms:
+            return False
+        deadline = time.perf_counter() + (until_ms - self.stream_ms) / 1000 + DECIDE_SLACK_S
+        while self.stream_ms < until_ms and time.perf_counter() < deadline:
+            if self._endpointer.in_speech or self._endpointer.starting:
+                break
+            await asyncio.sleep(FRAME_MS / 1000)
         return True
 
     def take_held(self, at_ms: int) -> tuple[Transcript, SpeechInput] | None:

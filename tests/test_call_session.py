@@ -394,13 +394,27 @@ async def test_a_click_heard_while_the_words_are_recognised_delays_them_only_unt
 
 async def test_words_already_decided_when_the_caller_speaks_again_are_a_turn_of_their_own(speech):
     pause = [b"\xff" * 160] * 50
-    async with call() as line:
+    async with call(Settings(turn_taking={"decide_after_ms": 0})) as line:  # decided as soon as recognised
         await line.reply()
         line.asr.hearing = lambda s: "What are your opening hours" if s < 1.6 else "I would like to speak to a person"
         await line.say(speech[:50] + pause + speech[25:])  # recognised at once: answered before the caller goes on
         await line.until(lambda: line.session.finished.is_set())
     assert line.dialogue.respond_texts == ["What are your opening hours", "I would like to speak to a person"]
     assert not line.events("caller_went_on")
+
+
+async def test_words_recognised_at_once_wait_to_be_decided_for_a_caller_who_goes_on(speech):
+    """A fast recogniser knows "I would like to speak" right after the endpoint, before the caller goes on after a 1 s
+    pause; the words are decided no sooner than TURN_TAKING__DECIDE_AFTER_MS (1.1 s) after the caller's last word,
+    and the pause is inside the turn, as it is on a slower machine (the test above: decided at once, two turns)."""
+    pause = [b"\xff" * 160] * 50
+    async with call() as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to speak" if s < 1.6 else "to a person"
+        await line.say(speech[:50] + pause + speech[25:])
+        await line.until(lambda: line.session.finished.is_set())
+    assert line.dialogue.respond_texts == ["I would like to speak to a person"], "one turn, not the first part first"
+    assert [e["text"] for e in line.events("caller_went_on")] == ["I would like to speak"]
 
 
 async def test_with_the_wait_off_a_fragment_is_answered_at_once(speech):
