@@ -41,7 +41,7 @@ from voice.vad import Endpointer, SpeechPaused, SpeechStarted, UtteranceEnded
 
 log = logging.getLogger(__name__)
 
-DECIDE_SLACK_S = 0.2  # a stream's frames may come this much later than its own clock says, and no later
+DECIDE_SLACK_S = 0.2  # the decision wait ends at most this long after its stream time was due by the wall clock
 
 
 @dataclass(frozen=True)
