@@ -8,10 +8,9 @@
 Each of the N callers places call after call (two turns each: Piper voices, and for two caller kinds of seven a
 first turn recorded by a real person, from ../shared/audio/real) until the time is up, so N calls are in progress
 all along. Reported: calls placed, completed, dropped; turns and turns lost (said by the gateway but
-missing from the call store); response latency p50/p95/p99 (end of speech -> first reply audio, the line's fixed
-wait excluded: the end-of-speech silence, or the wait before words are decided where longer); CPU and memory of
-every process; and, sampled every 5 s, the gateways' resident memory, open files, threads and asyncio tasks, with
-memory growth per hour fitted over the second half of the run.
+missing from the call store); response latency p50/p95/p99 (end of speech -> first reply audio, end-of-speech
+silence excluded); CPU and memory of every process; and, sampled every 5 s, the gateways' resident memory, open
+files, threads and asyncio tasks, with memory growth per hour fitted over the second half of the run.
 Bounded: at most --duration seconds of calling, plus the calls then in progress.
 """
 
@@ -34,7 +33,7 @@ import numpy as np
 
 from analytics.store import CallStore
 from foundation.settings import Settings, load_settings
-from helpline.loadgen import Watch, caller_audio, child_pids, fixed_wait_ms, place_call, sample_process, summarise
+from helpline.loadgen import Watch, caller_audio, child_pids, place_call, sample_process, summarise
 from helpline.services import Stack, build_stack
 
 
@@ -96,7 +95,7 @@ async def run(
     watcher.cancel()
     after = {name: sample_process(pid) for name, pid in pids.items()}
 
-    s = summarise(results, fixed_wait_ms(settings))
+    s = summarise(results, settings.vad.end_silence_ms)
     store = CallStore.open(settings.database, upgrade=False)
     decided, missing = lost_turns(store, results)
     store.close()
@@ -108,8 +107,8 @@ async def run(
         f'turns {s["turns"]}, unanswered {s["unanswered_turns"]}, held with "One moment, please." '
         f"{s['held_turns']}; decided {decided}, lost (not in the store) {missing}"
     )
-    print(f"response latency (the line's fixed wait, {fixed_wait_ms(settings)} ms, excluded): p50 {s['p50']:.0f} ms, "
-          f"p95 {s['p95']:.0f} ms, p99 {s['p99']:.0f} ms")  # fmt: skip
+    print(f"response latency (end-of-speech silence excluded): p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, "
+          f"p99 {s['p99']:.0f} ms")  # fmt: skip
     print(f"gap the caller feels (end of speech -> first reply audio, endpointing included): p50 {s['felt_p50']:.0f} "
           f"ms, p95 {s['felt_p95']:.0f} ms, p99 {s['felt_p99']:.0f} ms")  # fmt: skip
     print(f"server means: ASR {s['asr_ms']:.0f} ms, NLU {s['nlu_ms']:.0f} ms, TTS {s['tts_ms']:.0f} ms; recognitions "

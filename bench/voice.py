@@ -6,11 +6,10 @@ holds.
                   the 8 kHz mu-law phone line; and the WER once the agency's misheard words are put right as the
                   gateway does it (ASR__KEY_WORD_REPAIR)
         latency:  --calls N simulated calls one after another through the real stack (gateway, Rasa, actions,
-                  TTS): end of caller speech -> first reply audio, p50/p95, with and without the line's fixed wait
-                  (the end-of-speech silence, or the wait before words are decided where longer);
+                  TTS): end of caller speech -> first reply audio, p50/p95, with and without the end-of-speech silence;
                   --rows FILE keeps every turn's figures, to compare two settings turn by turn
         capacity: --levels 1,5,10,15,20 simultaneous calls (real time, two caller turns each); p95 latency per level
-                  and the most calls held with p95 under --target-ms (the line's fixed wait excluded)
+                  and the most calls held with p95 under --target-ms (end-of-speech silence excluded)
 
 Callers are synthesised by Piper (a slower voice than the assistant's), on a clean digital line unless
 --line-noise KIND:SNR (pink, street, babble or hiss at SNR dB under their voice, e.g. pink:15) puts noise under all
@@ -39,7 +38,7 @@ import numpy as np
 
 from foundation.language import load_language
 from foundation.settings import Settings, load_settings
-from helpline.loadgen import caller_audio, fixed_wait_ms, noise_for_lines, place_calls, summarise
+from helpline.loadgen import caller_audio, noise_for_lines, place_calls, summarise
 from helpline.machine import cpu_name
 from helpline.services import Stack
 from nlu.asr_context import AsrVocabulary
@@ -116,7 +115,7 @@ def bench_latency(
     rows: Path | None = None,
     noise: np.ndarray | None = None,
 ) -> None:
-    silence = fixed_wait_ms(settings)
+    silence = settings.vad.end_silence_ms
     results = asyncio.run(place_calls(settings, callers, calls, 1, noise))
     if rows is not None:  # every turn, to compare two settings turn by turn (the tail is a few turns)
         turns = [{"call": i, "turn": j} | t for i, r in enumerate(results) for j, t in enumerate(r["turns"])]
@@ -124,7 +123,7 @@ def bench_latency(
     s = summarise(results, silence)
     print(f"\n== Response latency: {s['calls']} calls one after another, {s['turns']} caller turns")
     print(
-        f"end of caller speech -> first reply audio, without the line's fixed wait ({silence} ms): "
+        f"end of caller speech -> first reply audio, without the {silence} ms end-of-speech silence: "
         f"p50 {s['p50']:.0f} ms, p95 {s['p95']:.0f} ms, p99 {s['p99']:.0f} ms "
         f"(with it: p95 {s['p95_with_silence']:.0f} ms)"
     )
@@ -150,12 +149,9 @@ def bench_capacity(
     target_ms: float,
     noise: np.ndarray | None = None,
 ) -> None:
-    silence = fixed_wait_ms(settings)
-    print(f"\n== Capacity on {cpu_name()}: simultaneous calls, p95 target {target_ms:.0f} ms (the line's fixed wait,")
-    print(
-        f"   {silence} ms, excluded); the felt columns: the gap the caller feels, end of speech -> first reply audio, "
-        "endpointing"
-    )
+    silence = settings.vad.end_silence_ms
+    print(f"\n== Capacity on {cpu_name()}: simultaneous calls, p95 target {target_ms:.0f} ms (end-of-speech silence")
+    print("   excluded); the felt columns: the gap the caller feels, end of speech -> first reply audio, endpointing")
     print(
         f"   included (end-of-turn engine {settings.end_of_turn.engine}); holding: turns that heard the holding phrase"
     )
@@ -196,8 +192,7 @@ def main() -> None:
     print(
         f"settings: ASR {settings.asr.engine} {settings.asr.compute_type} beam {settings.asr.beam_size} "
         f"threads {settings.asr.cpu_threads} workers {settings.asr.workers}; end-of-speech silence "
-        f"{settings.vad.end_silence_ms} ms, speculative ASR after {settings.vad.speculate_after_ms} ms, words decided "
-        f"{settings.turn_taking.decide_after_ms} ms after the caller's last word at the soonest"
+        f"{settings.vad.end_silence_ms} ms, speculative ASR after {settings.vad.speculate_after_ms} ms"
     )
     if "asr" in parts:
         bench_asr(settings, [e for e in args.engines.split(",") if e], args.repeat, args.bias)

@@ -134,14 +134,6 @@ def peak_overlap(results: list[dict[str, Any]]) -> int:
     return peak
 
 
-def fixed_wait_ms(settings: Settings) -> int:
-    """What the line waits after every caller's last word whatever the machine: the end-of-speech silence, or the
-    wait before words are decided (TURN_TAKING__DECIDE_AFTER_MS) where that is longer. The rest of the gap is the
-    machine's work. (Under the silence rule: with an end-of-turn model the words are decided as soon as recognised.)"""
-    semantic = settings.end_of_turn.engine != "silence"
-    return max(settings.vad.end_silence_ms, 0 if semantic else settings.turn_taking.decide_after_ms)
-
-
 def summarise(results: list[dict[str, Any]], silence_ms: int) -> dict[str, Any]:
     turns = [t for r in results for t in r["turns"] if t.get("transcript")]
     latency = [t["latency_ms"] for t in turns if t["latency_ms"] is not None]
