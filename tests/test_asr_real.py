@@ -92,7 +92,9 @@ def test_a_recognition_that_stops_writing_early_is_heard_again_whole_and_unbiase
 def test_without_whispers_compression_check_a_repeated_sentence_is_not_sampled_again():
     """A 28 s piece of one sentence said again and again compresses so well that Whisper's own loop check samples it
     again at five temperatures (best of five each). ``ASR__COMPRESSION_RATIO_THRESHOLD`` unset turns that check off
-    (measured, not the default: README "Faults, hostile input, load"); the piece is then decoded greedily only."""
+    (measured, not the default: README "Faults, hostile input, load"); the piece is then decoded greedily only, and
+    heard. What the sampling writes is left to chance (a fresh-clone CI emulation got nothing at all, no_speech 1.0):
+    only that it sampled is asked of it."""
     import numpy as np
 
     from foundation.settings import AsrSettings
@@ -109,8 +111,9 @@ def test_without_whispers_compression_check_a_repeated_sentence_is_not_sampled_a
         spy = _ModelSpy(engine._model.model)
         engine._model.model = spy
         heard = engine.transcribe(telephone_round_trip(piece, TELEPHONE_RATE), TELEPHONE_RATE, context)
-        assert "waiting for my money" in heard.text.lower(), heard.text
         assert any(spy.temperatures) == sampled, (threshold, spy.temperatures)
+        if not sampled:
+            assert "waiting for my money" in heard.text.lower(), heard.text
 
 
 def test_a_short_turn_biased_by_the_domain_prompt_is_heard_in_one_pass(caller_voice):
