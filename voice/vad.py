@@ -150,9 +150,8 @@ class NoiseFloor:
     def stands_out(self, pcm: np.ndarray) -> bool:
         """Hear one frame: whether it stands ``margin_db`` above the floor (always, while the floor is unknown or the
         line quiet)."""
-        samples = pcm.astype(np.float64)
-        self._powers.append(float(np.dot(samples, samples)) / len(samples))
-        level = self.level_db = float(10 * np.log10(sum(self._powers) / len(self._powers) + 1.0))
+        self._powers.append(_power(pcm))
+        level = self.level_db = _level_db(sum(self._powers) / len(self._powers))
         self._history.add(level)
         floor = self._last_floor = self.floor_db
         return floor is None or floor < self.QUIET_DB or bool(level >= floor + self._margin_db)
@@ -164,7 +163,18 @@ class NoiseFloor:
         if floor is None:
             return True
         need = floor + self._margin_db
-        return any(10 * np.log10(float(np.mean(f.astype(np.float64) ** 2)) + 1.0) >= need for f in pcm)
+        return any(_level_db(_power(frame)) >= need for frame in pcm)
+
+
+def _power(pcm: np.ndarray) -> float:
+    """A frame's mean power, in int16 steps squared."""
+    samples = pcm.astype(np.float64)
+    return float(np.dot(samples, samples)) / len(samples)
+
+
+def _level_db(power: float) -> float:
+    """A level in dB over an rms of one int16 step (silence: 0 dB)."""
+    return float(10 * np.log10(power + 1.0))
 
 
 class Endpointer:
