@@ -113,3 +113,9 @@ class RasaClient:
             details=details,
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    async def take_back(self, sender_id: str) -> None:
+        """Rasa's rewind: the tracker reverts the last user message and every event after it (the actions it ran,
+        the slots they set), as if it had not been said."""
+        await self._post(f"/conversations/{sender_id}/tracker/events", {"event": "rewind"},
+                         params={"include_events": "NONE"})  # fmt: skip

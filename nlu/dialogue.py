@@ -67,10 +67,16 @@ def decision_from(messages: list[dict[str, Any]], intent: str) -> tuple[Decision
 
 
 class Dialogue(Protocol):
-    """What a call needs of the dialogue: open a conversation, classify a text alone, decide a caller's turn."""
+    """What a call needs of the dialogue: open a conversation, classify a text alone, decide a caller's turn, and
+    take that decision back."""
 
     async def start_call(self, sender_id: str, language: str = "en") -> list[str]: ...
 
     async def parse(self, text: str) -> tuple[str, float]: ...
 
     async def respond(self, text: str, sender_id: str, metadata: dict[str, Any]) -> DialogueTurn: ...
+
+    async def take_back(self, sender_id: str) -> None:
+        """Forget the caller's last turn and everything the dialogue did with it (the caller went on: their words
+        return joined with what they said next). Raises ``NluUnavailable``."""
+        ...

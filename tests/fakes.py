@@ -130,6 +130,7 @@ class ScriptedDialogue:
     def __init__(self, script: dict[str, Reply]):
         self.script = script
         self.respond_texts: list[str] = []
+        self.taken_back: list[str] = []  # the texts whose turn the call took back (the dialogue forgot them)
         self.languages: list[str] = []  # the language each conversation was opened in
         self.fail_respond = False
         self.released = asyncio.Event()  # cleared: turns wait (the dialogue server is slow) until it is set
@@ -163,6 +164,11 @@ class ScriptedDialogue:
             decision=Decision.parse(reply.decision),
             details={"decision": reply.decision},  # as an action's message carries it
         )
+
+    async def take_back(self, sender_id: str) -> None:
+        if self.fail_respond:
+            raise NluUnavailable("the dialogue server is down (a test fault)")
+        self.taken_back.append(self.respond_texts[-1])
 
 
 class FakeVoice:
