@@ -225,6 +225,11 @@ class TurnTakingSettings(BaseModel):
     # same turn. Words recognised sooner than this after their last word wait until then (stream time), so that
     # how much of a pause is covered does not follow the recogniser's speed. 0: decided as soon as recognised.
     decide_after_ms: int = Field(1100, ge=0, le=5000)
+    # A caller who starts speaking again within unfinished_wait_ms of their words' end, after the line decided them
+    # but before they heard more than take_back_heard_ms of the reply, also goes on with the same turn: the reply
+    # stops, the dialogue forgets the words (Rasa's rewind), and they join what the caller says now. Off: false.
+    take_back: bool = True
+    take_back_heard_ms: int = Field(400, ge=0, le=3000)
     # A caller is never left in silence while the assistant works on their turn: this long after the end of their
     # speech with no reply audio sent, they hear the holding phrase ("One moment, please."). 0: no holding phrase.
     # Past the gap a line within its capacity leaves (p99 1.7 s at one call, AMD EPYC without AVX-512): at 2 s, 19 of

@@ -16,6 +16,7 @@ from nlu.dialogue import DialogueTurn
 # Kinds of the call's events that the monitoring counts (telephony/metrics.py).
 FAULT_EVENT = "fault"  # a fault ended the assistant's part in an apology and a handoff; ``part`` names what failed
 HOLDING_EVENT = "holding"  # the caller heard the holding phrase while their reply was slow to come
+TAKEN_BACK_EVENT = "reply_taken_back"  # the caller went on with their turn: the reply to its first words taken back
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class TurnRecord:
     confirms_turn: int | None = None  # the caller confirmed that earlier turn's transcript; it was acted on here
     interrupted: dict[str, Any] | None = None  # this turn's reply was cut short: what the caller heard of it
     sentiment: dict[str, Any] | None = None  # how the words sound (nlu/sentiment.py): score and label
+    # The caller went on after the line had decided this turn's first words (telephony/session.py, take back): the
+    # decision and reply taken back, how soon after those words' end the caller spoke again, what they heard of it.
+    taken_back: dict[str, Any] | None = None
     error: str = ""
 
     def understood(self, result: DialogueTurn) -> None:

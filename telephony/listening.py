@@ -124,9 +124,13 @@ class LongTurn:
             return True
         return False
 
+    def has_room(self, item: SpeechInput, vad: VadSettings) -> bool:
+        """The turn so far, up to this piece, leaves room for more."""
+        return self._span_s(item) + 1 <= vad.max_turn_s
+
     def hold(self, transcript: Transcript, item: SpeechInput, vad: VadSettings) -> bool:
         """Holds this piece (words that sound unfinished) while the turn so far leaves room for more."""
-        if self._span_s(item) + 1 > vad.max_turn_s:
+        if not self.has_room(item, vad):
             return False
         self._pieces.append((transcript, item))
         return True
@@ -175,12 +179,14 @@ class Listener:
         record: CallRecord,
         context: Callable[[], RecognitionContext | None],
         on_event: Callable[..., None],
+        on_speech_started: Callable[[int], None] = lambda at_ms: None,
     ):
         vad, policy, asr = parts.vad, parts.turn_taking, parts.asr
         self._call_sid = call_sid
         self._policy = policy
         self._vad = vad
         self._on_event = on_event
+        self._on_speech_started = on_speech_started  # the caller's voice is back (stream time of its first frame)
         self.held = LongTurn()  # pieces of a turn longer than the longest utterance, held until the caller pauses
         self._asr = asr
         self._recognitions: Recognitions | None = parts.recognitions
@@ -307,6 +313,17 @@ class Listener:
             await asyncio.sleep(FRAME_MS / 1000)
         return True
 
+    def may_hold(self, item: SpeechInput) -> bool:
+        """Words decided in ``item`` could still be held for more (the turn so far leaves room)."""
+        return self.held.has_room(item, self._vad)
+
+    def hold_again(self, transcript: Transcript, item: SpeechInput) -> None:
+        """Words the line had decided, held again: the caller went on after them (the session took its reply back).
+        The speech under way ends as an utterance that joins them, or, holding no words, makes them the turn."""
+        held = self.held.hold(transcript, item, self._vad)
+        assert held, "the session takes a reply back only while the turn has room for more (may_hold)"
+        self._release_at_ms = None
+
     def take_held(self, at_ms: int) -> tuple[Transcript, SpeechInput] | None:
         """The held words as one turn, decided now (at stream time ``at_ms``); None when nothing is held."""
         if not self.held:
@@ -375,6 +392,7 @@ class Listener:
                 self.listening_since_ms = None
                 self._release_at_ms = None  # the caller goes on: held words join this utterance
                 self._spoke_at_ms = event.at_ms
+                self._on_speech_started(event.at_ms)
                 if self._streaming is not None:
                     self._stream = self._streaming.stream(TELEPHONE_RATE)
                     self._stream_fed, self._last_partial, self._stable_chunks = None, "", 0

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from telephony.call_record import FAULT_EVENT, HOLDING_EVENT, CallRecord, TurnRecord
+from telephony.call_record import FAULT_EVENT, HOLDING_EVENT, TAKEN_BACK_EVENT, CallRecord, TurnRecord
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Seconds. The felt gap's buckets bracket what the README measures (0.3-2 s) and the targets (0.45/0.7/1.2 s).
@@ -106,6 +106,12 @@ class LineMetrics:
             "Turns whose reply was slow enough that the caller heard the holding phrase (TURN_TAKING__HOLD_AFTER_S)",
             registry=r,
         )
+        self.taken_back = Counter(
+            "helpline_replies_taken_back",
+            "Decisions whose reply was taken back because the caller went on with their turn (each is also counted in"
+            " helpline_turns, as is the decision on the whole turn that followed)",
+            registry=r,
+        )
         self.felt_gap = Histogram(
             "helpline_felt_gap_seconds",
             "From the end of the caller's speech to the first reply audio sent (endpointing included)",
@@ -134,6 +140,8 @@ class LineMetrics:
                 self.faults.labels(str(event.get("part", "unknown"))).inc()
             elif event.get("kind") == HOLDING_EVENT:
                 self.holding.inc()
+            elif event.get("kind") == TAKEN_BACK_EVENT:
+                self.taken_back.inc()
         for turn in record.turns:
             for part, ms in (("asr", turn.asr_ms), ("nlu", turn.nlu_ms), ("tts", turn.tts_ms)):
                 if ms > 0:

@@ -188,6 +188,17 @@ class Playback:
         log.info("call %s: %s stopped the %s prompt", self._call_sid, cause, prompt.kind)
         self._tasks.start(self._clear(), "clear")
 
+    def withdraw(self, prompt: Prompt) -> None:
+        """Take ``prompt`` back: the caller went on with their turn. Not sent yet, nothing of it is sent (and there is
+        nothing to clear); playing, it stops as for the caller's speech over it."""
+        if prompt.started_ms is not None:
+            self.interrupt(prompt, cause="speech", by="went_on")
+            return
+        unheard = redact_text(prompt.unheard_text)
+        prompt.interrupted = {"cause": "withdrawn", "by": "went_on", "at_ms": self._stream_ms(), "heard": "",
+                              "unheard": unheard, "cut_sentence_heard_fraction": 0.0}  # fmt: skip
+        prompt.finished.set()
+
     async def _clear(self) -> None:
         async with self._send_lock:
             await self._transport.clear()

@@ -12,7 +12,9 @@ the rules (telephony/turn_policy.py, pure), the state (telephony/call_state.py) 
 - the keypad menu at any time (a key is handled as the intent it stands for);
 - a transcript the recogniser is unsure of is read back ("Did you say ...?") before the assistant acts on it;
 - a slow reply: "One moment, please." when the caller has waited TURN_TAKING__HOLD_AFTER_S for it, and a person when
-  it has not come in TURN_TAKING__REPLY_LIMIT_S.
+  it has not come in TURN_TAKING__REPLY_LIMIT_S;
+- a reply taken back: a caller who goes on with their turn soon after the line decided its first words, before they
+  have heard much of the reply, has it withdrawn, the dialogue rewound, and their words joined with what follows.
 Every move of the call's state is one of the call's events (``kind: state``).
 """
 
@@ -23,6 +25,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from foundation.log_context import TURN
@@ -31,7 +34,15 @@ from foundation.vocabulary import FALLBACK_QUEUE, GOODBYE, READ_BACK, READ_BACK_
 from nlu.dialogue import DialogueTurn, NluUnavailable
 from nlu.sentiment import turn_sentiment
 from telephony.call_parts import CallParts
-from telephony.call_record import FAULT_EVENT, HOLDING_EVENT, CallRecord, HandoffRequested, TurnRecord, now_iso
+from telephony.call_record import (
+    FAULT_EVENT,
+    HOLDING_EVENT,
+    TAKEN_BACK_EVENT,
+    CallRecord,
+    HandoffRequested,
+    TurnRecord,
+    now_iso,
+)
 from telephony.call_state import CallState, CallStates
 from telephony.listening import (
     CallerInput,
@@ -48,7 +59,7 @@ from telephony.read_back import Answer, ReadBack
 from telephony.recording import CallRecording, personal_audio
 from telephony.tasks import CallTasks
 from telephony.transport import CallStart, CallTransport
-from telephony.turn_policy import after_nothing_heard
+from telephony.turn_policy import after_nothing_heard, went_on_before_reply_heard
 from voice.asr.base import AsrError, RecognitionContext, Transcript
 from voice.codecs import FRAME_MS
 from voice.tts.base import TtsError, split_sentences
@@ -57,6 +68,21 @@ from voice.vad import Endpointer
 log = logging.getLogger(__name__)
 
 SLOW = "slow"  # the fault part of a call whose reply did not come in time (TURN_TAKING__REPLY_LIMIT_S)
+
+
+@dataclass
+class OpenReply:
+    """The reply to a caller's words while it may still be taken back (TURN_TAKING__TAKE_BACK): the caller may yet
+    go on with the same turn."""
+
+    turn: TurnRecord
+    transcript: Transcript  # the words as heard, before the key-word repair (joined, they are repaired again)
+    item: SpeechInput
+    question_before: str | None  # what the caller's words answered (the recogniser's bias), again if taken back
+    told: bool = False  # the dialogue has the words (a read-back does not tell it)
+    prompt: Prompt | None = None  # the reply, once it is being said
+    went_on_at_ms: int | None = None  # stream time the caller's voice came back: the reply is taken back
+    heard_ms: int = 0  # how much of the reply had played by then
 
 
 class CallSession:
@@ -96,9 +122,12 @@ class CallSession:
         )
         self._listener = Listener(
             call.call_sid, parts, self._playback, self._tasks, self.record, self._asr_context, self._event,
+            on_speech_started=self._caller_spoke,
         )  # fmt: skip
         self._no_inputs = 0
         self._asked_to_hold = False  # the caller heard "One moment, please." while this input was worked on
+        self._open: OpenReply | None = None  # the reply to the turn under way, while it may be taken back
+        self._reopened: TurnRecord | None = None  # a turn whose reply was taken back: its words join the next one
         self._read_back = ReadBack(parts.dialogue, parts.turn_taking, parts.smalltalk, self._say.confirm)
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
 
@@ -200,6 +229,7 @@ class CallSession:
                 return
             await work
         finally:
+            self._open = None  # handled: what the caller says from now on is a turn of its own
             if not work.done():
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -368,7 +398,7 @@ class CallSession:
     async def _on_words(self, item: SpeechInput, transcript: Transcript, asr_ms: float) -> None:
         utterance = item.utterance
         self._keep_private(transcript, item)
-        transcript = self._repaired(transcript)
+        heard, transcript = transcript, self._repaired(transcript)
         if self._listener.is_listening_noise(item, transcript.text):
             # "mm", "yeah" over the assistant: the caller is listening, not taking the turn.
             self._event("backchannel", text=redact_text(transcript.text), stopped_prompt=item.barged_in)
@@ -387,6 +417,8 @@ class CallSession:
         if self._read_back.pending is not None:
             await self._on_confirmation_answer(turn, transcript, metadata, item.endpoint_at)
             return
+        if self._parts.turn_taking.take_back and self._listener.may_hold(item):
+            self._open = OpenReply(turn, heard, item, self._last_question)
         if await self._read_back.wanted(transcript):
             turn.decision = str(READ_BACK)
             # The caller hears their own words back; the record keeps them redacted, as every transcript.
@@ -394,6 +426,7 @@ class CallSession:
             turn.reply = redact_text(read_back)
             self._event("confirm_asked", turn=turn.index, asr_confidence=transcript.confidence)
             await self._speak(read_back, kind="confirm", turn=turn, endpoint_at=item.endpoint_at)
+            await self._taken_back(turn)
             return
         await self._converse(turn, transcript.text, metadata, item.endpoint_at)
 
@@ -420,10 +453,18 @@ class CallSession:
             await self._converse(turn, transcript.text, metadata, endpoint_at)
 
     def _new_turn(self, started_ms: int, end_ms: int, input: str = "speech") -> TurnRecord:
+        """The record of a new turn; after a reply taken back, the turn those words opened, now with all of them."""
+        reopened, self._reopened = self._reopened, None
+        again = reopened if input == "speech" and self.record.turns and self.record.turns[-1] is reopened else None
         turn = TurnRecord(
-            index=len(self.record.turns) + 1, speech_started_ms=started_ms, speech_end_ms=end_ms, input=input
-        )
-        self.record.turns.append(turn)
+            index=again.index if again is not None else len(self.record.turns) + 1,
+            speech_started_ms=started_ms, speech_end_ms=end_ms, input=input,
+            taken_back=again.taken_back if again is not None else None,
+        )  # fmt: skip
+        if again is not None:
+            self.record.turns[-1] = turn
+        else:
+            self.record.turns.append(turn)
         TURN.set(turn.index)  # the dialogue task's log lines name the turn from here on
         return turn
 
@@ -437,6 +478,8 @@ class CallSession:
             "turn": turn.index,
             **extra,
         }
+        if self._open is not None and self._open.turn is turn:
+            self._open.told = True  # from here on, a reply taken back is also forgotten by the dialogue
         try:
             result: DialogueTurn = await self._rasa.respond(text, self.call_sid, metadata)
         except NluUnavailable as e:
@@ -454,6 +497,8 @@ class CallSession:
             await self._fault_handoff("action server unavailable", turn, "actions")
             return
         turn.decision, turn.reply = str(result.decision), result.reply
+        if await self._taken_back(turn):  # the caller went on while the dialogue decided
+            return
         log.info("call %s: turn %d: intent=%s (%.2f) decision=%s", self.call_sid, turn.index, result.intent,
                  result.confidence, result.decision, extra={"event": "turn_decided"})  # fmt: skip
         if result.decision.kind == "answer":
@@ -462,6 +507,10 @@ class CallSession:
         await self._speak(
             result.reply, kind=f"turn-{turn.index}", turn=turn, endpoint_at=endpoint_at, interruptible=not routing
         )
+        if await self._taken_back(turn):  # ... or as its reply began
+            if result.decision.kind == "answer":
+                self.record.answered_topics.pop()
+            return
         if routing:
             self._hand_off(result.decision.target, str(result.details.get("reason") or result.intent), turn)
         elif result.decision == GOODBYE:
@@ -482,6 +531,8 @@ class CallSession:
         """Say ``text`` (playback sends it sentence by sentence); return when the caller heard it all or interrupted
         it. Every TTS engine failing ends in the apology and a handoff."""
         prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
+        if turn is not None and self._open is not None and self._open.turn is turn:
+            self._open.prompt = prompt
         questions = [s for s in prompt.sentences if s.rstrip().endswith("?")]
         self._last_question = questions[-1] if questions else None  # what the caller's next turn may answer
         if turn is not None:
@@ -502,6 +553,63 @@ class CallSession:
         if said:
             self.record.said.append(redact_text(said))
         return prompt
+
+    # --- a reply taken back ----------------------------------------------------------------------------------
+
+    def _caller_spoke(self, at_ms: int) -> None:
+        """The caller's voice is back (speech started at ``at_ms``, stream time). Soon after words whose reply they
+        have heard little or none of, they are going on with the same turn: the reply is withdrawn now, and the
+        dialogue task takes the rest back when it next looks (``_taken_back``)."""
+        reply, policy = self._open, self._parts.turn_taking
+        if reply is None or reply.went_on_at_ms is not None:
+            return
+        prompt = reply.prompt
+        started = prompt.started_ms if prompt is not None else None
+        over = prompt is not None and (prompt.finished.is_set() or prompt.interrupted is not None)
+        end_ms = reply.item.utterance.speech_end_ms
+        if over or not went_on_before_reply_heard(
+            at_ms, end_ms, started, policy.unfinished_wait_ms, policy.take_back_heard_ms
+        ):
+            self._open = None  # the reply stands: what the caller says now is a turn of its own
+            return
+        reply.went_on_at_ms, reply.heard_ms = at_ms, max(0, at_ms - started) if started is not None else 0
+        if prompt is not None:
+            self._playback.withdraw(prompt)
+
+    async def _taken_back(self, turn: TurnRecord) -> bool:
+        """Whether the caller went on after ``turn``'s words and its reply was taken back. If so, the dialogue
+        forgets the words (a rewind), the turn stays open with no decision (its record says what was taken back),
+        and the words wait for what the caller is saying now, to be decided with it as one turn."""
+        reply = self._open
+        if reply is None or reply.turn is not turn or reply.went_on_at_ms is None:
+            return False
+        self._open = None
+        if reply.told:
+            try:
+                await self._rasa.take_back(self.call_sid)
+            except NluUnavailable as e:  # the dialogue keeps the first words as a turn; the whole comes next
+                log.error("call %s: the dialogue could not take turn %d back: %s", self.call_sid, turn.index, e)
+                self._event("take_back_failed", turn=turn.index, error=str(e)[:200])
+        if str(turn.decision) == str(READ_BACK):
+            self._read_back.forget()
+        self._last_question = reply.question_before
+        taken_back = {
+            "decision": turn.decision,
+            "went_on_ms": reply.went_on_at_ms - turn.speech_end_ms,
+            "reply_heard_ms": reply.heard_ms,
+        }
+        self._event(TAKEN_BACK_EVENT, turn=turn.index, **taken_back)
+        log.info("call %s: turn %d: the caller went on; reply (%s) taken back", self.call_sid, turn.index,
+                 turn.decision)  # fmt: skip
+        reopened = TurnRecord(
+            index=turn.index, speech_started_ms=turn.speech_started_ms, speech_end_ms=turn.speech_end_ms,
+            transcript=turn.transcript, asr_confidence=turn.asr_confidence, taken_back=taken_back,
+        )  # fmt: skip
+        assert self.record.turns[turn.index - 1] is turn
+        self.record.turns[turn.index - 1] = self._reopened = reopened
+        self._turn_decided(reopened)  # the store forgets the decision too
+        self._listener.hold_again(reply.transcript, reply.item)
+        return True
 
     async def _resume(self, prompt: Prompt) -> None:
         """A listening noise stopped a prompt: carry on from the sentence that was cut."""

@@ -76,6 +76,7 @@ def merge_turns(
             reply_frames = sum(1 for t in received_frames if first_reply <= t < until)
         turns.append(
             {
+                "index": turn["index"],
                 "input": turn["input"],
                 "transcript": turn["transcript"],
                 "asr_confidence": turn["asr_confidence"],
@@ -87,6 +88,7 @@ def merge_turns(
                 "error": turn["error"],
                 "barged_in": turn["barged_in"],
                 "interrupted": turn["interrupted"],
+                "taken_back": turn.get("taken_back"),  # the reply first decided for the turn, taken back
                 "latency_ms": None
                 if first_reply is None or speech_end_wall is None
                 else round((first_reply - speech_end_wall) * 1000, 1),

@@ -86,3 +86,15 @@ def after_nothing_heard(times_in_a_row: int, most: int, keypad: bool) -> NoInput
     if times_in_a_row == 1 or not keypad:
         return "reprompt"
     return "menu"
+
+
+def went_on_before_reply_heard(
+    spoke_at_ms: int, words_end_ms: int, reply_started_ms: int | None, wait_ms: int, heard_ms: int
+) -> bool:
+    """The caller's voice came back at ``spoke_at_ms`` (stream time) soon enough after their words' end
+    (``wait_ms``, the unfinished-words wait) to go on with the same turn, before they had heard more than
+    ``heard_ms`` of the reply to those words (``reply_started_ms``: its first frame; None: not sent yet). The two
+    started talking at once, and the assistant yields: its reply is taken back."""
+    if not wait_ms or not words_end_ms < spoke_at_ms <= words_end_ms + wait_ms:
+        return False
+    return reply_started_ms is None or spoke_at_ms - reply_started_ms <= heard_ms

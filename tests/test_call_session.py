@@ -393,14 +393,89 @@ async def test_a_click_heard_while_the_words_are_recognised_delays_them_only_unt
 
 
 async def test_words_already_decided_when_the_caller_speaks_again_are_a_turn_of_their_own(speech):
+    """Decided at once, the words' reply begins before the caller goes on after a 1 s pause; with no reply taken back
+    once the caller has heard any of it, the first words are a turn of their own."""
     pause = [b"\xff" * 160] * 50
-    async with call(Settings(turn_taking={"decide_after_ms": 0})) as line:  # decided as soon as recognised
+    settings = Settings(turn_taking={"decide_after_ms": 0, "take_back_heard_ms": 0})
+    async with call(settings) as line:
         await line.reply()
         line.asr.hearing = lambda s: "What are your opening hours" if s < 1.6 else "I would like to speak to a person"
         await line.say(speech[:50] + pause + speech[25:])  # recognised at once: answered before the caller goes on
         await line.until(lambda: line.session.finished.is_set())
     assert line.dialogue.respond_texts == ["What are your opening hours", "I would like to speak to a person"]
-    assert not line.events("caller_went_on")
+    assert not line.events("caller_went_on") and not line.events("reply_taken_back")
+    assert not line.dialogue.taken_back
+    assert [t.decision for t in line.session.record.turns] == ["answer:opening_hours", "route:general"]
+
+
+async def test_a_reply_the_caller_talks_into_as_it_begins_is_taken_back_and_the_whole_is_one_turn(speech):
+    """Decided at once, "I would like to speak" gets its reply; the caller goes on after a 1 s pause, when they have
+    heard less than TURN_TAKING__TAKE_BACK_HEARD_MS of it: the reply stops, the dialogue forgets the words, and the
+    whole is decided as one turn, in the record under the same turn number."""
+    pause = [b"\xff" * 160] * 50
+    async with call(Settings(turn_taking={"decide_after_ms": 0})) as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "What are your opening hours" if s < 1.6 else "to a person"
+        script = line.dialogue.script
+        script["what are your opening hours to a person"] = script["i would like to speak to a person"]
+        await line.say(speech[:50] + pause + speech[25:])
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert line.dialogue.respond_texts == ["What are your opening hours", "What are your opening hours to a person"]
+    assert line.dialogue.taken_back == ["What are your opening hours"]
+    [turn] = record.turns
+    whole = "What are your opening hours to a person"
+    assert (turn.index, turn.decision, turn.transcript) == (1, "route:general", whole)
+    assert turn.taken_back is not None and turn.taken_back["decision"] == "answer:opening_hours"
+    assert 0 < turn.taken_back["reply_heard_ms"] <= Settings().turn_taking.take_back_heard_ms
+    assert 0 < turn.taken_back["went_on_ms"] <= Settings().turn_taking.unfinished_wait_ms
+    assert turn.speech_end_ms - turn.speech_started_ms > 2000  # both parts and the pause between them: one turn
+    [event] = line.events("reply_taken_back")
+    assert event["turn"] == 1 and event["went_on_ms"] == turn.taken_back["went_on_ms"]
+    [cut] = line.events("barge_in")
+    assert (cut["prompt"], cut["by"]) == ("turn-1", "went_on")
+    assert line.transport.clears >= 1  # what Twilio had buffered of the reply is dropped
+    assert SCRIPT["what are your opening hours"].reply not in record.said
+    assert record.outcome == "routed:general" and record.answered_topics == []
+    # The store was told: the first decision, then the turn open again, then the whole.
+    assert [t.decision for t in line.turns] == ["answer:opening_hours", "", "route:general"]
+
+
+async def test_a_reply_taken_back_while_the_dialogue_decides_is_never_heard(speech):
+    """The caller goes on while the dialogue is still deciding the first words: nothing of that reply is said."""
+    pause = [b"\xff" * 160] * 50
+    async with call(Settings(turn_taking={"decide_after_ms": 0})) as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "I would like to speak" if s < 1.6 else "to a person"
+        line.dialogue.script["i would like to speak"] = Reply("out_of_scope", "smalltalk:out_of_scope", "I can't.")
+        line.dialogue.released.clear()  # a slow dialogue: still deciding when the caller goes on
+        await line.say(speech[:50] + pause + speech[25:40])
+        assert line.dialogue.respond_texts == ["I would like to speak"]
+        line.dialogue.released.set()
+        await line.meanwhile(lambda: bool(line.events("reply_taken_back")))
+        await line.say(speech[40:])
+        await line.until(lambda: line.session.finished.is_set())
+    record = line.session.record
+    assert line.dialogue.taken_back == ["I would like to speak"]
+    assert line.dialogue.respond_texts[-1] == "I would like to speak to a person"
+    assert "I can't." not in line.voice.said, "the reply taken back was never synthesised"
+    [event] = line.events("reply_taken_back")
+    assert event["reply_heard_ms"] == 0 and event["decision"] == "smalltalk:out_of_scope"
+    assert [t.decision for t in record.turns] == ["route:general"]
+
+
+async def test_a_caller_who_goes_on_after_a_long_pause_is_a_new_turn_even_before_the_reply(speech):
+    """Past the unfinished-words wait after their words, the caller's voice is a turn of its own: the reply stands."""
+    pause = [b"\xff" * 160] * 100  # 2 s: past the 1.5 s wait
+    async with call(Settings(turn_taking={"decide_after_ms": 0})) as line:
+        await line.reply()
+        line.asr.hearing = lambda s: "What are your opening hours" if s < 1.6 else "I would like to speak to a person"
+        line.dialogue.released.clear()
+        await line.say(speech[:50] + pause + speech[25:])
+        line.dialogue.released.set()
+        await line.until(lambda: line.session.finished.is_set())
+    assert not line.events("reply_taken_back") and not line.dialogue.taken_back
+    assert [t.decision for t in line.session.record.turns] == ["answer:opening_hours", "route:general"]
 
 
 async def test_words_recognised_at_once_wait_to_be_decided_for_a_caller_who_goes_on(speech):

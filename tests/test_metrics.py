@@ -33,6 +33,7 @@ def test_a_call_record_becomes_outcome_turn_fault_and_time_series_with_nothing_p
     record = CallRecord("CA1", "MZ1", "+4670***", "2026-12-03T10:00:00+00:00", turns=[turn, failed])
     record.events.append({"at_ms": 2900, "kind": "holding", "waited_ms": 2000})  # turn 1's reply was slow to come
     record.events.append({"at_ms": 4100, "kind": "fault", "part": "asr"})
+    record.events.append({"at_ms": 1500, "kind": "reply_taken_back", "turn": 1, "decision": "answer:payment_dates"})
     record.outcome = "failed"
     metrics.turn_decided(turn)
     metrics.turn_decided(failed)  # no decision: a fault came first
@@ -43,6 +44,7 @@ def test_a_call_record_becomes_outcome_turn_fault_and_time_series_with_nothing_p
     assert 'helpline_turns_total{kind="answer"} 1.0' in text
     assert 'helpline_faults_total{part="asr"} 1.0' in text
     assert "helpline_holding_phrases_total 1.0" in text
+    assert "helpline_replies_taken_back_total 1.0" in text
     # The felt gap counts the endpointing wait as well as the server's reply time: 0.7 s + 0.52 s.
     assert "helpline_felt_gap_seconds_sum 1.22" in text
     assert 'helpline_felt_gap_seconds_bucket{le="1.2"} 0.0' in text

@@ -9,6 +9,7 @@ from telephony.turn_policy import (
     is_backchannel,
     is_listening_noise,
     sounds_unfinished,
+    went_on_before_reply_heard,
     worth_reading_back,
 )
 
@@ -79,3 +80,22 @@ def test_words_that_stop_where_a_sentence_cannot_end_sound_unfinished(text, last
 
 def test_every_language_says_which_words_leave_a_sentence_open():
     assert "för" in load_language("sv").unfinished_endings and "for" in ENDINGS
+
+
+@pytest.mark.parametrize(
+    ("spoke_at_ms", "reply_started_ms", "taken_back"),
+    [
+        (1900, None, True),  # the caller goes on before the reply's first frame: it was never heard
+        (1900, 1700, True),  # 200 ms of it heard: the two started at once, and the assistant yields
+        (2100, 1700, True),  # exactly the 400 ms it may have been heard
+        (2120, 1700, False),  # more: the reply stands, and what the caller says now is a turn of its own
+        (2600, None, False),  # past the 1.5 s wait after the words: a new turn, even before the reply
+        (1000, None, False),  # not after the words' end (a start the line saw before them)
+    ],
+)
+def test_a_reply_is_taken_back_only_for_a_caller_who_goes_on_before_hearing_much_of_it(
+    spoke_at_ms, reply_started_ms, taken_back
+):
+    # The words ended at 1000 ms (stream time); the words wait is 1500 ms, the reply may have been heard 400 ms.
+    assert went_on_before_reply_heard(spoke_at_ms, 1000, reply_started_ms, 1500, 400) is taken_back
+    assert not went_on_before_reply_heard(spoke_at_ms, 1000, reply_started_ms, 0, 400)  # the wait off: never

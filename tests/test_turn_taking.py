@@ -243,3 +243,46 @@ async def test_a_caller_who_pauses_mid_sentence_is_answered_once_on_the_whole_re
     assert "like to" in words and "person" in words, words
     assert heard[0]["decision"] in {"route:general", "clarify:request_human"}, heard[0]["decision"]
     assert kinds(result, "turn_unfinished"), result["events"]
+
+
+@pytest.fixture(scope="module")
+def taking_back_gateway(stack):
+    """A gateway that decides words as soon as they are recognised and takes a reply back whenever the caller goes on
+    within 2.5 s of their words: the path of a reply taken back, whatever this machine's speed."""
+    turn_taking = {"decide_after_ms": 0, "unfinished_wait_ms": 2500, "take_back_heard_ms": 3000}
+    with extra_gateway(stack, "taking back", turn_taking=turn_taking) as settings:
+        yield settings
+
+
+async def test_a_reply_taken_back_is_forgotten_by_the_dialogue_and_the_whole_request_decided(
+    taking_back_gateway, caller_voice
+):
+    """ "I would like to speak to a person ... about my housing allowance": the first part is a whole request, decided
+    at once, and the caller goes on 1.2 s later while its reply is being prepared or begins. The reply is taken back,
+    Rasa rewinds the first words (its tracker holds the whole request alone), and the call goes on from the whole."""
+    import httpx
+
+    pause = np.zeros(int(1.2 * TELEPHONE_RATE), dtype=np.float32)
+    said = np.concatenate([spoken(caller_voice, "I would like to speak to a person"), pause,
+                           spoken(caller_voice, "about my housing allowance")])  # fmt: skip
+    call_sid = "CA" + "7a" * 16
+    result = await Softphone(taking_back_gateway, speed=1.0).call([said, Silence(prompts=1)], call_sid=call_sid)
+    record = result.as_dict()
+    [taken] = kinds(record, "reply_taken_back")
+    heard = [t for t in record["turns"] if t["transcript"]]
+    assert [t["index"] for t in heard] == [1], [t["transcript"] for t in heard]
+    words = heard[0]["transcript"].lower()
+    assert "person" in words and "housing" in words, words
+    assert heard[0]["taken_back"]["decision"] == taken["decision"]
+    assert heard[0]["decision"].startswith("route:"), heard[0]["decision"]
+    async with httpx.AsyncClient() as http:
+        tracker = (await http.get(f"{taking_back_gateway.rasa.url}/conversations/{call_sid}/tracker")).json()
+    said_to_rasa: list[str] = []  # the user messages the conversation holds: a rewind takes the last one back
+    for event in tracker["events"]:
+        if event["event"] == "user":
+            said_to_rasa.append(event.get("text") or "")
+        elif event["event"] == "rewind":
+            said_to_rasa.pop()
+    assert len(said_to_rasa) == 1 and "housing" in said_to_rasa[0].lower(), said_to_rasa
+    rewound = any(e["event"] == "rewind" for e in tracker["events"])
+    assert rewound or taken["decision"] == "confirm:asr", "words the dialogue decided are rewound (a read-back is not)"
