@@ -148,6 +148,7 @@ def test_a_finished_call_is_moved_to_another_day_whole(store):  # type: ignore[n
     store.call_ended({"call_sid": "CAmove", "caller": "+46******00", "started_at": start.isoformat(),
                       "ended_at": (start + timedelta(minutes=2)).isoformat(), "outcome": "routed:general",
                       "turns": [], "handoff": {"queue": "general"}})  # fmt: skip
+    written = [as_utc(t.at) for t in store.turns("CAmove")]  # when the turn was written: now
     store.move_call("CAmove", -timedelta(days=3))
     call = store.call("CAmove")
     back = timedelta(days=3)
@@ -156,4 +157,4 @@ def test_a_finished_call_is_moved_to_another_day_whole(store):  # type: ignore[n
     assert call.record["started_at"].startswith("2026-12-01T10:00")
     assert call.packet["handed_off_at"].startswith("2026-12-01T10:00:30")
     assert [as_utc(e.at) for e in store.task_events("CAmove")] == [start + timedelta(minutes=1) - back]
-    assert all(as_utc(t.at) < start for t in store.turns("CAmove"))
+    assert [as_utc(t.at) for t in store.turns("CAmove")] == [at - back for at in written]
