@@ -3,6 +3,7 @@
     .venv/bin/python bench/turns.py [--voices 6] [--end-silence-ms 700] [--unfinished-wait-ms 1200]
         [--settings silence,words,smart_turn,smart_turn+words,smart_turn+silero] [--threshold 0.5] [--pause-ms 200]
         [--silero-threshold 0.5] [--noise-gate-db 9] [--noise-end-ms 1500] [--caller-range-db 10] [--show-cut-offs]
+        [--decide-after-ms 1100] [--reply-ms 150] [--take-back-heard-ms 400]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -17,11 +18,14 @@ after --unfinished-wait-ms from the caller's last word unless they go on), ``sma
 by "+": ``smart_turn+words`` is the model with the unfinished-words wait (as the gateway runs it), ``+silero`` the
 Silero speech detector instead of WebRTC VAD, ``+went_on`` (with ``words``) the line's rule that speech heard
 starting within the words wait and before the words are decided holds them: the line decides an utterance's words
-when their recognition is done, which here is the speculation's start (--speculate-after-ms of silence) plus the
-recognition's own wall time on this machine, one at a time (a busy line decides later and holds more), and no
-sooner than --decide-after-ms after the caller's last word (HELPLINE_TURN_TAKING__DECIDE_AFTER_MS; not with
-``smart_turn``, whose model judges the turn), ``+gate``
-the noise floor's rules (voice/vad.py Endpointer: a voice --noise-gate-db over the line's noise floor starts an
+when their recognition is done, which here is the speculation's start (--speculate-after-ms of silence; with
+smart_turn, its --pause-ms) plus the recognition's own wall time on this machine, one at a time (a busy line decides
+later and holds more), and no sooner than --decide-after-ms after the caller's last word
+(HELPLINE_TURN_TAKING__DECIDE_AFTER_MS; not with ``smart_turn``, whose model judges the turn), ``+take_back``
+(with ``went_on``) the reply to words decided is taken back when the caller's voice comes back within the words wait
+and no later than --reply-ms (the decision to the reply's first audio) plus --take-back-heard-ms (what of it they
+may have heard) after the decision (``+decide700``, ``+heard400``: a setting's own values of those two), ``+gate`` the
+noise floor's rules (voice/vad.py Endpointer: a voice --noise-gate-db over the line's noise floor starts an
 utterance, and --noise-end-ms without it ends one), ``+caller`` (with ``gate``) only a voice within
 --caller-range-db of the caller's own level holds an utterance open (voice/vad.py CallerLevel).
 Callers: Piper (the caller voice of the tests) and the flite/espeak-ng caller voices, each over the G.711 line, and
@@ -44,7 +48,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -90,14 +94,21 @@ class Words:
     context: RecognitionContext | None
     endings: tuple[str, ...]
     wait_ms: int
+    # Audio heard before, in this run: settings that end an utterance at the same frame are compared on the same
+    # words and recognition time (the recogniser samples nothing; its time varies from one run to the next).
+    _heard: dict[bytes, tuple[str, bool, int]] = field(default_factory=dict)
 
     def hear(self, pcm: np.ndarray) -> tuple[str, bool, int]:
         """The utterance's words, whether they stop mid-sentence, and the recognition's wall time in ms."""
+        known = self._heard.get(pcm.tobytes())
+        if known is not None:
+            return known
         t0 = time.perf_counter()
         heard = self.asr.transcribe(pcm16_to_float(pcm), TELEPHONE_RATE, self.context)
         last = heard.words[-1].confidence if heard.words else 1.0
         wall_ms = round((time.perf_counter() - t0) * 1000)
-        return heard.text, sounds_unfinished(heard.text, self.endings, last), wall_ms
+        self._heard[pcm.tobytes()] = result = heard.text, sounds_unfinished(heard.text, self.endings, last), wall_ms
+        return result
 
 
 @dataclass
@@ -116,6 +127,9 @@ class Setting:
     noise_gate_db: float = 0.0  # 0: the detector alone decides (voice/vad.py NoiseFloor)
     noise_end_ms: int = VadSettings().noise_end_ms
     caller_range_db: float = 0.0  # 0: every voice over the floor holds an utterance (voice/vad.py CallerLevel)
+    # take_back: a reply decided is taken back when the caller's voice comes back (within the words wait) before it
+    # has played this long: the reply's own time (--reply-ms) and what of it the caller may have heard. None: off.
+    take_back_ms: int | None = None
 
 
 @dataclass
@@ -125,6 +139,7 @@ class Outcome:
     heard: list[str]  # with the words rule: the words of each utterance, as the turn's end was decided on them
     recognition_ms: list[int]  # each recognition's wall time
     decided_at_ms: list[int]  # with went_on: stream times the line decides words (what the reply waits for)
+    taken_back_ms: list[int]  # with take_back: how long after the decision the caller's voice came back and undid it
 
 
 def run(setting: Setting, pcm: np.ndarray) -> Outcome:
@@ -142,19 +157,23 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
     heard: list[str] = []
     recognition_ms: list[int] = []
     decided_at_ms: list[int] = []
-    # With went_on: words not yet decided (stream time the line decides them, the turn's end, the latest onset of the
-    # caller's voice that still holds them, their audio).
-    deciding: tuple[int, int, int, np.ndarray] | None = None
+    taken_back_ms: list[int] = []
+    # With went_on: words not yet decided for good (stream time the line decides them, or with take_back the last
+    # moment their reply can be taken back; the turn's end; the latest onset of the caller's voice that still holds
+    # them; their audio; when they were decided).
+    deciding: tuple[int, int, int, np.ndarray, int] | None = None
 
     def settle(onset_ms: int | None, release: int | None) -> None:
         """The line decides the words under way: the caller's voice back within the words wait (from ``onset_ms``)
         holds them, to be released at ``release`` unless speech joins them; otherwise the turn ended at its end."""
         nonlocal deciding, release_at
         assert deciding is not None
-        _, end_ms, hold_until_ms, pcm_so_far = deciding
+        _, end_ms, hold_until_ms, pcm_so_far, decided_at = deciding
         if onset_ms is not None and onset_ms <= hold_until_ms:
             held.append(pcm_so_far)
             release_at = release
+            if onset_ms > decided_at:  # the reply was under way: taken back
+                taken_back_ms.append(onset_ms - decided_at)
         else:
             ends.append(end_ms)
             held.clear()
@@ -178,7 +197,8 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             floor = setting.decide_after_ms if setting.model is None else 0  # the silence rule's, as in the gateway
             decided_at = max(end_ms, recognised, utterance.speech_end_ms + floor)
             decided_at_ms.append(decided_at)
-            deciding = (decided_at, end_ms, utterance.speech_end_ms + setting.words.wait_ms, utterance.pcm)
+            last_chance = decided_at + (setting.take_back_ms or 0)
+            deciding = (last_chance, end_ms, utterance.speech_end_ms + setting.words.wait_ms, utterance.pcm, decided_at)
         else:
             ends.append(end_ms)
             held.clear()
@@ -209,7 +229,7 @@ def run(setting: Setting, pcm: np.ndarray) -> Outcome:
             held.clear()
     if deciding is not None:  # recognised after the audio ran out, nobody having gone on: over at its endpoint, as
         settle(None, release=None)  # every other setting counts it (whatever the recognition's time)
-    return Outcome(ends, cpu, heard, recognition_ms, decided_at_ms)
+    return Outcome(ends, cpu, heard, recognition_ms, decided_at_ms, taken_back_ms)
 
 
 def last_voiced_ms(audio: np.ndarray) -> int:
@@ -323,11 +343,15 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=EndOfTurnSettings().threshold)
     parser.add_argument("--pause-ms", type=int, default=EndOfTurnSettings().pause_ms)
     parser.add_argument("--max-silence-ms", type=int, default=EndOfTurnSettings().max_silence_ms)
-    parser.add_argument("--speculate-after-ms", type=int, default=VadSettings().speculate_after_ms, help="went_on")
+    parser.add_argument("--speculate-after-ms", type=int, default=VadSettings().speculate_after_ms,
+                        help="went_on, silence rule (smart_turn recognises at its --pause-ms)")  # fmt: skip
     parser.add_argument("--decide-after-ms", type=int, default=Settings().turn_taking.decide_after_ms, help="went_on")
     parser.add_argument("--noise-gate-db", type=float, default=VadSettings().noise_gate_db, help="gate")
     parser.add_argument("--noise-end-ms", type=int, default=VadSettings().noise_end_ms, help="gate")
     parser.add_argument("--caller-range-db", type=float, default=VadSettings().caller_range_db, help="caller")
+    parser.add_argument("--reply-ms", type=int, default=150, help="take_back: from the decision to the reply's audio")
+    parser.add_argument("--take-back-heard-ms", type=int, default=Settings().turn_taking.take_back_heard_ms,
+                        help="take_back")  # fmt: skip
     parser.add_argument("--show-cut-offs", action="store_true", help="list each utterance cut off, and its words")
     args = parser.parse_args()
     settings = Settings()
@@ -336,8 +360,11 @@ def main() -> None:
     chosen: list[Setting] = []
     words = None
     for name in args.settings.split(","):
-        parts = set(name.split("+"))
-        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on", "gate", "caller"}
+        # decide<N> and heard<N>: this setting's --decide-after-ms and --take-back-heard-ms
+        numbers = {p.rstrip("0123456789"): int(p[len(p.rstrip("0123456789")) :]) for p in name.split("+")
+                   if p.rstrip("0123456789") in ("decide", "heard") and p[-1:].isdigit()}  # fmt: skip
+        parts = set(name.split("+")) - {f"{k}{v}" for k, v in numbers.items()}
+        unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on", "gate", "caller", "take_back"}
         if unknown:
             parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")
         if "words" in parts and words is None:
@@ -362,11 +389,12 @@ def main() -> None:
                 words if "words" in parts else None,
                 args.silero_threshold,
                 "went_on" in parts,
-                args.speculate_after_ms,
-                args.decide_after_ms,
+                args.pause_ms if semantic else args.speculate_after_ms,  # the gateway recognises at the model's pause
+                numbers.get("decide", args.decide_after_ms),
                 args.noise_gate_db if "gate" in parts else 0.0,
                 args.noise_end_ms,
                 args.caller_range_db if "caller" in parts else 0.0,
+                args.reply_ms + numbers.get("heard", args.take_back_heard_ms) if "take_back" in parts else None,
             )
         )
     print(f"CPU: {cpu_name()}; threshold {args.threshold}, pause {args.pause_ms} ms, longest wait "
@@ -381,8 +409,10 @@ def main() -> None:
         cut: dict[str, list[bool]] = {"clean": [], "degraded": []}
         cpu: list[float] = []
         recognition_ms: list[int] = []
+        taken_back: list[int] = []  # paused utterances whose reply was taken back: how long after its decision
         for utterance in paused:
             out = run(setting, utterance.pcm)
+            taken_back += out.taken_back_ms
             cpu += out.decisions_cpu_ms
             recognition_ms += out.recognition_ms
             over_early = bool(out.ends_ms) and out.ends_ms[0] < utterance.end_ms - 300  # before the last words
@@ -393,8 +423,13 @@ def main() -> None:
         delays: dict[str, list[float]] = {"clean": [], "degraded": []}
         not_over = 0  # whole utterances whose turn was not over when the audio ran out (3 s after the last word)
         decided: list[int] = []  # with went_on: from the last word to the words decided
+        whole_taken_back = 0  # whole utterances whose reply was taken back (noise or breath after the words)
         for utterance in whole:
             out = run(setting, utterance.pcm)
+            whole_taken_back += len(out.taken_back_ms)
+            if out.taken_back_ms:
+                shown.append(f"  {setting.name}: {utterance.voice}, {utterance.line}: {utterance.text!r} (whole) "
+                             f"taken back {out.taken_back_ms[0]} ms after its decision")  # fmt: skip
             cpu += out.decisions_cpu_ms
             recognition_ms += out.recognition_ms
             after = [e for e in out.ends_ms if e >= utterance.end_ms - 300]
@@ -416,11 +451,16 @@ def main() -> None:
         if decided:
             print(f"{'':22} words decided after the last word (whole utterances; the reply waits for it): p50 "
                   f"{pct(decided, 50):.0f} ms, p95 {pct(decided, 95):.0f} ms")  # fmt: skip
+        if setting.take_back_ms is not None:
+            heard = sum(1 for t in taken_back if t > args.reply_ms)  # after the reply's first audio
+            print(f"{'':22} replies taken back: {len(taken_back)} of {len(paused)} paused utterances, {heard} after "
+                  f"the caller heard them begin (reply {args.reply_ms} ms after the decision); {whole_taken_back} of "
+                  f"{len(whole)} whole utterances")  # fmt: skip
         if not_over:
             print(f"{'':22} {not_over} whole utterance(s) not over when the audio ran out, 3 s after the last word "
                   "(counted at that length in the delays)")  # fmt: skip
     if args.show_cut_offs:
-        print("\ncut off in the pause:", *shown, sep="\n")
+        print("\ncut off in the pause (and whole requests whose reply was taken back):", *shown, sep="\n")
 
 
 def share(flags: list[bool]) -> float:
