@@ -140,13 +140,18 @@ class LongTurn:
         return np.concatenate([*(item.utterance.pcm for _, item in self._pieces), then]) if self._pieces else then
 
     def take(self, last: tuple[Transcript, SpeechInput] | None = None) -> tuple[Transcript, SpeechInput]:
-        """The held pieces, followed by the last piece if there is one, as one utterance."""
+        """The held pieces, followed by the last piece if there is one, as one utterance: it began where, and over
+        what, the first piece did (a turn whose first words stopped the greeting barged in)."""
         pieces = [*self._pieces, *([last] if last is not None else [])]
         self._pieces = []
-        first, final = pieces[0][1].utterance, pieces[-1][1]
+        first, final = pieces[0][1], pieces[-1][1]
+        began = first.utterance
         whole = replace(
             final,
-            utterance=replace(final.utterance, started_ms=first.started_ms, audio_started_ms=first.audio_started_ms),
+            utterance=replace(final.utterance, started_ms=began.started_ms, audio_started_ms=began.audio_started_ms),
+            over=first.over,
+            barged_in=first.barged_in,
+            over_sentence=first.over_sentence,
         )
         return join_transcripts([t for t, _ in pieces]), whole
 

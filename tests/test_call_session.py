@@ -480,10 +480,10 @@ async def test_a_caller_who_goes_on_after_a_long_pause_is_a_new_turn_even_before
 
 async def test_words_recognised_at_once_wait_to_be_decided_for_a_caller_who_goes_on(speech):
     """A fast recogniser knows "I would like to speak" right after the endpoint, before the caller goes on after a 1 s
-    pause; the words are decided no sooner than TURN_TAKING__DECIDE_AFTER_MS (1.1 s) after the caller's last word,
-    and the pause is inside the turn, as it is on a slower machine (the test above: decided at once, two turns)."""
+    pause; with no reply taken back, the words are decided no sooner than TURN_TAKING__DECIDE_AFTER_MS (here 1.1 s)
+    after the caller's last word, and the pause is inside the turn, as it is on a slower machine."""
     pause = [b"\xff" * 160] * 50
-    async with call() as line:
+    async with call(Settings(turn_taking={"decide_after_ms": 1100, "take_back": False})) as line:
         await line.reply()
         line.asr.hearing = lambda s: "I would like to speak" if s < 1.6 else "to a person"
         await line.say(speech[:50] + pause + speech[25:])

@@ -274,12 +274,12 @@ async def test_a_reply_taken_back_is_forgotten_by_the_dialogue_and_the_whole_req
     words = heard[0]["transcript"].lower()
     assert "person" in words and "housing" in words, words
     assert heard[0]["taken_back"]["decision"] == taken["decision"]
-    assert heard[0]["decision"].startswith("route:"), heard[0]["decision"]
+    assert "housing" in heard[0]["decision"], heard[0]["decision"]  # decided on the whole, not on its first part
     async with httpx.AsyncClient() as http:
         tracker = (await http.get(f"{taking_back_gateway.rasa.url}/conversations/{call_sid}/tracker")).json()
     said_to_rasa: list[str] = []  # the user messages the conversation holds: a rewind takes the last one back
     for event in tracker["events"]:
-        if event["event"] == "user":
+        if event["event"] == "user" and not (event.get("text") or "").startswith("EXTERNAL:"):  # not call_start
             said_to_rasa.append(event.get("text") or "")
         elif event["event"] == "rewind":
             said_to_rasa.pop()
