@@ -533,6 +533,8 @@ class CallSession:
         prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
         if turn is not None and self._open is not None and self._open.turn is turn:
             self._open.prompt = prompt
+            if self._open.went_on_at_ms is not None:  # the caller went on before it began: nothing of it is said
+                self._playback.withdraw(prompt)
         questions = [s for s in prompt.sentences if s.rstrip().endswith("?")]
         self._last_question = questions[-1] if questions else None  # what the caller's next turn may answer
         if turn is not None:
@@ -590,7 +592,7 @@ class CallSession:
             except NluUnavailable as e:  # the dialogue keeps the first words as a turn; the whole comes next
                 log.error("call %s: the dialogue could not take turn %d back: %s", self.call_sid, turn.index, e)
                 self._event("take_back_failed", turn=turn.index, error=str(e)[:200])
-        if str(turn.decision) == str(READ_BACK):
+        if turn.decision == str(READ_BACK):
             self._read_back.forget()
         self._last_question = reply.question_before
         taken_back = {

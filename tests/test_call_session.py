@@ -464,6 +464,25 @@ async def test_a_reply_taken_back_while_the_dialogue_decides_is_never_heard(spee
     assert [t.decision for t in record.turns] == ["route:general"]
 
 
+async def test_a_read_back_the_caller_talks_into_is_taken_back_and_the_whole_read_back(speech):
+    """Unsure words are read back ("I think you said ..."); the caller goes on as it begins: the question is withdrawn
+    and forgotten (the dialogue never had the words), and the whole turn is what the line asks about."""
+    pause = [b"\xff" * 160] * 50
+    async with call() as line:
+        await line.reply()
+        line.asr.confidence = 0.5
+        line.asr.hearing = lambda s: "I want to appeal the decision" if s < 1.6 else "on my pension"
+        await line.say(speech[:50] + pause + speech[25:])
+        await line.reply()
+    record = line.session.record
+    [turn] = record.turns
+    assert turn.taken_back is not None and turn.taken_back["decision"] == "confirm:asr"
+    assert (turn.decision, turn.transcript) == ("confirm:asr", "I want to appeal the decision on my pension")
+    assert record.said[-1] == SAY.confirm.format(text="I want to appeal the decision on my pension")
+    assert SAY.confirm.format(text="I want to appeal the decision") not in record.said
+    assert line.dialogue.respond_texts == [] and line.dialogue.taken_back == []  # a read-back tells it nothing
+
+
 async def test_a_caller_who_goes_on_after_a_long_pause_is_a_new_turn_even_before_the_reply(speech):
     """Past the unfinished-words wait after their words, the caller's voice is a turn of its own: the reply stands."""
     pause = [b"\xff" * 160] * 100  # 2 s: past the 1.5 s wait
