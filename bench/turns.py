@@ -3,7 +3,7 @@
     .venv/bin/python bench/turns.py [--voices 6] [--end-silence-ms 700] [--unfinished-wait-ms 1200]
         [--settings silence,words,smart_turn,smart_turn+words,smart_turn+silero] [--threshold 0.5] [--pause-ms 200]
         [--silero-threshold 0.5] [--noise-gate-db 9] [--noise-end-ms 1500] [--caller-range-db 10] [--show-cut-offs]
-        [--decide-after-ms 1100] [--reply-ms 150] [--take-back-heard-ms 400]
+        [--decide-after-ms 0] [--reply-ms 80] [--take-back-heard-ms 400]
 
 Each caller utterance goes through the gateway's own endpointing parts frame by frame (voice/vad.py Endpointer with
 the chosen speech detector; at each short pause the end-of-turn model, as telephony/listening.py asks it):
@@ -95,7 +95,7 @@ class Words:
     endings: tuple[str, ...]
     wait_ms: int
     # Audio heard before, in this run: settings that end an utterance at the same frame are compared on the same
-    # words and recognition time (the recogniser samples nothing; its time varies from one run to the next).
+    # words and recognition time, measured once (its time varies from one recognition to the next).
     _heard: dict[bytes, tuple[str, bool, int]] = field(default_factory=dict)
 
     def hear(self, pcm: np.ndarray) -> tuple[str, bool, int]:
@@ -349,7 +349,8 @@ def main() -> None:
     parser.add_argument("--noise-gate-db", type=float, default=VadSettings().noise_gate_db, help="gate")
     parser.add_argument("--noise-end-ms", type=int, default=VadSettings().noise_end_ms, help="gate")
     parser.add_argument("--caller-range-db", type=float, default=VadSettings().caller_range_db, help="caller")
-    parser.add_argument("--reply-ms", type=int, default=150, help="take_back: from the decision to the reply's audio")
+    # The stack's median at one call, 2026-12-07 (bench/voice.py latency --rows: the turns' response_ms, 76 ms).
+    parser.add_argument("--reply-ms", type=int, default=80, help="take_back: from the decision to the reply's audio")
     parser.add_argument("--take-back-heard-ms", type=int, default=Settings().turn_taking.take_back_heard_ms,
                         help="take_back")  # fmt: skip
     parser.add_argument("--show-cut-offs", action="store_true", help="list each utterance cut off, and its words")
