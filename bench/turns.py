@@ -45,6 +45,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -362,9 +363,9 @@ def main() -> None:
     words = None
     for name in args.settings.split(","):
         # decide<N> and heard<N>: this setting's --decide-after-ms and --take-back-heard-ms
-        numbers = {p.rstrip("0123456789"): int(p[len(p.rstrip("0123456789")) :]) for p in name.split("+")
-                   if p.rstrip("0123456789") in ("decide", "heard") and p[-1:].isdigit()}  # fmt: skip
-        parts = set(name.split("+")) - {f"{k}{v}" for k, v in numbers.items()}
+        own = [m for m in map(re.compile(r"(decide|heard)(\d+)").fullmatch, name.split("+")) if m]
+        numbers = {m[1]: int(m[2]) for m in own}
+        parts = set(name.split("+")) - {m[0] for m in own}
         unknown = parts - {"silence", "words", "smart_turn", "silero", "went_on", "gate", "caller", "take_back"}
         if unknown:
             parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")

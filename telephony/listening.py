@@ -22,6 +22,7 @@ from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
 from telephony.turn_policy import (
     MAX_PENDING_KEYS,
+    goes_on_with_the_turn,
     is_backchannel,
     is_listening_noise,
     sounds_unfinished,
@@ -289,12 +290,9 @@ class Listener:
         saying now joins them and the whole is one turn; the first part is not answered on its own. Not for
         listening noises said over the assistant."""
         wait_ms, end_ms = self._policy.unfinished_wait_ms, item.utterance.speech_end_ms
-
-        def within(at_ms: int | None) -> bool:
-            return at_ms is not None and end_ms < at_ms <= end_ms + wait_ms
-
-        speaking, starting = within(self._spoke_at_ms), within(self._endpointer.starting_at_ms())
-        if not wait_ms or not (speaking or starting) or not self._hold(transcript, item):
+        speaking = goes_on_with_the_turn(self._spoke_at_ms, end_ms, wait_ms)
+        starting = goes_on_with_the_turn(self._endpointer.starting_at_ms(), end_ms, wait_ms)
+        if not (speaking or starting) or not self._hold(transcript, item):
             return False
         # Speech under way ends as an utterance of its own, which joins them (or, holding no words, makes them the
         # turn). Voice just heard may yet not be speech: then they are the turn as soon as it has passed.

@@ -47,6 +47,20 @@ class Prompt:
     def may_barge_in(self) -> bool:
         return self.interruptible and self.playing and self.interrupted is None and self.heard >= self.protected
 
+    def stop(self, cause: str, by: str, at_ms: int, cut_sentence_heard_fraction: float) -> dict[str, Any]:
+        """It ends here, cut, whatever is still to be sent or played; returns how (``interrupted``)."""
+        self.interrupted = cut = {
+            "cause": cause,
+            "by": by,  # for speech: "speech_ms" (voiced length), "words" (partial recognition) or "went_on"
+            "at_ms": at_ms,
+            "heard": redact_text(self.heard_text),
+            "unheard": redact_text(self.unheard_text),
+            # How far into the sentence that was cut the caller got, estimated from stream time since the last mark.
+            "cut_sentence_heard_fraction": round(cut_sentence_heard_fraction, 2),
+        }
+        self.finished.set()
+        return cut
+
     @property
     def heard_text(self) -> str:
         return " ".join(self.sentences[: self.heard])
@@ -170,21 +184,12 @@ class Playback:
         if in_progress < len(prompt.sentence_ms) and prompt.sentence_ms[in_progress] > 0:
             since = prompt.last_mark_ms if prompt.last_mark_ms is not None else prompt.started_ms or 0
             fraction = min(1.0, max(0.0, (now - since) / prompt.sentence_ms[in_progress]))
-        prompt.interrupted = {
-            "cause": cause,
-            "by": by or cause,  # for speech: "speech_ms" (voiced length) or "words" (partial recognition)
-            "at_ms": now,
-            "heard": redact_text(prompt.heard_text),
-            "unheard": redact_text(prompt.unheard_text),
-            # How far into the sentence that was cut the caller got, estimated from stream time since the last mark.
-            "cut_sentence_heard_fraction": round(fraction, 2),
-        }
-        prompt.finished.set()
+        cut = prompt.stop(cause, by or cause, now, fraction)
         if prompt.turn is not None:
-            prompt.turn.interrupted = prompt.interrupted
+            prompt.turn.interrupted = cut
         if self._recording is not None:
             self._recording.cleared(now)
-        self._on_event("barge_in", prompt=prompt.kind, **prompt.interrupted)
+        self._on_event("barge_in", prompt=prompt.kind, **cut)
         log.info("call %s: %s stopped the %s prompt", self._call_sid, cause, prompt.kind)
         self._tasks.start(self._clear(), "clear")
 
@@ -193,11 +198,8 @@ class Playback:
         nothing to clear); playing, it stops as for the caller's speech over it."""
         if prompt.started_ms is not None:
             self.interrupt(prompt, cause="speech", by="went_on")
-            return
-        unheard = redact_text(prompt.unheard_text)
-        prompt.interrupted = {"cause": "withdrawn", "by": "went_on", "at_ms": self._stream_ms(), "heard": "",
-                              "unheard": unheard, "cut_sentence_heard_fraction": 0.0}  # fmt: skip
-        prompt.finished.set()
+        else:
+            prompt.stop("withdrawn", "went_on", self._stream_ms(), 0.0)
 
     async def _clear(self) -> None:
         async with self._send_lock:

@@ -478,8 +478,8 @@ class CallSession:
             "turn": turn.index,
             **extra,
         }
-        if self._open is not None and self._open.turn is turn:
-            self._open.told = True  # from here on, a reply taken back is also forgotten by the dialogue
+        if (reply := self._open_reply(turn)) is not None:
+            reply.told = True  # from here on, a reply taken back is also forgotten by the dialogue
         try:
             result: DialogueTurn = await self._rasa.respond(text, self.call_sid, metadata)
         except NluUnavailable as e:
@@ -531,9 +531,9 @@ class CallSession:
         """Say ``text`` (playback sends it sentence by sentence); return when the caller heard it all or interrupted
         it. Every TTS engine failing ends in the apology and a handoff."""
         prompt = Prompt(kind, split_sentences(text), interruptible, protected=protected, turn=turn)
-        if turn is not None and self._open is not None and self._open.turn is turn:
-            self._open.prompt = prompt
-            if self._open.went_on_at_ms is not None:  # the caller went on before it began: nothing of it is said
+        if turn is not None and (reply := self._open_reply(turn)) is not None:
+            reply.prompt = prompt
+            if reply.went_on_at_ms is not None:  # the caller went on before it began: nothing of it is said
                 self._playback.withdraw(prompt)
         questions = [s for s in prompt.sentences if s.rstrip().endswith("?")]
         self._last_question = questions[-1] if questions else None  # what the caller's next turn may answer
@@ -557,6 +557,10 @@ class CallSession:
         return prompt
 
     # --- a reply taken back ----------------------------------------------------------------------------------
+
+    def _open_reply(self, turn: TurnRecord) -> OpenReply | None:
+        """The reply to ``turn`` while it may still be taken back."""
+        return self._open if self._open is not None and self._open.turn is turn else None
 
     def _caller_spoke(self, at_ms: int) -> None:
         """The caller's voice is back (speech started at ``at_ms``, stream time). Soon after words whose reply they
@@ -582,8 +586,8 @@ class CallSession:
         """Whether the caller went on after ``turn``'s words and its reply was taken back. If so, the dialogue
         forgets the words (a rewind), the turn stays open with no decision (its record says what was taken back),
         and the words wait for what the caller is saying now, to be decided with it as one turn."""
-        reply = self._open
-        if reply is None or reply.turn is not turn or reply.went_on_at_ms is None:
+        reply = self._open_reply(turn)
+        if reply is None or reply.went_on_at_ms is None:
             return False
         self._open = None
         if reply.told:

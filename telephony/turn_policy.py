@@ -88,13 +88,18 @@ def after_nothing_heard(times_in_a_row: int, most: int, keypad: bool) -> NoInput
     return "menu"
 
 
+def goes_on_with_the_turn(spoke_at_ms: int | None, words_end_ms: int, wait_ms: int) -> bool:
+    """The caller's voice came back at ``spoke_at_ms`` (stream time; None: it has not) soon enough after their
+    words' end (``wait_ms``, the unfinished-words wait; 0: never) to go on with the same turn."""
+    return bool(wait_ms) and spoke_at_ms is not None and words_end_ms < spoke_at_ms <= words_end_ms + wait_ms
+
+
 def went_on_before_reply_heard(
     spoke_at_ms: int, words_end_ms: int, reply_started_ms: int | None, wait_ms: int, heard_ms: int
 ) -> bool:
-    """The caller's voice came back at ``spoke_at_ms`` (stream time) soon enough after their words' end
-    (``wait_ms``, the unfinished-words wait) to go on with the same turn, before they had heard more than
-    ``heard_ms`` of the reply to those words (``reply_started_ms``: its first frame; None: not sent yet). The two
+    """The caller went on with the same turn (``goes_on_with_the_turn``) before they had heard more than
+    ``heard_ms`` of the reply to their words (``reply_started_ms``: its first frame; None: not sent yet). The two
     started talking at once, and the assistant yields: its reply is taken back."""
-    if not wait_ms or not words_end_ms < spoke_at_ms <= words_end_ms + wait_ms:
+    if not goes_on_with_the_turn(spoke_at_ms, words_end_ms, wait_ms):
         return False
     return reply_started_ms is None or spoke_at_ms - reply_started_ms <= heard_ms
