@@ -91,7 +91,10 @@ class AsrSettings(BaseModel):
     model_path: Path | None = None
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1, le=10)
-    cpu_threads: int = Field(1, ge=0)
+    # Threads each recognition computes on (CTranslate2's intra-op threads; 0: the engine's own default). Two halve a
+    # lone turn's encoding, and with both recognisers busy they share the cores no worse than one each did: measured,
+    # README "Faults, hostile input, load" (bench/recogniser.py).
+    cpu_threads: int = Field(2, ge=0)
     # Recognitions at once per gateway (faster-whisper num_workers, or that many recogniser processes).
     workers: int = Field(2, ge=1)
     # Each recognition runs in a process of its own (one per worker, each with the model loaded) instead of in the
