@@ -17,6 +17,8 @@ from nlu.dialogue import DialogueTurn
 FAULT_EVENT = "fault"  # a fault ended the assistant's part in an apology and a handoff; ``part`` names what failed
 HOLDING_EVENT = "holding"  # the caller heard the holding phrase while their reply was slow to come
 TAKEN_BACK_EVENT = "reply_taken_back"  # the caller went on with their turn: the reply to its first words taken back
+# The caller hung up while their last words were being recognised or waited for the rest: a turn with no decision.
+HUNG_UP_UNANSWERED_EVENT = "hung_up_unanswered"
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,11 @@ class Listener:
     def in_speech(self) -> bool:
         return self._endpointer.in_speech
 
+    @property
+    def speech_under_way_from_ms(self) -> int | None:
+        """Stream time the caller's utterance under way began (pre-roll included), None when they are not speaking."""
+        return self._endpointer.audio_started_ms
+
     async def hear(self, item: SpeechInput) -> Heard:
         """What ``item`` holds for the dialogue. Raises ``AsrError``."""
         if item.utterance.line_noise:  # the line's own noise at the start of the call: no voice to recognise

@@ -37,6 +37,7 @@ from telephony.call_parts import CallParts
 from telephony.call_record import (
     FAULT_EVENT,
     HOLDING_EVENT,
+    HUNG_UP_UNANSWERED_EVENT,
     TAKEN_BACK_EVENT,
     CallRecord,
     HandoffRequested,
@@ -128,6 +129,7 @@ class CallSession:
         self._asked_to_hold = False  # the caller heard "One moment, please." while this input was worked on
         self._open: OpenReply | None = None  # the reply to the turn under way, while it may be taken back
         self._reopened: TurnRecord | None = None  # a turn whose reply was taken back: its words join the next one
+        self._hearing: SpeechInput | None = None  # speech being recognised (and judged) for the dialogue task
         self._read_back = ReadBack(parts.dialogue, parts.turn_taking, parts.smalltalk, self._say.confirm)
         self.finished = asyncio.Event()  # set when the bot part of the call is over (hand off or goodbye)
 
@@ -138,14 +140,36 @@ class CallSession:
 
     async def close(self, outcome_if_open: str = "abandoned") -> None:
         """The stream ended (caller hung up, or we finished). Stop work and settle the outcome."""
+        unheard = self._hearing  # cleared as the dialogue task is cancelled
         await self._tasks.close()
         self._playback.release()
         if not self.record.outcome:
+            self._left_unanswered(unheard)
             last = self.record.answered_topics[-1] if self.record.answered_topics else None
             self.record.outcome = f"answered:{last}" if last else outcome_if_open
         self.record.ended_at = now_iso()
         self._states.enter(CallState.ENDED)
         self.finished.set()
+
+    def _left_unanswered(self, unheard: SpeechInput | None) -> None:
+        """The caller hung up while their last words were being recognised, or while words that sounded unfinished
+        waited for the rest: the record keeps that turn, with the words that were recognised and no decision, so a
+        supervisor sees what the caller said before leaving. Words still being recognised are not waited for (the
+        recogniser is for callers still on the line); the recording loses their audio, and that of speech under way
+        as the line went quiet, as no one has checked it for personal data."""
+        if self.recording is not None:
+            unchecked = [_audio_span(unheard)] if unheard is not None else []
+            under_way = self._listener.speech_under_way_from_ms
+            if under_way is not None:
+                unchecked.append((under_way, self._listener.stream_ms + FRAME_MS))  # to the end of its last frame
+            self.recording.silence(unchecked)
+        held = self._listener.take_held(self._listener.stream_ms)
+        pieces = [item for item in (held[1] if held is not None else None, unheard) if item is not None]
+        if not pieces:
+            return
+        turn = self._new_turn(pieces[0].utterance.started_ms, pieces[-1].utterance.speech_end_ms)
+        turn.transcript = redact_text(held[0].text) if held is not None else ""
+        self._event(HUNG_UP_UNANSWERED_EVENT, turn=turn.index, recognised=unheard is None)
 
     @property
     def state(self) -> CallState:
@@ -326,14 +350,17 @@ class CallSession:
         await self._converse(turn, f"/{intent}", {"input": "keypad", "key": item.key}, item.at)
 
     async def _on_speech(self, item: SpeechInput) -> None:
+        self._hearing = item
         try:
             heard = await self._listener.hear(item)
         except AsrError as e:
+            self._hearing = None
             log.error("call %s: ASR failed: %s", self.call_sid, e)
             turn = self._new_turn(item.utterance.started_ms, item.utterance.speech_end_ms)
             turn.error = f"asr: {e}"
             await self._fault_handoff("speech recognition failed", turn, "asr")
             return
+        self._hearing = None
         transcript, utterance = heard.transcript, heard.item.utterance
         if heard.kind is HeardKind.WORDS:
             await self._on_words(heard.item, transcript, heard.asr_ms)
@@ -381,9 +408,7 @@ class CallSession:
         """The recording loses the audio of the personal data in these words (each piece of a long turn, and the
         turn whole: a number may run across two pieces)."""
         if self.recording is not None:
-            utterance = item.utterance
-            whole = (utterance.audio_started_ms, utterance.speech_end_ms + Endpointer.TAIL_FRAMES * FRAME_MS)
-            self.recording.silence(personal_audio(transcript, whole))
+            self.recording.silence(personal_audio(transcript, _audio_span(item)))
 
     def _repaired(self, transcript: Transcript) -> Transcript:
         """The turn's words with the agency's words the recogniser nearly heard put right (ASR__KEY_WORD_REPAIR)."""
@@ -656,6 +681,12 @@ class CallSession:
         await self._playback.play(self._parts.ready.too_slow if slow else self._parts.ready.apology, kind="apology")
         self.record.said.append(self._say.too_slow if slow else self._say.apology)
         self._hand_off(FALLBACK_QUEUE, reason, turn, fault=True)
+
+
+def _audio_span(item: SpeechInput) -> tuple[int, int]:
+    """Stream times (ms) of all the audio of ``item``'s utterance, pre-roll and tail included."""
+    utterance = item.utterance
+    return utterance.audio_started_ms, utterance.speech_end_ms + Endpointer.TAIL_FRAMES * FRAME_MS
 
 
 def _caller_silent_since(item: CallerInput) -> float:

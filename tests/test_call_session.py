@@ -522,6 +522,45 @@ async def test_with_the_wait_off_a_fragment_is_answered_at_once(speech):
     assert line.dialogue.respond_texts == ["I would like to"] and not line.events("turn_unfinished")
 
 
+async def test_a_caller_who_hangs_up_while_their_words_are_recognised_leaves_a_turn_with_no_decision(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.released.clear()  # the recogniser is slow to give the words
+        await line.caller_says("I want to appeal the decision", speech)
+        await line.silence(1.0)  # past the end of the utterance: its words are being recognised
+        await line.session.close()  # the caller hangs up before the words are known
+        line.asr.released.set()
+    record = line.session.record
+    [turn] = record.turns
+    assert (turn.transcript, turn.decision, turn.reply) == ("", "", "")
+    assert 0 < turn.speech_started_ms < turn.speech_end_ms <= line.ms
+    assert [(e["turn"], e["recognised"]) for e in line.events("hung_up_unanswered")] == [(1, False)]
+    assert record.outcome == "abandoned" and line.dialogue.respond_texts == []
+    assert line.turns == [], "no decision was told to the store: the turn is written with the call"
+
+
+async def test_unfinished_words_left_waiting_for_the_rest_by_a_caller_who_hangs_up_are_kept(speech):
+    async with call() as line:
+        await line.reply()
+        await line.caller_says("I would like to", speech[:50])
+        await line.until(lambda: bool(line.events("turn_unfinished")))
+        await line.session.close()
+    record = line.session.record
+    [turn] = record.turns
+    assert (turn.transcript, turn.decision) == ("I would like to", "")
+    assert [(e["turn"], e["recognised"]) for e in line.events("hung_up_unanswered")] == [(1, True)]
+    assert record.outcome == "abandoned" and line.dialogue.respond_texts == []
+
+
+async def test_a_call_that_ends_after_its_reply_has_no_unanswered_turn(speech):
+    async with call() as line:
+        await line.reply()
+        await line.caller_says("What are your opening hours?", speech)
+        await line.reply()
+    assert [t.decision for t in line.session.record.turns] == ["answer:opening_hours"]
+    assert line.events("hung_up_unanswered") == []
+
+
 async def test_a_flood_of_keys_during_a_prompt_is_counted_not_queued():
     keypad = KeypadMenu.load()
     async with call(keypad=keypad) as line:

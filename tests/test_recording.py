@@ -202,3 +202,27 @@ async def test_the_read_back_of_a_number_is_not_in_the_recording(speech):
     kept = [s for s in said if NUMBER not in s]
     assert len(kept) == len(said) - 1
     assert np.count_nonzero(assistant) == sum(5 * len(s.split()) * 160 for s in kept)
+
+
+async def test_words_never_recognised_because_the_caller_hung_up_are_not_in_the_recording(speech):
+    """No one has checked them for personal data: a turn still being recognised, and speech under way, at the
+    hang-up."""
+    line = recorded_call()
+    async with line:
+        await line.reply()
+        line.asr.released.clear()  # the recogniser is slow to give the words
+        await line.caller_says(f"my personal number is {NUMBER}", speech)
+        await line.silence(1.0)  # past the end of the utterance: its words are being recognised
+        await line.say(speech[:40])  # and the caller speaks again as they hang up
+        await line.session.close()
+        line.asr.released.set()
+    recording = line.session.recording
+    assert recording is not None and recording.notice_heard
+    turn = line.session.record.turns[0]
+    unheard, under_way = recording.silenced
+    assert unheard[0] <= turn.speech_started_ms and unheard[1] >= turn.speech_end_ms
+    assert under_way[0] > unheard[1] and under_way[1] == line.ms
+    caller = np.abs(channels(recording.finish().wav)[:, 0])
+    for start, end in (unheard, under_way):
+        assert caller[start * 8 : end * 8].max() == 0
+    assert caller.max() > 0  # the rest of the caller's audio is kept

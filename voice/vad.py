@@ -239,6 +239,11 @@ class Endpointer:
     def in_speech(self) -> bool:
         return self._in_speech
 
+    @property
+    def audio_started_ms(self) -> int | None:
+        """Stream time of the first sample of the utterance under way (its pre-roll included), None when none is."""
+        return self._audio_started_ms if self._in_speech else None
+
     def utterance_so_far(self) -> np.ndarray:
         """The audio of the utterance under way, pre-roll included (empty when none is)."""
         if not self._in_speech or not self._utterance:
