@@ -4,9 +4,11 @@ recognition queue (the product's own, with its recogniser processes) under burst
     .venv/bin/python bench/recogniser.py [encoder] [queue]        (both when none is named)
         encoder: CTranslate2's Whisper encoder on the packaged tiny.en model, one 30 s window of a caller's turn,
                  at batch sizes --batches (1,2,4) x intra-op threads --threads (1,2): wall and CPU ms per window
-        queue:   --configs WORKERSxTHREADS,... (2x1,1x2,2x2): bursts of --burst K turns (1,2,4,8) submitted at the
-                 same moment, --rounds times each: per turn, the time from submission to its words (mean, p95,
-                 the last of each burst), recognitions hurried (ASR__WINDOW_UNDER_LOAD_S), CPU per turn
+        queue:   --configs WORKERSxTHREADS[+ALONE],... (2x1,1x2,2x2,2x1+2; ALONE: the threads of a recognition with
+                 the recognisers to itself, ASR__CPU_THREADS_ALONE; none: never more): bursts of --burst K turns
+                 (1,2,4,8) submitted at the same moment, --rounds times each: per turn, the time from submission to
+                 its words (mean, p95, the last of each burst), recognitions hurried (ASR__WINDOW_UNDER_LOAD_S), CPU
+                 per turn
 
 The turns are the load generator's Piper callers (helpline/loadgen.py) at the phone line's rate, recognised with
 the domain prompt the gateway gives every turn. Nothing else should run on the machine meanwhile: the figures are
@@ -96,7 +98,9 @@ def bench_queue(asr: AsrSettings, turns: list[np.ndarray], configs: list[str], b
           f"{'hurried':>9}{'CPU s/turn':>12}")  # fmt: skip
     for config in configs:
         workers, _, threads = config.partition("x")
-        settings = asr.model_copy(update={"workers": int(workers), "cpu_threads": int(threads)})
+        threads, _, alone = threads.partition("+")
+        update = {"workers": int(workers), "cpu_threads": int(threads), "cpu_threads_alone": int(alone or 0)}
+        settings = asr.model_copy(update=update)
         processes = [RecogniserProcess(settings, f"recogniser-{i}") for i in range(settings.workers)]
         for process in processes:
             process.wait_ready()
@@ -129,7 +133,8 @@ def main() -> None:
     parser.add_argument("--batches", type=_ints, default=[1, 2, 4])
     parser.add_argument("--threads", type=_ints, default=[1, 2])
     parser.add_argument("--repeat", type=int, default=6, help="encodings per encoder row")
-    parser.add_argument("--configs", default="2x1,1x2,2x2", help="recogniser processes x threads each")
+    parser.add_argument("--configs", default="2x1,1x2,2x2,2x1+2",
+                        help="recogniser processes x threads each [+ threads of a recognition alone]")  # fmt: skip
     parser.add_argument("--burst", type=_ints, default=[1, 2, 4, 8], help="turns submitted at the same moment")
     parser.add_argument("--rounds", type=int, default=6, help="bursts per row")
     args = parser.parse_args()

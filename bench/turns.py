@@ -49,7 +49,7 @@ import re
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -371,7 +371,9 @@ def main() -> None:
             parser.error(f"unknown setting part(s) {', '.join(sorted(unknown))} in {name!r}")
         if "words" in parts and words is None:
             vocabulary = AsrVocabulary.load(settings.asr.language)
-            words = Words(create_asr(AsrSettings()), vocabulary.context(), settings.spoken.unfinished_endings,
+            # One recognition at a time, as the line runs a lone caller's (ASR__CPU_THREADS_ALONE).
+            alone = replace(vocabulary.context(), alone=True)
+            words = Words(create_asr(AsrSettings()), alone, settings.spoken.unfinished_endings,
                           args.unfinished_wait_ms)  # fmt: skip
         semantic = "smart_turn" in parts
         if semantic and model is None:

@@ -191,7 +191,8 @@ def main() -> None:
     settings = load_settings()
     print(
         f"settings: ASR {settings.asr.engine} {settings.asr.compute_type} beam {settings.asr.beam_size} "
-        f"threads {settings.asr.cpu_threads} workers {settings.asr.workers}; end-of-speech silence "
+        f"threads {settings.asr.cpu_threads} (alone {settings.asr.cpu_threads_alone}) workers {settings.asr.workers}; "
+        f"end-of-speech silence "
         f"{settings.vad.end_silence_ms} ms, speculative ASR after {settings.vad.speculate_after_ms} ms"
     )
     if "asr" in parts:

@@ -91,10 +91,13 @@ class AsrSettings(BaseModel):
     model_path: Path | None = None
     compute_type: str = "int8"
     beam_size: int = Field(1, ge=1, le=10)
-    # Threads each recognition computes on (CTranslate2's intra-op threads; 0: the engine's own default). Two halve a
-    # lone turn's encoding, and with both recognisers busy they share the cores no worse than one each did: measured,
-    # README "Faults, hostile input, load" (bench/recogniser.py).
-    cpu_threads: int = Field(2, ge=0)
+    # Threads each recognition computes on (CTranslate2's intra-op threads; 0: the engine's own default) ...
+    cpu_threads: int = Field(1, ge=0)
+    # ... and a recognition that has the recognisers to itself (no other running or waiting): on 2 cores, two threads
+    # halve a lone turn's encoding, but two busy recognisers of two threads each make the tail longer when the machine
+    # is busy. faster-whisper loads the model twice for it; 0: never more than CPU_THREADS. Measured: README "Faults,
+    # hostile input, load" (bench/recogniser.py, bench/voice.py).
+    cpu_threads_alone: int = Field(2, ge=0)
     # Recognitions at once per gateway (faster-whisper num_workers, or that many recogniser processes).
     workers: int = Field(2, ge=1)
     # Each recognition runs in a process of its own (one per worker, each with the model loaded) instead of in the

@@ -27,6 +27,18 @@ def test_wer_on_real_speech_after_the_telephone_round_trip(asr_model, real_recor
     assert corpus_wer(pairs) <= 0.15, pairs
 
 
+def test_a_recognition_alone_on_more_threads_hears_the_same_words(asr_model, real_recordings):
+    """ASR__CPU_THREADS_ALONE: the second loading of the model, on more threads, is the same model."""
+    from voice.asr.base import RecognitionContext
+
+    assert asr_model._alone is not asr_model._shared  # two threads alone, one beside another recognition
+    for path, _ in list(real_recordings.values())[:3]:
+        audio = telephone_round_trip(read_audio(path, TELEPHONE_RATE), TELEPHONE_RATE)
+        shared = asr_model.transcribe(audio, TELEPHONE_RATE, RecognitionContext())
+        alone = asr_model.transcribe(audio, TELEPHONE_RATE, RecognitionContext(alone=True))
+        assert alone.text and alone.text == shared.text
+
+
 def test_silence_gives_an_empty_or_unconfident_transcript(asr_model):
     import numpy as np
 

@@ -18,12 +18,14 @@ class GatedAsr:
         self.gate = threading.Event()
         self.heard: list[int] = []
         self.hurried: list[bool] = []
+        self.alone: dict[int, bool] = {}  # by clip
 
     def transcribe(self, audio, sample_rate, context=None):  # type: ignore[no-untyped-def]
         self.gate.wait(10)
         n = int(audio[0])
         self.heard.append(n)
         self.hurried.append(context is not None and context.hurry)
+        self.alone[n] = context is not None and context.alone
         if n < 0:
             raise AsrError("the engine failed", retryable=False)
         return Transcript(text=f"clip {n}", confidence=0.9, language="en", audio_s=len(audio) / sample_rate)
@@ -98,6 +100,23 @@ async def test_recognitions_taken_while_others_wait_are_asked_to_hurry():
         await asyncio.gather(first, *behind)
         # The second is taken while the third waits; the third is taken with nothing behind it.
         assert asr.hurried == [False, True, False] and recognitions.hurried == 1 and recognitions.waiting == 0
+    finally:
+        asr.gate.set()
+        recognitions.close()
+
+
+async def test_a_recognition_with_the_recognisers_to_itself_is_told_it_is_alone():
+    asr = GatedAsr()
+    recognitions = RecognitionQueue([asr, asr])
+    try:
+        first = recognitions.submit(clip(1), 8000, RecognitionContext(prompt="p"))
+        await asyncio.sleep(0.05)  # taken with nothing else running or waiting
+        beside = recognitions.submit(clip(2), 8000, RecognitionContext(prompt="p"))
+        await asyncio.sleep(0.05)  # taken by the other recogniser while the first runs
+        asr.gate.set()
+        await asyncio.gather(first, beside)
+        assert asr.alone == {1: True, 2: False}
+        assert asr.hurried == [False, False], "nothing waited for a recogniser"
     finally:
         asr.gate.set()
         recognitions.close()

@@ -35,11 +35,13 @@ class RecognitionContext:
     as the text before the utterance (Whisper's initial prompt: the domain's words and the question the caller is
     answering), ``hotwords`` are terms to favour; empty fields bias nothing. ``hurry``: callers are waiting for a
     recogniser, so an engine that can trade a little accuracy for time does (faster-whisper: a shorter encoder
-    window, ``ASR__WINDOW_UNDER_LOAD_S``); others ignore it."""
+    window, ``ASR__WINDOW_UNDER_LOAD_S``); others ignore it. ``alone``: no other recognition is running or waiting, so
+    an engine that can compute one on more threads does (faster-whisper: ``ASR__CPU_THREADS_ALONE``)."""
 
     prompt: str = ""
     hotwords: str = ""
     hurry: bool = False
+    alone: bool = False
 
 
 @dataclass(frozen=True)

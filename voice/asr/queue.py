@@ -142,6 +142,8 @@ class RecognitionQueue:
             if self.waiting:  # others wait behind this one: the line is behind
                 context = replace(context or RecognitionContext(), hurry=True)
                 self.hurried += 1
+            elif self._outstanding == 1:  # no other recognition running or waiting: the cores are this one's
+                context = replace(context or RecognitionContext(), alone=True)
             result: Transcript | None = None
             error: BaseException | None = None
             try:
