@@ -6,7 +6,7 @@ import math
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -185,7 +185,7 @@ class FasterWhisperAsr:
             raise AsrError(f"faster-whisper model directory not found: {model_path}{hint}")
         model_class = _window_model_class()
 
-        def load(threads: int):  # type: ignore[no-untyped-def]
+        def load(threads: int) -> Any:
             return model_class(
                 str(model_path),
                 device="cpu",
@@ -196,7 +196,7 @@ class FasterWhisperAsr:
 
         self._shared = load(settings.cpu_threads)
         # A recognition with the cores to itself runs on more threads: the same model, loaded a second time with them.
-        more = settings.cpu_threads_alone > max(1, settings.cpu_threads)
+        more = 0 < settings.cpu_threads < settings.cpu_threads_alone  # 0 threads: the engine's own number, always
         self._alone = load(settings.cpu_threads_alone) if more else self._shared
         self._using = threading.local()  # the model this thread's recognition runs on
         self._window_frames = round(settings.window_s * FRAMES_PER_SECOND)
@@ -206,7 +206,8 @@ class FasterWhisperAsr:
             self.transcribe(np.zeros(WARM_UP_SAMPLES, dtype=np.float32), ASR_RATE, RecognitionContext(alone=alone))
 
     @property
-    def _model(self):  # type: ignore[no-untyped-def]
+    def _model(self) -> Any:
+        """The loading this thread's recognition runs on."""
         return getattr(self._using, "model", self._shared)
 
     def transcribe(self, audio: np.ndarray, sample_rate: int, context: RecognitionContext | None = None) -> Transcript:
