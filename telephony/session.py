@@ -47,6 +47,7 @@ from telephony.call_record import (
 from telephony.call_state import CallState, CallStates
 from telephony.listening import (
     CallerInput,
+    Heard,
     HeardKind,
     HeldRelease,
     KeyInput,
@@ -140,7 +141,7 @@ class CallSession:
 
     async def close(self, outcome_if_open: str = "abandoned") -> None:
         """The stream ended (caller hung up, or we finished). Stop work and settle the outcome."""
-        unheard = self._hearing  # cleared as the dialogue task is cancelled
+        unheard = self._hearing  # read before the dialogue task is cancelled, which clears it
         await self._tasks.close()
         self._playback.release()
         if not self.record.outcome:
@@ -351,16 +352,19 @@ class CallSession:
 
     async def _on_speech(self, item: SpeechInput) -> None:
         self._hearing = item
+        heard: Heard | AsrError
         try:
             heard = await self._listener.hear(item)
         except AsrError as e:
-            self._hearing = None
-            log.error("call %s: ASR failed: %s", self.call_sid, e)
+            heard = e
+        finally:
+            self._hearing = None  # heard, failed, or dropped (the call ended, or its reply limit passed)
+        if isinstance(heard, AsrError):
+            log.error("call %s: ASR failed: %s", self.call_sid, heard)
             turn = self._new_turn(item.utterance.started_ms, item.utterance.speech_end_ms)
-            turn.error = f"asr: {e}"
+            turn.error = f"asr: {heard}"
             await self._fault_handoff("speech recognition failed", turn, "asr")
             return
-        self._hearing = None
         transcript, utterance = heard.transcript, heard.item.utterance
         if heard.kind is HeardKind.WORDS:
             await self._on_words(heard.item, transcript, heard.asr_ms)

@@ -552,6 +552,17 @@ async def test_unfinished_words_left_waiting_for_the_rest_by_a_caller_who_hangs_
     assert record.outcome == "abandoned" and line.dialogue.respond_texts == []
 
 
+async def test_a_caller_who_hangs_up_during_the_apology_for_a_recognition_fault_has_that_turn_once(speech):
+    async with call() as line:
+        await line.reply()
+        line.asr.fail = True
+        await line.say(speech)
+        await line.until(lambda: bool(line.events("fault")))  # the apology is playing
+        await line.session.close()
+    assert [t.error[:4] for t in line.session.record.turns] == ["asr:"]
+    assert line.events("hung_up_unanswered") == []
+
+
 async def test_a_call_that_ends_after_its_reply_has_no_unanswered_turn(speech):
     async with call() as line:
         await line.reply()
