@@ -35,6 +35,7 @@ from foundation.settings import AsrSettings, load_settings
 from helpline.loadgen import caller_audio, percentile, sample_process
 from helpline.machine import cpu_name
 from nlu.asr_context import AsrVocabulary
+from voice.asr.base import RecognitionContext
 from voice.asr.packaged_models import packaged_tiny_en
 from voice.asr.processes import RecogniserProcess
 from voice.asr.queue import RecognitionQueue
@@ -69,7 +70,7 @@ def bench_encoder(turn: np.ndarray, batches: list[int], threads: list[int], repe
 
 
 async def _bursts(
-    recognitions: RecognitionQueue, turns: list[np.ndarray], context: object, burst: int, rounds: int
+    recognitions: RecognitionQueue, turns: list[np.ndarray], context: RecognitionContext, burst: int, rounds: int
 ) -> tuple[list[float], list[float]]:
     """(every turn's time from submission to its words, the last turn of each burst's), in seconds."""
     each: list[float] = []
@@ -79,7 +80,7 @@ async def _bursts(
         started = time.perf_counter()
 
         async def one(audio: np.ndarray, started: float = started) -> float:
-            await recognitions.submit(audio, TELEPHONE_RATE, context)  # type: ignore[arg-type]
+            await recognitions.submit(audio, TELEPHONE_RATE, context)
             return time.perf_counter() - started
 
         times = await asyncio.gather(*(one(a) for a in chosen))

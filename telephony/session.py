@@ -165,10 +165,11 @@ class CallSession:
                 unchecked.append((under_way, self._listener.stream_ms + FRAME_MS))  # to the end of its last frame
             self.recording.silence(unchecked)
         held = self._listener.take_held(self._listener.stream_ms)
-        pieces = [item for item in (held[1] if held is not None else None, unheard) if item is not None]
-        if not pieces:
+        first = held[1] if held is not None else unheard  # the turn began with the held words, if any
+        if first is None:
             return
-        turn = self._new_turn(pieces[0].utterance.started_ms, pieces[-1].utterance.speech_end_ms)
+        last = unheard if unheard is not None else first
+        turn = self._new_turn(first.utterance.started_ms, last.utterance.speech_end_ms)
         turn.transcript = redact_text(held[0].text) if held is not None else ""
         self._event(HUNG_UP_UNANSWERED_EVENT, turn=turn.index, recognised=unheard is None)
 
