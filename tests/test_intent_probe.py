@@ -56,3 +56,31 @@ def test_the_blend_mixes_both_rankings_and_puts_the_highest_first():
     assert mixed["ask_payment_dates"] == pytest.approx(0.4 * 0.1 + 0.6 * 0.8)
     assert mixed["greet"] == pytest.approx(0.06)
     assert sum(mixed.values()) == pytest.approx(1.0)
+
+
+def test_the_nearest_examples_vote_for_their_intent_and_mix_into_the_probabilities():
+    x, y = clusters()
+    # One greeting worded unlike the others: alone in a direction of its own, nearer to the payment problems.
+    lone = np.zeros(8)
+    lone[[0, 1]] = [0.6, 0.8]
+    probe = IntentProbe.fit(np.vstack([x, lone]), [*y, "greet"])
+    turn = np.zeros(8)
+    turn[[0, 1]] = [0.55, 0.83]
+    vote = probe.nearest(turn)[0]
+    assert vote.sum() == pytest.approx(1.0)
+    assert probe.labels[int(vote.argmax())] == "greet" and vote.max() > 0.9
+    alone, mixed = probe.probabilities(turn)[0], probe.probabilities(turn, neighbours=0.5)[0]
+    assert mixed == pytest.approx(0.5 * alone + 0.5 * vote)
+    assert probe.probabilities(turn, neighbours=1.0)[0] == pytest.approx(vote)
+
+
+def test_a_loaded_probe_has_no_examples_to_vote_and_says_so(tmp_path):
+    x, y = clusters()
+    probe = IntentProbe.fit(x, y)
+    probe.save(tmp_path / "probe.npz")
+    loaded = IntentProbe.load(tmp_path / "probe.npz")
+    assert np.allclose(loaded.probabilities(x), probe.probabilities(x))
+    with pytest.raises(ValueError, match="no training examples"):
+        loaded.probabilities(x, neighbours=0.5)
+    with pytest.raises(ValueError, match="share must be 0..1"):
+        probe.probabilities(x, neighbours=1.5)
