@@ -36,7 +36,7 @@ class Prompt:
     sentence_ms: list[int] = field(default_factory=list)  # audio length of each sentence sent
     heard: int = 0  # sentences played whole
     final_mark: str | None = None
-    started_ms: int | None = None  # stream time the first frame was sent
+    started_ms: int | None = None  # stream time the first frame was handed to the transport
     last_mark_ms: int | None = None  # stream time the latest mark came back
     interrupted: dict[str, Any] | None = None
 
@@ -141,14 +141,14 @@ class Playback:
                 if prompt.interrupted is not None:
                     self._marks.pop(mark, None)
                     return
+                if prompt.started_ms is None:  # from this frame on the caller may hear it: a withdrawal must clear
+                    prompt.started_ms = self._stream_ms()
+                    if prompt.turn is not None and endpoint_at is not None:
+                        prompt.turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
                 await self._transport.send_audio(frame)
                 self.frames_sent += 1
                 if self._recording is not None:
                     self._recording.assistant_audio(frame, self._stream_ms(), private)
-                if prompt.started_ms is None:
-                    prompt.started_ms = self._stream_ms()
-                    if prompt.turn is not None and endpoint_at is not None:
-                        prompt.turn.response_ms = round((time.perf_counter() - endpoint_at) * 1000, 1)
             await self._transport.send_mark(mark)
 
     async def play(self, mulaw: bytes, kind: str) -> None:
