@@ -9,12 +9,12 @@ turn of the set as the first turn of a conversation with the real Rasa dialogue.
 --per-intent of each intent) spoken by each simulated caller voice (flite slt/rms/awb, espeak-ng British and
 American: none is the assistant's own Piper voice) on a clean G.711 line and on a degraded one (noise 10-20 dB SNR,
 level +-10 dB, rate 0.85-1.2, 1-3 % frames lost), placed as a real call through the gateway over Twilio's protocol;
-the call's first turn is judged. Prints, per voice and condition: first-turn decision right, wrong-action rate
-(answered or routed the wrong way, or dismissed), asked back (read-back or "is your call about ...?"), other (none
-of these: no decision, small talk), benefit problems dismissed, and recall of the agency's key words in the
-transcripts. ``--opening``: every turn starts with these words, typed and spoken (callers often give their personal
-number first). Writes every judged turn to
-var/reports/understanding-<set>.json. The whole held-out set spoken is 3,310 calls (about 3 hours on 2 cores).
+the call's first turn is judged. Prints, per voice and condition: first-turn decision right (with its 95 % Wilson
+interval: a voice on a line is a few dozen turns), wrong-action rate (answered or routed the wrong way, or
+dismissed), asked back (read-back or "is your call about ...?"), other (none of these: no decision, small talk),
+benefit problems dismissed, and recall of the agency's key words in the transcripts. ``--opening``: every turn
+starts with these words, typed and spoken (callers often give their personal number first). Writes every judged turn
+to var/reports/understanding-<set>.json. The whole held-out set spoken is 3,310 calls (about 3 hours on 2 cores).
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ from nlu.caller_turns import SETS, load_turns, sample
 from voice.caller_voices import CALLER_VOICES
 
 HEADER = (
-    f"{'voice':<12}{'line':<10}{'turns':>6}{'right':>8}{'wrong action':>14}{'asked back':>12}{'other':>8}"
-    f"{'dismissed':>11}{'key words':>11}"
+    f"{'voice':<12}{'line':<10}{'turns':>6}{'right':>8}{'95 % interval':>15}{'wrong action':>14}{'asked back':>12}"
+    f"{'other':>8}{'dismissed':>11}{'key words':>11}"
 )
 
 
 def row(voice: str, condition: str, scores: Scores) -> str:
     recall = "-" if scores.key_word_recall is None else f"{scores.key_word_recall:.3f}"
+    low, high = scores.right_interval
     return (
-        f"{voice:<12}{condition:<10}{scores.n:>6}{scores.right:>8.3f}{scores.wrong_action:>13.1%}"
+        f"{voice:<12}{condition:<10}{scores.n:>6}{scores.right:>8.3f}{f'{low:.3f}-{high:.3f}':>15}"
+        f"{scores.wrong_action:>13.1%}"
         f"{scores.asked_back:>12.1%}{scores.other:>8.1%}{scores.dismissed_benefit_problems:>11}{recall:>11}"
     )
 

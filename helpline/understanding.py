@@ -11,6 +11,7 @@ phone lines.
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections import Counter
 from collections.abc import Iterable
@@ -102,6 +103,22 @@ class Scores:
             key_word_recall=heard / said if said else None,
             confusions=[(want, got, count) for (want, got), count in misses.most_common(8)],
         )
+
+    @property
+    def right_interval(self) -> tuple[float, float]:
+        """Where the share right of callers like these lies, 95 % of the time (Wilson score interval): 26 turns of a
+        voice on a line say "0.846" but mean anything from 0.665 to 0.938."""
+        return wilson_interval(round(self.right * self.n), self.n)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (``z`` 1.96: 95 %); (0, 1) when nothing was counted."""
+    if n <= 0:
+        return 0.0, 1.0
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 async def judge_typed(settings: Settings, turns: list[CallerTurn], at_once: int = 8) -> list[Judged]:

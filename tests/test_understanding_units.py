@@ -9,7 +9,7 @@ import pytest
 from dialogues.policy import concerns_agency, likeliest_matters
 from foundation.language import load_language
 from foundation.routing_table import RoutingTable
-from helpline.understanding import Judged, Scores, judge
+from helpline.understanding import Judged, Scores, judge, wilson_interval
 from nlu.asr_context import AsrContextError, AsrVocabulary
 from nlu.caller_turns import CallerTurn
 from voice.codecs import TELEPHONE_RATE
@@ -56,6 +56,16 @@ def test_scores_count_dismissals_as_wrong_actions_and_benefit_problems_apart():
     assert (scores.right, scores.asked_back, scores.wrong_action, scores.other) == (0.2, 0.2, 0.4, 0.2)
     assert scores.dismissed_benefit_problems == 1  # asking for a person is not a benefit problem
     assert scores.key_word_recall == 0.5
+    low, high = scores.right_interval  # one of five right
+    assert low < 0.2 < high and (round(low, 3), round(high, 3)) == (0.036, 0.624)
+
+
+def test_the_interval_of_a_share_right_is_wilsons():
+    # Published values of the 95 % Wilson score interval: 5 of 10 -> 0.237-0.763, 0 of 10 -> 0-0.278.
+    assert tuple(round(x, 3) for x in wilson_interval(5, 10)) == (0.237, 0.763)
+    assert tuple(round(x, 3) for x in wilson_interval(0, 10)) == (0.0, 0.278)
+    assert tuple(round(x, 3) for x in wilson_interval(10, 10)) == (0.722, 1.0)
+    assert wilson_interval(0, 0) == (0.0, 1.0)  # nothing counted: nothing known
 
 
 # Written for this test, apart from every data set: callers describing a problem with the agency's matters.
