@@ -113,8 +113,10 @@ def train(settings: Settings, force: bool = False) -> Path:
         _train(settings, target)
         if cached is not None:
             _keep_in_cache(target, cached)
+    approved = approved_file(settings)
+    keep = {target.name, approved.read_text().strip() if approved.exists() else ""}
     for old in settings.models_dir.glob("helpline-*.tar.gz"):
-        if old != target:
+        if old.name not in keep:  # the approved model serves until the new one passes the gates (serving_model)
             old.unlink()
     return target
 

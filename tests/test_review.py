@@ -147,3 +147,23 @@ def test_servers_start_with_the_last_model_that_passed_the_gates(tmp_path):
     older.unlink()
     approve(settings, older)
     assert serving_model(settings) == current  # an approved model that is gone is no choice
+
+
+def test_training_a_new_model_keeps_the_approved_one_it_does_not_replace_yet(tmp_path, capsys):
+    """Servers are laid out with the approved model before a start trains the current one: training must not delete
+    it (a start after a data change served a model file it had just removed, and Rasa came up with no model)."""
+    from foundation.settings import Settings
+    from helpline.training import approve, model_path, serving_model, train
+
+    settings = Settings(data_dir=tmp_path, model_cache_dir=tmp_path / "cache")
+    settings.models_dir.mkdir(parents=True)
+    current = model_path(settings)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / current.name).write_bytes(b"the current data's model")  # trained before: no Rasa needed
+    approved, stale = (settings.models_dir / f"helpline-{n * 16}.tar.gz" for n in "ab")
+    approved.write_bytes(b"model that passed the gates")
+    stale.write_bytes(b"model nobody serves")
+    approve(settings, approved)
+    assert train(settings) == current and current.read_bytes() == b"the current data's model"
+    assert approved.exists() and not stale.exists()
+    assert serving_model(settings) == approved  # until the new model passes the gates
