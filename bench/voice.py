@@ -139,7 +139,10 @@ def bench_latency(
         f"unanswered turns {s['unanswered_turns']}, dropped calls {s['dropped']}, turns held with "
         f'"One moment, please." {s["held_turns"]}'
     )
-    print(f"speculative recognitions: {s['speculated']} started, {s['speculation_used']} used")
+    print(
+        f"speculative recognitions: {s['speculated']} started, {s['speculation_used']} used; "
+        f"{s['speculation_declined']} pauses not speculated on (every recogniser busy)"
+    )
 
 
 def bench_capacity(
