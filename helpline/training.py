@@ -113,10 +113,9 @@ def train(settings: Settings, force: bool = False) -> Path:
         _train(settings, target)
         if cached is not None:
             _keep_in_cache(target, cached)
-    approved = approved_file(settings)
-    keep = {target.name, approved.read_text().strip() if approved.exists() else ""}
+    keep = {target, approved_model(settings)}  # the approved one serves until the new one passes the gates
     for old in settings.models_dir.glob("helpline-*.tar.gz"):
-        if old.name not in keep:  # the approved model serves until the new one passes the gates (serving_model)
+        if old not in keep:
             old.unlink()
     return target
 
@@ -164,16 +163,19 @@ def approve(settings: Settings, model: Path) -> None:
     approved_file(settings).write_text(model.name + "\n")
 
 
+def approved_model(settings: Settings) -> Path | None:
+    """The model that last passed the quality gates (it may be gone since), or None before any did."""
+    marker = approved_file(settings)
+    return settings.models_dir / marker.read_text().strip() if marker.exists() else None
+
+
 def serving_model(settings: Settings) -> Path:
     """The model a server starts with: the current training data's model, unless the data changed since the last
     model that passed the quality gates (a trainer's label, say) and the new one has not passed them yet: then the
     approved one. Before any model was approved (a fresh set-up), the current one."""
     current = model_path(settings)
-    marker = approved_file(settings)
-    if not marker.exists():
-        return current
-    approved = settings.models_dir / marker.read_text().strip()
-    if approved == current or not approved.exists():
+    approved = approved_model(settings)
+    if approved is None or approved == current or not approved.exists():
         return current
     log.warning(
         "the training data changed since %s passed the quality gates; serving it until `helpline nlu retrain` "
