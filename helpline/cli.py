@@ -20,6 +20,7 @@ from foundation.settings import Settings, load_settings
 from helpline.console import fail as _fail
 from helpline.logs import configure_logging
 from helpline.trainer_commands import cmd_models, cmd_nlu, cmd_train
+from nlu.caller_turns import SETS
 
 
 def cmd_gateway(settings: Settings, args: argparse.Namespace) -> int:
@@ -292,10 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_test = nlu_sub.add_parser("test", help="test on held-out turns and test stories; enforce the quality gates")
     nlu_test.add_argument(
         "--set",
-        choices=("heldout", "dev", "fresh"),
+        choices=tuple(SETS),
         default="heldout",
         help="the caller turns to score: the frozen held-out set (the gates), or a dev set for tuning "
-        "(dev: nlu/dev/callers.yml; fresh: nlu/dev/fresh.yml, which no training example was written from)",
+        "(dev: nlu/dev/callers.yml; fresh: nlu/dev/fresh.yml and trainer: nlu/dev/trainer.yml, which no training "
+        "example was written from)",
     )
     nlu_test.add_argument("--json", action="store_true")
     variants = nlu_sub.add_parser(

@@ -17,7 +17,9 @@ NLU_DIR = Path(__file__).resolve().parent
 HELDOUT_TURNS = NLU_DIR / "heldout" / "callers.yml"
 DEV_TURNS = NLU_DIR / "dev" / "callers.yml"
 FRESH_DEV_TURNS = NLU_DIR / "dev" / "fresh.yml"  # dev turns no training example was written from
-SETS = {"heldout": HELDOUT_TURNS, "dev": DEV_TURNS, "fresh": FRESH_DEV_TURNS}
+TRAINER_DEV_TURNS = NLU_DIR / "dev" / "trainer.yml"  # the 2026-12-07 training round's dev turns, never trained on
+SETS = {"heldout": HELDOUT_TURNS, "dev": DEV_TURNS, "fresh": FRESH_DEV_TURNS, "trainer": TRAINER_DEV_TURNS}
+UNTRAINED_DEV_SETS = {"fresh": FRESH_DEV_TURNS, "trainer": TRAINER_DEV_TURNS}  # no example written from them
 KINDS = ("plain", "story", "indirect", "complaint", "two", "hesitation", "describe")
 
 

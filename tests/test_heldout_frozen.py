@@ -9,8 +9,8 @@ import pytest
 from foundation.routing_table import RoutingTable
 from nlu.caller_turns import (
     DEV_TURNS,
-    FRESH_DEV_TURNS,
     HELDOUT_TURNS,
+    UNTRAINED_DEV_SETS,
     CallerTurnsError,
     file_digest,
     load_turns,
@@ -63,10 +63,10 @@ def training(encoder) -> tuple[list[str], np.ndarray]:
 
 
 @pytest.mark.models  # the sentence encoder judges near-duplicates
-@pytest.mark.parametrize("other", ["training", "dev", "fresh"])
+@pytest.mark.parametrize("other", ["training", "dev", *UNTRAINED_DEV_SETS])
 def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, training, other):
     held_out, vectors = heldout
-    dev = {"dev": DEV_TURNS, "fresh": FRESH_DEV_TURNS}
+    dev = {"dev": DEV_TURNS, **UNTRAINED_DEV_SETS}
     if other == "training":
         texts, other_vectors = training
     else:
@@ -83,7 +83,7 @@ def near_duplicates(texts: list[str], vectors: np.ndarray, others: list[str], ot
     return [(texts[i], others[int(similarity[i].argmax())]) for i in near]
 
 
-@pytest.mark.parametrize("dev", [DEV_TURNS, FRESH_DEV_TURNS], ids=["dev", "fresh"])
+@pytest.mark.parametrize("dev", [DEV_TURNS, *UNTRAINED_DEV_SETS.values()], ids=["dev", *UNTRAINED_DEV_SETS])
 def test_dev_turns_are_not_training_examples(dev):
     training = set(training_texts())
     copied = [t.text for t in load_turns(dev) if t.text.lower() in training]
@@ -91,17 +91,20 @@ def test_dev_turns_are_not_training_examples(dev):
 
 
 @pytest.mark.models  # the sentence encoder judges near-duplicates
-def test_no_fresh_dev_turn_is_a_near_duplicate_of_a_training_example(encoder, training):
-    """The fresh dev set measures how the NLU reads sentences it was not written from: nothing trained is a
-    near-duplicate of one of them (the older dev set's turns had training examples written for their failures)."""
-    fresh = [t.text.lower() for t in load_turns(FRESH_DEV_TURNS)]
-    assert not near_duplicates(fresh, encoder.encode(fresh), *training)
+@pytest.mark.parametrize("name", UNTRAINED_DEV_SETS)
+def test_no_untrained_dev_turn_is_a_near_duplicate_of_a_training_example(encoder, training, name):
+    """The fresh and the trainer round's dev sets measure how the NLU reads sentences it was not written from: nothing
+    trained is a near-duplicate of one of them (the older dev set's turns had training examples written for their
+    failures)."""
+    turns = [t.text.lower() for t in load_turns(UNTRAINED_DEV_SETS[name])]
+    assert not near_duplicates(turns, encoder.encode(turns), *training)
 
 
-def test_the_fresh_dev_set_covers_every_domain_intent():
+@pytest.mark.parametrize("name", UNTRAINED_DEV_SETS)
+def test_an_untrained_dev_set_covers_every_domain_intent(name):
     routing = RoutingTable.load()
     intents = set(routing.answers) | set(routing.routes) | set(routing.smalltalk)
-    assert {t.intent for t in load_turns(FRESH_DEV_TURNS)} == intents
+    assert {t.intent for t in load_turns(UNTRAINED_DEV_SETS[name])} == intents
 
 
 def test_a_fixed_sample_takes_the_same_turns_of_every_intent():
