@@ -1,8 +1,8 @@
 """Understanding callers the line has never heard: typed and spoken, per voice and line condition.
 
-    .venv/bin/python bench/understanding.py [--set heldout|dev|fresh] [--no-typed] [--no-spoken] [--per-intent N]
-                                            [--voices flite-slt,...] [--conditions clean,degraded] [--at-once 3]
-                                            [--opening "My personal number is 850314-1239."]
+    .venv/bin/python bench/understanding.py [--set heldout|dev|fresh|trainer] [--no-typed] [--no-spoken]
+                                            [--per-intent N] [--voices flite-slt,...] [--conditions clean,degraded]
+                                            [--at-once 3] [--opening "My personal number is 850314-1239."]
 
 Starts its own line (Rasa server, action server, gateway, production settings) on free loopback ports. Typed: every
 turn of the set as the first turn of a conversation with the real Rasa dialogue. Spoken: every turn (or the first
