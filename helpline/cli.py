@@ -304,6 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
         "asr-variants", help="write nlu/data/asr_variants.yml: training sentences as the ASR mishears them"
     )
     variants.add_argument("--per-intent", type=int, default=16, help="training sentences spoken per intent")
+    near = nlu_sub.add_parser(
+        "near",
+        help="sentences of a new set of caller turns, or of new training examples, too close to those they must stay "
+        "apart from (training data, dev sets, the frozen held-out set, whose turns are never shown)",
+    )
+    near.add_argument("file", type=Path, help="a set of caller turns (turns:) or a Rasa NLU file (nlu:)")
+    near.add_argument(
+        "--bar", type=float, help="cosine from which two sentences are too close (default 0.93 turns, 0.85 examples)"
+    )
     review = nlu_sub.add_parser("review", help="the review queue: misunderstood turns from the call store, grouped")
     review.add_argument("--days", type=int, default=7, help="calls of the last N days")
     label = nlu_sub.add_parser("label", help="add a reviewed turn to the training data as an example of INTENT")

@@ -1,4 +1,4 @@
-"""The NLU trainer's and operator's model commands of `helpline`: train, nlu (validate, test, variants, review,
+"""The NLU trainer's and operator's model commands of `helpline`: train, nlu (validate, test, variants, near, review,
 label, retrain) and models."""
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
         return _review(settings, args)
     if args.nlu_command == "retrain":
         return _retrain(settings)
+    if args.nlu_command == "near":
+        return _near(args)
     if args.nlu_command == "asr-variants":
         from helpline.spoken_test import asr_variants
 
@@ -51,6 +53,24 @@ def cmd_nlu(settings: Settings, args: argparse.Namespace) -> int:
 
         approve(settings, model_path(settings))
     return 0 if report.passed else 1
+
+
+def _near(args: argparse.Namespace) -> int:
+    from nlu.caller_turns import CallerTurnsError
+    from nlu.overlap import OverlapError, too_close
+    from nlu.sentence_encoder import SentenceEncoder
+
+    try:
+        found = too_close(args.file, SentenceEncoder(), args.bar)
+    except (OverlapError, CallerTurnsError) as e:
+        return _fail(str(e), 2)
+    compared = ", ".join(f"{name} ({n})" for name, n in found.compared.items())
+    print(f"{args.file}: {found.checked} {found.kind} against {compared}; too close from cosine {found.bar:.2f}")
+    for close in found.close:
+        nearest = "(a held-out turn: not shown)" if close.nearest is None else f"~ {close.nearest!r}"
+        print(f"  {close.similarity:.2f}  {close.against:<9} {close.text!r} {nearest}")
+    print(f"{len(found.close)} too close" if found.close else "none too close", flush=True)
+    return 1 if found.close else 0
 
 
 def _review(settings: Settings, args: argparse.Namespace) -> int:

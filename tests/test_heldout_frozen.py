@@ -16,11 +16,11 @@ from nlu.caller_turns import (
     load_turns,
     sample,
 )
+from nlu.overlap import near_duplicates
 from nlu.sentence_encoder import SentenceEncoder
 from nlu.training_data import training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
-NEAR_DUPLICATE = 0.93  # cosine of the NLU's own encoder: rewordings above it are the same sentence to the model
 
 
 def training_texts() -> list[str]:
@@ -74,13 +74,6 @@ def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, training, othe
         other_vectors = encoder.encode(texts)
     assert not set(held_out) & set(texts), "a held-out turn is copied"
     assert not near_duplicates(held_out, vectors, texts, other_vectors)
-
-
-def near_duplicates(texts: list[str], vectors: np.ndarray, others: list[str], other_vectors: np.ndarray) -> list:
-    """(text, its nearest other) for every text an encoder near-duplicate of one of ``others``."""
-    similarity = vectors @ other_vectors.T
-    near = np.where(similarity.max(axis=1) >= NEAR_DUPLICATE)[0]
-    return [(texts[i], others[int(similarity[i].argmax())]) for i in near]
 
 
 @pytest.mark.parametrize("dev", [DEV_TURNS, *UNTRAINED_DEV_SETS.values()], ids=["dev", *UNTRAINED_DEV_SETS])
