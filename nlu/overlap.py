@@ -45,6 +45,11 @@ def normalised(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def training_sentences() -> list[str]:
+    """Every example text of the training data, synonyms and lookups included, normalised."""
+    return [normalised(text) for _, text in training_examples(NLU_DATA, every_block=True)]
+
+
 def near_duplicates(
     texts: list[str], vectors: np.ndarray, others: list[str], other_vectors: np.ndarray, bar: float = NEAR_DUPLICATE
 ) -> list[tuple[str, str, float]]:
@@ -79,7 +84,7 @@ def comparisons(path: Path, kind: str) -> dict[str, list[str]]:
     path = path.resolve()
     groups = {}
     if kind == "turns":
-        groups["training"] = [normalised(text) for _, text in training_examples(NLU_DATA, every_block=True)]
+        groups["training"] = training_sentences()
     for name, set_path in SETS.items():
         if set_path.resolve() != path:
             groups[name] = [normalised(t.text) for t in load_turns(set_path)]

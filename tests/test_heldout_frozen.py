@@ -16,16 +16,10 @@ from nlu.caller_turns import (
     load_turns,
     sample,
 )
-from nlu.overlap import near_duplicates
+from nlu.overlap import near_duplicates, training_sentences
 from nlu.sentence_encoder import SentenceEncoder
-from nlu.training_data import training_examples
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def training_texts() -> list[str]:
-    """Every example text of the training data, synonyms and lookups included."""
-    return [" ".join(text.lower().split()) for _, text in training_examples(every_block=True)]
 
 
 def test_heldout_set_is_the_frozen_one():
@@ -58,7 +52,7 @@ def heldout(encoder) -> tuple[list[str], np.ndarray]:
 @pytest.fixture(scope="module")
 def training(encoder) -> tuple[list[str], np.ndarray]:
     """The training texts and their sentence vectors, encoded once for the held-out and the fresh dev set."""
-    texts = training_texts()
+    texts = training_sentences()
     return texts, encoder.encode(texts)
 
 
@@ -78,7 +72,7 @@ def test_no_heldout_turn_is_trained_or_tuned_on(encoder, heldout, training, othe
 
 @pytest.mark.parametrize("dev", [DEV_TURNS, *UNTRAINED_DEV_SETS.values()], ids=["dev", *UNTRAINED_DEV_SETS])
 def test_dev_turns_are_not_training_examples(dev):
-    training = set(training_texts())
+    training = set(training_sentences())
     copied = [t.text for t in load_turns(dev) if t.text.lower() in training]
     assert not copied, copied
 
