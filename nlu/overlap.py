@@ -1,4 +1,5 @@
-"""Sentences too close to those they must stay apart from, by the NLU's own sentence encoder.
+"""Sentences too close to those they must stay apart from, by the all-MiniLM-L6-v2 sentence encoder (the NLU's until
+2026-12-07, when the bars below were set; the NLU now reads all-mpnet-base-v2, nlu/config.yml).
 
 The frozen held-out set judges only while nothing trained or tuned on is one of its turns or a rewording of one, and
 a dev set that no example was written from shows how the NLU reads unseen sentences only while no example nearly
@@ -19,7 +20,7 @@ import yaml
 from nlu.caller_turns import HELDOUT_TURNS, SETS, load_turns
 from nlu.training_data import NLU_DATA, block_texts, training_examples
 
-NEAR_DUPLICATE = 0.93  # cosine of the NLU's own encoder: rewordings above it are the same sentence to the model
+NEAR_DUPLICATE = 0.93  # cosine by all-MiniLM-L6-v2 (the NLU's encoder until 2026-12-07): rewordings above it are one
 EXAMPLE_MARGIN = 0.85  # a new training example stays this far from every dev and held-out turn (the rounds' rule)
 
 
