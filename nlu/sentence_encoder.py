@@ -120,8 +120,12 @@ class SentenceEncoder:
 
     @classmethod
     def named(cls, name: str) -> SentenceEncoder:
-        """The encoder called ``name`` (ENCODERS), from where `helpline models` or its package put it."""
-        return cls(encoder_dir(name))
+        """The encoder called ``name`` (ENCODERS), from where `helpline models` or its package put it. MPNet only with
+        its ONNX graph: in numpy a parse would take several times what it may."""
+        folder = encoder_dir(name)
+        if name == MPNET and not (folder / ONNX_FILE).is_file():
+            raise EncoderError(f"the sentence encoder graph {folder / ONNX_FILE} is missing: run `helpline models`")
+        return cls(folder)
 
     @staticmethod
     def _onnx_session(path: Path) -> object:

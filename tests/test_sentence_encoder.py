@@ -82,7 +82,7 @@ def test_the_onnx_graph_gives_the_numpy_encoders_vectors(tmp_path):
     assert float(np.abs(tokens - plain_tokens).max()) < 1e-5 and float(np.abs(sentence - plain_sentence).max()) < 1e-5
 
 
-def test_a_corrupt_graph_or_a_missing_encoder_is_named(tmp_path):
+def test_a_corrupt_graph_or_a_missing_encoder_is_named(tmp_path, monkeypatch):
     folder = _graph_folder(packaged_model_dir(), tmp_path)
     (folder / ONNX_FILE).unlink()
     (folder / ONNX_FILE).write_bytes(b"not a graph")
@@ -92,6 +92,9 @@ def test_a_corrupt_graph_or_a_missing_encoder_is_named(tmp_path):
         SentenceEncoder(tmp_path / "nothing-here")
     with pytest.raises(EncoderError, match=MPNET):
         SentenceEncoder.named("all-MiniLM-L12")
+    monkeypatch.setenv("HELPLINE_MODEL_DIR", str(tmp_path / "no-models"))
+    with pytest.raises(EncoderError, match=f"no-models/{MPNET}/{ONNX_FILE} is missing"):
+        SentenceEncoder.named(MPNET)
 
 
 def test_the_registry_parts_are_joined_in_order(tmp_path):
