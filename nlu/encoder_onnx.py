@@ -20,17 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from nlu.sentence_encoder import relative_buckets
+from nlu.sentence_encoder import MAX_TOKENS, attention_names, load_weights, relative_buckets
 
 OPSET = 17  # LayerNormalization
-MAX_POSITIONS = 128  # nlu.sentence_encoder.MAX_TOKENS: the relative-position buckets are tabled up to this length
+MAX_POSITIONS = MAX_TOKENS  # the relative-position buckets are tabled up to the longest sequence encoded
 
 
 def build_graph(model_dir: Path) -> Any:
     """The encoder of ``model_dir`` (config.json, model.safetensors: BERT or MPNet) as an onnx ModelProto."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    from safetensors.numpy import load_file
 
     config = json.loads((model_dir / "config.json").read_text())
     dim, heads, layers = (
@@ -40,9 +39,7 @@ def build_graph(model_dir: Path) -> Any:
     )
     eps = float(config["layer_norm_eps"])
     mpnet = config.get("model_type") == "mpnet"
-    weights = load_file(str(model_dir / "model.safetensors"))
-    prefix = next((p for p in ("bert.", "mpnet.") if any(k.startswith(p) for k in weights)), "")
-    w = {k[len(prefix) :]: v.astype(np.float32) for k, v in weights.items()}
+    w = load_weights(model_dir)
 
     nodes: list[Any] = []
     inits: list[Any] = []
@@ -100,16 +97,7 @@ def build_graph(model_dir: Path) -> Any:
         )
         node("Gather", [const("relative_bias", w["encoder.relative_attention_bias.weight"]), "bucket_nn"], "bias_nnh")
         node("Transpose", ["bias_nnh"], "position_bias", perm=[2, 0, 1])
-        names = ("attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "attention.LayerNorm")
-    else:
-        names = (
-            "attention.self.query",
-            "attention.self.key",
-            "attention.self.value",
-            "attention.output.dense",
-            "attention.output.LayerNorm",
-        )
-    query, key, value, out, norm = names
+    query, key, value, out, norm = attention_names(mpnet)
     half, root2 = (
         const("half", np.array(0.5, dtype=np.float32)),
         const("root2", np.array(math.sqrt(2), dtype=np.float32)),

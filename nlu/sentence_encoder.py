@@ -58,6 +58,28 @@ def encoder_dir(name: str) -> Path:
     raise EncoderError(f"unknown sentence encoder {name!r}: one of {', '.join(ENCODERS)}")
 
 
+def load_weights(model_dir: Path) -> dict[str, np.ndarray]:
+    """The transformer's float32 weights by name, without the ``bert.`` / ``mpnet.`` prefix some checkpoints have."""
+    from safetensors.numpy import load_file
+
+    weights = load_file(str(model_dir / "model.safetensors"))
+    prefix = next((p for p in ("bert.", "mpnet.") if any(k.startswith(p) for k in weights)), "")
+    return {k[len(prefix) :]: v.astype(np.float32) for k, v in weights.items()}
+
+
+def attention_names(mpnet: bool) -> tuple[str, str, str, str, str]:
+    """A layer's query, key, value, output and norm weight names (BERT's or MPNet's)."""
+    if mpnet:
+        return ("attention.attn.q", "attention.attn.k", "attention.attn.v", "attention.attn.o", "attention.LayerNorm")
+    return (
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        "attention.output.LayerNorm",
+    )
+
+
 def relative_buckets(n: int, buckets: int) -> np.ndarray:
     """MPNet's relative-position bucket of each (query, key) pair, n x n: T5-style bidirectional log buckets."""
     relative = np.arange(n)[None, :] - np.arange(n)[:, None]  # key position - query position
@@ -147,11 +169,7 @@ class SentenceEncoder:
     def w(self) -> dict[str, np.ndarray]:
         """The transformer's weights (loaded on first use: the ONNX graph holds its own)."""
         if self._weights is None:
-            from safetensors.numpy import load_file
-
-            weights = load_file(str(self.model_dir / "model.safetensors"))
-            prefix = next((p for p in ("bert.", "mpnet.") if any(k.startswith(p) for k in weights)), "")
-            self._weights = {k[len(prefix) :]: v.astype(np.float32) for k, v in weights.items()}
+            self._weights = load_weights(self.model_dir)
         return self._weights
 
     def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
@@ -181,13 +199,6 @@ class SentenceEncoder:
                 + w["embeddings.position_embeddings.weight"][self.padding_idx + 1 : self.padding_idx + 1 + n]
             )
             bias: np.ndarray | float = self._position_bias(n)
-            names = (
-                "attention.attn.q",
-                "attention.attn.k",
-                "attention.attn.v",
-                "attention.attn.o",
-                "attention.LayerNorm",
-            )
         else:
             x = (
                 w["embeddings.word_embeddings.weight"][ids]
@@ -195,16 +206,9 @@ class SentenceEncoder:
                 + w["embeddings.token_type_embeddings.weight"][0]
             )
             bias = 0.0
-            names = (
-                "attention.self.query",
-                "attention.self.key",
-                "attention.self.value",
-                "attention.output.dense",
-                "attention.output.LayerNorm",
-            )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         head_dim = self.dim // self.heads
-        query, key, value, out, norm = names
+        query, key, value, out, norm = attention_names(self.mpnet)
 
         def heads(y: np.ndarray) -> np.ndarray:  # batch x heads x tokens x head_dim
             return y.reshape(batch, n, self.heads, head_dim).transpose(0, 2, 1, 3)

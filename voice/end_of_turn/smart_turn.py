@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from foundation.files import file_sha256
 from voice.codecs import TELEPHONE_RATE, pcm16_to_float, resample
 from voice.end_of_turn.base import EndOfTurnError
 from voice.end_of_turn.registry import register_end_of_turn
@@ -29,14 +30,6 @@ WINDOW_S = 8  # the model hears the last 8 s of the turn; shorter turns are padd
 PIPECAT_WHEEL = "pipecat-ai==1.14.0"  # the wheel that carries the model file; only that file is taken
 SMART_TURN_IN_WHEEL = "pipecat/audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx"
 SMART_TURN_SHA256 = "2bb026316b14a660486a75b1733cd3fbab8c2fd0314dc9af7be49f8cca967e4f"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def take_smart_turn_model(target: Path) -> None:
