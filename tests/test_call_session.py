@@ -137,7 +137,7 @@ async def test_with_key_word_repair_off_the_words_as_heard_are_read_back(speech)
     settings = Settings(asr={"key_word_repair": False})
     async with call(settings) as line:
         await line.reply()
-        await line.caller_says("When is my housing alone paid?", speech, confidence=0.6)
+        await line.caller_says("When is my housing alone paid?", speech, confidence=0.5)
         await line.reply()
     assert line.session.record.said[-1] == SAY.confirm.format(text="When is my housing alone paid")
     assert line.events("key_words_repaired") == []
