@@ -4,7 +4,7 @@
                                                [--temperature T] [--neighbours 0,0.5] [--show W]
 
 Parses every turn of the dev sets (nlu/dev/callers.yml and nlu/dev/fresh.yml; never the frozen held-out set) with
-the trained Rasa model, and with a softmax probe on the sentence encoder's vectors trained on the same training
+the trained Rasa model, and with a softmax probe on the vectors of nlu/config.yml's encoder, trained on the same
 examples (nlu/intent_probe.py), then scores each mix ``(1 - w) * model + w * probe`` (with a model whose pipeline
 has no BlendedIntentClassifier, or one with ``probe_weight: 0``, "model" is DIET alone); ``--neighbours``: the probe
 also with these shares of its nearest training examples' vote mixed in. Scores: top intent right (a turn with two
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from helpline.machine import cpu_name  # noqa: E402
 from nlu.caller_turns import SETS, CallerTurn, load_turns  # noqa: E402
 from nlu.intent_probe import STEPS, IntentProbe, blend, macro_f1  # noqa: E402
-from nlu.sentence_encoder import SentenceEncoder  # noqa: E402
+from nlu.sentence_encoder import MINILM, SentenceEncoder  # noqa: E402
 from nlu.training_data import training_examples  # noqa: E402
 
 SURE = 0.70  # the dialogue acts on an NLU reading at least this sure without reading it back
@@ -46,6 +46,15 @@ def fallback_threshold() -> float:
 
 
 FALLBACK = fallback_threshold()
+
+
+def configured_encoder() -> str:
+    """The sentence encoder nlu/config.yml gives the featurizer (what the model's own probe reads)."""
+    import yaml
+
+    pipeline = yaml.safe_load((ROOT / "nlu" / "config.yml").read_text(encoding="utf-8"))["pipeline"]
+    featurizer = next(c for c in pipeline if c["name"].endswith("SentenceEncoderFeaturizer"))
+    return str(featurizer.get("encoder", MINILM))
 
 
 def newest_model() -> Path:
@@ -118,7 +127,7 @@ def main() -> int:
     shares = [float(s) for s in args.neighbours.split(",")]
     sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh")}
 
-    encoder = SentenceEncoder()
+    encoder = SentenceEncoder.named(configured_encoder())  # --model trained with another encoder: its probe differs
     examples = training_examples()
     t0 = time.process_time()
     train_x = encoder.encode([text for _, text in examples])
