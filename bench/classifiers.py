@@ -37,12 +37,17 @@ from nlu.training_data import training_examples  # noqa: E402
 SURE = 0.70  # the dialogue acts on an NLU reading at least this sure without reading it back
 
 
-def fallback_threshold() -> float:
-    """The FallbackClassifier's threshold in nlu/config.yml: below it a turn is not understood."""
+def pipeline_component(suffix: str) -> dict[str, object]:
+    """The first component of nlu/config.yml's pipeline whose name ends with ``suffix``."""
     import yaml
 
     pipeline = yaml.safe_load((ROOT / "nlu" / "config.yml").read_text(encoding="utf-8"))["pipeline"]
-    return float(next(c["threshold"] for c in pipeline if c["name"] == "FallbackClassifier"))
+    return next(c for c in pipeline if c["name"].endswith(suffix))  # type: ignore[no-any-return]
+
+
+def fallback_threshold() -> float:
+    """The FallbackClassifier's threshold in nlu/config.yml: below it a turn is not understood."""
+    return float(pipeline_component("FallbackClassifier")["threshold"])  # type: ignore[arg-type]
 
 
 FALLBACK = fallback_threshold()
@@ -50,11 +55,7 @@ FALLBACK = fallback_threshold()
 
 def configured_encoder() -> str:
     """The sentence encoder nlu/config.yml gives the featurizer (what the model's own probe reads)."""
-    import yaml
-
-    pipeline = yaml.safe_load((ROOT / "nlu" / "config.yml").read_text(encoding="utf-8"))["pipeline"]
-    featurizer = next(c for c in pipeline if c["name"].endswith("SentenceEncoderFeaturizer"))
-    return str(featurizer.get("encoder", MINILM))
+    return str(pipeline_component("SentenceEncoderFeaturizer").get("encoder", MINILM))
 
 
 def newest_model() -> Path:

@@ -7,11 +7,12 @@ right reading of it (a turn with two requests may be decided either way). Runs i
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from foundation.files import file_sha256
 
 NLU_DIR = Path(__file__).resolve().parent
 HELDOUT_TURNS = NLU_DIR / "heldout" / "callers.yml"
@@ -67,7 +68,7 @@ def load_turns(path: Path) -> list[CallerTurn]:
 
 def file_digest(path: Path) -> str:
     """SHA-256 of the file's bytes: the frozen held-out set is checked against its recorded digest."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def sample(turns: list[CallerTurn], per_intent: int) -> list[CallerTurn]:
