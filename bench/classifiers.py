@@ -1,10 +1,10 @@
 """Intent classifiers compared on the dev sets: the trained Rasa model, the encoder probe, and blends of the two.
 
     .venv-rasa/bin/python bench/classifiers.py [--model var/models/helpline-<hash>.tar.gz] [--weights 0.25,0.5]
-                                               [--temperature T] [--neighbours 0,0.5] [--show W]
+                                               [--temperature T[,T]] [--neighbours 0,0.5] [--show W]
 
-Parses every turn of the dev sets (nlu/dev/callers.yml and nlu/dev/fresh.yml; never the frozen held-out set) with
-the trained Rasa model, and with a softmax probe on the vectors of nlu/config.yml's encoder, trained on the same
+Parses every turn of the dev sets (nlu/dev/callers.yml, fresh.yml and trainer.yml; never the frozen held-out set)
+with the trained Rasa model, and with a softmax probe on the vectors of nlu/config.yml's encoder, trained on the same
 examples (nlu/intent_probe.py), then scores each mix ``(1 - w) * model + w * probe`` (with a model whose pipeline
 has no BlendedIntentClassifier, or one with ``probe_weight: 0``, "model" is DIET alone); ``--neighbours``: the probe
 also with these shares of its nearest training examples' vote mixed in. Scores: top intent right (a turn with two
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import sys
 import time
@@ -114,19 +115,26 @@ def scores(turns: list[CallerTurn], rankings: list[dict[str, float]]) -> tuple[f
     )
 
 
+def probe_label(temperature: float, share: float, several_temperatures: bool) -> str:
+    """How a row names the probe's temperature (when several are compared) and its nearest-example share."""
+    return (f" T={temperature:g}" if several_temperatures else "") + (f" nn={share:g}" if share else "")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="a trained Rasa model (default: the newest)")
     parser.add_argument("--weights", default="0.25,0.4,0.5,0.6,0.75", help="probe weights to try")
     parser.add_argument("--steps", type=int, default=STEPS, help="the probe's training steps")
-    parser.add_argument("--temperature", type=float, default=None, help="the probe's (default: fitted on dev)")
+    parser.add_argument(
+        "--temperature", default=None, help="the probe's, or several to compare: 0.3,0.4 (default: fitted on dev)"
+    )
     parser.add_argument("--neighbours", default="0,0.5", help="shares of the nearest-example vote in the probe to try")
     parser.add_argument("--show", type=float, default=None, help="print the turns this weight gets wrong")
     args = parser.parse_args()
     model = args.model or newest_model()
     weights = [float(w) for w in args.weights.split(",")]
     shares = [float(s) for s in args.neighbours.split(",")]
-    sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh")}
+    sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh", "trainer")}
 
     encoder = SentenceEncoder.named(configured_encoder())  # --model trained with another encoder: its probe differs
     examples = training_examples()
@@ -138,32 +146,34 @@ def main() -> int:
     vectors = {name: encoder.encode([t.text for t in turns]) for name, turns in sets.items()}  # each turn once
     known = [i for i, t in enumerate(sets["dev"]) if t.intent in probe.labels]
     fitted = probe.temperature(vectors["dev"][known], [sets["dev"][i].intent for i in known])
-    temperature = args.temperature or fitted
-    print(f"probe temperature {temperature:g} (least log loss on the dev set: {fitted:g})")
+    temperatures = [float(t) for t in args.temperature.split(",")] if args.temperature else [fitted]
+    print(f"probe temperature {', '.join(f'{t:g}' for t in temperatures)} (least log loss on the dev set: {fitted:g})")
     print(f"model: {model.name}")
     rankings, milliseconds = diet_rankings(model, [t.text for turns in sets.values() for t in turns])
     p50, p95 = np.percentile(milliseconds, [50, 95])
     print(f"parse, the model's whole NLU pipeline: p50 {p50:.0f} ms, p95 {p95:.0f} ms per turn ({cpu_name()})")
     parsed = iter(rankings)
     print(
-        f"{'set':<7}{'classifier':<22}{'right':>7}{'macro-F1':>9}{'sure & wrong':>13}{'right, unsure':>14}"
+        f"{'set':<7}{'classifier':<28}{'right':>7}{'macro-F1':>9}{'sure & wrong':>13}{'right, unsure':>14}"
         f"{'< fallback':>11}"
     )
     for name, turns in sets.items():
         modelled = [next(parsed) for _ in turns]
         rows = {"model": modelled}
-        for share in shares:
+        for temperature, share in itertools.product(temperatures, shares):
             p = probe.probabilities(vectors[name], temperature, share)
             probed = [dict(zip(probe.labels, map(float, row), strict=True)) for row in p]
-            nn = f" nn={share:g}" if share else ""
+            nn = probe_label(temperature, share, len(temperatures) > 1)
             rows[f"probe{nn}"] = probed
             for w in weights:
                 rows[f"blend w={w:g}{nn}"] = [blend(d, q, w) for d, q in zip(modelled, probed, strict=True)]
         for label, ranked in rows.items():
             right, f1, sure_wrong, unsure_right, under = scores(turns, ranked)
-            print(f"{name:<7}{label:<22}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
+            print(f"{name:<7}{label:<28}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
         if args.show is not None:
-            shown = rows[f"probe nn={shares[0]:g}" if shares[0] else "probe"]  # the first share asked for
+            shown = rows[
+                "probe" + probe_label(temperatures[0], shares[0], len(temperatures) > 1)
+            ]  # the first asked for
             for turn, d, q in zip(turns, modelled, shown, strict=True):
                 mixed = blend(d, q, args.show)
                 top = next(iter(mixed))
