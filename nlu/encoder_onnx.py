@@ -13,14 +13,13 @@ Built by `helpline models` in the product's venv (the `onnx` package); run by ON
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nlu.sentence_encoder import MAX_TOKENS, attention_names, load_weights, relative_buckets
+from nlu.sentence_encoder import MAX_TOKENS, EncoderConfig, attention_names, load_weights, relative_buckets
 
 OPSET = 17  # LayerNormalization
 MAX_POSITIONS = MAX_TOKENS  # the relative-position buckets are tabled up to the longest sequence encoded
@@ -31,14 +30,8 @@ def build_graph(model_dir: Path) -> Any:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    config = json.loads((model_dir / "config.json").read_text())
-    dim, heads, layers = (
-        int(config["hidden_size"]),
-        int(config["num_attention_heads"]),
-        int(config["num_hidden_layers"]),
-    )
-    eps = float(config["layer_norm_eps"])
-    mpnet = config.get("model_type") == "mpnet"
+    config = EncoderConfig.read(model_dir)
+    dim, heads, layers, eps, mpnet = config.dim, config.heads, config.layers, config.eps, config.mpnet
     w = load_weights(model_dir)
 
     nodes: list[Any] = []
@@ -73,7 +66,7 @@ def build_graph(model_dir: Path) -> Any:
         ["ids_shape", const("at1", np.array([1], dtype=np.int64)), const("to2", np.array([2], dtype=np.int64))],
         "n",
     )
-    start = int(config.get("pad_token_id", 0)) + 1 if mpnet else 0
+    start = config.padding_idx + 1 if mpnet else 0
     node("Add", ["n", const("position_start", np.array([start], dtype=np.int64))], "position_end")
     node("Gather", [const("embeddings.word", w["embeddings.word_embeddings.weight"]), "input_ids"], "words", axis=0)
     positions = const("embeddings.position", w["embeddings.position_embeddings.weight"])
@@ -87,7 +80,7 @@ def build_graph(model_dir: Path) -> Any:
     merge = const("merge_heads", np.array([0, 0, dim], dtype=np.int64))
     scale = const("scale", np.array(1.0 / math.sqrt(head_dim), dtype=np.float32))
     if mpnet:  # the relative-position bias, heads x n x n, the same in every layer
-        table = relative_buckets(MAX_POSITIONS, int(config.get("relative_attention_num_buckets", 32)))
+        table = relative_buckets(MAX_POSITIONS, config.buckets)
         node("Concat", ["n", "n"], "n_n", axis=0)
         both = const("axes01", np.array([0, 1], dtype=np.int64))
         node(

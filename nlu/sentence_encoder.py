@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,33 @@ def encoder_dir(name: str) -> Path:
     if name == MPNET:
         return models_dir() / MPNET
     raise EncoderError(f"unknown sentence encoder {name!r}: one of {', '.join(ENCODERS)}")
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """What the transformer's config.json says of it (BERT or MPNet), read in one place for the numpy encoder and the
+    ONNX graph builder."""
+
+    dim: int
+    heads: int
+    layers: int
+    eps: float
+    mpnet: bool
+    buckets: int  # MPNet's relative-position buckets
+    padding_idx: int  # MPNet's positions count from it + 1
+
+    @classmethod
+    def read(cls, model_dir: Path) -> EncoderConfig:
+        config = json.loads((model_dir / "config.json").read_text())
+        return cls(
+            dim=int(config["hidden_size"]),
+            heads=int(config["num_attention_heads"]),
+            layers=int(config["num_hidden_layers"]),
+            eps=float(config["layer_norm_eps"]),
+            mpnet=config.get("model_type") == "mpnet",
+            buckets=int(config.get("relative_attention_num_buckets", 32)),
+            padding_idx=int(config.get("pad_token_id", 0)),
+        )
 
 
 def load_weights(model_dir: Path) -> dict[str, np.ndarray]:
@@ -119,20 +147,13 @@ class SentenceEncoder:
 
         model_dir = Path(model_dir or packaged_model_dir())
         try:
-            config = json.loads((model_dir / "config.json").read_text())
+            self.config = EncoderConfig.read(model_dir)
             self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        except Exception as e:  # OSError, bad JSON, and the tokenizers library's own Exception
+        except Exception as e:  # OSError, bad JSON or a key missing, and the tokenizers library's own Exception
             raise EncoderError(
                 f"the sentence encoder in {model_dir} cannot be read ({e}): run `helpline models` (or ./setup.sh)"
             ) from e
         self.model_dir = model_dir
-        self.dim = int(config["hidden_size"])
-        self.heads = int(config["num_attention_heads"])
-        self.layers = int(config["num_hidden_layers"])
-        self.eps = float(config["layer_norm_eps"])
-        self.mpnet = config.get("model_type") == "mpnet"
-        self.buckets = int(config.get("relative_attention_num_buckets", 32))
-        self.padding_idx = int(config.get("pad_token_id", 0))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.session = (
@@ -179,7 +200,7 @@ class SentenceEncoder:
 
     def _position_bias(self, n: int) -> np.ndarray:
         """MPNet's relative-position attention bias (heads x n x n): T5-style bidirectional log buckets."""
-        bias = self.w["encoder.relative_attention_bias.weight"][relative_buckets(n, self.buckets)]
+        bias = self.w["encoder.relative_attention_bias.weight"][relative_buckets(n, self.config.buckets)]
         return bias.transpose(2, 0, 1)  # type: ignore[no-any-return]
 
     def _encode_ids(self, ids: list[int]) -> np.ndarray:
@@ -191,12 +212,12 @@ class SentenceEncoder:
         no mask: each row comes out as it would alone)."""
         if self.session is not None:
             return self.session.run(None, {"input_ids": ids})[0]  # type: ignore[attr-defined,no-any-return]
-        w = self.w
+        w, c = self.w, self.config
         batch, n = ids.shape
-        if self.mpnet:  # positions count from the padding index + 1; no token types
+        if c.mpnet:  # positions count from the padding index + 1; no token types
             x = (
                 w["embeddings.word_embeddings.weight"][ids]
-                + w["embeddings.position_embeddings.weight"][self.padding_idx + 1 : self.padding_idx + 1 + n]
+                + w["embeddings.position_embeddings.weight"][c.padding_idx + 1 : c.padding_idx + 1 + n]
             )
             bias: np.ndarray | float = self._position_bias(n)
         else:
@@ -206,29 +227,29 @@ class SentenceEncoder:
                 + w["embeddings.token_type_embeddings.weight"][0]
             )
             bias = 0.0
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
-        head_dim = self.dim // self.heads
-        query, key, value, out, norm = attention_names(self.mpnet)
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], c.eps)
+        head_dim = c.dim // c.heads
+        query, key, value, out, norm = attention_names(c.mpnet)
 
         def heads(y: np.ndarray) -> np.ndarray:  # batch x heads x tokens x head_dim
-            return y.reshape(batch, n, self.heads, head_dim).transpose(0, 2, 1, 3)
+            return y.reshape(batch, n, c.heads, head_dim).transpose(0, 2, 1, 3)
 
-        for i in range(self.layers):
+        for i in range(c.layers):
             p = f"encoder.layer.{i}"
             q, k, v = (heads(self._linear(x, f"{p}.{name}")) for name in (query, key, value))
             scores = q @ k.transpose(0, 1, 3, 2) / math.sqrt(head_dim) + bias
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             attention = scores / scores.sum(axis=-1, keepdims=True)
-            context = (attention @ v).transpose(0, 2, 1, 3).reshape(batch, n, self.dim)
+            context = (attention @ v).transpose(0, 2, 1, 3).reshape(batch, n, c.dim)
             x = _layer_norm(
-                x + self._linear(context, f"{p}.{out}"), w[f"{p}.{norm}.weight"], w[f"{p}.{norm}.bias"], self.eps
+                x + self._linear(context, f"{p}.{out}"), w[f"{p}.{norm}.weight"], w[f"{p}.{norm}.bias"], c.eps
             )
             hidden = _gelu(self._linear(x, f"{p}.intermediate.dense"))
             x = _layer_norm(
                 x + self._linear(hidden, f"{p}.output.dense"),
                 w[f"{p}.output.LayerNorm.weight"],
                 w[f"{p}.output.LayerNorm.bias"],
-                self.eps,
+                c.eps,
             )
         return x
 
@@ -248,7 +269,7 @@ class SentenceEncoder:
         encodings = self.tokenizer.encode_batch(list(texts)) if texts else []
         for index, encoding in enumerate(encodings):
             by_length.setdefault(len(encoding.ids), []).append(index)
-        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        vectors = np.zeros((len(texts), self.config.dim), dtype=np.float32)
         for indices in by_length.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
@@ -263,5 +284,5 @@ class SentenceEncoder:
         rows = []
         for start, end in spans:
             pieces = [i for i, (s, e) in enumerate(offsets) if e > s and s < end and e > start]
-            rows.append(hidden[pieces].mean(axis=0) if pieces else np.zeros(self.dim, dtype=np.float32))
-        return np.asarray(rows, dtype=np.float32).reshape(len(spans), self.dim), sentence
+            rows.append(hidden[pieces].mean(axis=0) if pieces else np.zeros(self.config.dim, dtype=np.float32))
+        return np.asarray(rows, dtype=np.float32).reshape(len(spans), self.config.dim), sentence

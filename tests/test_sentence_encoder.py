@@ -120,5 +120,5 @@ def test_the_nlus_mpnet_graph_gives_its_numpy_vectors():
     against the numpy encoder on the same weights."""
     graph = SentenceEncoder.named(MPNET)
     plain = SentenceEncoder(graph.model_dir, use_onnx=False)
-    assert graph.session is not None and graph.dim == 768 and graph.mpnet
+    assert graph.session is not None and graph.config.dim == 768 and graph.config.mpnet
     assert float(np.abs(graph.encode(TEXTS) - plain.encode(TEXTS)).max()) < 1e-5
