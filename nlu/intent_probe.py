@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ class IntentProbe:
     labels: list[str]
     weights: np.ndarray  # (dimensions, labels)
     bias: np.ndarray  # (labels,)
-    examples: np.ndarray | None = None  # (examples, dimensions): the training vectors, L2-normalised (not saved)
+    examples: np.ndarray | None = None  # (examples, dimensions): the training vectors, L2-normalised
     example_labels: np.ndarray | None = None  # (examples,): each example's index into ``labels``
 
     @classmethod
@@ -72,7 +73,7 @@ class IntentProbe:
     def nearest(self, vectors: np.ndarray) -> np.ndarray:
         """(rows, labels): the vote of the ``NEIGHBOURS`` training examples nearest to each row, as probabilities."""
         if self.examples is None or self.example_labels is None:
-            raise ValueError("a probe loaded from a file has no training examples: the nearest vote needs one trained")
+            raise ValueError("a probe saved without its training examples has no nearest vote: save it with them")
         x = np.atleast_2d(vectors).astype(np.float64)
         similarity = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)) @ self.examples.T
         k = min(NEIGHBOURS, similarity.shape[1])
@@ -91,13 +92,18 @@ class IntentProbe:
         losses = [-np.log(self.probabilities(vectors, t)[np.arange(len(index)), index] + 1e-12).mean() for t in grid]
         return float(grid[int(np.argmin(losses))])
 
-    def save(self, path: Path) -> None:
-        np.savez(path, labels=np.array(self.labels), weights=self.weights, bias=self.bias)
+    def save(self, path: Path, with_examples: bool = False) -> None:
+        """The regression; ``with_examples``: the training vectors too, which the nearest vote needs."""
+        arrays: dict[str, Any] = {"labels": np.array(self.labels), "weights": self.weights, "bias": self.bias}
+        if with_examples and self.examples is not None and self.example_labels is not None:
+            arrays |= {"examples": self.examples, "example_labels": self.example_labels}
+        np.savez(path, **arrays)
 
     @classmethod
     def load(cls, path: Path) -> IntentProbe:
         with np.load(path, allow_pickle=False) as data:
-            return cls([str(label) for label in data["labels"]], data["weights"], data["bias"])
+            examples = (data["examples"], data["example_labels"]) if "examples" in data.files else (None, None)
+            return cls([str(label) for label in data["labels"]], data["weights"], data["bias"], *examples)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -132,7 +132,9 @@ class SentenceEncoderFeaturizer(DenseFeaturizer, GraphComponent):
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class BlendedIntentClassifier(GraphComponent, IntentClassifier):
     """Mixes DIET's intent ranking with an encoder probe's (nlu/intent_probe.py): ``(1 - w) * DIET + w * probe``,
-    the probe's probabilities sharpened by ``probe_temperature`` (both chosen on the dev sets: bench/classifiers.py).
+    the probe's probabilities sharpened by ``probe_temperature`` (both chosen on the dev sets: bench/classifiers.py),
+    with ``probe_neighbours`` of the nearest training examples' vote mixed into the probe (the model then keeps the
+    examples' vectors).
 
     Placed after DIET: reads its ranking and the sentence vector of the featurizer named in ``featurizer``, and
     sets the blended intent and ranking that the FallbackClassifier after it judges. A message without that vector
@@ -143,7 +145,13 @@ class BlendedIntentClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"probe_weight": 0.5, "probe_temperature": 1.0, "featurizer": "sentence_encoder", "ranking_length": 10}
+        return {
+            "probe_weight": 0.5,
+            "probe_temperature": 1.0,
+            "probe_neighbours": 0.0,
+            "featurizer": "sentence_encoder",
+            "ranking_length": 10,
+        }
 
     def __init__(
         self, config: dict[str, Any], model_storage: ModelStorage, resource: Resource, probe: IntentProbe | None = None
@@ -151,6 +159,10 @@ class BlendedIntentClassifier(GraphComponent, IntentClassifier):
         self.config = {**self.get_default_config(), **config}
         if not 0.0 <= float(self.config["probe_weight"]) <= 1.0:
             raise ValueError(f"BlendedIntentClassifier: probe_weight must be 0..1, not {self.config['probe_weight']}")
+        if not 0.0 <= float(self.config["probe_neighbours"]) <= 1.0:
+            raise ValueError(
+                f"BlendedIntentClassifier: probe_neighbours must be 0..1, not {self.config['probe_neighbours']}"
+            )
         self._model_storage = model_storage
         self._resource = resource
         self._probe = probe
@@ -177,6 +189,10 @@ class BlendedIntentClassifier(GraphComponent, IntentClassifier):
         with model_storage.read_from(resource) as directory:
             return cls(config, model_storage, resource, IntentProbe.load(directory / cls.PROBE_FILE))
 
+    @property
+    def _neighbours(self) -> float:
+        return float(self.config["probe_neighbours"])
+
     def _vector(self, message: Message) -> np.ndarray | None:
         _, sentence = message.get_dense_features(TEXT, featurizers=[self.config["featurizer"]])
         return None if sentence is None else np.asarray(sentence.features).reshape(-1)
@@ -194,7 +210,7 @@ class BlendedIntentClassifier(GraphComponent, IntentClassifier):
             )
         self._probe = IntentProbe.fit(np.stack(vectors), intents)
         with self._model_storage.write_to(self._resource) as directory:
-            self._probe.save(directory / self.PROBE_FILE)
+            self._probe.save(directory / self.PROBE_FILE, with_examples=self._neighbours > 0)
         return self._resource
 
     def process(self, messages: list[Message]) -> list[Message]:
@@ -203,7 +219,7 @@ class BlendedIntentClassifier(GraphComponent, IntentClassifier):
             if self._probe is None or vector is None:
                 continue
             diet = {r["name"]: float(r["confidence"]) for r in message.get("intent_ranking") or []}
-            row = self._probe.probabilities(vector, float(self.config["probe_temperature"]))[0]
+            row = self._probe.probabilities(vector, float(self.config["probe_temperature"]), self._neighbours)[0]
             probe = dict(zip(self._probe.labels, map(float, row), strict=True))
             ranking = [
                 {"name": name, "confidence": confidence}

@@ -74,13 +74,21 @@ def test_the_nearest_examples_vote_for_their_intent_and_mix_into_the_probabiliti
     assert probe.probabilities(turn, neighbours=1.0)[0] == pytest.approx(vote)
 
 
-def test_a_loaded_probe_has_no_examples_to_vote_and_says_so(tmp_path):
+def test_a_probe_saved_without_its_examples_has_no_vote_and_says_so(tmp_path):
     x, y = clusters()
     probe = IntentProbe.fit(x, y)
     probe.save(tmp_path / "probe.npz")
     loaded = IntentProbe.load(tmp_path / "probe.npz")
     assert np.allclose(loaded.probabilities(x), probe.probabilities(x))
-    with pytest.raises(ValueError, match="no training examples"):
+    with pytest.raises(ValueError, match="saved without its training examples"):
         loaded.probabilities(x, neighbours=0.5)
     with pytest.raises(ValueError, match="share must be 0..1"):
         probe.probabilities(x, neighbours=1.5)
+
+
+def test_a_probe_saved_with_its_examples_votes_as_before(tmp_path):
+    x, y = clusters()
+    probe = IntentProbe.fit(x, y)
+    probe.save(tmp_path / "probe.npz", with_examples=True)
+    loaded = IntentProbe.load(tmp_path / "probe.npz")
+    assert np.allclose(loaded.probabilities(x, 0.4, neighbours=0.25), probe.probabilities(x, 0.4, neighbours=0.25))
