@@ -44,6 +44,16 @@ with tempfile.TemporaryDirectory() as folder:
     for name, component in (("trained", trained), ("loaded", loaded)):
         turn = component.process([message("when do you pay", np.eye(6)[0], ranking=diet)])[0]
         out[name] = {"intent": turn.get("intent"), "ranking": turn.get("intent_ranking")}
+    # The same with a quarter of the probe from the nearest examples' vote: the model keeps their vectors for it.
+    nn_config, nn_resource = {**config, "probe_neighbours": 0.25}, Resource("blend-nn")
+    BlendedIntentClassifier.create(nn_config, storage, nn_resource, None).train(TrainingData(examples))
+    nn_loaded = BlendedIntentClassifier.load(nn_config, storage, nn_resource, None)
+    turn = nn_loaded.process([message("when do you pay", np.eye(6)[0], ranking=diet)])[0]
+    out["nn_loaded"] = {"intent": turn.get("intent"), "ranking": turn.get("intent_ranking")}
+    try:
+        BlendedIntentClassifier.create({"probe_neighbours": 2}, storage, resource, None)
+    except ValueError as e:
+        out["bad_neighbours"] = str(e)
     bare = Message(data={"text": "", "intent": {"name": "greet", "confidence": 1.0}})
     out["no_vector"] = loaded.process([bare])[0].get("intent")
     try:
@@ -70,3 +80,8 @@ def test_the_blend_is_trained_stored_and_overrules_diet_when_the_probe_is_surer(
     assert trained["intent"]["confidence"] == ranking["ask_payment_dates"]
     assert out["no_vector"] == {"name": "greet", "confidence": 1.0}  # nothing to read: DIET's reading stands
     assert "probe_weight must be 0..1" in out["bad_weight"]
+    # Every training example near the turn is a payment date: the vote is surer than the regression alone.
+    nearest = out["nn_loaded"]
+    assert nearest["intent"]["name"] == "ask_payment_dates"
+    assert ranking["ask_payment_dates"] < nearest["intent"]["confidence"] <= 0.5 * 0.2 + 0.5 * 1.0 + 1e-6
+    assert "probe_neighbours must be 0..1" in out["bad_neighbours"]
