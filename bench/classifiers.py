@@ -2,6 +2,7 @@
 
     .venv-rasa/bin/python bench/classifiers.py [--model var/models/helpline-<hash>.tar.gz] [--weights 0.25,0.5]
                                                [--temperature T[,T]] [--neighbours 0,0.5] [--show W]
+                                               [--heard fresh:var/reports/readback-fresh.json]
 
 Parses every turn of the dev sets (nlu/dev/callers.yml, fresh.yml and trainer.yml; never the frozen held-out set)
 with the trained Rasa model, and with a softmax probe on the vectors of nlu/config.yml's encoder, trained on the same
@@ -11,14 +12,18 @@ also with these shares of its nearest training examples' vote mixed in. Scores: 
 requests is right either way), macro-F1 over the labelled intents, how often the top intent is wrong while at least
 0.70 sure (what the dialogue acts on without asking), how often it is right but under 0.70 (a transcript the line is
 unsure of is then read back) and how often under the fallback threshold (nlu/config.yml: not understood). Also
-prints the time a parse takes (the whole NLU pipeline, p50/p95), with the CPU named. Run it in the Rasa venv.
+prints the time a parse takes (the whole NLU pipeline, p50/p95), with the CPU named. ``--heard SET:ROWS`` also
+scores a dev set as the line heard it (the transcripts bench/readback.py saved: five voices, clean and degraded line;
+its rows are shown as ``SET~``). Run it in the Rasa venv.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import itertools
+import json
 import logging
 import sys
 import time
@@ -115,6 +120,15 @@ def scores(turns: list[CallerTurn], rankings: list[dict[str, float]]) -> tuple[f
     )
 
 
+def heard_turns(turns: list[CallerTurn], rows_file: Path) -> list[CallerTurn]:
+    """The turns as the line heard them: each row bench/readback.py saved (a turn spoken by one voice on one line)
+    with its transcript as the text and its turn's labels; rows the noise guard took for noise are left out (the NLU
+    never sees them)."""
+    by_id = {turn.id: turn for turn in turns}
+    rows = json.loads(rows_file.read_text(encoding="utf-8"))
+    return [dataclasses.replace(by_id[r["turn_id"]], text=r["transcript"]) for r in rows if not r["noise"]]
+
+
 def probe_label(temperature: float, share: float, several_temperatures: bool) -> str:
     """How a row names the probe's temperature (when several are compared) and its nearest-example share."""
     return (f" T={temperature:g}" if several_temperatures else "") + (f" nn={share:g}" if share else "")
@@ -130,11 +144,22 @@ def main() -> int:
     )
     parser.add_argument("--neighbours", default="0,0.5", help="shares of the nearest-example vote in the probe to try")
     parser.add_argument("--show", type=float, default=None, help="print the turns this weight gets wrong")
+    parser.add_argument(
+        "--heard",
+        action="append",
+        default=[],
+        metavar="SET:ROWS",
+        help="also score a dev set as the line heard it: bench/readback.py's saved rows, e.g. "
+        "fresh:var/reports/readback-fresh.json (repeatable)",
+    )
     args = parser.parse_args()
     model = args.model or newest_model()
     weights = [float(w) for w in args.weights.split(",")]
     shares = [float(s) for s in args.neighbours.split(",")]
     sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh", "trainer")}
+    for heard in args.heard:
+        name, _, rows = heard.partition(":")
+        sets[f"{name}~"] = heard_turns(load_turns(SETS[name]), Path(rows))
 
     encoder = SentenceEncoder.named(configured_encoder())  # --model trained with another encoder: its probe differs
     examples = training_examples()
