@@ -45,7 +45,9 @@ class CallerTurn:
 
 
 def load_turns(path: Path) -> list[CallerTurn]:
-    """The turns of ``path``, ids ``<file stem>-<intent>-<n>`` stable while the file is unchanged."""
+    """The turns of ``path``, ids ``<folder>-<intent>-<n>`` stable while the file is unchanged (the folder, not the
+    file: the dev sets' ids repeat across their three files, and the spoken benches seed each turn's line by its id,
+    so renaming them would move every spoken figure)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     turns: list[CallerTurn] = []
     prefix = path.parent.name
