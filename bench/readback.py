@@ -60,6 +60,7 @@ class Row:
     nlu_confidence: float
     decision: str
     verdict: str  # the verdict on ``decision`` if the line acts on it
+    turns_file: str = ""  # the set's file (the dev sets' turn ids repeat across their files); "" in older rows
 
 
 def bench_settings() -> Settings:
@@ -87,6 +88,11 @@ async def decide_again(turns_file: Path, saved: list[Row]) -> list[Row]:
     settings = bench_settings()
     routing = RoutingTable.load()
     turns = {turn.id: turn for turn in load_turns(turns_file)}
+    unknown = sorted({row.turn_id for row in saved} - turns.keys())
+    other = sorted({row.turns_file for row in saved if row.turns_file and row.turns_file != turns_file.name})
+    if unknown or other:
+        held = ", ".join(other) or f"turns {turns_file} does not hold ({', '.join(unknown[:3])})"
+        raise SystemExit(f"the rows are of {held}, not of {turns_file}: pass their --set")
     rows: list[Row] = []
     with Stack(settings):
         rasa = RasaClient(settings.rasa.url, settings.rasa.timeout_s)
@@ -142,6 +148,7 @@ async def recognise_and_decide(turns_file: Path, per_intent: int, voices: list[s
                         confidence,
                         decision,
                         verdict,
+                        turns_file.name,
                     )
                 )
         finally:
