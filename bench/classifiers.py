@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from helpline.machine import cpu_name  # noqa: E402
-from nlu.caller_turns import SETS, CallerTurn, load_turns  # noqa: E402
+from nlu.caller_turns import SETS, CallerTurn, CallerTurnsError, load_turns, turns_of_rows  # noqa: E402
 from nlu.intent_probe import STEPS, IntentProbe, blend, macro_f1  # noqa: E402
 from nlu.sentence_encoder import MINILM, SentenceEncoder  # noqa: E402
 from nlu.training_data import training_examples  # noqa: E402
@@ -120,12 +120,15 @@ def scores(turns: list[CallerTurn], rankings: list[dict[str, float]]) -> tuple[f
     )
 
 
-def heard_turns(turns: list[CallerTurn], rows_file: Path) -> list[CallerTurn]:
+def heard_turns(turns_file: Path, rows_file: Path) -> list[CallerTurn]:
     """The turns as the line heard them: each row bench/readback.py saved (a turn spoken by one voice on one line)
     with its transcript as the text and its turn's labels; rows the noise guard took for noise are left out (the NLU
-    never sees them)."""
-    by_id = {turn.id: turn for turn in turns}
+    never sees them), and rows of another set are refused."""
     rows = json.loads(rows_file.read_text(encoding="utf-8"))
+    try:
+        by_id = turns_of_rows(turns_file, [(r["turn_id"], r.get("turns_file", "")) for r in rows])
+    except CallerTurnsError as e:
+        raise SystemExit(f"--heard {rows_file}: {e}") from e
     return [dataclasses.replace(by_id[r["turn_id"]], text=r["transcript"]) for r in rows if not r["noise"]]
 
 
@@ -159,7 +162,7 @@ def main() -> int:
     sets = {name: load_turns(SETS[name]) for name in ("dev", "fresh", "trainer")}
     for heard in args.heard:
         name, _, rows = heard.partition(":")
-        sets[f"{name}~"] = heard_turns(load_turns(SETS[name]), Path(rows))
+        sets[f"{name}~"] = heard_turns(SETS[name], Path(rows))
 
     encoder = SentenceEncoder.named(configured_encoder())  # --model trained with another encoder: its probe differs
     examples = training_examples()
@@ -172,6 +175,7 @@ def main() -> int:
     known = [i for i, t in enumerate(sets["dev"]) if t.intent in probe.labels]
     fitted = probe.temperature(vectors["dev"][known], [sets["dev"][i].intent for i in known])
     temperatures = [float(t) for t in args.temperature.split(",")] if args.temperature else [fitted]
+    several = len(temperatures) > 1
     print(f"probe temperature {', '.join(f'{t:g}' for t in temperatures)} (least log loss on the dev set: {fitted:g})")
     print(f"model: {model.name}")
     rankings, milliseconds = diet_rankings(model, [t.text for turns in sets.values() for t in turns])
@@ -188,7 +192,7 @@ def main() -> int:
         for temperature, share in itertools.product(temperatures, shares):
             p = probe.probabilities(vectors[name], temperature, share)
             probed = [dict(zip(probe.labels, map(float, row), strict=True)) for row in p]
-            nn = probe_label(temperature, share, len(temperatures) > 1)
+            nn = probe_label(temperature, share, several)
             rows[f"probe{nn}"] = probed
             for w in weights:
                 rows[f"blend w={w:g}{nn}"] = [blend(d, q, w) for d, q in zip(modelled, probed, strict=True)]
@@ -196,9 +200,7 @@ def main() -> int:
             right, f1, sure_wrong, unsure_right, under = scores(turns, ranked)
             print(f"{name:<7}{label:<28}{right:>7.3f}{f1:>9.3f}{sure_wrong:>12.1%}{unsure_right:>13.1%}{under:>10.1%}")
         if args.show is not None:
-            shown = rows[
-                "probe" + probe_label(temperatures[0], shares[0], len(temperatures) > 1)
-            ]  # the first asked for
+            shown = rows["probe" + probe_label(temperatures[0], shares[0], several)]  # the first asked for
             for turn, d, q in zip(turns, modelled, shown, strict=True):
                 mixed = blend(d, q, args.show)
                 top = next(iter(mixed))

@@ -35,7 +35,7 @@ from helpline.machine import cpu_name, free_port
 from helpline.services import Stack
 from helpline.understanding import judge, spoken_plan
 from nlu.asr_context import AsrVocabulary
-from nlu.caller_turns import SETS, CallerTurn, load_turns, sample
+from nlu.caller_turns import SETS, CallerTurn, CallerTurnsError, load_turns, sample, turns_of_rows
 from nlu.client import RasaClient
 from telephony.guards import heard_noise
 from telephony.turn_policy import worth_reading_back
@@ -87,12 +87,10 @@ async def decide_again(turns_file: Path, saved: list[Row]) -> list[Row]:
     a model or NLU setting compared on the very words the line heard)."""
     settings = bench_settings()
     routing = RoutingTable.load()
-    turns = {turn.id: turn for turn in load_turns(turns_file)}
-    unknown = sorted({row.turn_id for row in saved} - turns.keys())
-    other = sorted({row.turns_file for row in saved if row.turns_file and row.turns_file != turns_file.name})
-    if unknown or other:
-        held = ", ".join(other) or f"turns {turns_file} does not hold ({', '.join(unknown[:3])})"
-        raise SystemExit(f"the rows are of {held}, not of {turns_file}: pass their --set")
+    try:
+        turns = turns_of_rows(turns_file, [(row.turn_id, row.turns_file) for row in saved])
+    except CallerTurnsError as e:
+        raise SystemExit(f"{e}: pass their --set") from e
     rows: list[Row] = []
     with Stack(settings):
         rasa = RasaClient(settings.rasa.url, settings.rasa.timeout_s)

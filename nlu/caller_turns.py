@@ -68,6 +68,19 @@ def load_turns(path: Path) -> list[CallerTurn]:
     return turns
 
 
+def turns_of_rows(path: Path, rows: list[tuple[str, str]]) -> dict[str, CallerTurn]:
+    """The turns of ``path`` by id, for rows a spoken bench saved, each (turn id, its set's file name; "" in rows saved
+    before they named it). Rows of another set are refused: the dev sets' ids repeat across their files, so an id
+    alone would judge one set's transcripts by another's labels."""
+    turns = {turn.id: turn for turn in load_turns(path)}
+    unknown = sorted({turn_id for turn_id, _ in rows} - turns.keys())
+    other = sorted({name for _, name in rows if name and name != path.name})
+    if unknown or other:
+        held = ", ".join(other) or f"turns {path} does not hold ({', '.join(unknown[:3])})"
+        raise CallerTurnsError(f"the rows are of {held}, not of {path}")
+    return turns
+
+
 def file_digest(path: Path) -> str:
     """SHA-256 of the file's bytes: the frozen held-out set is checked against its recorded digest."""
     return file_sha256(path)

@@ -11,7 +11,7 @@ from foundation.language import load_language
 from foundation.routing_table import RoutingTable
 from helpline.understanding import Judged, Scores, judge, wilson_interval
 from nlu.asr_context import AsrContextError, AsrVocabulary
-from nlu.caller_turns import CallerTurn
+from nlu.caller_turns import SETS, CallerTurn, CallerTurnsError, load_turns, turns_of_rows
 from voice.codecs import TELEPHONE_RATE
 from voice.line_conditions import CLEAN, FRAME, LineCondition, apply, degraded
 
@@ -58,6 +58,18 @@ def test_scores_count_dismissals_as_wrong_actions_and_benefit_problems_apart():
     assert scores.key_word_recall == 0.5
     low, high = scores.right_interval  # one of five right
     assert low < 0.2 < high and (round(low, 3), round(high, 3)) == (0.036, 0.624)
+
+
+def test_saved_rows_of_another_dev_set_are_refused_though_their_ids_exist_there():
+    trainer, dev = SETS["trainer"], SETS["dev"]
+    first = load_turns(trainer)[0]
+    assert first.id in {t.id for t in load_turns(dev)}  # the dev sets' ids repeat across files
+    assert turns_of_rows(trainer, [(first.id, trainer.name)])[first.id] == first
+    assert turns_of_rows(trainer, [(first.id, "")])[first.id] == first  # rows saved before they named their set
+    with pytest.raises(CallerTurnsError, match="the rows are of trainer.yml, not of"):
+        turns_of_rows(dev, [(first.id, trainer.name)])
+    with pytest.raises(CallerTurnsError, match="does not hold .no-such-turn"):
+        turns_of_rows(dev, [("no-such-turn", "")])
 
 
 def test_the_interval_of_a_share_right_is_wilsons():
